@@ -1,0 +1,126 @@
+// Command kvmhost runs a command where a real KVM is: directly when this
+// machine's /dev/kvm runs guests, otherwise inside an emulated KVM host.
+//
+//	kvmhost [flags] -- COMMAND [ARG...]
+//
+// Its exit status is the command's; 3 when the KVM host itself broke twice;
+// 2 on misuse.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"vmm/e2e/kvmhost"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fl := flag.NewFlagSet("kvmhost", flag.ContinueOnError)
+	var files, dirs, envs listFlag
+	mode := fl.String("mode", "auto", "where to run: auto, direct or nested")
+	results := fl.String("results", ".build/results", "directory for result files")
+	timeout := fl.Duration("timeout", 25*time.Minute, "hard limit for one attempt")
+	kernel := fl.String("kernel", ".cache/kvmhost/bzImage", "KVM host kernel")
+	initrd := fl.String("initramfs", ".cache/kvmhost/initramfs.cpio", "KVM host base initramfs")
+	memory := fl.Int("memory", 8192, "KVM host RAM in MiB")
+	cpus := fl.Int("cpus", 2, "KVM host vCPUs")
+	lockFile := fl.String("lock", filepath.Join(os.TempDir(), "vmm-kvmhost.lock"), "lock held while a KVM host runs")
+	fl.Var(&files, "file", "SRC:DST, a file of the payload (repeatable)")
+	fl.Var(&dirs, "dir", "SRC:DST, a directory of the payload (repeatable)")
+	fl.Var(&envs, "env", "K=V exported before the command; V may use $PAYLOAD and $RESULTS (repeatable)")
+	fl.Usage = func() {
+		fmt.Fprintln(fl.Output(), "usage: kvmhost [flags] -- COMMAND [ARG...]")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if fl.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "kvmhost: no command given")
+		fl.Usage()
+		return 2
+	}
+	opts := kvmhost.Options{
+		Mode: kvmhost.Mode(*mode), Command: fl.Args(), Env: map[string]string{},
+		ResultsDir: *results, Timeout: *timeout, Kernel: *kernel, Initramfs: *initrd,
+		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile,
+	}
+	switch opts.Mode {
+	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
+	default:
+		fmt.Fprintf(os.Stderr, "kvmhost: -mode %q: want auto, direct or nested\n", *mode)
+		return 2
+	}
+	for _, f := range files {
+		src, dst, ok := strings.Cut(f, ":")
+		if !ok || src == "" || dst == "" {
+			fmt.Fprintf(os.Stderr, "kvmhost: -file %q: want SRC:DST\n", f)
+			return 2
+		}
+		opts.Files = append(opts.Files, kvmhost.File{Src: src, Dst: dst})
+	}
+	for _, d := range dirs {
+		src, dst, ok := strings.Cut(d, ":")
+		if !ok || src == "" || dst == "" {
+			fmt.Fprintf(os.Stderr, "kvmhost: -dir %q: want SRC:DST\n", d)
+			return 2
+		}
+		err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(src, p)
+			opts.Files = append(opts.Files, kvmhost.File{Src: p, Dst: filepath.Join(dst, rel)})
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kvmhost: -dir %s: %v\n", src, err)
+			return 2
+		}
+	}
+	for _, e := range envs {
+		k, v, ok := strings.Cut(e, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "kvmhost: -env %q: want K=V\n", e)
+			return 2
+		}
+		opts.Env[k] = v
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := kvmhost.Run(ctx, opts)
+	summary := fmt.Sprintf("kvmhost: mode %s, %d attempt(s), exit %d, %.1fs", res.Mode, res.Attempts, res.ExitCode, res.Elapsed.Seconds())
+	if res.Mode == kvmhost.ModeNested {
+		summary += fmt.Sprintf(", KVM host start to payload start %.1fs", res.Overhead.Seconds())
+	}
+	for i, b := range res.Broken {
+		summary += fmt.Sprintf("\nkvmhost: attempt %d: the KVM host broke: %s", i+1, b)
+	}
+	fmt.Fprintln(os.Stderr, summary)
+	switch {
+	case errors.Is(err, kvmhost.ErrHostBroken):
+		slog.Error("kvmhost", "err", err)
+		return 3
+	case err != nil:
+		slog.Error("kvmhost", "err", err)
+		return 1
+	}
+	return res.ExitCode
+}
