@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds a busybox initramfs from Debian's packages.
-# Usage: build-initramfs.sh KERNEL_DIR INIT_SCRIPT OUT.cpio[.gz] MODULE...
+# Usage: [BINARIES="..."] build-initramfs.sh KERNEL_DIR INIT_SCRIPT OUT.cpio[.gz] MODULE...
 #   KERNEL_DIR   the extracted linux-image package (from fetch-kernel.sh)
 #   INIT_SCRIPT  becomes /init
 #   MODULE       module names to load at boot; their depends= are added
 #                first, in dependency order, into /etc/modules (one path a
 #                line), since the package ships no modules.dep.
+#   BINARIES     programs of this machine to add, with the shared libraries
+#                ldd names for them (for the KVM host: curl).
 set -euo pipefail
 kdir=${1:?kernel dir}; init=${2:?init script}; out=${3:?output}; shift 3
 busybox=/bin/busybox
@@ -43,6 +45,13 @@ printf '%s\n' "${order[@]}" >"$root/etc/modules"
 cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+for b in ${BINARIES:-}; do
+	p=$(command -v "$b") || { echo "build-initramfs: $b not found (make deps installs it)" >&2; exit 1; }
+	install -D -m 0755 "$p" "$root/usr/bin/$b"
+	for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
+		[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+	done
 done
 install -m 0755 "$init" "$root/init"
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
