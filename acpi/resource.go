@@ -1,0 +1,196 @@
+package acpi
+
+import "encoding/binary"
+
+// Resource is a resource descriptor of a [ResourceTemplate]: [IO],
+// [IRQNoFlags], [Memory32Fixed], [QWordMemory] or [Interrupt].
+type Resource interface {
+	// AppendResource appends the descriptor's bytes. It panics with an
+	// *EncodeError on a malformed descriptor, like Aml.AppendAml.
+	AppendResource(b []byte) []byte
+}
+
+// ResourceTemplate is a buffer holding the descriptors followed by an end
+// tag: ASL ResourceTemplate() { descriptors }.
+func ResourceTemplate(descriptors ...Resource) Aml {
+	return resourceTemplate(descriptors)
+}
+
+type resourceTemplate []Resource
+
+func (r resourceTemplate) AppendAml(b []byte) []byte {
+	var data []byte
+	for _, d := range r {
+		if d == nil {
+			fail("nil resource descriptor")
+		}
+		data = d.AppendResource(data)
+	}
+	// End Tag (small item 0xF, length 1) with checksum 0, which means
+	// "the checksum is not used" (ACPI 6.5, 6.4.2.9).
+	data = append(data, 0x79, 0x00)
+	return Buffer(data).AppendAml(b)
+}
+
+// Resource descriptor tags (ACPI 6.5, 6.4 "Resource Data Types for ACPI").
+const (
+	smallIRQ          = 0x04 << 3 // IRQ descriptor, item name 0x04
+	smallIO           = 0x08 << 3 // I/O port descriptor, item name 0x08
+	largeMemory32Fix  = 0x86
+	largeExtInterrupt = 0x89
+	largeQWordAddress = 0x8a
+)
+
+// IO is an I/O port descriptor with 16-bit decode: ports from Min to Max
+// (the lowest and highest base addresses), aligned to Align, each range
+// Length ports long: ASL IO(Decode16, Min, Max, Align, Length).
+type IO struct {
+	Min, Max uint16
+	Align    uint8
+	Length   uint8
+}
+
+// AppendResource appends the 8-byte descriptor.
+func (r IO) AppendResource(b []byte) []byte {
+	if r.Max < r.Min {
+		fail("IO descriptor: max %#x below min %#x", r.Max, r.Min)
+	}
+	b = append(b, smallIO|7, 0x01) // information bit 0: 16-bit decode
+	b = binary.LittleEndian.AppendUint16(b, r.Min)
+	b = binary.LittleEndian.AppendUint16(b, r.Max)
+	return append(b, r.Align, r.Length)
+}
+
+// IRQNoFlags is a legacy IRQ descriptor (edge, active high, exclusive) for
+// ISA interrupts 0 to 15: ASL IRQNoFlags() { irqs }.
+type IRQNoFlags []uint8
+
+// AppendResource appends the 3-byte descriptor.
+func (r IRQNoFlags) AppendResource(b []byte) []byte {
+	var mask uint16
+	for _, irq := range r {
+		if irq > 15 {
+			fail("IRQNoFlags descriptor: IRQ %d above 15", irq)
+		}
+		mask |= 1 << irq
+	}
+	b = append(b, smallIRQ|2)
+	return binary.LittleEndian.AppendUint16(b, mask)
+}
+
+// Memory32Fixed is a 32-bit fixed memory range descriptor:
+// ASL Memory32Fixed(ReadWrite or ReadOnly, Base, Length).
+type Memory32Fixed struct {
+	ReadOnly bool
+	Base     uint32
+	Length   uint32
+}
+
+// AppendResource appends the 12-byte descriptor.
+func (r Memory32Fixed) AppendResource(b []byte) []byte {
+	info := byte(1) // bit 0: writeable
+	if r.ReadOnly {
+		info = 0
+	}
+	b = append(b, largeMemory32Fix, 9, 0, info)
+	b = binary.LittleEndian.AppendUint32(b, r.Base)
+	return binary.LittleEndian.AppendUint32(b, r.Length)
+}
+
+// MemoryCaching is the caching attribute of a [QWordMemory] range.
+type MemoryCaching uint8
+
+// Caching attributes (bits 2-1 of the type-specific flags).
+const (
+	NonCacheable   MemoryCaching = 0
+	Cacheable      MemoryCaching = 1
+	WriteCombining MemoryCaching = 2
+	Prefetchable   MemoryCaching = 3
+)
+
+// QWordMemory is a QWord address space descriptor for memory with a fixed
+// base and size (MinFixed, MaxFixed, PosDecode): ASL QWordMemory(
+// ResourceConsumer or ResourceProducer, PosDecode, MinFixed, MaxFixed,
+// Caching, ReadWrite or ReadOnly, Granularity, Min, Max, Translation,
+// Length). The zero value is an empty consumer range; methods usually fill
+// Min, Max and Length at run time through [CreateQWordField] at the byte
+// offsets QWordMemoryMinOffset, QWordMemoryMaxOffset and
+// QWordMemoryLengthOffset.
+type QWordMemory struct {
+	Producer    bool
+	Caching     MemoryCaching
+	ReadOnly    bool
+	Granularity uint64
+	Min, Max    uint64
+	Translation uint64
+	Length      uint64
+}
+
+// Byte offsets of the QWordMemory descriptor's fields from its first byte.
+const (
+	QWordMemoryMinOffset    = 14
+	QWordMemoryMaxOffset    = 22
+	QWordMemoryLengthOffset = 38
+)
+
+// AppendResource appends the 46-byte descriptor.
+func (r QWordMemory) AppendResource(b []byte) []byte {
+	if r.Caching > Prefetchable {
+		fail("QWordMemory descriptor: caching %d", r.Caching)
+	}
+	general := byte(1<<3 | 1<<2) // MaxFixed, MinFixed, PosDecode
+	if !r.Producer {
+		general |= 1 // ResourceConsumer
+	}
+	specific := byte(r.Caching) << 1
+	if !r.ReadOnly {
+		specific |= 1
+	}
+	b = append(b, largeQWordAddress, 43, 0, 0 /* memory range */, general, specific)
+	for _, v := range []uint64{r.Granularity, r.Min, r.Max, r.Translation, r.Length} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+// Interrupt is an extended interrupt descriptor for one or more GSIs. The
+// zero value of each flag gives ASL's defaults: Interrupt(ResourceConsumer,
+// Edge, ActiveHigh, Exclusive) { GSIs }.
+type Interrupt struct {
+	Producer    bool
+	Level       bool // level triggered rather than edge triggered
+	ActiveLow   bool
+	Shared      bool
+	WakeCapable bool
+	GSIs        []uint32
+}
+
+// AppendResource appends the descriptor (5 + 4 bytes per GSI).
+func (r Interrupt) AppendResource(b []byte) []byte {
+	if len(r.GSIs) == 0 || len(r.GSIs) > 255 {
+		fail("Interrupt descriptor: %d interrupts (1-255 allowed)", len(r.GSIs))
+	}
+	var flags byte
+	if !r.Producer {
+		flags |= 1 << 0
+	}
+	if !r.Level {
+		flags |= 1 << 1
+	}
+	if r.ActiveLow {
+		flags |= 1 << 2
+	}
+	if r.Shared {
+		flags |= 1 << 3
+	}
+	if r.WakeCapable {
+		flags |= 1 << 4
+	}
+	b = append(b, largeExtInterrupt)
+	b = binary.LittleEndian.AppendUint16(b, uint16(2+4*len(r.GSIs)))
+	b = append(b, flags, byte(len(r.GSIs)))
+	for _, g := range r.GSIs {
+		b = binary.LittleEndian.AppendUint32(b, g)
+	}
+	return b
+}

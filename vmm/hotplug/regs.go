@@ -1,0 +1,92 @@
+package hotplug
+
+// Register layouts of the three hot plug devices. Offsets are from the start
+// of each device's MMIO block; the owner maps each block at a guest physical
+// address of its choice and passes that address to the device's
+// constructor, which writes it into the AML. Multi-byte registers are little
+// endian and accept accesses of any size (1, 2, 4 or 8 bytes) at any offset;
+// bytes beyond the registers read as zero and ignore writes.
+
+// GED (Generic Event Device, ACPI0013) block.
+const (
+	// GEDSize is the size of the GED block.
+	GEDSize = 0x10
+	// GEDEventOffset is the 32-bit event register. Reading it returns the
+	// pending event bits and clears the bits returned (read-to-clear);
+	// writes are ignored.
+	GEDEventOffset = 0x00
+)
+
+// GED event bits.
+const (
+	// EventCPU asks the guest to run the CPU hot plug scan \_SB.CPUS.CSCN.
+	EventCPU uint32 = 1 << 0
+	// EventMemory asks the guest to run the memory hot plug scan
+	// \_SB.MHPC.MSCN.
+	EventMemory uint32 = 1 << 1
+	// EventPowerButton makes the guest Notify(\_SB.PWRB, 0x80): a power
+	// button press.
+	EventPowerButton uint32 = 1 << 2
+	// allEvents is every event bit the GED knows.
+	allEvents = EventCPU | EventMemory | EventPowerButton
+)
+
+// CPU hot plug controller block.
+const (
+	// CPUBlockSize is the size of the CPU hot plug block.
+	CPUBlockSize = 0x08
+	// CPUSelectOffset is the 32-bit selector: write a CPU id to choose
+	// the CPU the status register refers to. Reads return the last value
+	// written. An id at or above the possible CPU count selects nothing:
+	// its status reads zero and writes to it are ignored.
+	CPUSelectOffset = 0x00
+	// CPUStatusOffset is the status byte of the selected CPU.
+	CPUStatusOffset = 0x04
+)
+
+// CPU status register bits.
+const (
+	// CPUEnabled (read only) is set while the CPU is present.
+	CPUEnabled = 1 << 0
+	// CPUInserting is set when the CPU was hot added and the guest has not
+	// acknowledged it yet. Writing 1 clears it (the acknowledgement).
+	CPUInserting = 1 << 1
+	// CPURemoving is set when the owner asked for the CPU's removal and the
+	// guest has not acknowledged the request yet. Writing 1 clears it.
+	CPURemoving = 1 << 2
+	// CPUEject (write only) ejects the CPU: writing 1 clears CPUEnabled at
+	// once and calls the owner's EjectCPU. Reads as zero.
+	CPUEject = 1 << 3
+)
+
+// Memory hot plug controller block.
+const (
+	// MemoryBlockSize is the size of the memory hot plug block.
+	MemoryBlockSize = 0x20
+	// MemorySelectOffset is the 32-bit slot selector, like
+	// CPUSelectOffset: an index at or above the slot count selects nothing.
+	MemorySelectOffset = 0x00
+	// MemoryBaseOffset is the selected slot's 64-bit guest physical base
+	// (read only; the low dword first).
+	MemoryBaseOffset = 0x08
+	// MemoryLengthOffset is the selected slot's 64-bit length in bytes
+	// (read only; the low dword first).
+	MemoryLengthOffset = 0x10
+	// MemoryStatusOffset is the status byte of the selected slot.
+	MemoryStatusOffset = 0x18
+)
+
+// Memory slot status register bits.
+const (
+	// MemoryEnabled (read only) is set while the slot holds memory.
+	MemoryEnabled = 1 << 0
+	// MemoryInserting is set when the slot was filled and the guest has
+	// not acknowledged it yet. Writing 1 clears it.
+	MemoryInserting = 1 << 1
+)
+
+// MaxMemorySlots is the most slots the memory hot plug controller
+// describes: its devices are named M000 to MFFF. (CPUs are limited to
+// acpi.MaxCPUs, as the MADT and _MAT entries are; their devices are CP00
+// to CPFE.)
+const MaxMemorySlots = 0x1000
