@@ -1,0 +1,242 @@
+// Command vmm runs one Linux guest on KVM. Its flags follow Cloud
+// Hypervisor's:
+//
+//	vmm --kernel bzImage --initramfs initrd --cmdline "console=ttyS0" \
+//	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH]
+//
+// Exit status: 0 after the guest powers off or a SIGTERM, SIGINT or
+// vmm.shutdown request stops the VMM; 2 for a bad command line or a VM that
+// cannot be built from it (a missing file, a kernel that is not a bzImage,
+// more memory than the host can map); 1 for any other failure.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"vmm/vmm"
+	"vmm/vmm/api"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// init keeps the main goroutine on the main thread for good, so that no
+// other goroutine runs there: a vCPU goroutine locks its thread and ends
+// with it, which the runtime cannot do to the main thread.
+func init() { runtime.LockOSThread() }
+
+func main() {
+	start := time.Now()
+	os.Exit(run(os.Args[1:], start, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// optionalFlag is a flag that may stand alone (--rng) or take a value
+// (--rng=src=/dev/hwrng).
+type optionalFlag struct {
+	set   bool
+	value string
+}
+
+func (o *optionalFlag) String() string { return o.value }
+func (o *optionalFlag) IsBoolFlag() bool {
+	return true
+}
+func (o *optionalFlag) Set(v string) error {
+	o.set = true
+	if v != "true" {
+		o.value = v
+	}
+	return nil
+}
+
+// joinOptional rewrites "--name VALUE" as "--name=VALUE" for a flag whose
+// value is optional, as Cloud Hypervisor's command line allows ("--rng" and
+// "--rng src=/dev/hwrng"); a following argument that starts with "-" is the
+// next flag, not a value.
+func joinOptional(args []string, name string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if (a == "-"+name || a == "--"+name) && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			out = append(out, a+"="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// usageError is a command line mistake: exit status 2.
+type usageError struct{ error }
+
+// parse turns the command line into a configuration.
+func parse(args []string, stderr io.Writer) (cfg vmm.VmConfig, apiSocket string, verbose bool, err error) {
+	fs := flag.NewFlagSet("vmm", flag.ContinueOnError)
+	// Errors are reported by the caller, in one line; -h prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	kernel := fs.String("kernel", "", "bzImage of the Linux `kernel` to boot")
+	initramfs := fs.String("initramfs", "", "initramfs (initrd) `file` for the kernel")
+	cmdline := fs.String("cmdline", "", "kernel command line")
+	cpus := fs.String("cpus", "boot=1", "vCPUs: boot=N[,max=M] (max defaults to boot)")
+	memory := fs.String("memory", "size=512M", "RAM: size=S[,hotplug_size=H], sizes in bytes or with K, M, G")
+	serial := fs.String("serial", "tty", "serial port (COM1): tty, file=PATH, null or off")
+	console := fs.String("console", "off", "virtio console: off or null (others not supported yet)")
+	var disks, nets listFlag
+	fs.Var(&disks, "disk", "virtio-blk disk path=FILE[,readonly=on] (repeatable; not supported yet)")
+	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask= (repeatable; not supported yet)")
+	var rng optionalFlag
+	fs.Var(&rng, "rng", "virtio-rng, optionally =src=PATH (not supported yet)")
+	fs.StringVar(&apiSocket, "api-socket", "", "serve the HTTP API on this unix socket `path`")
+	fs.BoolVar(&verbose, "v", false, "log debug messages")
+	if err := fs.Parse(joinOptional(args, "rng")); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "Usage: vmm --kernel bzImage [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M]\n"+
+				"           [--memory size=S] [--serial tty|file=PATH|off] [--api-socket PATH] [-v]")
+			fs.PrintDefaults()
+			return cfg, "", false, err
+		}
+		return cfg, "", false, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", false, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+
+	cfg = vmm.DefaultConfig()
+	cfg.Payload = vmm.PayloadConfig{Kernel: *kernel, Initramfs: *initramfs, Cmdline: *cmdline}
+	if cfg.Cpus, err = vmm.ParseCpus(*cpus); err != nil {
+		return cfg, "", false, usageError{err}
+	}
+	if cfg.Memory, err = vmm.ParseMemory(*memory); err != nil {
+		return cfg, "", false, usageError{err}
+	}
+	if cfg.Serial, err = vmm.ParseConsole("serial", *serial); err != nil {
+		return cfg, "", false, usageError{err}
+	}
+	if cfg.Console, err = vmm.ParseConsole("console", *console); err != nil {
+		return cfg, "", false, usageError{err}
+	}
+	for _, d := range disks {
+		dc, err := vmm.ParseDisk(d)
+		if err != nil {
+			return cfg, "", false, usageError{err}
+		}
+		cfg.Disks = append(cfg.Disks, dc)
+	}
+	for _, n := range nets {
+		nc, err := vmm.ParseNet(n)
+		if err != nil {
+			return cfg, "", false, usageError{err}
+		}
+		cfg.Net = append(cfg.Net, nc)
+	}
+	if rng.set {
+		rc, err := vmm.ParseRng(rng.value)
+		if err != nil {
+			return cfg, "", false, usageError{err}
+		}
+		cfg.Rng = &rc
+	}
+	if cfg.Payload.Kernel == "" && apiSocket == "" {
+		return cfg, "", false, usageError{errors.New("--kernel is required (or --api-socket to create the VM through the API)")}
+	}
+	return cfg, apiSocket, verbose, nil
+}
+
+// run is main without the exit, for tests.
+func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, apiSocket, verbose, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm: %v (vmm -h lists the flags)\n", err)
+		return exitUsage
+	}
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	v, err := vmm.New(vmm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start})
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm: %v\n", err)
+		return exitFailure
+	}
+	// fail stops the VMM (restoring the terminal) and reports err.
+	fail := func(err error) int {
+		_ = v.Stop()
+		fmt.Fprintf(stderr, "vmm: %v\n", err)
+		if errors.Is(err, vmm.ErrInvalid) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+
+	if cfg.Payload.Kernel != "" {
+		if err := v.Create(cfg); err != nil {
+			return fail(err)
+		}
+	}
+	var srv *api.Server
+	if apiSocket != "" {
+		srv, err = api.NewServer(apiSocket, v, api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }})
+		if err != nil {
+			return fail(fmt.Errorf("API socket: %w", err))
+		}
+		defer srv.Close()
+	}
+	if cfg.Payload.Kernel != "" {
+		if err := v.Boot(); err != nil {
+			if srv != nil {
+				srv.Close()
+			}
+			return fail(err)
+		}
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("stopping on signal", "signal", s.String())
+			_ = v.Stop()
+		case <-v.Done():
+		}
+	}()
+
+	if err := v.Wait(); err != nil {
+		fmt.Fprintf(stderr, "vmm: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,612 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"vmm/guest"
+)
+
+// The seed's curl lines (shared/seeds/hotplug.md), word for word but for
+// the socket path, which curlLine substitutes.
+const (
+	seedSocket     = "/tmp/ch-socket"
+	seedResizeUp   = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\":8}" http://localhost/api/v1/vm.resize`
+	seedResizeDown = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\":2}" http://localhost/api/v1/vm.resize`
+	seedResizeRAM  = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\": 4, \"desired_ram\" : 3221225472}" http://localhost/api/v1/vm.resize`
+)
+
+// Bounds for the API specs under emulation.
+const (
+	apiBootTimeout = 4 * time.Minute
+	apiCmdTimeout  = 2 * time.Minute
+)
+
+// apiVMM is a vmm process started by an API spec with the given flags
+// (guest.Start always passes --kernel; these specs also start vmm with only
+// --api-socket). Its console is driven with guest's Console and Shell.
+type apiVMM struct {
+	cmd     *exec.Cmd
+	sock    string
+	console *guest.Console
+	shell   *guest.Shell
+	stderr  *lockedBuffer
+	done    chan struct{}
+	err     error // the process's exit, once done is closed
+}
+
+// lockedBuffer is a strings.Builder safe for a writer and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// apiSocketPath is a fresh socket path in a directory of its own.
+func apiSocketPath() string {
+	dir, err := os.MkdirTemp("", "api")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	return filepath.Join(dir, "vmm.sock")
+}
+
+// startAPIVMM starts vmm with args plus --api-socket sock. It is stopped
+// (SIGTERM, then SIGKILL) when the spec or container ends.
+func startAPIVMM(sock string, args ...string) *apiVMM {
+	v := &apiVMM{sock: sock, console: guest.NewConsole(nil), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	v.cmd = exec.Command(guest.ResolvePaths().Vmm, append(args, "--api-socket", sock)...)
+	v.cmd.Stdout = v.console
+	v.cmd.Stderr = v.stderr
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := v.cmd.StdinPipe()
+	Expect(err).NotTo(HaveOccurred())
+	v.shell = guest.NewShell(stdin, v.console)
+	Expect(v.cmd.Start()).To(Succeed())
+	go func() {
+		v.err = v.cmd.Wait()
+		v.console.Close(v.err)
+		close(v.done)
+	}()
+	DeferCleanup(func() {
+		if v.exited() {
+			return
+		}
+		_ = v.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-v.done:
+		case <-time.After(20 * time.Second):
+			_ = v.cmd.Process.Kill()
+			<-v.done
+		}
+	})
+	return v
+}
+
+func (v *apiVMM) exited() bool {
+	select {
+	case <-v.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// logs is the vmm's log and console tail, for failure messages.
+func (v *apiVMM) logs() string {
+	return fmt.Sprintf("\nvmm log:\n%s\nconsole:\n%s", v.stderr.String(), v.console.Tail(30))
+}
+
+// waitAPI waits until vmm.ping answers 200.
+func (v *apiVMM) waitAPI() {
+	GinkgoHelper()
+	Eventually(func() int {
+		if v.exited() {
+			StopTrying("vmm exited before its API answered: " + fmt.Sprint(v.err) + v.logs()).Now()
+		}
+		return curlStatus("--unix-socket", v.sock, "http://localhost/api/v1/vmm.ping")
+	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Equal(200), v.logs)
+}
+
+// waitConsole waits for re on the console from offset from on.
+func (v *apiVMM) waitConsole(ctx context.Context, from int, re string, timeout time.Duration) {
+	GinkgoHelper()
+	c, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, _, err := v.console.WaitFor(c, from, regexp.MustCompile(re))
+	Expect(err).NotTo(HaveOccurred(), v.logs())
+}
+
+// sh runs cmd in the guest's shell and expects status 0.
+func (v *apiVMM) sh(ctx context.Context, cmd string) string {
+	GinkgoHelper()
+	c, cancel := context.WithTimeout(ctx, apiCmdTimeout)
+	defer cancel()
+	out, err := v.shell.Check(c, cmd)
+	Expect(err).NotTo(HaveOccurred(), v.logs())
+	return out
+}
+
+// curlReply is what curl -i printed: the final status, headers and body.
+type curlReply struct {
+	status int
+	header map[string]string // lower-case names
+	body   string
+	raw    string
+}
+
+// messages decodes an error body, which must be a non-empty JSON array of
+// strings.
+func (r curlReply) messages() []string {
+	GinkgoHelper()
+	var msgs []string
+	Expect(json.Unmarshal([]byte(r.body), &msgs)).To(Succeed(), "error body %q is not a JSON array of strings", r.body)
+	Expect(msgs).NotTo(BeEmpty(), "error body")
+	return msgs
+}
+
+// parseCurlI parses the output of curl -i (skipping 100 Continue blocks).
+func parseCurlI(out string) curlReply {
+	r := curlReply{raw: out, header: map[string]string{}}
+	rest := out
+	for strings.HasPrefix(rest, "HTTP/") {
+		head, body, _ := strings.Cut(rest, "\r\n\r\n")
+		lines := strings.Split(head, "\r\n")
+		if f := strings.Fields(lines[0]); len(f) >= 2 {
+			fmt.Sscanf(f[1], "%d", &r.status)
+		}
+		r.header = map[string]string{}
+		for _, l := range lines[1:] {
+			if k, val, ok := strings.Cut(l, ":"); ok {
+				r.header[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(val)
+			}
+		}
+		r.body, rest = body, body
+		if r.status != 100 {
+			break
+		}
+	}
+	return r
+}
+
+// curlI runs curl -s -i with args and parses the reply.
+func curlI(args ...string) curlReply {
+	GinkgoHelper()
+	out, err := exec.Command("curl", append([]string{"-s", "-i"}, args...)...).Output()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		Fail(fmt.Sprintf("curl: %v", err))
+	}
+	return parseCurlI(string(out))
+}
+
+// curlStatus runs curl and returns only the status code (0 when there was
+// no reply).
+func curlStatus(args ...string) int {
+	out, _ := exec.Command("curl", append([]string{"-s", "-o", "/dev/null", "-w", "%{http_code}"}, args...)...).Output()
+	var code int
+	fmt.Sscanf(strings.TrimSpace(string(out)), "%d", &code)
+	return code
+}
+
+// curlLine runs one shell command line from the seed with its socket
+// replaced by sock, and parses the reply (the seed's lines use -i).
+func curlLine(line, sock string) curlReply {
+	GinkgoHelper()
+	line = strings.ReplaceAll(line, seedSocket, sock)
+	out, err := exec.Command("sh", "-c", line).Output()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		Fail(fmt.Sprintf("%s: %v", line, err))
+	}
+	return parseCurlI(string(out))
+}
+
+// apiPut sends PUT /api/v1/route with curl, with body when given.
+func apiPut(sock, route string, body ...string) curlReply {
+	GinkgoHelper()
+	args := []string{"-XPUT", "--unix-socket", sock}
+	if len(body) > 0 {
+		args = append(args, "-H", "Content-Type: application/json", "-d", body[0])
+	}
+	return curlI(append(args, "http://localhost/api/v1/"+route)...)
+}
+
+// apiGet sends GET /api/v1/route with curl.
+func apiGet(sock, route string) curlReply {
+	GinkgoHelper()
+	return curlI("--unix-socket", sock, "http://localhost/api/v1/"+route)
+}
+
+// vmInfo reads vm.info with curl and expects 200.
+func vmInfo(sock string) map[string]any {
+	GinkgoHelper()
+	r := apiGet(sock, "vm.info")
+	Expect(r.status).To(Equal(200), r.raw)
+	var info map[string]any
+	Expect(json.Unmarshal([]byte(r.body), &info)).To(Succeed())
+	return info
+}
+
+// vmmctl runs the vmmctl binary on sock and returns its exit status,
+// stdout and stderr.
+func vmmctl(sock string, args ...string) (int, string, string) {
+	GinkgoHelper()
+	cmd := exec.Command(guest.ResolvePaths().Vmmctl, append([]string{"--api-socket", sock}, args...)...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out.String(), errOut.String()
+	case err != nil:
+		Fail(fmt.Sprintf("vmmctl: %v", err))
+	}
+	return 0, out.String(), errOut.String()
+}
+
+// guestConfigJSON is a vm.create body for the project's guest.
+func guestConfigJSON(bootVcpus, maxVcpus int) string {
+	GinkgoHelper()
+	p := guest.ResolvePaths()
+	cfg := map[string]any{
+		"payload": map[string]any{"kernel": p.Kernel, "initramfs": p.Initramfs, "cmdline": guest.DefaultCmdline},
+		"cpus":    map[string]any{"boot_vcpus": bootVcpus, "max_vcpus": maxVcpus},
+		"memory":  map[string]any{"size": 1 << 30},
+		"serial":  map[string]any{"mode": "Tty"},
+	}
+	data, err := json.Marshal(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	return string(data)
+}
+
+// notSupportedYet skips the rest of a spec when the VM answered that the
+// operation has not landed yet (400 "not supported yet"), so the spec turns
+// itself on when it does.
+func notSupportedYet(r curlReply, what string) {
+	if r.status == 400 && strings.Contains(r.body, "not supported yet") {
+		Skip(what + " is not implemented by the VM yet: " + r.body)
+	}
+}
+
+var _ = Describe("the API of a vmm started with only --api-socket", Label("api"), Ordered, func() {
+	var v *apiVMM
+	var sock string
+
+	BeforeAll(func() {
+		sock = apiSocketPath()
+		v = startAPIVMM(sock)
+		v.waitAPI()
+	})
+
+	It("answers vmm.ping with 200 and the VMM's version and pid", func() {
+		r := apiGet(sock, "vmm.ping")
+		Expect(r.status).To(Equal(200), r.raw)
+		Expect(r.header["content-type"]).To(Equal("application/json"))
+		var p map[string]any
+		Expect(json.Unmarshal([]byte(r.body), &p)).To(Succeed())
+		Expect(p).To(HaveKey("version"))
+		Expect(p["pid"]).To(BeEquivalentTo(v.cmd.Process.Pid))
+	})
+
+	It("made its socket with mode 0600", func() {
+		fi, err := os.Lstat(sock)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(fi.Mode().Type()).To(Equal(os.ModeSocket))
+		Expect(fi.Mode().Perm()).To(Equal(os.FileMode(0o600)))
+	})
+
+	It("answers 404 with an error body while there is no VM", func() {
+		r := apiGet(sock, "vm.info")
+		Expect(r.status).To(Equal(404), r.raw)
+		r.messages()
+		for _, route := range []string{"vm.boot", "vm.pause", "vm.resume", "vm.reboot", "vm.shutdown", "vm.power-button", "vm.delete"} {
+			r := apiPut(sock, route)
+			Expect(r.status).To(Equal(404), "%s: %s", route, r.raw)
+			r.messages()
+		}
+		r = apiPut(sock, "vm.resize", `{"desired_vcpus":2}`)
+		Expect(r.status).To(Equal(404), r.raw)
+	})
+
+	It("answers 404 to an unknown path and 405 with Allow to a wrong method", func() {
+		r := apiGet(sock, "vm.nothing")
+		Expect(r.status).To(Equal(404), r.raw)
+		r.messages()
+		r = curlI("-XGET", "--unix-socket", sock, "http://localhost/api/v1/vm.pause")
+		Expect(r.status).To(Equal(405), r.raw)
+		Expect(r.header["allow"]).To(Equal("PUT"))
+		r.messages()
+		r = curlI("-XPUT", "--unix-socket", sock, "http://localhost/api/v1/vmm.ping")
+		Expect(r.status).To(Equal(405), r.raw)
+		Expect(r.header["allow"]).To(Equal("GET"))
+	})
+
+	It("answers 400 naming the problem to bad vm.resize and vm.create bodies", func() {
+		for body, want := range map[string]string{
+			`{"desired_cpus":8}`:        `unknown field \"desired_cpus\"`,
+			`{"desired_vcpus":"eight"}`: `field \"desired_vcpus\": want an integer, got string`,
+			`{"desired_vcpus":0}`:       `desired_vcpus=0`,
+			`{"desired_vcpus":-1}`:      `desired_vcpus=-1`,
+			`[8]`:                       `want a JSON object`,
+		} {
+			r := apiPut(sock, "vm.resize", body)
+			Expect(r.status).To(Equal(400), "%s: %s", body, r.raw)
+			Expect(r.body).To(ContainSubstring(want), body)
+			r.messages()
+		}
+		r := curlI("-XPUT", "--unix-socket", sock, "http://localhost/api/v1/vm.resize")
+		Expect(r.status).To(Equal(400), "empty body: %s", r.raw)
+		r = apiPut(sock, "vm.create", `{"payload":{"kernel":"/k"},"cpu":{}}`)
+		Expect(r.status).To(Equal(400), r.raw)
+		Expect(r.body).To(ContainSubstring(`unknown field \"cpu\"`))
+		r = apiPut(sock, "vm.pause", `{}`)
+		Expect(r.status).To(Equal(400), "a body on a body-less action: %s", r.raw)
+	})
+
+	It("answers 413 to a body over 1 MiB and keeps serving", func() {
+		big := filepath.Join(filepath.Dir(sock), "big.json")
+		Expect(os.WriteFile(big, []byte(`{"desired_vcpus":2,"x":"`+strings.Repeat("a", 2<<20)+`"}`), 0o644)).To(Succeed())
+		r := curlI("-XPUT", "--unix-socket", sock, "-H", "Content-Type: application/json", "--data-binary", "@"+big, "http://localhost/api/v1/vm.resize")
+		Expect(r.status).To(Equal(413), r.raw)
+		Expect(curlStatus("--unix-socket", sock, "http://localhost/api/v1/vmm.ping")).To(Equal(200))
+	})
+
+	It("serves 64 concurrent clients while a silent one holds a connection", func() {
+		silent, err := net.Dial("unix", sock)
+		Expect(err).NotTo(HaveOccurred())
+		defer silent.Close()
+		var wg sync.WaitGroup
+		codes := make(chan int, 64)
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes <- curlStatus("--max-time", "30", "--unix-socket", sock, "http://localhost/api/v1/vmm.ping")
+			}()
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			Expect(c).To(Equal(200))
+		}
+	})
+
+	It("creates a VM from JSON with 204, refuses a second create with 500, and reports it Created", func() {
+		r := apiPut(sock, "vm.create", guestConfigJSON(2, 2))
+		Expect(r.status).To(Equal(204), r.raw+v.logs())
+		Expect(r.body).To(BeEmpty())
+		r = apiPut(sock, "vm.create", guestConfigJSON(2, 2))
+		Expect(r.status).To(Equal(500), r.raw)
+		r.messages()
+		info := vmInfo(sock)
+		Expect(info["state"]).To(Equal("Created"))
+		Expect(info).To(HaveKey("memory_actual_size"))
+		cfg, ok := info["config"].(map[string]any)
+		Expect(ok).To(BeTrue(), "config in %v", info)
+		Expect(cfg).To(HaveKey("payload"))
+		Expect(cfg["cpus"]).To(HaveKeyWithValue("boot_vcpus", BeEquivalentTo(2)))
+		Expect(cfg["memory"]).To(HaveKeyWithValue("size", BeEquivalentTo(1<<30)))
+		Expect(cfg).To(HaveKey("serial"))
+	})
+
+	It("boots it with 204 and the guest reaches its shell", func(ctx SpecContext) {
+		r := apiPut(sock, "vm.boot")
+		Expect(r.status).To(Equal(204), r.raw+v.logs())
+		v.waitConsole(ctx, 0, guest.ReadyMarker, apiBootTimeout)
+		Expect(v.sh(ctx, "echo hello-$((6*7))")).To(Equal("hello-42"))
+		Expect(v.sh(ctx, "grep -c ^processor /proc/cpuinfo")).To(Equal("2"))
+		Expect(vmInfo(sock)["state"]).To(Equal("Running"))
+		r = apiPut(sock, "vm.boot")
+		Expect(r.status).To(Equal(500), "boot of a running VM: %s", r.raw)
+	}, SpecTimeout(apiBootTimeout+2*apiCmdTimeout))
+
+	It("pauses and resumes the vCPUs, answering 500 to a pause of a paused VM", func(ctx SpecContext) {
+		// A guest loop printing a tick five times a second shows whether the
+		// vCPUs run.
+		from := v.console.Len()
+		v.sh(ctx, "(for i in $(seq 1 30); do echo tick-$i; sleep 0.2; done) &")
+		v.waitConsole(ctx, from, `tick-3\n`, apiCmdTimeout)
+		Expect(apiPut(sock, "vm.pause").status).To(Equal(204))
+		Expect(vmInfo(sock)["state"]).To(Equal("Paused"))
+		r := apiPut(sock, "vm.pause")
+		Expect(r.status).To(Equal(500), r.raw)
+		Expect(strings.Join(r.messages(), ": ")).To(ContainSubstring("Paused"))
+		time.Sleep(500 * time.Millisecond) // what was in flight has landed
+		mark := v.console.Len()
+		Consistently(func() string { return v.console.String()[mark:] }).
+			WithTimeout(3*time.Second).WithPolling(100*time.Millisecond).
+			ShouldNot(ContainSubstring("tick-"), "the guest ran while paused")
+		Expect(apiPut(sock, "vm.resume").status).To(Equal(204))
+		Expect(vmInfo(sock)["state"]).To(Equal("Running"))
+		v.waitConsole(ctx, from, `tick-30\n`, apiCmdTimeout)
+		r = apiPut(sock, "vm.resume")
+		Expect(r.status).To(Equal(500), "resume of a running VM: %s", r.raw)
+		// The guest's clock works after the pause: a 1 s sleep neither hangs
+		// nor returns at once.
+		begin := time.Now()
+		Expect(v.sh(ctx, "sleep 1; echo slept")).To(Equal("slept"))
+		Expect(time.Since(begin)).To(BeNumerically(">=", time.Second))
+	}, SpecTimeout(4*apiCmdTimeout))
+
+	It("is driven by vmmctl: readable and JSON output, exit 1 on an error reply, 2 on misuse", func(ctx SpecContext) {
+		code, out, errOut := vmmctl(sock, "ping")
+		Expect(code).To(Equal(0), errOut)
+		Expect(out).To(HavePrefix("vmm "))
+		code, out, errOut = vmmctl(sock, "info")
+		Expect(code).To(Equal(0), errOut)
+		Expect(out).To(ContainSubstring("state:      Running"))
+		Expect(out).To(ContainSubstring("(boot 2, max 2)"))
+		code, out, _ = vmmctl(sock, "--json", "info")
+		Expect(code).To(Equal(0))
+		var info map[string]any
+		Expect(json.Unmarshal([]byte(out), &info)).To(Succeed())
+		Expect(info["state"]).To(Equal("Running"))
+		code, _, errOut = vmmctl(sock, "pause")
+		Expect(code).To(Equal(0), errOut)
+		code, out, errOut = vmmctl(sock, "pause")
+		Expect(code).To(Equal(1))
+		Expect(out).To(BeEmpty())
+		Expect(errOut).To(ContainSubstring("The VM could not be paused"))
+		Expect(errOut).To(ContainSubstring("HTTP 500"))
+		code, _, errOut = vmmctl(sock, "resume")
+		Expect(code).To(Equal(0), errOut)
+		for _, args := range [][]string{{"resize", "--cpus", "0"}, {"resize", "--memory", "12Q"}, {"resize"}, {"frobnicate"}, {"create"}} {
+			code, _, errOut = vmmctl(sock, args...)
+			Expect(code).To(Equal(2), "%v: %s", args, errOut)
+			Expect(errOut).To(ContainSubstring("usage: vmmctl"))
+		}
+		Expect(v.sh(ctx, "echo back-$((1+1))")).To(Equal("back-2"))
+	}, SpecTimeout(2*apiCmdTimeout))
+
+	It("presses the power button with 204", func() {
+		r := apiPut(sock, "vm.power-button")
+		notSupportedYet(r, "vm.power-button")
+		Expect(r.status).To(Equal(204), r.raw)
+	})
+
+	It("reboots with 204 and the guest reaches its shell again", func(ctx SpecContext) {
+		from := v.console.Len()
+		r := apiPut(sock, "vm.reboot")
+		Expect(r.status).To(Equal(204), r.raw+v.logs())
+		v.waitConsole(ctx, from, guest.ReadyMarker, apiBootTimeout)
+		Expect(v.sh(ctx, "echo again-$((2*3))")).To(Equal("again-6"))
+	}, SpecTimeout(apiBootTimeout+apiCmdTimeout))
+
+	It("shuts the VM down and deletes it with 204; vm.info is then 404", func() {
+		Expect(apiPut(sock, "vm.shutdown").status).To(Equal(204))
+		Expect(vmInfo(sock)["state"]).To(Equal("Shutdown"))
+		r := apiPut(sock, "vm.shutdown")
+		Expect(r.status).To(Equal(500), "shutdown of a shut-down VM: %s", r.raw)
+		Expect(apiPut(sock, "vm.delete").status).To(Equal(204))
+		Expect(apiGet(sock, "vm.info").status).To(Equal(404))
+	})
+
+	It("exits on vmm.shutdown (204) with status 0 and removes its socket", func() {
+		Expect(apiPut(sock, "vmm.shutdown").status).To(Equal(204))
+		Eventually(v.done).WithTimeout(30 * time.Second).Should(BeClosed())
+		Expect(v.err).NotTo(HaveOccurred(), v.logs())
+		_, err := os.Lstat(sock)
+		Expect(errors.Is(err, os.ErrNotExist)).To(BeTrue(), "socket left: %v", err)
+	})
+})
+
+var _ = Describe("the seed's curl lines against a booted vmm", Label("api"), Ordered, func() {
+	var v *apiVMM
+	var sock string
+
+	// The seed's VM (boot=4,max=8, 1 GiB + 8 GiB hotplug) is created through
+	// the API; a no-op resize first tells whether the VM implements resize,
+	// so the guest is booted only when the specs can run.
+	BeforeAll(func(ctx SpecContext) {
+		p := guest.ResolvePaths()
+		sock = apiSocketPath()
+		v = startAPIVMM(sock)
+		v.waitAPI()
+		cfg, err := json.Marshal(map[string]any{
+			"payload": map[string]any{"kernel": p.Kernel, "initramfs": p.Initramfs, "cmdline": guest.DefaultCmdline},
+			"cpus":    map[string]any{"boot_vcpus": 4, "max_vcpus": 8},
+			"memory":  map[string]any{"size": 1 << 30, "hotplug_size": 8 << 30},
+		})
+		Expect(err).NotTo(HaveOccurred())
+		r := apiPut(sock, "vm.create", string(cfg))
+		Expect(r.status).To(Equal(204), r.raw+v.logs())
+		notSupportedYet(apiPut(sock, "vm.resize", `{"desired_vcpus":4}`), "vm.resize")
+		r = apiPut(sock, "vm.boot")
+		Expect(r.status).To(Equal(204), r.raw+v.logs())
+		v.waitConsole(ctx, 0, guest.ReadyMarker, apiBootTimeout)
+	}, NodeTimeout(apiBootTimeout+time.Minute))
+
+	It("adds vCPUs: 204, and vm.info reports 8", func() {
+		r := curlLine(seedResizeUp, sock)
+		notSupportedYet(r, "vm.resize")
+		Expect(r.status).To(Equal(204), r.raw)
+		cfg := vmInfo(sock)["config"].(map[string]any)
+		Expect(cfg["cpus"]).To(HaveKeyWithValue("boot_vcpus", BeEquivalentTo(8)))
+	})
+
+	It("removes vCPUs: 204, with 429 only while an eject is pending", func() {
+		r := curlLine(seedResizeDown, sock)
+		notSupportedYet(r, "vm.resize")
+		Expect(r.status).To(BeElementOf(204, 429), r.raw)
+		Eventually(func() int { return curlLine(seedResizeDown, sock).status }).
+			WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Equal(204))
+	})
+
+	It("adds RAM with vCPUs: 204, and vm.info reports 3 GiB", func(ctx SpecContext) {
+		v.sh(ctx, "echo online > /sys/devices/system/memory/auto_online_blocks")
+		r := curlLine(seedResizeRAM, sock)
+		notSupportedYet(r, "vm.resize")
+		Eventually(func() int { return curlLine(seedResizeRAM, sock).status }).
+			WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Equal(204))
+		Expect(vmInfo(sock)["memory_actual_size"]).To(BeEquivalentTo(3 << 30))
+	}, SpecTimeout(4*apiCmdTimeout))
+})
+
+var _ = Describe("the API socket of the real vmm", Label("api"), func() {
+	It("replaces a stale socket left by a dead vmm", func() {
+		sock := apiSocketPath()
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		Expect(err).NotTo(HaveOccurred())
+		ln.SetUnlinkOnClose(false)
+		Expect(ln.Close()).To(Succeed())
+		v := startAPIVMM(sock)
+		v.waitAPI()
+	})
+
+	It("refuses a path that is not a socket with a clear error and leaves it alone", func() {
+		path := apiSocketPath()
+		Expect(os.WriteFile(path, []byte("precious"), 0o644)).To(Succeed())
+		v := startAPIVMM(path)
+		Eventually(v.done).WithTimeout(30 * time.Second).Should(BeClosed())
+		Expect(v.err).To(HaveOccurred())
+		Expect(v.stderr.String()).To(ContainSubstring("is not a socket"))
+		Expect(os.ReadFile(path)).To(BeEquivalentTo("precious"))
+	})
+
+	It("refuses a socket another vmm serves", func() {
+		sock := apiSocketPath()
+		first := startAPIVMM(sock)
+		first.waitAPI()
+		second := startAPIVMM(sock)
+		Eventually(second.done).WithTimeout(30 * time.Second).Should(BeClosed())
+		Expect(second.stderr.String()).To(ContainSubstring("another process is listening"))
+		Expect(curlStatus("--unix-socket", sock, "http://localhost/api/v1/vmm.ping")).To(Equal(200))
+	})
+
+	It("removes its socket when stopped with SIGTERM", func() {
+		sock := apiSocketPath()
+		v := startAPIVMM(sock)
+		v.waitAPI()
+		Expect(v.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+		Eventually(v.done).WithTimeout(30 * time.Second).Should(BeClosed())
+		Expect(v.err).NotTo(HaveOccurred(), v.logs())
+		_, err := os.Lstat(sock)
+		Expect(errors.Is(err, os.ErrNotExist)).To(BeTrue(), "socket left: %v", err)
+	})
+})

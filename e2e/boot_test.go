@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gmeasure"
+
+	"vmm/guest"
+	"vmm/vmm"
+)
+
+// Bounds for one boot under emulation, where everything is 10-50x slower
+// than on hardware.
+const (
+	bootTimeout = 4 * time.Minute
+	cmdTimeout  = 2 * time.Minute
+)
+
+// bootConfig is issue 3's machine: 4 vCPUs, 1 GiB, the project's guest on
+// the serial console.
+func bootConfig() vmm.VmConfig {
+	cfg := vmm.DefaultConfig()
+	cfg.Cpus = vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 4}
+	cfg.Memory.Size = 1 << 30
+	return cfg
+}
+
+// startGuest starts a vmm for cfg, stopped again when the spec ends.
+func startGuest(ctx context.Context, name string, cfg vmm.VmConfig) *guest.Machine {
+	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter})
+	Expect(err).NotTo(HaveOccurred(), "start the vmm")
+	DeferCleanup(func() {
+		if err := m.Stop(); err != nil {
+			GinkgoWriter.Printf("stop %s: %v\n", name, err)
+		}
+	})
+	return m
+}
+
+// sh runs cmd in the guest and expects it to succeed.
+func sh(ctx context.Context, m *guest.Machine, cmd string) string {
+	GinkgoHelper()
+	c, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	out, status, err := m.Sh(c, cmd)
+	Expect(err).NotTo(HaveOccurred(), "guest command %q; console:\n%s", cmd, m.Console().Tail(40))
+	Expect(status).To(Equal(0), "guest command %q: %s", cmd, out)
+	return out
+}
+
+// expectFourCPUsAndOneGiB checks the guest's view of issue 3's machine.
+func expectFourCPUsAndOneGiB(ctx context.Context, m *guest.Machine) {
+	GinkgoHelper()
+	Expect(sh(ctx, m, "grep -c ^processor /proc/cpuinfo")).To(Equal("4"), "processors in /proc/cpuinfo")
+	Expect(sh(ctx, m, "cat /sys/devices/system/cpu/online")).To(Equal("0-3"), "online CPUs")
+	mem, err := m.MemTotal(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(float64(mem)).To(BeNumerically(">=", 0.9*(1<<30)), "MemTotal %d", mem)
+	Expect(mem).To(BeNumerically("<=", uint64(1<<30)), "MemTotal")
+}
+
+// vcpuThreads lists the names of the vmm's threads that start with "vcpu".
+func vcpuThreads(pid int) []string {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", pid))
+	var names []string
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err == nil && strings.HasPrefix(string(b), "vcpu") {
+			names = append(names, strings.TrimSpace(string(b)))
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+var _ = Describe("booting Debian's kernel", Label("boot"), func() {
+	It("reaches the shell with 4 vCPUs and 1 GiB, found through ACPI", func(ctx SpecContext) {
+		m := startGuest(ctx, "boot", bootConfig())
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		expectFourCPUsAndOneGiB(ctx, m)
+
+		dmesg := sh(ctx, m, "dmesg")
+		Expect(dmesg).NotTo(MatchRegexp(`ACPI (BIOS )?Error`), "ACPI errors in dmesg")
+		Expect(dmesg).To(ContainSubstring("ACPI: Using ACPI (MADT) for SMP configuration information"))
+		Expect(dmesg).NotTo(MatchRegexp(`(?i)MP-?table|MPS support|Intel MultiProcessor`), "MP table fallback")
+		Expect(dmesg).To(ContainSubstring("ACPI: PM: (supports S0 S5)"))
+		Expect(dmesg).To(MatchRegexp(`ttyS0 at I/O 0x3f8 .* is a 16550A`))
+		Expect(vcpuThreads(m.Pid())).To(Equal([]string{"vcpu0", "vcpu1", "vcpu2", "vcpu3"}), "named vCPU threads")
+	}, SpecTimeout(bootTimeout+3*cmdTimeout))
+
+	It("ends the vmm with status 0 when the guest powers off", func(ctx SpecContext) {
+		m := startGuest(ctx, "poweroff", bootConfig())
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
+		status, err := m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "vmm exit status; its log:\n%s", m.VmmLog())
+	}, SpecTimeout(bootTimeout+cmdTimeout))
+
+	It("boots a second time with 4 CPUs when the guest reboots", func(ctx SpecContext) {
+		m := startGuest(ctx, "reboot", bootConfig())
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		Expect(m.RebootFromGuest(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
+		Expect(m.Console().CountLinesEndingWith(guest.ReadyMarker)).To(Equal(2), "ready markers")
+		expectFourCPUsAndOneGiB(ctx, m)
+		Expect(vcpuThreads(m.Pid())).To(HaveLen(4), "vCPU threads after the reboot")
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.State).To(Equal(vmm.StateRunning))
+	}, SpecTimeout(2*bootTimeout+3*cmdTimeout))
+
+	It("reboots through the API and stops cleanly on SIGTERM", func(ctx SpecContext) {
+		m := startGuest(ctx, "api-reboot", bootConfig())
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		Expect(m.Reboot(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot")
+		Expect(sh(ctx, m, "cat /sys/devices/system/cpu/online")).To(Equal("0-3"))
+		Expect(syscall.Kill(m.Pid(), syscall.SIGTERM)).To(Succeed())
+		status, err := m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "exit status after SIGTERM; log:\n%s", m.VmmLog())
+	}, SpecTimeout(2*bootTimeout+2*cmdTimeout))
+
+	DescribeTable("refuses a bad command line with one clear message and status 2",
+		func(ctx SpecContext, args func(dir string) []string, want string) {
+			dir := GinkgoT().TempDir()
+			cmd := exec.CommandContext(ctx, guest.ResolvePaths().Vmm, args(dir)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			Expect(err).To(BeAssignableToTypeOf(exit), "vmm should fail: %v", err)
+			Expect(err.(*exec.ExitError).ExitCode()).To(Equal(2), "stderr:\n%s", stderr.String())
+			Expect(stderr.String()).To(ContainSubstring(want))
+			Expect(strings.Count(strings.TrimSpace(stderr.String()), "\n")).To(BeZero(), "one line:\n%s", stderr.String())
+			left, _ := os.ReadDir(dir)
+			names := []string{}
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			Expect(names).To(ConsistOf("kernel"), "nothing left behind")
+		},
+		Entry("a garbage kernel file", func(dir string) []string {
+			k := filepath.Join(dir, "kernel")
+			Expect(os.WriteFile(k, []byte(strings.Repeat("garbage ", 50000)), 0o644)).To(Succeed())
+			return []string{"--kernel", k, "--api-socket", filepath.Join(dir, "api.sock")}
+		}, "not a bzImage"),
+		Entry("a missing initramfs", func(dir string) []string {
+			Expect(os.WriteFile(filepath.Join(dir, "kernel"), nil, 0o644)).To(Succeed())
+			return []string{"--kernel", guest.ResolvePaths().Kernel, "--initramfs", filepath.Join(dir, "nope")}
+		}, "no such file"),
+		Entry("an unknown flag", func(dir string) []string {
+			Expect(os.WriteFile(filepath.Join(dir, "kernel"), nil, 0o644)).To(Succeed())
+			return []string{"--kernel", guest.ResolvePaths().Kernel, "--frobnicate"}
+		}, "flag provided but not defined"),
+		Entry("more memory than the host can map", func(dir string) []string {
+			Expect(os.WriteFile(filepath.Join(dir, "kernel"), nil, 0o644)).To(Succeed())
+			return []string{"--kernel", guest.ResolvePaths().Kernel, "--memory", "size=64T", "--serial", "off",
+				"--api-socket", filepath.Join(dir, "api.sock")}
+		}, "cannot map"),
+	)
+})
+
+// The benchmark: process start to first KVM_RUN and to the guest's ready
+// marker, for vmm and for QEMU's microvm booting the same kernel and
+// initramfs in the same KVM host. It reports and never fails on time. It
+// runs when VMM_BENCH is set; QEMU runs when VMM_QEMU names a qemu-system-x86_64
+// (or a wrapper script that runs one).
+var _ = Describe("boot time", Label("benchmark"), Serial, func() {
+	It("is reported beside QEMU microvm", func(ctx SpecContext) {
+		if os.Getenv("VMM_BENCH") == "" {
+			Skip("set VMM_BENCH=1 to run the boot benchmark")
+		}
+		runs := 3
+		if n, err := strconv.Atoi(os.Getenv("VMM_BENCH_RUNS")); err == nil && n > 0 {
+			runs = n
+		}
+		paths := guest.ResolvePaths()
+		qemu := os.Getenv("VMM_QEMU")
+		e := gmeasure.NewExperiment("boot: 4 vCPUs, 1 GiB, process start to ...")
+		AddReportEntry(e.Name, e)
+		vmmArgs := []string{"--kernel", paths.Kernel, "--initramfs", paths.Initramfs, "--cmdline", guest.DefaultCmdline,
+			"--cpus", "boot=4", "--memory", "size=1024M", "--serial", "tty"}
+		qemuArgs := []string{"-enable-kvm", "-M", "microvm", "-cpu", "host", "-smp", "4", "-m", "1024",
+			"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
+			"-kernel", paths.Kernel, "-initrd", paths.Initramfs, "-append", guest.DefaultCmdline}
+		for i := range runs {
+			r, err := timeBoot(ctx, paths.Vmm, vmmArgs, regexp.MustCompile(`msg="first KVM_RUN"`))
+			Expect(err).NotTo(HaveOccurred(), "vmm run %d", i)
+			e.RecordDuration("vmm: first KVM_RUN", r.firstRun)
+			e.RecordDuration("vmm: ready marker", r.ready)
+			if qemu == "" {
+				continue
+			}
+			// QEMU reports its first vCPU exit only with tracing on, which
+			// slows every exit: one traced run for the first KVM_RUN, one
+			// plain run for the ready marker.
+			r, err = timeBoot(ctx, qemu, append([]string{"-trace", "kvm_run_exit"}, qemuArgs...), regexp.MustCompile(`kvm_run_exit`))
+			Expect(err).NotTo(HaveOccurred(), "traced qemu run %d", i)
+			e.RecordDuration("qemu microvm: first KVM_RUN (traced run)", r.firstRun)
+			r, err = timeBoot(ctx, qemu, qemuArgs, nil)
+			Expect(err).NotTo(HaveOccurred(), "qemu run %d", i)
+			e.RecordDuration("qemu microvm: ready marker", r.ready)
+		}
+		for _, name := range []string{"vmm: first KVM_RUN", "vmm: ready marker", "qemu microvm: first KVM_RUN (traced run)", "qemu microvm: ready marker"} {
+			if s := e.Get(name); s.Name != "" {
+				GinkgoWriter.Printf("BENCH %-42s median %8.0f ms over %d runs\n", name, float64(s.Stats().DurationFor(gmeasure.StatMedian))/1e6, s.Stats().N)
+			}
+		}
+		if v, q := e.Get("vmm: ready marker"), e.Get("qemu microvm: ready marker"); v.Name != "" && q.Name != "" {
+			GinkgoWriter.Printf("BENCH ready marker vmm/qemu ratio %.2f\n",
+				float64(v.Stats().DurationFor(gmeasure.StatMedian))/float64(q.Stats().DurationFor(gmeasure.StatMedian)))
+		}
+	}, SpecTimeout(30*time.Minute))
+})
+
+// bootTimes are the times from a process's start to its first KVM_RUN and
+// to the guest's ready marker.
+type bootTimes struct {
+	firstRun, ready time.Duration
+}
+
+// timeBoot starts bin with args and its stdin empty but open, waits for the
+// ready marker on its stdout, and kills it. firstRun, when not nil, is the
+// stderr line that marks the first KVM_RUN.
+func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.Regexp) (bootTimes, error) {
+	ctx, cancel := context.WithTimeout(ctx, bootTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	stdin, err := cmd.StdinPipe() // stays open: EOF would not matter, but be fair
+	if err != nil {
+		return bootTimes{}, err
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return bootTimes{}, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return bootTimes{}, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return bootTimes{}, err
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	firstRunAt := make(chan time.Duration, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := firstRun == nil
+		for sc.Scan() {
+			if !sent && firstRun.MatchString(sc.Text()) {
+				firstRunAt <- time.Since(start)
+				sent = true
+			}
+		}
+		if !sent {
+			close(firstRunAt)
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	readyAt := make(chan time.Duration, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), guest.ReadyMarker) {
+				readyAt <- time.Since(start)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var t bootTimes
+	select {
+	case t.ready = <-readyAt:
+	case <-ctx.Done():
+		return t, fmt.Errorf("%s: no ready marker: %w", filepath.Base(bin), ctx.Err())
+	}
+	if firstRun != nil {
+		d, ok := <-firstRunAt
+		if !ok {
+			return t, fmt.Errorf("%s: no first KVM_RUN line", filepath.Base(bin))
+		}
+		t.firstRun = d
+	}
+	return t, nil
+}

@@ -1,0 +1,627 @@
+// Package guest runs the real vmm binary for a VmConfig and drives its guest:
+// the serial console is recorded and the guest's root shell is driven one
+// command at a time (see Shell), the API is reached through a private socket,
+// and Stop always leaves no process behind. The e2e suites and the Lua
+// scenarios start their VMs through it.
+//
+// The guest is the project's test image (images/guest-init): its /init
+// prints ReadyMarker on ttyS0 and then runs a root busybox shell there.
+package guest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"vmm/vmm"
+	"vmm/vmm/api"
+)
+
+// Default bounds; Options override them.
+const (
+	// DefaultStartTimeout bounds how long Start waits for the API socket.
+	DefaultStartTimeout = 60 * time.Second
+	// DefaultStopTimeout bounds each stage of Stop: the API's vmm.shutdown,
+	// then SIGTERM, then SIGKILL.
+	DefaultStopTimeout = 10 * time.Second
+)
+
+// apiPollInterval is how often Start tries the API socket while the vmm
+// comes up.
+const apiPollInterval = 50 * time.Millisecond
+
+// waitDelay bounds how long reaping waits for the vmm's output pipes to close
+// after the vmm exits.
+const waitDelay = 5 * time.Second
+
+// maxRequestReply bounds what Request reads of a reply.
+const maxRequestReply = 4 << 20
+
+// stderrKeep is how much of the vmm's standard error a Machine keeps for
+// failure messages.
+const stderrKeep = 64 << 10
+
+// Options tune Start. The zero value is usable.
+type Options struct {
+	// Name labels the machine in logs and errors; default "vm".
+	Name string
+	// Binary is the vmm binary; default ResolvePaths().Vmm.
+	Binary string
+	// ConsoleLog receives the console's text as it arrives (see Console).
+	ConsoleLog io.Writer
+	// VmmLog receives the vmm's standard error (its log) as it arrives.
+	VmmLog io.Writer
+	// ExtraArgs are appended to the vmm's command line.
+	ExtraArgs []string
+	// StartTimeout bounds the wait for the API socket; default
+	// DefaultStartTimeout. The context given to Start also bounds it.
+	StartTimeout time.Duration
+	// StopTimeout bounds each stage of Stop; default DefaultStopTimeout.
+	StopTimeout time.Duration
+}
+
+// Machine is one running vmm process and its guest.
+type Machine struct {
+	name    string
+	cfg     vmm.VmConfig
+	args    []string
+	dir     string
+	socket  string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	console *Console
+	stderr  *tailBuffer
+	shell   *Shell
+	client  *api.Client
+	http    *http.Client
+	stopT   time.Duration
+
+	done    chan struct{} // closed once the process is reaped
+	waitErr error         // cmd.Wait's result, set before done closes
+
+	mu       sync.Mutex
+	boots    int // boots expected so far: 1 + reboots asked for
+	waitFrom int // where the next WaitFor starts in the console text
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start runs the vmm binary for cfg with its serial console on pipes (the
+// guest's ttyS0) and its API on a socket in a private temporary directory,
+// and returns once the API answers. Empty payload fields take the project's
+// guest: ResolvePaths' kernel and initramfs, and DefaultCmdline. The serial
+// mode must be Tty or empty. The process runs in its own process group and
+// is killed if the caller dies; call Stop when done with it.
+func Start(ctx context.Context, cfg vmm.VmConfig, opts Options) (*Machine, error) {
+	name := opts.Name
+	if name == "" {
+		name = "vm"
+	}
+	cfg, bin, err := completeConfig(cfg, opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	dir, err := os.MkdirTemp("", "vmm-guest-")
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	socket := filepath.Join(dir, "api.sock")
+	m := &Machine{
+		name:    name,
+		cfg:     cfg,
+		args:    append(Flags(cfg, socket), opts.ExtraArgs...),
+		dir:     dir,
+		socket:  socket,
+		console: NewConsole(opts.ConsoleLog),
+		stderr:  &tailBuffer{max: stderrKeep, tee: opts.VmmLog},
+		client:  api.NewClient(socket),
+		http:    unixHTTPClient(socket),
+		stopT:   opts.StopTimeout,
+		done:    make(chan struct{}),
+		boots:   1,
+	}
+	if m.stopT <= 0 {
+		m.stopT = DefaultStopTimeout
+	}
+	m.cmd = exec.Command(bin, m.args...)
+	m.cmd.Stdout = m.console
+	m.cmd.Stderr = m.stderr
+	// Should the vmm leave a child holding its output open, Wait still
+	// returns this long after the vmm itself exits.
+	m.cmd.WaitDelay = waitDelay
+	// Own process group: a Ctrl-C at the terminal reaches the caller, which
+	// stops the vmm in order. Pdeathsig: a vmm never outlives its caller.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	m.shell = NewShell(m.stdin, m.console)
+	if err := m.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %s: %w", name, bin, err)
+	}
+	go m.reap()
+
+	startT := opts.StartTimeout
+	if startT <= 0 {
+		startT = DefaultStartTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, startT)
+	defer cancel()
+	if err := m.waitAPI(wctx); err != nil {
+		_ = m.Stop()
+		return nil, fmt.Errorf("start %s: %w%s", name, err, m.logs())
+	}
+	return m, nil
+}
+
+// completeConfig fills in the project's guest and checks the files exist.
+func completeConfig(cfg vmm.VmConfig, bin string) (vmm.VmConfig, string, error) {
+	p := ResolvePaths()
+	if bin == "" {
+		bin = p.Vmm
+	}
+	if cfg.Payload.Kernel == "" {
+		cfg.Payload.Kernel = p.Kernel
+	}
+	if err := checkFile("guest kernel", cfg.Payload.Kernel, EnvKernel); err != nil {
+		return cfg, "", err
+	}
+	if cfg.Payload.Initramfs == "" {
+		cfg.Payload.Initramfs = p.Initramfs
+	}
+	if err := checkFile("guest initramfs", cfg.Payload.Initramfs, EnvInitramfs); err != nil {
+		return cfg, "", err
+	}
+	if cfg.Payload.Cmdline == "" {
+		cfg.Payload.Cmdline = DefaultCmdline
+	}
+	switch cfg.Serial.Mode {
+	case "", vmm.ModeTty:
+		cfg.Serial = vmm.ConsoleConfig{Mode: vmm.ModeTty}
+	default:
+		return cfg, "", fmt.Errorf("serial mode %q: the guest's shell needs the serial console on tty", cfg.Serial.Mode)
+	}
+	if strings.ContainsRune(bin, os.PathSeparator) {
+		if err := checkFile("vmm binary", bin, EnvVmmBin); err != nil {
+			return cfg, "", err
+		}
+	}
+	return cfg, bin, nil
+}
+
+// Flags is the vmm command line for cfg with its API on socket. Sizes are
+// written in bytes, or with a K, M or G suffix when exact.
+func Flags(cfg vmm.VmConfig, socket string) []string {
+	args := []string{"--kernel", cfg.Payload.Kernel}
+	if cfg.Payload.Initramfs != "" {
+		args = append(args, "--initramfs", cfg.Payload.Initramfs)
+	}
+	if cfg.Payload.Cmdline != "" {
+		args = append(args, "--cmdline", cfg.Payload.Cmdline)
+	}
+	args = append(args, "--cpus", fmt.Sprintf("boot=%d,max=%d", cfg.Cpus.BootVcpus, cfg.Cpus.MaxVcpus))
+	mem := "size=" + FormatSize(cfg.Memory.Size)
+	if cfg.Memory.HotplugSize > 0 {
+		mem += ",hotplug_size=" + FormatSize(cfg.Memory.HotplugSize)
+	}
+	args = append(args, "--memory", mem)
+	for _, d := range cfg.Disks {
+		v := "path=" + d.Path
+		if d.Readonly {
+			v += ",readonly=on"
+		}
+		args = append(args, "--disk", v)
+	}
+	for _, n := range cfg.Net {
+		args = append(args, "--net", fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.Mac, n.IP, n.Mask))
+	}
+	if cfg.Rng != nil {
+		args = append(args, "--rng")
+		if cfg.Rng.Src != "" {
+			args = append(args, "src="+cfg.Rng.Src)
+		}
+	}
+	args = append(args, "--serial", "tty")
+	switch cfg.Console.Mode {
+	case "", vmm.ModeOff:
+	case vmm.ModeFile:
+		args = append(args, "--console", "file="+cfg.Console.File)
+	default:
+		args = append(args, "--console", strings.ToLower(string(cfg.Console.Mode)))
+	}
+	return append(args, "--api-socket", socket)
+}
+
+// FormatSize writes a byte count the way --memory reads it: with the largest
+// of the G, M and K suffixes that divides it exactly, else in bytes.
+func FormatSize(n uint64) string {
+	for _, u := range []struct {
+		suffix string
+		size   uint64
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatUint(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+// reap waits for the process and closes the console, failing waits on it.
+func (m *Machine) reap() {
+	err := m.cmd.Wait()
+	m.waitErr = err
+	cause := errors.New("vmm exited")
+	if err != nil {
+		cause = fmt.Errorf("vmm exited: %w", err)
+	}
+	m.console.Close(cause)
+	close(m.done)
+}
+
+// waitAPI polls vmm.ping until it answers, the process exits or ctx ends.
+func (m *Machine) waitAPI(ctx context.Context) error {
+	t := time.NewTicker(apiPollInterval)
+	defer t.Stop()
+	var last error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := m.client.Ping(pctx)
+		cancel()
+		var ae *api.APIError
+		if err == nil || errors.As(err, &ae) {
+			return nil // any reply means the API is up
+		}
+		last = err
+		select {
+		case <-m.done:
+			return fmt.Errorf("vmm exited before its API answered: %s", exitText(m.waitErr))
+		case <-ctx.Done():
+			return fmt.Errorf("API socket %s did not answer: %w (last error: %w)", m.socket, context.Cause(ctx), last)
+		case <-t.C:
+		}
+	}
+}
+
+// Name is the label given in Options.
+func (m *Machine) Name() string { return m.name }
+
+// Config is the configuration the vmm was started with, defaults filled in.
+func (m *Machine) Config() vmm.VmConfig { return m.cfg }
+
+// Args is the vmm's command line, without the binary.
+func (m *Machine) Args() []string { return append([]string(nil), m.args...) }
+
+// Pid is the vmm's process id.
+func (m *Machine) Pid() int { return m.cmd.Process.Pid }
+
+// SocketPath is the vmm's API socket.
+func (m *Machine) SocketPath() string { return m.socket }
+
+// API is a client for the vmm's API.
+func (m *Machine) API() *api.Client { return m.client }
+
+// Console is the recorder of the guest's serial console.
+func (m *Machine) Console() *Console { return m.console }
+
+// ConsoleText is the console's text so far.
+func (m *Machine) ConsoleText() string { return m.console.String() }
+
+// Shell is the driver of the guest's console shell. Prefer Machine.Sh, which
+// waits for the guest to be ready first.
+func (m *Machine) Shell() *Shell { return m.shell }
+
+// VmmLog is the end of the vmm's standard error.
+func (m *Machine) VmmLog() string { return m.stderr.String() }
+
+// Exited is closed once the vmm process has exited and been reaped.
+func (m *Machine) Exited() <-chan struct{} { return m.done }
+
+// Wait waits for the vmm to exit and returns its exit status: the exit code,
+// or -1 when a signal killed it.
+func (m *Machine) Wait(ctx context.Context) (int, error) {
+	select {
+	case <-m.done:
+		return m.cmd.ProcessState.ExitCode(), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%s: waiting for the vmm to exit: %w", m.name, context.Cause(ctx))
+	}
+}
+
+// WaitReady waits until the guest of the current boot has printed
+// ReadyMarker: its shell is then about to read commands. After Reboot or
+// RebootFromGuest it waits for the next boot's marker.
+func (m *Machine) WaitReady(ctx context.Context) error {
+	m.mu.Lock()
+	want := m.boots
+	m.mu.Unlock()
+	lc := lineCounter{suffix: []byte(ReadyMarker)}
+	err := m.console.Wait(ctx, func(text []byte) bool { return lc.count(text) >= want })
+	if err != nil {
+		return fmt.Errorf("%s: waiting for the guest (boot %d) to print %s: %w%s", m.name, want, ReadyMarker, err, m.logs())
+	}
+	return nil
+}
+
+// WaitFor waits for re in the console text that came after the previous
+// WaitFor's match (from the start for the first) and returns the match.
+func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp) (string, error) {
+	m.mu.Lock()
+	from := m.waitFrom
+	m.mu.Unlock()
+	match, end, err := m.console.WaitFor(ctx, from, re)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w%s", m.name, err, m.logs())
+	}
+	m.mu.Lock()
+	m.waitFrom = end
+	m.mu.Unlock()
+	return match, nil
+}
+
+// Sh waits for the guest to be ready, runs cmd in its shell and returns the
+// output and the exit status (see Shell.Run).
+func (m *Machine) Sh(ctx context.Context, cmd string) (string, int, error) {
+	if err := m.WaitReady(ctx); err != nil {
+		return "", 0, err
+	}
+	out, status, err := m.shell.Run(ctx, cmd)
+	if err != nil {
+		return out, status, fmt.Errorf("%s: %w", m.name, err)
+	}
+	return out, status, nil
+}
+
+// CPUs returns the guest's online, offline and present CPUs.
+func (m *Machine) CPUs(ctx context.Context) (CPUs, error) {
+	if err := m.WaitReady(ctx); err != nil {
+		return CPUs{}, err
+	}
+	c, err := ReadCPUs(ctx, m.shell)
+	if err != nil {
+		return CPUs{}, fmt.Errorf("%s: %w", m.name, err)
+	}
+	return c, nil
+}
+
+// MemTotal returns the guest's MemTotal from /proc/meminfo, in bytes.
+func (m *Machine) MemTotal(ctx context.Context) (uint64, error) {
+	if err := m.WaitReady(ctx); err != nil {
+		return 0, err
+	}
+	n, err := ReadMemTotal(ctx, m.shell)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", m.name, err)
+	}
+	return n, nil
+}
+
+// Reboot asks the API for vm.reboot. WaitReady then waits for the new boot.
+func (m *Machine) Reboot(ctx context.Context) error {
+	if err := m.client.Reboot(ctx); err != nil {
+		return fmt.Errorf("%s: reboot: %w", m.name, err)
+	}
+	m.addBoot()
+	return nil
+}
+
+// RebootFromGuest has the guest reboot itself at once ("reboot -f"), which
+// the vmm sees as a reset. WaitReady then waits for the new boot.
+func (m *Machine) RebootFromGuest(ctx context.Context) error {
+	if err := m.WaitReady(ctx); err != nil {
+		return err
+	}
+	if err := m.shell.Send("reboot -f"); err != nil {
+		return fmt.Errorf("%s: reboot from the guest: %w", m.name, err)
+	}
+	m.addBoot()
+	return nil
+}
+
+// PowerOffFromGuest has the guest power itself off at once ("poweroff -f").
+func (m *Machine) PowerOffFromGuest(ctx context.Context) error {
+	if err := m.WaitReady(ctx); err != nil {
+		return err
+	}
+	if err := m.shell.Send("poweroff -f"); err != nil {
+		return fmt.Errorf("%s: power off from the guest: %w", m.name, err)
+	}
+	return nil
+}
+
+func (m *Machine) addBoot() {
+	m.mu.Lock()
+	m.boots++
+	m.mu.Unlock()
+}
+
+// Shutdown asks the API for vm.shutdown: the VM stops, the vmm stays.
+func (m *Machine) Shutdown(ctx context.Context) error {
+	if err := m.client.Shutdown(ctx); err != nil {
+		return fmt.Errorf("%s: shutdown: %w", m.name, err)
+	}
+	return nil
+}
+
+// Info asks the API for vm.info.
+func (m *Machine) Info(ctx context.Context) (vmm.VmInfo, error) {
+	info, err := m.client.Info(ctx)
+	if err != nil {
+		return info, fmt.Errorf("%s: info: %w", m.name, err)
+	}
+	return info, nil
+}
+
+// Resize asks the API for vm.resize.
+func (m *Machine) Resize(ctx context.Context, req vmm.ResizeRequest) error {
+	if err := m.client.Resize(ctx, req); err != nil {
+		return fmt.Errorf("%s: resize: %w", m.name, err)
+	}
+	return nil
+}
+
+// Request sends one raw API request, method to /api/v1/<route> with body
+// (none when nil), and returns the reply's status and body whatever the
+// status. Only failing to get a reply is an error. It is for requests the
+// typed client cannot make, such as malformed ones.
+func (m *Machine) Request(ctx context.Context, method, route string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+api.Prefix+route, rd)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %s %s: %w", m.name, method, route, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %s %s: %w", m.name, method, route, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRequestReply))
+	if err != nil {
+		return resp.StatusCode, data, fmt.Errorf("%s: %s %s: read reply: %w", m.name, method, route, err)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// Stop ends the vmm: it asks the API for vmm.shutdown and waits, then sends
+// SIGTERM to the process group and waits, then SIGKILL; each wait is bounded
+// by Options.StopTimeout. It always reaps the process, closes the console
+// input and removes the temporary directory. It returns nil when the vmm
+// exited on one of the polite requests, and an error when it had to be
+// killed or could not be reaped. Calling it again returns the same result.
+func (m *Machine) Stop() error {
+	m.stopOnce.Do(func() { m.stopErr = m.stop() })
+	return m.stopErr
+}
+
+func (m *Machine) stop() error {
+	defer func() {
+		m.stdin.Close()
+		m.client.CloseIdleConnections()
+		m.http.CloseIdleConnections()
+		os.RemoveAll(m.dir)
+	}()
+	if m.exited() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.stopT)
+	err := m.client.ShutdownVMM(ctx)
+	cancel()
+	if err == nil && m.waitExit(m.stopT) {
+		return nil
+	}
+	pgid := m.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	if m.waitExit(m.stopT) {
+		return nil
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if !m.waitExit(m.stopT) {
+		return fmt.Errorf("%s: vmm (pid %d) was sent SIGKILL but not reaped within %v", m.name, pgid, m.stopT)
+	}
+	reason := "vmm.shutdown failed"
+	if err == nil {
+		reason = "vmm.shutdown was accepted"
+	}
+	return fmt.Errorf("%s: vmm (pid %d) had to be killed: %s, then SIGTERM went unheeded for %v%s", m.name, pgid, reason, m.stopT, m.logs())
+}
+
+func (m *Machine) exited() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (m *Machine) waitExit(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-m.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// logs is the tail of the console and of the vmm's log, for failure
+// messages.
+func (m *Machine) logs() string {
+	var b strings.Builder
+	if t := m.console.Tail(tailOnError); t != "" {
+		fmt.Fprintf(&b, "\n%s console (last lines):\n%s", m.name, t)
+	}
+	if t := tailLines([]byte(m.stderr.String()), tailOnError); t != "" {
+		fmt.Fprintf(&b, "\n%s vmm log (last lines):\n%s", m.name, t)
+	}
+	return b.String()
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// unixHTTPClient is an HTTP client whose every connection goes to socket.
+func unixHTTPClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableCompression: true,
+	}}
+}
+
+// tailBuffer keeps the last max bytes written to it and copies every write
+// to tee, when tee is not nil.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+	tee io.Writer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.mu.Unlock()
+	if t.tee != nil {
+		_, _ = t.tee.Write(p)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -1,0 +1,160 @@
+package guest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Environment variables that override where the binaries, the guest images
+// and the scenarios are. Each has a fallback under the module root (see
+// ResolvePaths).
+const (
+	// EnvVmmBin is the vmm binary.
+	EnvVmmBin = "VMM_BIN"
+	// EnvVmmctlBin is the vmmctl binary.
+	EnvVmmctlBin = "VMMCTL_BIN"
+	// EnvKernel is the guest kernel (a bzImage).
+	EnvKernel = "VMM_GUEST_KERNEL"
+	// EnvInitramfs is the guest initramfs.
+	EnvInitramfs = "VMM_GUEST_INITRAMFS"
+	// EnvScenarios is the directory of Lua scenarios.
+	EnvScenarios = "VMM_SCENARIOS"
+)
+
+// Fallback locations, relative to the module root. `make build` puts the
+// binaries in .build and `make guest` the images in .cache/guest.
+const (
+	relVmmBin    = ".build/vmm"
+	relVmmctlBin = ".build/vmmctl"
+	relKernel    = ".cache/guest/bzImage"
+	relInitramfs = ".cache/guest/initramfs.cpio.gz"
+	relScenarios = "scenarios"
+)
+
+// moduleName is the module path go.mod must declare for its directory to
+// count as the module root.
+const moduleName = "vmm"
+
+// DefaultCmdline is the guest kernel command line when a configuration has
+// none: the serial console the shell driver talks to, few kernel messages in
+// the way of command output, and an immediate reboot on panic.
+const DefaultCmdline = "console=ttyS0 quiet panic=-1"
+
+// ReadyMarker is the line the guest's /init prints on the console just before
+// it starts the root shell (images/guest-init).
+const ReadyMarker = "VMM-GUEST-READY"
+
+// Paths is where the binaries, the guest images and the scenarios are.
+type Paths struct {
+	// Root is the module root (the directory of vmm's go.mod), or "" when
+	// neither the working directory nor the executable is inside it.
+	Root string
+	// Vmm and Vmmctl are the binaries.
+	Vmm, Vmmctl string
+	// Kernel and Initramfs are the guest images.
+	Kernel, Initramfs string
+	// Scenarios is the directory of Lua scenarios.
+	Scenarios string
+}
+
+// ResolvePaths returns the paths from the environment (VMM_BIN, VMMCTL_BIN,
+// VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_SCENARIOS), falling back to the
+// module root found by walking up from the working directory, then from the
+// executable's directory, to vmm's go.mod. Without a module root a binary
+// falls back to a file of that name next to the executable, then to its bare
+// name (looked up in PATH when run). It reports nothing missing: users of a
+// path check it when they need it.
+func ResolvePaths() Paths {
+	root := ""
+	if wd, err := os.Getwd(); err == nil {
+		root = findModuleRoot(wd)
+	}
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		exeDir = filepath.Dir(exe)
+		if root == "" {
+			root = findModuleRoot(exeDir)
+		}
+	}
+	p := Paths{Root: root}
+	p.Vmm = resolveBinary(EnvVmmBin, root, relVmmBin, exeDir, "vmm")
+	p.Vmmctl = resolveBinary(EnvVmmctlBin, root, relVmmctlBin, exeDir, "vmmctl")
+	p.Kernel = resolveFile(EnvKernel, root, relKernel)
+	p.Initramfs = resolveFile(EnvInitramfs, root, relInitramfs)
+	p.Scenarios = resolveFile(EnvScenarios, root, relScenarios)
+	return p
+}
+
+// resolveFile is the environment's value, else rel under root, else "".
+func resolveFile(env, root, rel string) string {
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	if root == "" {
+		return ""
+	}
+	return filepath.Join(root, rel)
+}
+
+// resolveBinary is the environment's value, else rel under root, else name
+// next to the executable when such a file exists, else the bare name.
+func resolveBinary(env, root, rel, exeDir, name string) string {
+	if v := resolveFile(env, root, rel); v != "" {
+		return v
+	}
+	if exeDir != "" {
+		if p := filepath.Join(exeDir, name); isFile(p) {
+			return p
+		}
+	}
+	return name
+}
+
+// findModuleRoot walks up from dir to the directory whose go.mod declares
+// module vmm; "" when there is none.
+func findModuleRoot(dir string) string {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if declaresModule(filepath.Join(d, "go.mod"), moduleName) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// declaresModule reports whether the go.mod at path declares module name.
+func declaresModule(path, name string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`) == name
+		}
+	}
+	return false
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// checkFile returns a readable error when the file a path names is missing,
+// naming the variable that sets it.
+func checkFile(what, path, env string) error {
+	if path == "" {
+		return fmt.Errorf("%s: no path: set %s or run from inside the vmm module", what, env)
+	}
+	if !isFile(path) {
+		return fmt.Errorf("%s %s: not a file (set %s, or build it: make guest / make build)", what, path, env)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package kvm
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// VM is a KVM virtual machine fd.
+type VM struct {
+	fd      int
+	runSize int
+}
+
+// Close closes the VM fd. The kernel frees the VM once every vCPU fd and
+// mapping is gone too.
+func (v *VM) Close() error {
+	if v.fd < 0 {
+		return nil
+	}
+	err := unix.Close(v.fd)
+	v.fd = -1
+	return err
+}
+
+// CheckExtension returns KVM_CHECK_EXTENSION for c on the VM fd, which some
+// capabilities (KVM_CAP_NR_MEMSLOTS, KVM_CAP_MAX_VCPUS) answer per VM.
+func (v *VM) CheckExtension(c Cap) (int, error) {
+	r, err := ioctl(v.fd, ioCheckExtension, uintptr(c))
+	if err != nil {
+		return 0, fmt.Errorf("KVM_CHECK_EXTENSION(%v): %w", c, err)
+	}
+	return int(r), nil
+}
+
+// SetUserMemoryRegion creates, moves or (with MemorySize 0) deletes a memslot.
+func (v *VM) SetUserMemoryRegion(r UserspaceMemoryRegion) error {
+	if _, err := ioctlPtr(v.fd, ioSetUserMemoryRegion, unsafe.Pointer(&r)); err != nil {
+		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d gpa %#x size %#x: %w",
+			r.Slot, r.GuestPhysAddr, r.MemorySize, err)
+	}
+	return nil
+}
+
+// SetTSSAddr places the three pages Intel VMX needs for real-mode emulation
+// (KVM_SET_TSS_ADDR); the range must hold no memslot.
+func (v *VM) SetTSSAddr(addr uint64) error {
+	if _, err := ioctl(v.fd, ioSetTSSAddr, uintptr(addr)); err != nil {
+		return fmt.Errorf("KVM_SET_TSS_ADDR %#x: %w", addr, err)
+	}
+	return nil
+}
+
+// SetIdentityMapAddr places the identity map page Intel VMX needs for
+// real-mode emulation (KVM_SET_IDENTITY_MAP_ADDR); call before creating vCPUs.
+func (v *VM) SetIdentityMapAddr(addr uint64) error {
+	if _, err := ioctlPtr(v.fd, ioSetIdentityMapAddr, unsafe.Pointer(&addr)); err != nil {
+		return fmt.Errorf("KVM_SET_IDENTITY_MAP_ADDR %#x: %w", addr, err)
+	}
+	return nil
+}
+
+// CreateIRQChip creates the in-kernel PIC, IOAPIC and local APICs
+// (KVM_CREATE_IRQCHIP); call before creating vCPUs.
+func (v *VM) CreateIRQChip() error {
+	if _, err := ioctl(v.fd, ioCreateIRQChip, 0); err != nil {
+		return fmt.Errorf("KVM_CREATE_IRQCHIP: %w", err)
+	}
+	return nil
+}
+
+// CreatePIT2 creates the in-kernel i8254 PIT (KVM_CREATE_PIT2); flags may
+// hold PITSpeakerDummy.
+func (v *VM) CreatePIT2(flags uint32) error {
+	c := pitConfig{Flags: flags}
+	if _, err := ioctlPtr(v.fd, ioCreatePIT2, unsafe.Pointer(&c)); err != nil {
+		return fmt.Errorf("KVM_CREATE_PIT2: %w", err)
+	}
+	return nil
+}
+
+// IRQLine sets the level of a GSI on the in-kernel irqchip (KVM_IRQ_LINE).
+func (v *VM) IRQLine(gsi uint32, high bool) error {
+	l := irqLevel{IRQ: gsi}
+	if high {
+		l.Level = 1
+	}
+	if _, err := ioctlPtr(v.fd, ioIRQLine, unsafe.Pointer(&l)); err != nil {
+		return fmt.Errorf("KVM_IRQ_LINE gsi %d level %d: %w", gsi, l.Level, err)
+	}
+	return nil
+}
+
+// PulseIRQ raises then lowers a GSI: one edge for an edge-triggered line.
+func (v *VM) PulseIRQ(gsi uint32) error {
+	if err := v.IRQLine(gsi, true); err != nil {
+		return err
+	}
+	return v.IRQLine(gsi, false)
+}
+
+// IRQFD binds an eventfd to a GSI: a write to the eventfd raises an edge
+// on the GSI without leaving the kernel (KVM_IRQFD).
+func (v *VM) IRQFD(eventfd int, gsi uint32) error {
+	r := irqfd{FD: uint32(eventfd), GSI: gsi}
+	if _, err := ioctlPtr(v.fd, ioIRQFD, unsafe.Pointer(&r)); err != nil {
+		return fmt.Errorf("KVM_IRQFD fd %d gsi %d: %w", eventfd, gsi, err)
+	}
+	return nil
+}
+
+// RemoveIRQFD undoes IRQFD.
+func (v *VM) RemoveIRQFD(eventfd int, gsi uint32) error {
+	r := irqfd{FD: uint32(eventfd), GSI: gsi, Flags: irqfdFlagDeassign}
+	if _, err := ioctlPtr(v.fd, ioIRQFD, unsafe.Pointer(&r)); err != nil {
+		return fmt.Errorf("KVM_IRQFD deassign fd %d gsi %d: %w", eventfd, gsi, err)
+	}
+	return nil
+}
+
+// IOEventFD is one KVM_IOEVENTFD registration: a guest write of Len bytes
+// at Addr (a port when PIO) signals the eventfd instead of exiting, when the
+// value equals *Datamatch or Datamatch is nil.
+type IOEventFD struct {
+	EventFD   int
+	Addr      uint64
+	Len       uint32
+	PIO       bool
+	Datamatch *uint64
+}
+
+func (e IOEventFD) raw(deassign bool) ioeventfd {
+	r := ioeventfd{Addr: e.Addr, Len: e.Len, FD: int32(e.EventFD)}
+	if e.PIO {
+		r.Flags |= ioeventfdFlagPIO
+	}
+	if e.Datamatch != nil {
+		r.Flags |= ioeventfdFlagDatamatch
+		r.Datamatch = *e.Datamatch
+	}
+	if deassign {
+		r.Flags |= ioeventfdFlagDeassign
+	}
+	return r
+}
+
+// AddIOEventFD registers e (KVM_IOEVENTFD).
+func (v *VM) AddIOEventFD(e IOEventFD) error {
+	r := e.raw(false)
+	if _, err := ioctlPtr(v.fd, ioIOEventFD, unsafe.Pointer(&r)); err != nil {
+		return fmt.Errorf("KVM_IOEVENTFD addr %#x len %d: %w", e.Addr, e.Len, err)
+	}
+	return nil
+}
+
+// RemoveIOEventFD undoes AddIOEventFD with the same e.
+func (v *VM) RemoveIOEventFD(e IOEventFD) error {
+	r := e.raw(true)
+	if _, err := ioctlPtr(v.fd, ioIOEventFD, unsafe.Pointer(&r)); err != nil {
+		return fmt.Errorf("KVM_IOEVENTFD deassign addr %#x len %d: %w", e.Addr, e.Len, err)
+	}
+	return nil
+}
+
+// CreateVCPU creates vCPU id (on x86 also its APIC id) and maps its kvm_run
+// area. An id can be created once per VM (EEXIST otherwise).
+func (v *VM) CreateVCPU(id int) (*VCPU, error) {
+	fd, err := ioctl(v.fd, ioCreateVCPU, uintptr(id))
+	if err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_VCPU %d: %w", id, err)
+	}
+	unix.CloseOnExec(int(fd))
+	run, err := unix.Mmap(int(fd), 0, v.runSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(int(fd))
+		return nil, fmt.Errorf("mmap kvm_run of vCPU %d: %w", id, err)
+	}
+	if len(run) < int(unsafe.Sizeof(runHeader{})) {
+		unix.Munmap(run)
+		unix.Close(int(fd))
+		return nil, fmt.Errorf("kvm_run of vCPU %d: %d bytes is too small", id, len(run))
+	}
+	return &VCPU{fd: int(fd), id: id, run: run, hdr: (*runHeader)(unsafe.Pointer(&run[0]))}, nil
+}
+
+// Interrupt controllers a GSI can be routed to (KVM_IRQCHIP_* in asm/kvm.h).
+const (
+	IRQChipPICMaster = 0
+	IRQChipPICSlave  = 1
+	IRQChipIOAPIC    = 2
+)
+
+// IRQRoute routes a GSI to a pin of an in-kernel interrupt controller.
+type IRQRoute struct {
+	GSI  uint32
+	Chip uint32
+	Pin  uint32
+}
+
+// irqRoutingEntry is struct kvm_irq_routing_entry with its irqchip member.
+type irqRoutingEntry struct {
+	GSI   uint32
+	Type  uint32
+	Flags uint32
+	_     uint32
+	Chip  uint32
+	Pin   uint32
+	_     [6]uint32
+}
+
+// irqRoutingIRQChip is KVM_IRQ_ROUTING_IRQCHIP.
+const irqRoutingIRQChip = 1
+
+// SetGSIRouting replaces the VM's whole GSI routing table
+// (KVM_SET_GSI_ROUTING); a GSI may appear more than once to reach several
+// pins.
+func (v *VM) SetGSIRouting(routes []IRQRoute) error {
+	const entryWords = int(unsafe.Sizeof(irqRoutingEntry{}) / 8)
+	buf := make([]uint64, 1+entryWords*len(routes))
+	*(*uint32)(unsafe.Pointer(&buf[0])) = uint32(len(routes))
+	if len(routes) > 0 {
+		entries := unsafe.Slice((*irqRoutingEntry)(unsafe.Pointer(&buf[1])), len(routes))
+		for i, r := range routes {
+			entries[i] = irqRoutingEntry{GSI: r.GSI, Type: irqRoutingIRQChip, Chip: r.Chip, Pin: r.Pin}
+		}
+	}
+	if _, err := ioctlPtr(v.fd, ioSetGSIRouting, unsafe.Pointer(&buf[0])); err != nil {
+		return fmt.Errorf("KVM_SET_GSI_ROUTING (%d routes): %w", len(routes), err)
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+// Package lua runs scenario scripts: Lua (gopher-lua) programs that start
+// real VMs, drive them over the API and inside the guest, and check what
+// happens. `vmmctl run` and the e2e suite run them with a Runner.
+//
+// A script's globals:
+//
+//	vmm.start{...} -> vm      start a VM (the real vmm binary, its own API socket)
+//	                          and wait for its guest to be ready; fields mirror
+//	                          the command line and VmConfig, all optional:
+//	    name = "vm1"                       label in reports (default vm1, vm2, ...)
+//	    kernel, initramfs, cmdline         default: the project's guest, guest.DefaultCmdline
+//	    cpus = {boot = 4, max = 8}         or cpus = 4; max defaults to boot
+//	    memory = {size = "1G", hotplug_size = "8G"}   or memory = "1G"; bytes or K/M/G
+//	    disks = {{path = P, readonly = true}}, net = {{tap =, mac =, ip =, mask =}}
+//	    rng = true | {src = P}
+//	    wait = true                        false: return before the guest is ready
+//	    boot_timeout = 300                 seconds
+//	vmm.size("1G") -> bytes; vmm.format_size(bytes) -> "1G"
+//	vmm.script, vmm.default_cmdline
+//	step("name", fn) -> fn's results     a named, timed, reported part of the run
+//	say(...), print(...)                 narration in the report
+//	sleep(seconds)
+//	fail(msg)
+//	expect.eq(a, b [, msg])              tables compare by contents
+//	expect.ne, expect.lt, expect.le, expect.gt, expect.ge (a, b [, msg])
+//	expect.within(a, lo, hi [, msg])
+//	expect.match(s, re [, msg]), expect.no_match   Go regexp (RE2) syntax
+//	expect.contains(list_or_string, item [, msg])
+//	expect.truthy(v [, msg]), expect.falsy(v [, msg])
+//
+// A VM's fields and methods:
+//
+//	vm.name, vm.pid
+//	vm:resize{vcpus = N, memory = SIZE, balloon = SIZE} -> status, err
+//	                                   err is nil for 2xx, else the API's message
+//	vm:api(method, route [, body]) -> status, reply   raw request; body string or table
+//	vm:info(), vm:ping() -> tables     vm.info / vmm.ping replies, JSON names
+//	vm:reboot{via = "api"|"guest", wait = true, timeout = s}
+//	vm:shutdown{via = "api"|"guest"}   vm.shutdown, or poweroff -f in the guest
+//	vm:stop()                          end the vmm process now
+//	vm:wait_exit([timeout]) -> status  the vmm's exit status
+//	vm:sh(cmd [, {timeout = s}]) -> output, status
+//	vm:run(cmd [, {timeout = s}]) -> output         fails on a non-zero status
+//	vm:wait_for(pattern | fn [, timeout [, interval]])
+//	                                   a regexp on console output after the previous
+//	                                   match, or fn polled until its first result is
+//	                                   true; returns the match or fn's results
+//	vm:wait_ready([timeout])
+//	vm:cpus() -> {online = {...}, offline = {...}, present = {...}}
+//	vm:memory() -> {total = bytes}     MemTotal
+//	vm:console() -> text
+//
+// A failure (a failed expectation, an error, a timeout) ends the script; its
+// message names the file and line, the innermost step and, for
+// expectations, both values. Whatever happens, including an interrupt,
+// every VM the script started is stopped before RunFile returns.
+//
+// All Lua runs on the goroutine that calls RunFile; a script's Lua state is
+// never shared.
+package lua

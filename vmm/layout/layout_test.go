@@ -1,0 +1,35 @@
+package layout
+
+import "testing"
+
+func TestHotplugRAMStartIsAlignedAndAtOrAbove4GiB(t *testing.T) {
+	for _, c := range []struct {
+		boot, want uint64
+	}{
+		{1 * GiB, 4 * GiB},
+		{LowRAMEnd, 4 * GiB},
+		{4 * GiB, 5 * GiB},
+		{LowRAMEnd + 1*MiB, 4*GiB + 128*MiB},
+		{LowRAMEnd + 129*MiB, 4*GiB + 256*MiB},
+	} {
+		if got := HotplugRAMStart(c.boot); got != c.want {
+			t.Errorf("HotplugRAMStart(%#x) = %#x, want %#x", c.boot, got, c.want)
+		}
+	}
+}
+
+func TestDeviceWindowHoldsItsBlocksBelowTheIOAPIC(t *testing.T) {
+	end := uint64(VirtioMMIOStart + VirtioMMIOMax*VirtioMMIOStride)
+	if end > DeviceWindowEnd || DeviceWindowEnd > IOAPICStart || DeviceWindowStart < LowRAMEnd {
+		t.Errorf("device window %#x..%#x (virtio to %#x) collides", DeviceWindowStart, DeviceWindowEnd, end)
+	}
+	blocks := []uint64{GEDStart, CPUHotplugStart, MemoryHotplugStart, VirtioMMIOStart}
+	for i := 1; i < len(blocks); i++ {
+		if blocks[i] < blocks[i-1]+PageSize {
+			t.Errorf("block %d at %#x overlaps the one before", i, blocks[i])
+		}
+	}
+	if IdentityMapStart < LAPICStart+LAPICSize || TSSStart+3*PageSize > 1<<32 {
+		t.Error("KVM's private pages collide")
+	}
+}

@@ -1,0 +1,267 @@
+package virtio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// virtio-blk (virtio 1.2, 5.2 "Block Device").
+const (
+	// blockDeviceID is the virtio device ID of a block device.
+	blockDeviceID = 2
+	// SectorSize is virtio-blk's unit of addresses and capacity.
+	SectorSize = 512
+
+	// Feature bits.
+	blkFSegMax  = 1 << 2
+	blkFRO      = 1 << 5
+	blkFBlkSize = 1 << 6
+	blkFFlush   = 1 << 9
+
+	// Request types.
+	blkTIn    = 0
+	blkTOut   = 1
+	blkTFlush = 4
+	blkTGetID = 8
+
+	// Request status.
+	blkSOK     = 0
+	blkSIOErr  = 1
+	blkSUnsupp = 2
+
+	// blkHeaderSize is the request header: type u32, reserved u32,
+	// sector u64.
+	blkHeaderSize = 16
+	// blkIDSize is the length of a GET_ID answer (VIRTIO_BLK_ID_BYTES).
+	blkIDSize = 20
+
+	// Configuration space offsets (struct virtio_blk_config).
+	blkCfgCapacity = 0
+	blkCfgSegMax   = 12
+	blkCfgBlkSize  = 20
+	// blkConfigSize covers struct virtio_blk_config up to
+	// write_zeroes_may_unmap; fields not offered read as zero.
+	blkConfigSize = 60
+)
+
+// blkSegMax is the most data segments per request the device accepts: the
+// queue size minus the header and the status descriptors, as the spec
+// bounds a chain by the queue size.
+const blkSegMax = MaxQueueSize - 2
+
+// Block is a virtio-blk device backed by a raw image: a regular file or a
+// block device. Requests run on the queue's worker goroutine with
+// pread/pwrite; a guest flush is an fdatasync of the image.
+type Block struct {
+	path     string
+	readonly bool
+	file     *os.File
+	sectors  uint64
+	config   [blkConfigSize]byte
+	id       [blkIDSize]byte
+	scratch  [][]byte
+}
+
+// NewBlock opens the raw image at path, read-only when readonly is set.
+// A missing or unreadable image is an error that names the path; so is an
+// image smaller than one sector. The capacity is the image size rounded
+// down to whole sectors.
+func NewBlock(path string, readonly bool) (*Block, error) {
+	if path == "" {
+		return nil, errors.New("disk: no path")
+	}
+	flags := os.O_RDWR
+	if readonly {
+		flags = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flags, 0)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // "no such file or directory", "permission denied"
+		}
+		hint := ""
+		if !readonly && errors.Is(err, fs.ErrPermission) {
+			hint = " (readonly=on opens it read-only)"
+		}
+		return nil, fmt.Errorf("disk %s: %w%s", path, err, hint)
+	}
+	b := &Block{path: path, readonly: readonly, file: f}
+	if err := b.probe(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("disk %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// probe checks the image and fills the configuration space and the serial.
+func (b *Block) probe() error {
+	st, err := b.file.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() && st.Mode()&fs.ModeDevice == 0 {
+		return fmt.Errorf("not a regular file or a block device (%s)", st.Mode().Type())
+	}
+	size, err := b.file.Seek(0, io.SeekEnd) // a block device's size too
+	if err != nil {
+		return fmt.Errorf("size: %w", err)
+	}
+	if size < SectorSize {
+		return fmt.Errorf("image of %d bytes: smaller than one %d-byte sector", size, SectorSize)
+	}
+	b.sectors = uint64(size) / SectorSize
+	binary.LittleEndian.PutUint64(b.config[blkCfgCapacity:], b.sectors)
+	binary.LittleEndian.PutUint32(b.config[blkCfgSegMax:], blkSegMax)
+	binary.LittleEndian.PutUint32(b.config[blkCfgBlkSize:], SectorSize)
+	copy(b.id[:], filepath.Base(b.path)) // /sys/block/vdX/serial
+	return nil
+}
+
+// Kind implements Device.
+func (b *Block) Kind() string { return "virtio-blk" }
+
+// Path is the image's path.
+func (b *Block) Path() string { return b.path }
+
+// Readonly reports whether the guest may not write.
+func (b *Block) Readonly() bool { return b.readonly }
+
+// Sectors is the capacity in 512-byte sectors.
+func (b *Block) Sectors() uint64 { return b.sectors }
+
+// Close closes the image.
+func (b *Block) Close() error {
+	if err := b.file.Close(); err != nil {
+		return fmt.Errorf("disk %s: %w", b.path, err)
+	}
+	return nil
+}
+
+func (b *Block) deviceID() uint32 { return blockDeviceID }
+
+func (b *Block) features() uint64 {
+	f := uint64(blkFSegMax | blkFBlkSize | blkFFlush)
+	if b.readonly {
+		f |= blkFRO
+	}
+	return f
+}
+
+func (b *Block) numQueues() int { return 1 }
+
+func (b *Block) readConfig(offset uint64, data []byte) {
+	if offset < blkConfigSize {
+		copy(data, b.config[offset:])
+	}
+}
+
+// writeConfig ignores writes: only writeback (VIRTIO_BLK_F_CONFIG_WCE, not
+// offered) is writable.
+func (b *Block) writeConfig(uint64, []byte) {}
+
+func (b *Block) activate(queues) {}
+
+func (b *Block) deactivate() {}
+
+// process serves every available request.
+func (b *Block) process(_ int, q *vring) {
+	var c chain
+	for q.next(&c) {
+		q.push(c.head, b.serve(&c))
+	}
+}
+
+// serve runs one request and returns the bytes written to its writable
+// buffers, the status byte included. A request is header (readable), data
+// (readable for OUT, writable for IN and GET_ID), status byte (writable).
+func (b *Block) serve(c *chain) uint32 {
+	if c.wlen == 0 {
+		return 0 // nowhere to put a status: the driver broke the protocol
+	}
+	statusBuf := c.writable[len(c.writable)-1]
+	status := &statusBuf[len(statusBuf)-1]
+	dataIn := c.wlen - 1 // writable bytes before the status
+	var hdr [blkHeaderSize]byte
+	if gather(hdr[:], c.readable, 0) < blkHeaderSize {
+		*status = blkSIOErr
+		return 1
+	}
+	typ := binary.LittleEndian.Uint32(hdr[0:])
+	sector := binary.LittleEndian.Uint64(hdr[8:])
+	switch typ {
+	case blkTIn:
+		if !b.inRange(sector, dataIn) {
+			*status = blkSIOErr
+			return 1
+		}
+		b.scratch = subrange(b.scratch[:0], c.writable, 0, dataIn)
+		*status = b.io(b.scratch, sector, false)
+		return uint32(min(dataIn+1, 1<<32-1))
+	case blkTOut:
+		dataOut := c.rlen - blkHeaderSize
+		if b.readonly || !b.inRange(sector, dataOut) {
+			*status = blkSIOErr
+			return 1
+		}
+		b.scratch = subrange(b.scratch[:0], c.readable, blkHeaderSize, dataOut)
+		*status = b.io(b.scratch, sector, true)
+		return 1
+	case blkTFlush:
+		*status = b.flush()
+		return 1
+	case blkTGetID:
+		b.scratch = subrange(b.scratch[:0], c.writable, 0, min(dataIn, blkIDSize))
+		n := scatter(b.scratch, b.id[:])
+		*status = blkSOK
+		return uint32(n) + 1
+	}
+	*status = blkSUnsupp
+	return 1
+}
+
+// inRange checks that n bytes from sector are whole sectors inside the
+// image.
+func (b *Block) inRange(sector, n uint64) bool {
+	return n%SectorSize == 0 && sector <= b.sectors && n/SectorSize <= b.sectors-sector
+}
+
+// io reads (write false) or writes the image at sector through bufs and
+// returns the request status.
+func (b *Block) io(bufs [][]byte, sector uint64, write bool) byte {
+	off := int64(sector * SectorSize)
+	for _, s := range bufs {
+		var err error
+		if write {
+			_, err = b.file.WriteAt(s, off)
+		} else {
+			_, err = b.file.ReadAt(s, off)
+		}
+		if err != nil {
+			// EOF included: the image shrank under the guest.
+			return blkSIOErr
+		}
+		off += int64(len(s))
+	}
+	return blkSOK
+}
+
+// flush makes every completed write durable (fdatasync).
+func (b *Block) flush() byte {
+	rc, err := b.file.SyscallConn()
+	if err != nil {
+		return blkSIOErr
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil || serr != nil {
+		return blkSIOErr
+	}
+	return blkSOK
+}

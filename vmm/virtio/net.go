@@ -1,0 +1,301 @@
+package virtio
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// virtio-net (virtio 1.2, 5.1 "Network Device").
+const (
+	// netDeviceID is the virtio device ID of a network card.
+	netDeviceID = 1
+	// netFMAC: the device has a MAC address in its configuration space.
+	netFMAC = 1 << 5
+	// netHdrSize is struct virtio_net_hdr_v1: flags, gso_type, hdr_len,
+	// gso_size, csum_start, csum_offset, num_buffers. With
+	// VIRTIO_F_VERSION_1 it is always 12 bytes, on both queues.
+	netHdrSize = 12
+	// netHdrNumBuffers is num_buffers' offset in the header; without
+	// VIRTIO_NET_F_MRG_RXBUF the device sets it to 1.
+	netHdrNumBuffers = 10
+	// netMaxFrame bounds one frame: with no offloads a frame is at most
+	// the tap's MTU (below 64 KiB) plus the Ethernet header.
+	netMaxFrame = 65536 + 18
+	// Queue indexes: receiveq1 and transmitq1.
+	netRXQueue = 0
+	netTXQueue = 1
+)
+
+// NetConfig describes a virtio-net device and its tap, in the command
+// line's terms (--net tap=NAME,mac=MAC,ip=IP,mask=MASK).
+type NetConfig struct {
+	// Tap is the tap's name; it is created when it does not exist. ""
+	// lets the kernel pick one (tapN).
+	Tap string
+	// MAC is the guest's address (aa:bb:cc:dd:ee:ff); "" generates a
+	// random locally administered one, 52:54:00:xx:xx:xx.
+	MAC string
+	// IP and Mask, both or neither, configure the host side of the tap
+	// (an IPv4 address and a dotted netmask).
+	IP, Mask string
+}
+
+// Net is a virtio-net device backed by a tap. Transmitted frames are
+// written to the tap on the transmit queue's worker; a goroutine reads the
+// tap into the receive queue's buffers while the driver runs.
+type Net struct {
+	tapName string
+	mac     net.HardwareAddr
+	fd      int      // the tap, nonblocking
+	file    *os.File // fd, for poller-backed reads with a deadline
+	rc      syscall.RawConn
+	config  [6]byte
+	txbuf   []byte
+	dropped atomic.Uint64
+
+	// While the driver runs (activate to deactivate).
+	stop chan struct{}
+	kick chan struct{} // the driver added receive buffers
+	done chan struct{}
+}
+
+// NewNet opens (or creates) the tap, configures its host side when IP and
+// Mask are given, brings it up, and returns the device. It needs
+// CAP_NET_ADMIN to create or configure a tap; its error says so.
+func NewNet(cfg NetConfig) (*Net, error) {
+	mac, err := parseMAC(cfg.MAC)
+	if err != nil {
+		return nil, fmt.Errorf("net: %w", err)
+	}
+	ip, mask, err := parseHostAddr(cfg.IP, cfg.Mask)
+	if err != nil {
+		return nil, fmt.Errorf("net: %w", err)
+	}
+	fd, name, err := openTap(cfg.Tap)
+	if err != nil {
+		return nil, fmt.Errorf("net: tap %q: %w", cfg.Tap, err)
+	}
+	file := os.NewFile(uintptr(fd), "tap "+name)
+	if err := configureHost(name, ip, mask); err != nil {
+		file.Close()
+		return nil, fmt.Errorf("net: tap %s: %w", name, err)
+	}
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("net: tap %s: %w", name, err)
+	}
+	n := &Net{tapName: name, mac: mac, fd: fd, file: file, rc: rc, txbuf: make([]byte, netHdrSize+netMaxFrame)}
+	copy(n.config[:], mac)
+	return n, nil
+}
+
+// parseMAC reads a unicast MAC address, or generates one for "".
+func parseMAC(s string) (net.HardwareAddr, error) {
+	if s == "" {
+		mac := net.HardwareAddr{0x52, 0x54, 0x00, 0, 0, 0}
+		if _, err := rand.Read(mac[3:]); err != nil {
+			return nil, fmt.Errorf("generate a MAC address: %w", err)
+		}
+		return mac, nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("mac=%s: not a MAC address like 52:54:00:12:34:56", s)
+	}
+	if mac[0]&1 != 0 {
+		return nil, fmt.Errorf("mac=%s: a multicast address", s)
+	}
+	if string(mac) == "\x00\x00\x00\x00\x00\x00" {
+		return nil, fmt.Errorf("mac=%s: the zero address", s)
+	}
+	return mac, nil
+}
+
+// parseHostAddr reads the host side's IPv4 address and netmask: both or
+// neither.
+func parseHostAddr(ipStr, maskStr string) (net.IP, net.IP, error) {
+	if ipStr == "" && maskStr == "" {
+		return nil, nil, nil
+	}
+	if ipStr == "" || maskStr == "" {
+		return nil, nil, errors.New("ip= and mask= go together: give both or neither")
+	}
+	ip := net.ParseIP(ipStr).To4()
+	if ip == nil {
+		return nil, nil, fmt.Errorf("ip=%s: not an IPv4 address", ipStr)
+	}
+	mask := net.ParseIP(maskStr).To4()
+	if mask == nil {
+		return nil, nil, fmt.Errorf("mask=%s: not a dotted IPv4 netmask like 255.255.255.0", maskStr)
+	}
+	if ones, bits := net.IPMask(mask).Size(); bits == 0 || ones == 0 {
+		return nil, nil, fmt.Errorf("mask=%s: not a netmask (contiguous leading ones)", maskStr)
+	}
+	return ip, mask, nil
+}
+
+// Kind implements Device.
+func (n *Net) Kind() string { return "virtio-net" }
+
+// TapName is the tap's name: the configured one, or the one the kernel
+// picked.
+func (n *Net) TapName() string { return n.tapName }
+
+// MAC is the guest's MAC address: the configured one, or the generated
+// one.
+func (n *Net) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), n.mac...) }
+
+// Dropped counts frames dropped: received frames too large for the
+// guest's buffers, malformed or failed transmissions.
+func (n *Net) Dropped() uint64 { return n.dropped.Load() }
+
+// Close closes the tap; a tap this device created goes away with it.
+func (n *Net) Close() error {
+	if err := n.file.Close(); err != nil {
+		return fmt.Errorf("net: tap %s: %w", n.tapName, err)
+	}
+	return nil
+}
+
+func (n *Net) deviceID() uint32 { return netDeviceID }
+func (n *Net) features() uint64 { return netFMAC }
+func (n *Net) numQueues() int   { return 2 }
+
+func (n *Net) readConfig(offset uint64, data []byte) {
+	if offset < uint64(len(n.config)) {
+		copy(data, n.config[offset:])
+	}
+}
+
+// writeConfig ignores writes: the MAC is read-only in virtio 1.x.
+func (n *Net) writeConfig(uint64, []byte) {}
+
+func (n *Net) activate(qs queues) {
+	n.stop = make(chan struct{})
+	n.kick = make(chan struct{}, 1)
+	n.done = make(chan struct{})
+	_ = n.file.SetReadDeadline(time.Time{})
+	go n.receive(qs, n.stop, n.kick, n.done)
+}
+
+func (n *Net) deactivate() {
+	close(n.stop)
+	_ = n.file.SetReadDeadline(time.Now()) // ends a pending tap read
+	<-n.done
+}
+
+// process handles a queue notification: new receive buffers wake the
+// receive goroutine; transmit buffers go to the tap.
+func (n *Net) process(i int, q *vring) {
+	if i == netRXQueue {
+		select {
+		case n.kick <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+		return
+	}
+	var c chain
+	for q.next(&c) {
+		if c.rlen < netHdrSize || c.rlen > uint64(len(n.txbuf)) {
+			n.dropped.Add(1)
+		} else {
+			frame := n.txbuf[:gather(n.txbuf, c.readable, 0)]
+			n.transmit(frame)
+		}
+		q.push(c.head, 0)
+	}
+}
+
+// transmit writes one header+frame to the tap. The tap never blocks a
+// writer for long; a frame it refuses (EAGAIN, link down) is dropped, as
+// a busy wire would.
+func (n *Net) transmit(frame []byte) {
+	for {
+		_, err := unix.Write(n.fd, frame)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			n.dropped.Add(1)
+		}
+		return
+	}
+}
+
+// receive moves frames from the tap to the guest until stop closes. A
+// frame waits for a receive buffer (the driver's notification kicks); one
+// too large for the buffer is dropped.
+func (n *Net) receive(qs queues, stop, kick, done chan struct{}) {
+	defer close(done)
+	buf := make([]byte, netHdrSize+netMaxFrame)
+	var c chain
+	for {
+		size, err := n.readTap(buf)
+		if err != nil {
+			select {
+			case <-stop:
+			default:
+				qs.logger().Error("virtio-net: tap read failed; receiving stopped", "tap", n.tapName, "err", err)
+			}
+			return
+		}
+		if size < netHdrSize {
+			continue
+		}
+		frame := buf[:size]
+		binary.LittleEndian.PutUint16(frame[netHdrNumBuffers:], 1)
+		for {
+			handled := false
+			qs.with(netRXQueue, func(q *vring) {
+				if !q.next(&c) {
+					return
+				}
+				handled = true
+				if c.wlen < uint64(len(frame)) {
+					q.unpop()
+					n.dropped.Add(1)
+					return
+				}
+				scatter(c.writable, frame)
+				q.push(c.head, uint32(len(frame)))
+			})
+			if handled {
+				break
+			}
+			select {
+			case <-kick:
+			case <-stop:
+				return
+			}
+		}
+	}
+}
+
+// readTap reads one header+frame, waiting for one in the poller.
+func (n *Net) readTap(buf []byte) (int, error) {
+	for {
+		var size int
+		var rerr error
+		err := n.rc.Read(func(fd uintptr) bool {
+			size, rerr = unix.Read(int(fd), buf)
+			return !errors.Is(rerr, unix.EAGAIN)
+		})
+		if err != nil {
+			return 0, err
+		}
+		if errors.Is(rerr, unix.EINTR) {
+			continue
+		}
+		return size, rerr
+	}
+}
