@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,6 +128,9 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 	It("reboots through the API and stops cleanly on SIGTERM", func(ctx SpecContext) {
 		m := startGuest(ctx, "api-reboot", bootConfig())
 		Expect(m.WaitReady(ctx)).To(Succeed())
+		// Let the guest finish its line: a reset cuts whatever output the
+		// guest has not sent yet, such as the newline after the marker.
+		sh(ctx, m, "true")
 		Expect(m.Reboot(ctx)).To(Succeed())
 		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot")
 		Expect(sh(ctx, m, "cat /sys/devices/system/cpu/online")).To(Equal("0-3"))
@@ -199,25 +203,33 @@ var _ = Describe("boot time", Label("benchmark"), Serial, func() {
 		qemuArgs := []string{"-enable-kvm", "-M", "microvm", "-cpu", "host", "-smp", "4", "-m", "1024",
 			"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
 			"-kernel", paths.Kernel, "-initrd", paths.Initramfs, "-append", guest.DefaultCmdline}
-		for i := range runs {
-			r, err := timeBoot(ctx, paths.Vmm, vmmArgs, regexp.MustCompile(`msg="first KVM_RUN"`))
-			Expect(err).NotTo(HaveOccurred(), "vmm run %d", i)
-			e.RecordDuration("vmm: first KVM_RUN", r.firstRun)
-			e.RecordDuration("vmm: ready marker", r.ready)
+		// A run that fails (the emulated KVM host is not reliable) is
+		// reported and left out; the benchmark never fails on time.
+		record := func(name string, d time.Duration, err error) {
+			if err != nil {
+				GinkgoWriter.Printf("BENCH %s: run failed: %v\n", name, err)
+				return
+			}
+			GinkgoWriter.Printf("BENCH run %-42s %8d ms\n", name, d.Milliseconds())
+			e.RecordDuration(name, d)
+		}
+		for range runs {
+			r, err := timeBoot(ctx, paths.Vmm, vmmArgs, regexp.MustCompile(`msg="first KVM_RUN"`), false)
+			record("vmm: first KVM_RUN", r.firstRun, err)
+			record("vmm: ready marker", r.ready, err)
 			if qemu == "" {
 				continue
 			}
 			// QEMU reports its first vCPU exit only with tracing on, which
-			// slows every exit: one traced run for the first KVM_RUN, one
-			// plain run for the ready marker.
-			r, err = timeBoot(ctx, qemu, append([]string{"-trace", "kvm_run_exit"}, qemuArgs...), regexp.MustCompile(`kvm_run_exit`))
-			Expect(err).NotTo(HaveOccurred(), "traced qemu run %d", i)
-			e.RecordDuration("qemu microvm: first KVM_RUN (traced run)", r.firstRun)
-			r, err = timeBoot(ctx, qemu, qemuArgs, nil)
-			Expect(err).NotTo(HaveOccurred(), "qemu run %d", i)
-			e.RecordDuration("qemu microvm: ready marker", r.ready)
+			// slows every exit: a traced run, stopped at its first exit,
+			// for the first KVM_RUN, and a plain run for the ready marker.
+			r, err = timeBoot(ctx, qemu, append([]string{"-trace", "kvm_run_exit"}, qemuArgs...), regexp.MustCompile(`kvm_run_exit`), true)
+			record("qemu microvm: first KVM_RUN", r.firstRun, err)
+			r, err = timeBoot(ctx, qemu, qemuArgs, nil, false)
+			record("qemu microvm: ready marker", r.ready, err)
 		}
-		for _, name := range []string{"vmm: first KVM_RUN", "vmm: ready marker", "qemu microvm: first KVM_RUN (traced run)", "qemu microvm: ready marker"} {
+		Expect(e.Get("vmm: ready marker").Durations).NotTo(BeEmpty(), "no vmm run succeeded")
+		for _, name := range []string{"vmm: first KVM_RUN", "vmm: ready marker", "qemu microvm: first KVM_RUN", "qemu microvm: ready marker"} {
 			if s := e.Get(name); s.Name != "" {
 				GinkgoWriter.Printf("BENCH %-42s median %8.0f ms over %d runs\n", name, float64(s.Stats().DurationFor(gmeasure.StatMedian))/1e6, s.Stats().N)
 			}
@@ -237,8 +249,9 @@ type bootTimes struct {
 
 // timeBoot starts bin with args and its stdin empty but open, waits for the
 // ready marker on its stdout, and kills it. firstRun, when not nil, is the
-// stderr line that marks the first KVM_RUN.
-func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.Regexp) (bootTimes, error) {
+// stderr line that marks the first KVM_RUN; with onlyFirstRun the process
+// is killed as soon as that line appears.
+func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.Regexp, onlyFirstRun bool) (_ bootTimes, err error) {
 	ctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -261,10 +274,13 @@ func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.R
 	if err := cmd.Start(); err != nil {
 		return bootTimes{}, err
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		<-exited
 	}()
+	var logs tail
 	firstRunAt := make(chan time.Duration, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -274,6 +290,9 @@ func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.R
 			if !sent && firstRun.MatchString(sc.Text()) {
 				firstRunAt <- time.Since(start)
 				sent = true
+			}
+			if !strings.Contains(sc.Text(), "kvm_run_exit") {
+				logs.add("stderr: " + sc.Text())
 			}
 		}
 		if !sent {
@@ -285,6 +304,7 @@ func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.R
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			logs.add(sc.Text())
 			if strings.Contains(sc.Text(), guest.ReadyMarker) {
 				readyAt <- time.Since(start)
 				break
@@ -292,9 +312,32 @@ func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.R
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w; last output:\n%s", err, logs.String())
+		}
+	}()
 	var t bootTimes
+	if onlyFirstRun {
+		select {
+		case d, ok := <-firstRunAt:
+			if !ok {
+				return t, fmt.Errorf("%s: no first KVM_RUN line", filepath.Base(bin))
+			}
+			t.firstRun = d
+			return t, nil
+		case err := <-exited:
+			exited <- err
+			return t, fmt.Errorf("%s exited early: %v", filepath.Base(bin), err)
+		case <-ctx.Done():
+			return t, fmt.Errorf("%s: no first KVM_RUN line: %w", filepath.Base(bin), ctx.Err())
+		}
+	}
 	select {
 	case t.ready = <-readyAt:
+	case err := <-exited:
+		exited <- err
+		return t, fmt.Errorf("%s exited before the ready marker: %v", filepath.Base(bin), err)
 	case <-ctx.Done():
 		return t, fmt.Errorf("%s: no ready marker: %w", filepath.Base(bin), ctx.Err())
 	}
@@ -306,4 +349,25 @@ func timeBoot(ctx context.Context, bin string, args []string, firstRun *regexp.R
 		t.firstRun = d
 	}
 	return t, nil
+}
+
+// tail keeps the last lines written to it, for failure messages.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > 60 {
+		t.lines = t.lines[len(t.lines)-60:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
 }

@@ -103,7 +103,8 @@ func (c *Console) Tail(n int) string {
 }
 
 // CountLinesEndingWith returns how many lines of the text view end with
-// suffix, ignoring trailing blanks. An unterminated last line counts.
+// suffix, ignoring trailing blanks. A last line without its newline does not
+// count yet.
 func (c *Console) CountLinesEndingWith(suffix string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -179,10 +180,13 @@ func tailLines(text []byte, n int) string {
 	}
 }
 
-// lineCounter counts the lines that end with suffix (blanks aside) in a growing
-// text, scanning each complete line once. Ending with is enough and needed:
-// after a reboot the first line of the new boot may follow the old shell's
-// prompt, which has no newline.
+// lineCounter counts the complete lines that end with suffix (blanks aside)
+// in a growing text, scanning each line once. Ending with is enough and
+// needed: after a reboot the first line of the new boot may follow the old
+// shell's prompt, which has no newline. Only complete lines count: a line
+// without its newline yet may still be extended, as when a reboot cuts the
+// guest off right after the marker and the next boot's first message lands
+// on the same line.
 type lineCounter struct {
 	suffix []byte
 	next   int // start of the first line not yet counted
@@ -200,11 +204,7 @@ func (lc *lineCounter) count(text []byte) int {
 		}
 		lc.next += i + 1
 	}
-	n := lc.n
-	if bytes.HasSuffix(bytes.TrimSpace(text[lc.next:]), lc.suffix) {
-		n++ // an unterminated last line counts
-	}
-	return n
+	return lc.n
 }
 
 // cleaner turns terminal output into plain text, one chunk at a time: it

@@ -75,6 +75,16 @@ func TestConsoleTail(t *testing.T) {
 func TestConsoleCountsLinesEndingWithTheMarker(t *testing.T) {
 	c := NewConsole(nil)
 	_, _ = c.Write([]byte(ReadyMarker + "\r\n# echo x\n# " + ReadyMarker + "\nnot " + ReadyMarker + " here\n" + ReadyMarker))
+	if n := c.CountLinesEndingWith(ReadyMarker); n != 2 {
+		t.Errorf("count = %d, want 2: a line without its newline does not count yet", n)
+	}
+	// A reboot cut the guest off after the marker: the next boot's first
+	// message continued the line, so it was no marker after all.
+	_, _ = c.Write([]byte("[    3.5] PCI: message\n"))
+	if n := c.CountLinesEndingWith(ReadyMarker); n != 2 {
+		t.Errorf("count = %d after the line went on, want 2", n)
+	}
+	_, _ = c.Write([]byte(ReadyMarker + "\r\n"))
 	if n := c.CountLinesEndingWith(ReadyMarker); n != 3 {
 		t.Errorf("count = %d, want 3", n)
 	}

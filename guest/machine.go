@@ -375,40 +375,90 @@ func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp) (string, error
 }
 
 // Sh waits for the guest to be ready, runs cmd in its shell and returns the
-// output and the exit status (see Shell.Run).
+// output and the exit status (see Shell.Run). Should the guest reboot by
+// itself meanwhile (a reset, a panic), Sh fails at once with ErrGuestRebooted
+// instead of waiting out ctx; later calls go to the new boot.
 func (m *Machine) Sh(ctx context.Context, cmd string) (string, int, error) {
-	if err := m.WaitReady(ctx); err != nil {
-		return "", 0, err
-	}
-	out, status, err := m.shell.Run(ctx, cmd)
-	if err != nil {
-		return out, status, fmt.Errorf("%s: %w", m.name, err)
-	}
-	return out, status, nil
+	var out string
+	var status int
+	err := m.inGuest(ctx, func(ctx context.Context) error {
+		var err error
+		out, status, err = m.shell.Run(ctx, cmd)
+		return err
+	})
+	return out, status, err
 }
 
 // CPUs returns the guest's online, offline and present CPUs.
 func (m *Machine) CPUs(ctx context.Context) (CPUs, error) {
-	if err := m.WaitReady(ctx); err != nil {
-		return CPUs{}, err
-	}
-	c, err := ReadCPUs(ctx, m.shell)
-	if err != nil {
-		return CPUs{}, fmt.Errorf("%s: %w", m.name, err)
-	}
-	return c, nil
+	var c CPUs
+	err := m.inGuest(ctx, func(ctx context.Context) error {
+		var err error
+		c, err = ReadCPUs(ctx, m.shell)
+		return err
+	})
+	return c, err
 }
 
 // MemTotal returns the guest's MemTotal from /proc/meminfo, in bytes.
 func (m *Machine) MemTotal(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := m.inGuest(ctx, func(ctx context.Context) error {
+		var err error
+		n, err = ReadMemTotal(ctx, m.shell)
+		return err
+	})
+	return n, err
+}
+
+// ErrGuestRebooted is the cause of a guest command's failure when the guest
+// booted again, unasked, while the command ran.
+var ErrGuestRebooted = errors.New("the guest rebooted by itself")
+
+// inGuest waits for the guest to be ready and runs f, whose context ends
+// with ErrGuestRebooted if a ready marker beyond the expected boots shows up
+// on the console.
+func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error) error {
 	if err := m.WaitReady(ctx); err != nil {
-		return 0, err
+		return err
 	}
-	n, err := ReadMemTotal(ctx, m.shell)
+	m.mu.Lock()
+	want := m.boots
+	m.mu.Unlock()
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		lc := lineCounter{suffix: []byte(ReadyMarker)}
+		seen := 0
+		err := m.console.Wait(fctx, func(text []byte) bool {
+			seen = lc.count(text)
+			return seen > want
+		})
+		if err == nil {
+			m.mu.Lock()
+			m.boots = max(m.boots, seen)
+			m.mu.Unlock()
+			cancel(fmt.Errorf("%w (boot %d began; see the console)", ErrGuestRebooted, seen))
+		}
+	}()
+	err := f(fctx)
+	cancel(nil)
+	<-watchDone
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", m.name, err)
+		return fmt.Errorf("%s: %w%s", m.name, err, m.vmmLogTail())
 	}
-	return n, nil
+	return nil
+}
+
+// vmmLogTail is the end of the vmm's log for failure messages, which often
+// says why a guest went away.
+func (m *Machine) vmmLogTail() string {
+	if t := tailLines([]byte(m.stderr.String()), 5); t != "" {
+		return fmt.Sprintf("\n%s vmm log (last lines):\n%s", m.name, t)
+	}
+	return ""
 }
 
 // Reboot asks the API for vm.reboot. WaitReady then waits for the new boot.

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,16 +197,41 @@ func testConfig() vmm.VmConfig {
 	return cfg
 }
 
-// processGroupGone reports whether no process is left in group pgid, giving
-// killed children of the fake a moment to be reaped by init.
+// processGroupGone reports whether no live process is left in group pgid,
+// giving killed processes a moment to exit. Zombies do not count: the
+// fake's shell, killed with it, is reaped by whatever init this machine has,
+// which may be slow to do it or never do it.
 func processGroupGone(pgid int) bool {
 	for range 40 {
-		if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		if liveInGroup(pgid) == 0 {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// liveInGroup counts the processes of group pgid that are not zombies,
+// from /proc/PID/stat ("pid (comm) state ppid pgrp ...").
+func liveInGroup(pgid int) int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	n := 0
+	for _, p := range stats {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestMachineWithFakeVmmRunsCommandsAndAPI(t *testing.T) {
@@ -387,4 +413,33 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestMachineWithFakeVmmFailsACommandWhenTheGuestRebootsByItself(t *testing.T) {
+	m, err := startFake(t, "", testConfig(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		// A raw request: Machine does not expect this boot.
+		_, _, _ = m.Request(ctx, http.MethodPut, api.RouteReboot, nil)
+	}()
+	start := time.Now()
+	_, _, err = m.Sh(ctx, "read line")
+	if !errors.Is(err, ErrGuestRebooted) {
+		t.Fatalf("Sh across an unasked reboot = %v, want ErrGuestRebooted", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Sh took %v to notice", d)
+	}
+	// Later commands go to the new boot.
+	if out, _, err := m.Sh(ctx, "echo again"); err != nil || out != "again" {
+		t.Errorf("Sh after the reboot = %q, %v", out, err)
+	}
 }

@@ -97,7 +97,9 @@ func (s *Shell) Run(ctx context.Context, cmd string) (string, int, error) {
 	}
 	f := newMarkerFinder(tag, from)
 	if err := s.console.Wait(ctx, f.find); err != nil {
-		if ctx.Err() != nil {
+		// Interrupt the command, unless its shell is gone with the boot
+		// it ran in: the new shell would take Ctrl-C as typed input.
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrGuestRebooted) {
 			_ = s.write(interrupt)
 		}
 		return "", 0, fmt.Errorf("guest command %q: %w\nconsole (last lines):\n%s", cmd, err, s.console.Tail(tailOnError))

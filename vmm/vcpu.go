@@ -292,6 +292,14 @@ func (m *cpuManager) onThread(id int, fn func(*kvm.VCPU) error) error {
 	return <-call.done
 }
 
+// exists reports whether vCPU id has been created and its thread lives.
+func (m *cpuManager) exists(id int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.vcpus[id]
+	return ok && !c.exited
+}
+
 // active is the number of plugged vCPUs.
 func (m *cpuManager) active() int {
 	m.mu.Lock()
@@ -346,12 +354,24 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 	c.kv = kv
 	ready <- nil
 
+	// A hot-unplugged vCPU's thread is renamed while it is parked, so that
+	// exactly the plugged vCPUs have threads named vcpuN.
+	name, parkedName := fmt.Sprintf("vcpu%d", c.id), fmt.Sprintf("cpu%d-parked", c.id)
+	named := true
 	m.mu.Lock()
 	for {
 		w := m.want(c)
 		for w == wantPark && len(c.calls) == 0 {
+			if named && !c.plugged && !m.ending {
+				setThreadName(parkedName)
+				named = false
+			}
 			m.cond.Wait()
 			w = m.want(c)
+		}
+		if !named && c.plugged {
+			setThreadName(name)
+			named = true
 		}
 		if w != wantExit && len(c.calls) > 0 {
 			calls := c.calls

@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -295,16 +294,6 @@ func (v *VMM) PowerButton() error {
 		return fmt.Errorf("power button: %w", err)
 	}
 	return nil
-}
-
-// Resize changes the vCPU count or RAM of the running VM.
-func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("resize: %w", ErrNoVM)
-	}
-	return notSupported("resize")
 }
 
 // Info reports the configuration and state.
