@@ -140,6 +140,28 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(status).To(Equal(0), "exit status after SIGTERM; log:\n%s", m.VmmLog())
 	}, SpecTimeout(2*bootTimeout+2*cmdTimeout))
 
+	It("pauses, resumes and presses the ACPI power button through the API", func(ctx SpecContext) {
+		m := startGuest(ctx, "api", bootConfig())
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		Expect(sh(ctx, m, "dmesg")).To(ContainSubstring("input: Power Button as /devices/LNXSYSTM:00/LNXSYBUS:00/PNP0C0C:00"))
+		// The GED's interrupt count, from its line in /proc/interrupts.
+		gedIRQs := `awk '/ACPI:Ged/ {s=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) s+=$i; print s}' /proc/interrupts`
+		before := sh(ctx, m, gedIRQs)
+		Expect(before).To(MatchRegexp(`^\d+$`), "no GED line in /proc/interrupts")
+
+		Expect(m.API().Pause(ctx)).To(Succeed())
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.State).To(Equal(vmm.StatePaused))
+		Expect(info.ActiveVcpus).To(Equal(4))
+		Expect(m.API().Resume(ctx)).To(Succeed())
+		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
+
+		Expect(m.API().PowerButton(ctx)).To(Succeed())
+		Eventually(func() string { return sh(ctx, m, gedIRQs) }).WithContext(ctx).WithTimeout(cmdTimeout).
+			ShouldNot(Equal(before), "the GED interrupt never fired")
+	}, SpecTimeout(bootTimeout+3*cmdTimeout))
+
 	DescribeTable("refuses a bad command line with one clear message and status 2",
 		func(ctx SpecContext, args func(dir string) []string, want string) {
 			dir := GinkgoT().TempDir()

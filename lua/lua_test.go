@@ -194,7 +194,7 @@ func TestMissingScriptIsAnError(t *testing.T) {
 	}
 }
 
-func TestArgumentsAreValidated(t *testing.T) {
+func TestArgumentsAreValidatedWithFakeVM(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
@@ -238,7 +238,7 @@ func TestArgumentsAreValidated(t *testing.T) {
 	}
 }
 
-func TestResizeReturnsTheStatusAndTheAPIMessage(t *testing.T) {
+func TestResizeReturnsTheStatusAndTheAPIMessageWithFakeVM(t *testing.T) {
 	l := &fakeLauncher{prepare: func(vm *fakeVM) {
 		vm.replies["PUT vm.resize"] = fakeReply{400, `["The VM could not be resized","desired_vcpus 0 is below 1"]`}
 	}}
@@ -264,7 +264,7 @@ expect.eq(s3, 400)
 	}
 }
 
-func TestInfoFailsTheScriptOnAnErrorStatus(t *testing.T) {
+func TestInfoFailsTheScriptOnAnErrorStatusWithFakeVM(t *testing.T) {
 	l := &fakeLauncher{prepare: func(vm *fakeVM) { vm.replies["GET vm.info"] = fakeReply{500, `["broken"]`} }}
 	r := &Runner{Launcher: l}
 	res := r.RunFile(context.Background(), writeScript(t, "i.lua", "local vm = vmm.start{}\nvm:info()\n"))
@@ -274,7 +274,7 @@ func TestInfoFailsTheScriptOnAnErrorStatus(t *testing.T) {
 	}
 }
 
-func TestRunFailsOnANonZeroStatusWithTheOutput(t *testing.T) {
+func TestRunFailsOnANonZeroStatusWithTheOutputWithFakeVM(t *testing.T) {
 	res, _, _ := runScript(t, "local vm = vmm.start{}\nvm:run(\"false\")\n")
 	se := scriptErr(t, res)
 	if se.Line != 2 || !strings.Contains(se.Message, `"false" exited with status 1`) {
@@ -282,7 +282,7 @@ func TestRunFailsOnANonZeroStatusWithTheOutput(t *testing.T) {
 	}
 }
 
-func TestWaitForTimesOut(t *testing.T) {
+func TestWaitForTimesOutWithFakeVM(t *testing.T) {
 	r := &Runner{Launcher: &fakeLauncher{}}
 	start := time.Now()
 	res := r.RunFile(context.Background(), writeScript(t, "w.lua", `
@@ -302,7 +302,7 @@ vm:wait_for(function() return false end, 0.3, 0.05)
 	}
 }
 
-func TestEveryVMIsStoppedWhateverTheOutcome(t *testing.T) {
+func TestEveryVMIsStoppedWhateverTheOutcomeWithFakeVM(t *testing.T) {
 	tests := []struct {
 		name, src string
 		pass      bool
@@ -331,7 +331,7 @@ func TestEveryVMIsStoppedWhateverTheOutcome(t *testing.T) {
 	}
 }
 
-func TestInterruptStopsTheVMsAndNamesTheLine(t *testing.T) {
+func TestInterruptStopsTheVMsAndNamesTheLineWithFakeVM(t *testing.T) {
 	l := &fakeLauncher{prepare: func(vm *fakeVM) { vm.shBlocks = true }}
 	r := &Runner{Launcher: l}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -368,7 +368,7 @@ func TestInterruptStopsTheVMsAndNamesTheLine(t *testing.T) {
 	}
 }
 
-func TestCleanupFailureFailsAPassingScript(t *testing.T) {
+func TestCleanupFailureFailsAPassingScriptWithFakeVM(t *testing.T) {
 	l := &fakeLauncher{prepare: func(vm *fakeVM) { vm.stopErr = errors.New("had to be killed") }}
 	r := &Runner{Launcher: l}
 	res := r.RunFile(context.Background(), writeScript(t, "c.lua", "vmm.start{}\n"))
@@ -377,7 +377,7 @@ func TestCleanupFailureFailsAPassingScript(t *testing.T) {
 	}
 }
 
-func TestLaunchFailureNamesTheLine(t *testing.T) {
+func TestLaunchFailureNamesTheLineWithFakeVM(t *testing.T) {
 	r := &Runner{Launcher: &fakeLauncher{fail: errors.New("no kvm")}}
 	res := r.RunFile(context.Background(), writeScript(t, "l.lua", "\nvmm.start{}\n"))
 	if se := scriptErr(t, res); se.Line != 2 || !strings.Contains(se.Message, "vmm.start: no kvm") {
@@ -403,7 +403,7 @@ expect.falsy(ok)
 	}
 }
 
-func TestTextReporterShowsStepsNarrationAndFailures(t *testing.T) {
+func TestTextReporterShowsStepsNarrationAndFailuresWithFakeVM(t *testing.T) {
 	var out bytes.Buffer
 	r := &Runner{Launcher: &fakeLauncher{}, Reporter: &TextReporter{W: &out, Verbose: true}}
 	p := writeScript(t, "t.lua", `
@@ -436,7 +436,7 @@ end)
 	}
 }
 
-func TestJUnitReportHasACasePerStepAndTheFailures(t *testing.T) {
+func TestJUnitReportHasACasePerStepAndTheFailuresWithFakeVM(t *testing.T) {
 	r := &Runner{Launcher: &fakeLauncher{}}
 	pass := r.RunFile(context.Background(), writeScript(t, "pass.lua", "step('one', function() end)\nstep('two', function() end)\n"))
 	failing := r.RunFile(context.Background(), writeScript(t, "fail.lua", "step('one', function() end)\nexpect.eq(1, 2)\n"))

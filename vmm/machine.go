@@ -76,6 +76,7 @@ type machine struct {
 	serial *devices.Serial
 	cpus   *cpuManager
 	irqfds []*irqLine
+	virtio []*virtioDevice // in device order; see addVirtio
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
 	// space, the memory controller (nil without).
@@ -188,6 +189,7 @@ func newMachine(cfg VmConfig, deps machineDeps) (_ *machine, err error) {
 	if m.memHP != nil {
 		sb = append(sb, m.memHP)
 	}
+	sb = append(sb, m.virtioDescribers()...)
 	tables, err := acpiTables(cfg.Cpus.BootVcpus, cfg.Cpus.MaxVcpus, pm, sb...)
 	if err != nil {
 		return nil, err
@@ -215,7 +217,7 @@ func newMachine(cfg VmConfig, deps machineDeps) (_ *machine, err error) {
 	return m, nil
 }
 
-// addDevices creates the buses and the legacy devices on them.
+// addDevices creates the buses, the legacy devices and the virtio devices.
 func (m *machine) addDevices() error {
 	m.pioBus = bus.New("pio", m.log)
 	m.mmBus = bus.New("mmio", m.log)
@@ -239,7 +241,7 @@ func (m *machine) addDevices() error {
 			return err
 		}
 	}
-	return nil
+	return m.addVirtio()
 }
 
 // addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
@@ -311,6 +313,7 @@ func (m *machine) close() {
 		if m.cpus != nil {
 			m.cpus.stopAll()
 		}
+		m.closeVirtio()
 		for _, l := range m.irqfds {
 			l.close()
 		}

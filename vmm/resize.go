@@ -5,20 +5,40 @@ import (
 	"errors"
 	"fmt"
 
+	"unsafe"
+
+	"vmm/kvm"
 	"vmm/vmm/hotplug"
+	"vmm/vmm/layout"
+	"vmm/vmm/memory"
 )
 
 // resizePlan is a validated vm.resize request: what changes, and to what.
 type resizePlan struct {
 	// vcpus is the new vCPU count; 0 leaves it alone.
 	vcpus int
+	// addRAM is how many bytes to hot-add now; 0 adds none.
+	addRAM uint64
+	// nextRAM is the RAM the VM boots with at its next reboot; 0 leaves it
+	// alone.
+	nextRAM uint64
+}
+
+// ramState is what a RAM resize is checked against.
+type ramState struct {
+	// current is the RAM the guest has now: boot RAM plus hot-added.
+	current uint64
+	// limit is the most RAM the VM may have: boot RAM plus hotplug_size.
+	limit uint64
+	// freeSlots is how many more hot adds the memory controller takes.
+	freeSlots int
 }
 
 // planResize checks req as a whole against cfg and says what to change. It
 // changes nothing: a request with any invalid part is refused entirely
 // (ErrInvalid), so a valid desired_vcpus never lands next to a bad
 // desired_ram.
-func planResize(cfg VmConfig, req ResizeRequest) (resizePlan, error) {
+func planResize(cfg VmConfig, ram ramState, req ResizeRequest) (resizePlan, error) {
 	var p resizePlan
 	if req.DesiredVcpus == nil && req.DesiredRam == nil && req.DesiredBalloon == nil {
 		return p, invalidf("resize: the request asks for nothing (desired_vcpus, desired_ram or desired_balloon)")
@@ -37,8 +57,26 @@ func planResize(cfg VmConfig, req ResizeRequest) (resizePlan, error) {
 		if b <= 0 {
 			return p, invalidf("resize: desired_ram=%d: must be a positive byte count", b)
 		}
-		if uint64(b) != cfg.Memory.Size {
-			return p, notSupported("resize: desired_ram")
+		switch n := uint64(b); {
+		case n > ram.current:
+			add := n - ram.current
+			switch {
+			case cfg.Memory.HotplugSize == 0:
+				return p, invalidf("resize: desired_ram=%d: the VM has no hot plug space (--memory hotplug_size=)", b)
+			case add%HotplugBlock != 0:
+				return p, invalidf("resize: desired_ram=%d: the %d bytes to add are not a multiple of 128 MiB (the guest's memory block size)", b, add)
+			case n > ram.limit:
+				return p, invalidf("resize: desired_ram=%d: above size + hotplug_size (%d bytes)", b, ram.limit)
+			case ram.freeSlots < 1:
+				return p, invalidf("resize: desired_ram=%d: every memory hot plug slot is used", b)
+			}
+			p.addRAM = add
+		case n < ram.current:
+			// Applied at the next reboot, as boot RAM.
+			if n < MinMemory || n%4096 != 0 {
+				return p, invalidf("resize: desired_ram=%d: boot RAM must be at least %d MiB and a multiple of 4 KiB", b, MinMemory/MiB)
+			}
+			p.nextRAM = n
 		}
 	}
 	if req.DesiredBalloon != nil {
@@ -62,12 +100,38 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	if v.state == StatePaused {
 		return fmt.Errorf("resize: the VM is %s: %w", v.state, ErrState)
 	}
-	p, err := planResize(*v.cfg, req)
+	ram := ramState{current: v.cfg.Memory.Size, limit: v.cfg.Memory.Size + v.cfg.Memory.HotplugSize}
+	if v.m != nil {
+		ram.current = v.m.mem.Size()
+		if v.m.memHP != nil {
+			ram.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
+		}
+	}
+	p, err := planResize(*v.cfg, ram, req)
 	if err != nil {
 		return err
 	}
-	if v.m != nil && v.m.cpuHP.PendingEject() {
+	if p.vcpus != 0 && v.m != nil && v.m.cpuHP.PendingEject() {
 		return fmt.Errorf("resize: the guest has not finished ejecting a vCPU: %w", ErrBusy)
+	}
+	if p.addRAM > 0 && v.m == nil {
+		// No guest to hot plug into: the VM boots with it instead.
+		p.nextRAM, p.addRAM = ram.current+p.addRAM, 0
+	}
+	// RAM first: it is the part that can fail for want of host memory, and
+	// then nothing has changed.
+	if p.addRAM > 0 {
+		if err := v.m.addRAM(p.addRAM); err != nil {
+			return fmt.Errorf("resize: %w", err)
+		}
+		// The added RAM stays after a reboot, as boot RAM.
+		v.nextRAM = ram.current + p.addRAM
+	}
+	if p.nextRAM > 0 {
+		v.nextRAM = p.nextRAM
+		if v.m == nil {
+			v.applyNextRAMLocked()
+		}
 	}
 	if p.vcpus == 0 {
 		return nil
@@ -78,6 +142,58 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 		}
 	}
 	v.cfg.Cpus.BootVcpus = p.vcpus
+	return nil
+}
+
+// applyNextRAMLocked makes the RAM size a resize asked for the boot RAM, as
+// a reboot does: hotplug_size shrinks or grows so that size + hotplug_size,
+// the most RAM the VM may have, stays, and the whole hot plug space is free
+// again. Called with v.mu held, with no machine running.
+func (v *VMM) applyNextRAMLocked() {
+	if v.cfg == nil || v.nextRAM == 0 {
+		return
+	}
+	mc := &v.cfg.Memory
+	limit := mc.Size + mc.HotplugSize
+	mc.Size, v.nextRAM = v.nextRAM, 0
+	mc.HotplugSize = 0
+	if limit > mc.Size {
+		mc.HotplugSize = (limit - mc.Size) &^ (HotplugBlock - 1)
+	}
+}
+
+// addRAM hot-adds n bytes (a multiple of 128 MiB) at the end of what was
+// hot-added so far: a new host mapping (backed lazily, as the guest touches
+// it), its own KVM memslot, and a memory hot plug slot the guest is told
+// about through the GED. On failure nothing is left behind.
+func (m *machine) addRAM(n uint64) error {
+	if m.memHP == nil {
+		return invalidf("add RAM: the VM has no hot plug space")
+	}
+	boot := m.cfg.Memory.Size
+	base := layout.HotplugRAMStart(boot) + (m.mem.Size() - boot)
+	slot := uint32(len(m.mem.Regions()))
+	r, err := m.mem.Add(memory.Range{Start: base, Size: n}, slot)
+	if err != nil {
+		return fmt.Errorf("add RAM at %#x: %w", base, err)
+	}
+	host := r.Host()
+	region := kvm.UserspaceMemoryRegion{Slot: slot, GuestPhysAddr: base, MemorySize: n,
+		UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}
+	if err := m.vm.SetUserMemoryRegion(region); err != nil {
+		_ = m.mem.Remove(base)
+		return fmt.Errorf("add RAM at %#x: memslot %d: %w", base, slot, err)
+	}
+	if _, err := m.memHP.AddSlot(base, n); err != nil {
+		region.MemorySize = 0
+		_ = m.vm.SetUserMemoryRegion(region)
+		_ = m.mem.Remove(base)
+		return fmt.Errorf("add RAM at %#x: %w", base, err)
+	}
+	m.log.Info("hot-added RAM", "base", fmt.Sprintf("%#x", base), "mib", n>>20, "slot", slot)
+	if err := m.ged.Trigger(hotplug.EventMemory); err != nil {
+		return fmt.Errorf("signal the guest: %w", err)
+	}
 	return nil
 }
 

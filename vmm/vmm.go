@@ -47,6 +47,9 @@ type VMM struct {
 	state   State
 	m       *machine
 	console *console
+	// nextRAM is boot RAM a resize lowered, applied at the next reboot
+	// (0: none).
+	nextRAM uint64
 
 	firstRun sync.Once
 	endOnce  sync.Once
@@ -132,15 +135,11 @@ func (v *VMM) check(cfg *VmConfig) error {
 	if cfg.Cpus.MaxVcpus > acpi.MaxCPUs {
 		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.Cpus.MaxVcpus, acpi.MaxCPUs)
 	}
-	switch {
-	case len(cfg.Disks) > 0:
-		return notSupported("disks")
-	case len(cfg.Net) > 0:
-		return notSupported("net")
-	case cfg.Rng != nil:
-		return notSupported("rng")
-	case cfg.Console.Mode != ModeOff && cfg.Console.Mode != ModeNull:
+	if cfg.Console.Mode != ModeOff && cfg.Console.Mode != ModeNull {
 		return notSupported("virtio console")
+	}
+	if err := checkVirtio(cfg); err != nil {
+		return err
 	}
 	if _, _, err := loadPayload(cfg.Payload); err != nil {
 		return err
@@ -169,6 +168,7 @@ func (v *VMM) Boot() error {
 
 // bootLocked builds a machine from the current config and runs it.
 func (v *VMM) bootLocked() error {
+	v.applyNextRAMLocked()
 	if v.console == nil {
 		c, err := openConsole(v.cfg.Serial, v.opts.Stdin, v.opts.Stdout, v.log)
 		if err != nil {
@@ -188,6 +188,7 @@ func (v *VMM) bootLocked() error {
 	if err != nil {
 		return err
 	}
+	v.cfg.Net = m.cfg.Net // the tap names and MACs the nets got
 	v.console.attach(m.serial)
 	if err := m.start(); err != nil {
 		v.console.attach(nil)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -118,7 +119,11 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		{"garbage kernel", func(c *VmConfig) { c.Payload.Kernel = garbage }, "not a bzImage"},
 		{"missing initramfs", func(c *VmConfig) { c.Payload.Initramfs = garbage + ".nope" }, "initramfs"},
 		{"too many vCPUs for the MADT", func(c *VmConfig) { c.Cpus = CpusConfig{BootVcpus: 1, MaxVcpus: 300} }, "max=300"},
-		{"a disk", func(c *VmConfig) { c.Disks = []DiskConfig{{Path: garbage}} }, "not supported yet"},
+		{"a missing disk", func(c *VmConfig) { c.Disks = []DiskConfig{{Path: garbage + ".nope"}} }, "disk " + garbage + ".nope: no such file"},
+		{"more virtio devices than GSIs", func(c *VmConfig) {
+			c.Disks = slices.Repeat([]DiskConfig{{Path: garbage}}, 8)
+			c.Rng = &RngConfig{}
+		}, "9 virtio devices (disks, nets and rng): at most 8 fit"},
 	} {
 		cfg := base
 		c.edit(&cfg)

@@ -2,7 +2,8 @@
 // Hypervisor's:
 //
 //	vmm --kernel bzImage --initramfs initrd --cmdline "console=ttyS0" \
-//	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH]
+//	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
+//	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
 //
 // Exit status: 0 after the guest powers off or a SIGTERM, SIGINT or
 // vmm.shutdown request stops the VMM; 2 for a bad command line or a VM that
@@ -107,10 +108,10 @@ func parse(args []string, stderr io.Writer) (cfg vmm.VmConfig, apiSocket string,
 	serial := fs.String("serial", "tty", "serial port (COM1): tty, file=PATH, null or off")
 	console := fs.String("console", "off", "virtio console: off or null (others not supported yet)")
 	var disks, nets listFlag
-	fs.Var(&disks, "disk", "virtio-blk disk path=FILE[,readonly=on] (repeatable; not supported yet)")
-	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask= (repeatable; not supported yet)")
+	fs.Var(&disks, "disk", "virtio-blk disk path=FILE[,readonly=on] (repeatable)")
+	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask= (repeatable)")
 	var rng optionalFlag
-	fs.Var(&rng, "rng", "virtio-rng, optionally =src=PATH (not supported yet)")
+	fs.Var(&rng, "rng", "virtio-rng, optionally src=PATH (default /dev/urandom)")
 	fs.StringVar(&apiSocket, "api-socket", "", "serve the HTTP API on this unix socket `path`")
 	fs.BoolVar(&verbose, "v", false, "log debug messages")
 	if err := fs.Parse(joinOptional(args, "rng")); err != nil {

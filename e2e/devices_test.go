@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"vmm/guest"
+	"vmm/vmm"
+)
+
+// The virtio devices' host side in the KVM host: a tap the vmm creates,
+// with the host's address on a private /24, and the guest's address there.
+const (
+	devTap      = "vmmtap0"
+	devHostIP   = "192.168.249.1"
+	devGuestIP  = "192.168.249.2"
+	devMask     = "255.255.255.0"
+	diskMarker  = "vmm-disk-0123456789"
+	roMarker    = "vmm-readonly-disk"
+	guestMarker = "guest-wrote-this"
+	// guestWriteSector is where the guest writes guestMarker on vda: 1 MiB.
+	guestWriteSector = 2048
+	// devTCPPort is the host's port for the TCP transfer.
+	devTCPPort = 5555
+)
+
+// makeImage writes a raw disk image of size bytes that starts with marker.
+func makeImage(path string, size int, marker string) []byte {
+	GinkgoHelper()
+	b := make([]byte, size)
+	copy(b, marker)
+	Expect(os.WriteFile(path, b, 0o644)).To(Succeed())
+	return b
+}
+
+// devicesConfig is a small machine with a disk, a read-only disk, a net on
+// devTap (MAC generated) and an rng on /dev/urandom.
+func devicesConfig(disk, ro string) vmm.VmConfig {
+	cfg := vmm.DefaultConfig()
+	cfg.Cpus = vmm.CpusConfig{BootVcpus: 2, MaxVcpus: 2}
+	cfg.Memory.Size = 512 << 20
+	cfg.Disks = []vmm.DiskConfig{{Path: disk}, {Path: ro, Readonly: true}}
+	cfg.Net = []vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask}}
+	cfg.Rng = &vmm.RngConfig{}
+	return cfg
+}
+
+// upGuestNet gives the guest's eth0 its address and pings the host side of
+// the tap.
+func upGuestNet(ctx SpecContext, m *guest.Machine) {
+	GinkgoHelper()
+	sh(ctx, m, "ip addr add "+devGuestIP+"/24 dev eth0 && ip link set eth0 up")
+	Expect(sh(ctx, m, "ping -c 3 -W 5 "+devHostIP)).To(ContainSubstring("3 packets received"))
+}
+
+var _ = Describe("virtio devices", Label("devices"), func() {
+	It("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
+		makeImage(disk, 16<<20, diskMarker)
+		roBytes := makeImage(ro, 8<<20, roMarker)
+
+		m := startGuest(ctx, "devices", devicesConfig(disk, ro))
+		Expect(m.WaitReady(ctx)).To(Succeed())
+
+		By("vm.info lists the disks, the net with its tap and MAC, and the rng")
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Config.Disks).To(Equal([]vmm.DiskConfig{{Path: disk}, {Path: ro, Readonly: true}}))
+		Expect(info.Config.Net).To(HaveLen(1))
+		Expect(info.Config.Net[0].Tap).To(Equal(devTap))
+		Expect(info.Config.Net[0].Mac).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
+		Expect(info.Config.Rng).To(Equal(&vmm.RngConfig{Src: "/dev/urandom"}))
+
+		By("the guest found four virtio devices through ACPI")
+		Expect(sh(ctx, m, "ls /sys/bus/virtio/devices | wc -l")).To(Equal("4"))
+
+		By("the guest reads the image's bytes from vda and vdb; vdb is read-only")
+		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(diskMarker))+" /dev/vda")).To(Equal(diskMarker))
+		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(roMarker))+" /dev/vdb")).To(Equal(roMarker))
+		Expect(sh(ctx, m, "cat /sys/block/vda/ro /sys/block/vdb/ro")).To(Equal("0\n1"))
+		Expect(sh(ctx, m, "cat /sys/block/vda/size")).To(Equal(strconv.Itoa(16 << 20 / 512)))
+
+		By("the guest writes vda with fsync; a write to vdb fails")
+		sh(ctx, m, "echo "+guestMarker+" | dd of=/dev/vda bs=512 seek="+strconv.Itoa(guestWriteSector)+" conv=sync,fsync")
+		out, status, err := m.Sh(ctx, "dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).NotTo(BeZero(), "writing the read-only disk succeeded: %s", out)
+
+		By("virtio-rng feeds /dev/hwrng")
+		Expect(sh(ctx, m, "cat /sys/class/misc/hw_random/rng_current")).To(HavePrefix("virtio_rng"))
+		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
+
+		By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
+		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].Mac))
+		upGuestNet(ctx, m)
+		hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
+
+		By("after a power off the host's image holds what the guest wrote; the read-only one is unchanged")
+		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
+		status, err = m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "vmm exit status; its log:\n%s", m.VmmLog())
+		got, err := os.ReadFile(disk)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(got[:len(diskMarker)])).To(Equal(diskMarker))
+		Expect(string(got[guestWriteSector*512:][:len(guestMarker)+1])).To(Equal(guestMarker + "\n"))
+		gotRO, err := os.ReadFile(ro)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bytes.Equal(gotRO, roBytes)).To(BeTrue(), "the read-only image changed")
+	}, SpecTimeout(bootTimeout+8*cmdTimeout))
+
+	It("keep the disk's data, the tap and the MAC across a guest reboot", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
+		makeImage(disk, 16<<20, diskMarker)
+		makeImage(ro, 1<<20, roMarker)
+
+		m := startGuest(ctx, "devices-reboot", devicesConfig(disk, ro))
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		mac := sh(ctx, m, "cat /sys/class/net/eth0/address")
+		sh(ctx, m, "echo "+guestMarker+" | dd of=/dev/vda bs=512 seek="+strconv.Itoa(guestWriteSector)+" conv=sync,fsync")
+
+		Expect(m.RebootFromGuest(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
+		Expect(sh(ctx, m, "dd if=/dev/vda bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(guestMarker)))).
+			To(Equal(guestMarker))
+		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(mac), "MAC after the reboot")
+		upGuestNet(ctx, m)
+		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Config.Net).To(Equal([]vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask, Mac: mac}}))
+	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
+
+	It("carry 100 MiB over TCP from the guest to the host intact", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
+		makeImage(disk, 1<<20, diskMarker)
+		makeImage(ro, 1<<20, roMarker)
+		m := startGuest(ctx, "devices-tcp", devicesConfig(disk, ro))
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		upGuestNet(ctx, m)
+
+		// The guest sends 25 copies of a 4 MiB random file; the host
+		// reads exactly that many bytes and compares checksums.
+		const copies, blob = 25, 4 << 20
+		ln, err := net.Listen("tcp", net.JoinHostPort(devHostIP, strconv.Itoa(devTCPPort)))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(ln.Close)
+		type result struct {
+			n   int64
+			sum string
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- result{err: err}
+				return
+			}
+			defer c.Close()
+			h := md5.New()
+			n, err := io.CopyN(h, c, copies*blob)
+			got <- result{n: n, sum: hex.EncodeToString(h.Sum(nil)), err: err}
+		}()
+		sh(ctx, m, "dd if=/dev/urandom of=/tmp/blob bs=1M count=4 2>/dev/null")
+		send := "i=0; while [ $i -lt " + strconv.Itoa(copies) + " ]; do cat /tmp/blob; i=$((i+1)); done"
+		want := strings.Fields(sh(ctx, m, "("+send+") | md5sum"))[0]
+		c, cancel := context.WithTimeout(ctx, 5*cmdTimeout)
+		defer cancel()
+		out, status, err := m.Sh(c, "("+send+") | nc -w 30 "+devHostIP+" "+strconv.Itoa(devTCPPort)+"; true")
+		Expect(err).NotTo(HaveOccurred(), "send; console:\n%s", m.Console().Tail(20))
+		Expect(status).To(BeZero(), out)
+		var r result
+		Eventually(got).WithContext(ctx).WithTimeout(time.Minute).Should(Receive(&r), "the host received nothing")
+		Expect(r.err).NotTo(HaveOccurred(), "received %d bytes", r.n)
+		Expect(r.n).To(BeEquivalentTo(copies * blob))
+		Expect(r.sum).To(Equal(want), "md5 of the received bytes")
+	}, SpecTimeout(bootTimeout+8*cmdTimeout))
+
+	DescribeTable("refuse a backend that cannot open with one clear message and status 2",
+		func(ctx SpecContext, args []string, want string) {
+			paths := guest.ResolvePaths()
+			cmd := exec.CommandContext(ctx, paths.Vmm, append([]string{"--kernel", paths.Kernel,
+				"--initramfs", paths.Initramfs, "--serial", "off"}, args...)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			Expect(err).To(BeAssignableToTypeOf(exit), "vmm should fail: %v", err)
+			Expect(err.(*exec.ExitError).ExitCode()).To(Equal(2), "stderr:\n%s", stderr.String())
+			Expect(stderr.String()).To(ContainSubstring(want))
+		},
+		Entry("a missing disk image", []string{"--disk", "path=/nonexistent.img"}, "disk /nonexistent.img: no such file"),
+		Entry("a bad MAC", []string{"--net", "tap=" + devTap + ",mac=zz"}, "mac=zz"),
+		Entry("a missing entropy source", []string{"--rng", "src=/nonexistent"}, "rng src /nonexistent"),
+	)
+})

@@ -1,0 +1,98 @@
+-- RAM hot plug end to end on one VM, as the seed tells it: 1G with 8G of
+-- hot plug space. Proves that the seed's {"desired_vcpus":4,
+-- "desired_ram":3221225472} gives the guest ~3G it can allocate and touch,
+-- that lowering desired_ram changes nothing until the reboot (then ~1G),
+-- that vCPUs and RAM resize together, that 16 successive +128M resizes
+-- land, that a request valid in vCPUs but not in RAM changes nothing, that
+-- exactly size + hotplug_size works and one block more is refused.
+local G, M = vmm.size("1G"), vmm.size("1M")
+
+local function ok(status, err, what)
+  expect.eq(err, nil, what .. ": error")
+  expect.within(status, 200, 204, what .. ": status")
+end
+
+local vm = step("boot at 4 of 8 vCPUs, 1G with 8G of hot plug space", function()
+  return vmm.start{cpus = {boot = 4, max = 8}, memory = {size = "1G", hotplug_size = "8G"}}
+end)
+
+local function refused(what, body)
+  local status, reply = vm:api("PUT", "vm.resize", body)
+  expect.eq(status, 400, what .. ": status")
+  say(what .. " " .. body .. " -> " .. status .. " " .. reply)
+end
+
+-- memtotal waits until MemTotal is within [lo, hi] and returns it.
+local function memtotal(lo, hi, what)
+  local t = vm:wait_for(function()
+    local n = vm:memory().total
+    return n >= lo and n <= hi and n
+  end, 60, 0.5)
+  say(string.format("%s: MemTotal %.0f MiB", what, t / M))
+  return t
+end
+
+step("the seed's resize: 4 vCPUs and 3G; MemTotal 90-100% of 3G", function()
+  vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
+  ok(vm:api("PUT", "vm.resize", '{"desired_vcpus": 4, "desired_ram" : 3221225472}'), "seed resize")
+  memtotal(0.9 * 3 * G, 3 * G, "after the seed's resize")
+  expect.eq(vm:info().memory_actual_size, 3 * G, "memory_actual_size")
+end)
+
+step("the guest allocates and touches 1.5G", function()
+  vm:run("mount -o remount,size=2G /tmp")
+  expect.eq(vm:run("dd if=/dev/zero of=/tmp/x bs=1M count=1536 2>/dev/null; echo $?", {timeout = 300}), "0", "dd exit status")
+  expect.eq(vm:run("du -m /tmp/x | cut -f1"), "1536", "MiB written to tmpfs")
+  expect.eq(vm:run("dmesg | grep -c -i 'out of memory' || true"), "0", "OOM kills")
+  vm:run("rm /tmp/x")
+end)
+
+step("resize to 1G: MemTotal unchanged until the reboot, then ~1G", function()
+  local before = vm:memory().total
+  local status, err = vm:resize{memory = "1G"}
+  ok(status, err, "shrink")
+  expect.eq(vm:memory().total, before, "MemTotal right after the shrink")
+  vm:reboot()
+  memtotal(0.85 * G, G, "after the reboot")
+  expect.eq(vm:info().memory_actual_size, G, "memory_actual_size")
+  vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
+end)
+
+step("vCPUs and RAM together: 8 vCPUs and 2G", function()
+  local status, err = vm:resize{vcpus = 8, memory = "2G"}
+  ok(status, err, "combined resize")
+  vm:wait_for(function() return #vm:cpus().present == 8 end, 60, 0.5)
+  memtotal(0.9 * 2 * G, 2 * G, "after the combined resize")
+  local info = vm:info()
+  expect.eq(info.config.cpus.boot_vcpus, 8, "boot_vcpus")
+  expect.eq(info.memory_actual_size, 2 * G, "memory_actual_size")
+end)
+
+step("16 successive +128M resizes land", function()
+  for i = 1, 16 do
+    local status, err = vm:resize{memory = 2 * G + i * 128 * M}
+    ok(status, err, "+128M #" .. i)
+  end
+  expect.eq(vm:info().memory_actual_size, 4 * G, "memory_actual_size")
+  memtotal(0.9 * 4 * G, 4 * G, "after 16 x 128M")
+end)
+
+step("bad requests change nothing, not even a valid vCPU half", function()
+  refused("valid vcpus, RAM not in 128M blocks", '{"desired_vcpus":2,"desired_ram":' .. (4 * G + 64 * M) .. '}')
+  refused("RAM 0", '{"desired_ram":0}')
+  refused("RAM -1", '{"desired_ram":-1}')
+  refused("RAM as a word", '{"desired_ram":"eight"}')
+  refused("RAM beyond size + hotplug_size", '{"desired_ram":' .. (9 * G + 128 * M) .. '}')
+  local info = vm:info()
+  expect.eq(info.config.cpus.boot_vcpus, 8, "boot_vcpus")
+  expect.eq(info.memory_actual_size, 4 * G, "memory_actual_size")
+  expect.eq(#vm:cpus().present, 8, "present CPUs")
+end)
+
+step("exactly size + hotplug_size works; one block more is refused", function()
+  local status, err = vm:resize{memory = 9 * G}
+  ok(status, err, "resize to 9G")
+  expect.eq(vm:info().memory_actual_size, 9 * G, "memory_actual_size")
+  refused("one block past size + hotplug_size", '{"desired_ram":' .. (9 * G + 128 * M) .. '}')
+  memtotal(0.9 * 9 * G, 9 * G, "at size + hotplug_size")
+end)
