@@ -34,7 +34,8 @@ end
 
 step("the seed's resize: 4 vCPUs and 3G; MemTotal 90-100% of 3G", function()
   vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
-  ok(vm:api("PUT", "vm.resize", '{"desired_vcpus": 4, "desired_ram" : 3221225472}'), "seed resize")
+  local status, reply = vm:api("PUT", "vm.resize", '{"desired_vcpus": 4, "desired_ram" : 3221225472}')
+  expect.eq(status, 204, "seed resize: status (" .. reply .. ")")
   memtotal(0.9 * 3 * G, 3 * G, "after the seed's resize")
   expect.eq(vm:info().memory_actual_size, 3 * G, "memory_actual_size")
 end)
