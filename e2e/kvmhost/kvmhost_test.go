@@ -96,7 +96,7 @@ func fakeQEMU(t *testing.T, body string) (string, string) {
 	return path, count
 }
 
-func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, error, int) {
+func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, int, error) {
 	t.Helper()
 	qemu, count := fakeQEMU(t, body)
 	base := filepath.Join(t.TempDir(), "base.cpio")
@@ -108,18 +108,18 @@ func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, 
 		Console: io.Discard, Logger: slog.New(slog.DiscardHandler), QEMU: qemu, Kernel: "unused", Initramfs: base,
 	})
 	data, _ := os.ReadFile(count)
-	return res, err, strings.Count(string(data), "x")
+	return res, strings.Count(string(data), "x"), err
 }
 
 func TestRunWithFakeQEMUReturnsACommandFailureWithoutRetry(t *testing.T) {
-	res, err, boots := runWithFakeQEMU(t, "echo @@KVMHOST-START; echo FAIL; echo @@KVMHOST-EXIT 1", time.Minute)
+	res, boots, err := runWithFakeQEMU(t, "echo @@KVMHOST-START; echo FAIL; echo @@KVMHOST-EXIT 1", time.Minute)
 	if err != nil || res.ExitCode != 1 || boots != 1 {
 		t.Fatalf("res=%+v err=%v boots=%d; want exit 1, one boot", res, err, boots)
 	}
 }
 
 func TestRunWithFakeQEMURetriesOnceWhenTheHostPanics(t *testing.T) {
-	res, err, boots := runWithFakeQEMU(t, "echo @@KVMHOST-START; echo 'Kernel panic - not syncing: Fatal exception'", time.Minute)
+	res, boots, err := runWithFakeQEMU(t, "echo @@KVMHOST-START; echo 'Kernel panic - not syncing: Fatal exception'", time.Minute)
 	if !errors.Is(err, ErrHostBroken) || boots != 2 || len(res.Broken) != 2 {
 		t.Fatalf("res=%+v err=%v boots=%d; want ErrHostBroken after 2 boots", res, err, boots)
 	}
@@ -130,7 +130,7 @@ func TestRunWithFakeQEMURetriesOnceWhenTheHostPanics(t *testing.T) {
 
 func TestRunWithFakeQEMUKillsAHungHostAtTheTimeout(t *testing.T) {
 	start := time.Now()
-	_, err, boots := runWithFakeQEMU(t, "echo @@KVMHOST-START; sleep 60", 500*time.Millisecond)
+	_, boots, err := runWithFakeQEMU(t, "echo @@KVMHOST-START; sleep 60", 500*time.Millisecond)
 	if !errors.Is(err, ErrHostBroken) || boots != 2 {
 		t.Fatalf("err=%v boots=%d; want ErrHostBroken after 2 boots", err, boots)
 	}
