@@ -45,20 +45,17 @@ fuzz: deps
 	@scripts/fuzz.sh 10s
 
 # The end-to-end suites, on real KVM (see README: how the KVM host works).
+# They run as several KVM-host boots, one per group of labels, so that a
+# KVM host that breaks under emulation costs (and retries) one group only.
+# Each group is a Ginkgo label; "core" is every spec without one of them
+# (benchmarks run in make bench).
+E2E_GROUPS ?= core api devices scenarios
+# A group that fails is run once more and, if it then passes, reported as
+# FLAKY (a stopgap while intermittent guest faults are open; 0 turns it off).
+E2E_RETRY ?= 1
+export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE
 e2e: images build
-	@rm -rf $(BUILD)/results
-	$(BUILD)/kvmhost -mode $(KVMHOST_MODE) -timeout $(E2E_TIMEOUT) -results $(BUILD)/results \
-	  -file $(BUILD)/e2e.test:bin/e2e.test \
-	  $$(for f in $(BUILD)/vmm $(BUILD)/vmmctl; do [ -f $$f ] && echo "-file $$f:bin/$${f##*/}"; done) \
-	  -file $(CACHE)/guest/bzImage:guest/bzImage \
-	  -file $(CACHE)/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz \
-	  -dir scenarios:scenarios -dir e2e/testdata:testdata \
-	  -env 'VMM_BIN=$$PAYLOAD/bin/vmm' -env 'VMMCTL_BIN=$$PAYLOAD/bin/vmmctl' \
-	  -env 'VMM_GUEST_KERNEL=$$PAYLOAD/guest/bzImage' \
-	  -env 'VMM_GUEST_INITRAMFS=$$PAYLOAD/guest/initramfs.cpio.gz' \
-	  -env 'VMM_SCENARIOS=$$PAYLOAD/scenarios' -env 'VMM_TESTDATA=$$PAYLOAD/testdata' \
-	  -- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=20m \
-	     '-ginkgo.junit-report=$$RESULTS/junit.xml' $(GINKGO_FLAGS)
+	@rm -rf $(BUILD)/results; E2E_RETRY=$(E2E_RETRY) scripts/e2e.sh $(E2E_GROUPS)
 
 test: lint unit fuzz e2e
 

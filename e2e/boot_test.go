@@ -143,7 +143,9 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 	It("pauses, resumes and presses the ACPI power button through the API", func(ctx SpecContext) {
 		m := startGuest(ctx, "api", bootConfig())
 		Expect(m.WaitReady(ctx)).To(Succeed())
-		Expect(sh(ctx, m, "dmesg")).To(ContainSubstring("input: Power Button as /devices/LNXSYSTM:00/LNXSYBUS:00/PNP0C0C:00"))
+		// The button's driver (button.ko) is a module the test image does
+		// not load; the devices are there all the same.
+		sh(ctx, m, "test -e /sys/bus/acpi/devices/PNP0C0C:00 && test -e /sys/bus/acpi/devices/ACPI0013:00")
 		// The GED's interrupt count, from its line in /proc/interrupts.
 		gedIRQs := `awk '/ACPI:Ged/ {s=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) s+=$i; print s}' /proc/interrupts`
 		before := sh(ctx, m, gedIRQs)
