@@ -53,7 +53,9 @@ E2E_GROUPS ?= core api devices scenarios
 # A group that fails is run once more and, if it then passes, reported as
 # FLAKY (a stopgap while intermittent guest faults are open; 0 turns it off).
 E2E_RETRY ?= 1
-export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE
+# Tries Ginkgo gives a failing spec within one run (flaky ones are marked).
+E2E_FLAKE_ATTEMPTS ?= 3
+export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_FLAKE_ATTEMPTS
 e2e: images build
 	@rm -rf $(BUILD)/results; E2E_RETRY=$(E2E_RETRY) scripts/e2e.sh $(E2E_GROUPS)
 
