@@ -4,40 +4,17 @@ import (
 	"fmt"
 	"testing"
 	"time"
-	"unsafe"
 
 	"vmm/kvm"
 	"vmm/vmm/boot"
 	"vmm/vmm/layout"
-	"vmm/vmm/memory"
 )
 
 // Linux reboots a hardware-reduced ACPI machine without EFI by jumping to
 // the BIOS reset vector in real mode; the stub there must write the reset
 // register. Runs the stub on KVM where KVM runs real-mode code.
 func TestResetStubWritesTheResetRegisterOnKVM(t *testing.T) {
-	sys, err := kvm.Open(kvm.DevicePath)
-	if err != nil {
-		t.Skipf("no KVM: %v", err)
-	}
-	defer sys.Close()
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Skip(err)
-	}
-	defer vm.Close()
-	if err := vm.CreateIRQChip(); err != nil {
-		t.Skip(err)
-	}
-	mem, err := memory.Map([]memory.Range{{Start: 0, Size: 2 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mem.Close()
-	host := mem.Regions()[0].Host()
-	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{MemorySize: 2 << 20, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}); err != nil {
-		t.Fatal(err)
-	}
+	sys, vm, mem := newTestVM(t, 2<<20)
 	if err := mem.WriteAt(boot.ResetStub(layout.ResetRegisterPort, layout.ResetValue), layout.ResetVector); err != nil {
 		t.Fatal(err)
 	}

@@ -78,32 +78,12 @@ func threadNames(t *testing.T) []string {
 // This test needs a KVM that runs real-mode code; the development
 // machine's PVM KVM may not, and then it is skipped.
 func TestCPUManagerRunsParksAndStopsVCPUThreadsOnRealKVM(t *testing.T) {
-	sys, err := kvm.Open(kvm.DevicePath)
-	if err != nil {
-		t.Skipf("no KVM: %v", err)
-	}
-	defer sys.Close()
+	sys, vm, mem := newTestVM(t, 1<<20)
 	supported, err := sys.SupportedCPUID()
 	if err != nil {
 		t.Skip(err)
 	}
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Skip(err)
-	}
-	defer vm.Close()
-	if err := vm.CreateIRQChip(); err != nil {
-		t.Skip(err)
-	}
-	mem, err := memory.Map([]memory.Range{{Start: 0, Size: 1 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mem.Close()
 	host := mem.Regions()[0].Host()
-	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{MemorySize: 1 << 20, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}); err != nil {
-		t.Fatal(err)
-	}
 	copy(host[0x1000:], realModeLoop)
 
 	h := &countingHandler{}
@@ -188,3 +168,33 @@ func TestCPUManagerRunsParksAndStopsVCPUThreadsOnRealKVM(t *testing.T) {
 func init() { runtime.LockOSThread() }
 
 func nopLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newTestVM opens KVM and makes a VM with an in-kernel irqchip and size
+// bytes of RAM at guest address 0, or skips the test where KVM cannot. All
+// of it is closed when the test ends.
+func newTestVM(t *testing.T, size uint64) (*kvm.System, *kvm.VM, *memory.Guest) {
+	t.Helper()
+	sys, err := kvm.Open(kvm.DevicePath)
+	if err != nil {
+		t.Skipf("no KVM: %v", err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	vm, err := sys.CreateVM()
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { vm.Close() })
+	if err := vm.CreateIRQChip(); err != nil {
+		t.Skip(err)
+	}
+	mem, err := memory.Map([]memory.Range{{Start: 0, Size: size}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	host := mem.Regions()[0].Host()
+	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{MemorySize: size, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}); err != nil {
+		t.Fatal(err)
+	}
+	return sys, vm, mem
+}
