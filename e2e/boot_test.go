@@ -88,9 +88,18 @@ func vcpuThreads(pid int) []string {
 	return names
 }
 
-var _ = Describe("booting Debian's kernel", Label("boot"), func() {
+// One guest serves the boot specs in order (every boot costs 10-20 s under
+// emulation): its first boot, the ACPI devices, a reboot from inside the
+// guest, one through the API, and SIGTERM. Powering off needs a guest of its
+// own.
+var _ = Describe("booting Debian's kernel", Label("boot"), Ordered, func() {
+	var m *guest.Machine
+
+	BeforeAll(func(ctx SpecContext) {
+		m = startGuest(ctx, "boot", bootConfig())
+	})
+
 	It("reaches the shell with 4 vCPUs and 1 GiB, found through ACPI", func(ctx SpecContext) {
-		m := startGuest(ctx, "boot", bootConfig())
 		Expect(m.WaitReady(ctx)).To(Succeed())
 		expectFourCPUsAndOneGiB(ctx, m)
 
@@ -103,46 +112,7 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(vcpuThreads(m.Pid())).To(Equal([]string{"vcpu0", "vcpu1", "vcpu2", "vcpu3"}), "named vCPU threads")
 	}, SpecTimeout(bootTimeout+3*cmdTimeout))
 
-	It("ends the vmm with status 0 when the guest powers off", func(ctx SpecContext) {
-		m := startGuest(ctx, "poweroff", bootConfig())
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
-		status, err := m.Wait(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(status).To(Equal(0), "vmm exit status; its log:\n%s", m.VmmLog())
-	}, SpecTimeout(bootTimeout+cmdTimeout))
-
-	It("boots a second time with 4 CPUs when the guest reboots", func(ctx SpecContext) {
-		m := startGuest(ctx, "reboot", bootConfig())
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		Expect(m.RebootFromGuest(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
-		Expect(m.Console().CountLinesEndingWith(guest.ReadyMarker)).To(Equal(2), "ready markers")
-		expectFourCPUsAndOneGiB(ctx, m)
-		Expect(vcpuThreads(m.Pid())).To(HaveLen(4), "vCPU threads after the reboot")
-		info, err := m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.State).To(Equal(vmm.StateRunning))
-	}, SpecTimeout(2*bootTimeout+3*cmdTimeout))
-
-	It("reboots through the API and stops cleanly on SIGTERM", func(ctx SpecContext) {
-		m := startGuest(ctx, "api-reboot", bootConfig())
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		// Let the guest finish its line: a reset cuts whatever output the
-		// guest has not sent yet, such as the newline after the marker.
-		sh(ctx, m, "true")
-		Expect(m.Reboot(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot")
-		Expect(sh(ctx, m, "cat /sys/devices/system/cpu/online")).To(Equal("0-3"))
-		Expect(syscall.Kill(m.Pid(), syscall.SIGTERM)).To(Succeed())
-		status, err := m.Wait(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(status).To(Equal(0), "exit status after SIGTERM; log:\n%s", m.VmmLog())
-	}, SpecTimeout(2*bootTimeout+2*cmdTimeout))
-
 	It("pauses, resumes and presses the ACPI power button through the API", func(ctx SpecContext) {
-		m := startGuest(ctx, "api", bootConfig())
-		Expect(m.WaitReady(ctx)).To(Succeed())
 		// The button's driver (button.ko) is a module the test image does
 		// not load; the devices are there all the same.
 		sh(ctx, m, "test -e /sys/bus/acpi/devices/PNP0C0C:00 && test -e /sys/bus/acpi/devices/ACPI0013:00")
@@ -162,8 +132,45 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(m.API().PowerButton(ctx)).To(Succeed())
 		Eventually(func() string { return sh(ctx, m, gedIRQs) }).WithContext(ctx).WithTimeout(cmdTimeout).
 			ShouldNot(Equal(before), "the GED interrupt never fired")
+	}, SpecTimeout(4*cmdTimeout))
+
+	It("boots a second time with 4 CPUs when the guest reboots", func(ctx SpecContext) {
+		Expect(m.RebootFromGuest(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
+		Expect(m.Console().CountLinesEndingWith(guest.ReadyMarker)).To(Equal(2), "ready markers")
+		expectFourCPUsAndOneGiB(ctx, m)
+		Expect(vcpuThreads(m.Pid())).To(HaveLen(4), "vCPU threads after the reboot")
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.State).To(Equal(vmm.StateRunning))
 	}, SpecTimeout(bootTimeout+3*cmdTimeout))
 
+	It("reboots through the API and stops cleanly on SIGTERM", func(ctx SpecContext) {
+		// Let the guest finish its line: a reset cuts whatever output the
+		// guest has not sent yet, such as the newline after the marker.
+		sh(ctx, m, "true")
+		Expect(m.Reboot(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot")
+		Expect(sh(ctx, m, "cat /sys/devices/system/cpu/online")).To(Equal("0-3"))
+		Expect(syscall.Kill(m.Pid(), syscall.SIGTERM)).To(Succeed())
+		status, err := m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "exit status after SIGTERM; log:\n%s", m.VmmLog())
+	}, SpecTimeout(bootTimeout+2*cmdTimeout))
+})
+
+var _ = Describe("a guest that powers off", Label("boot"), func() {
+	It("ends the vmm with status 0", func(ctx SpecContext) {
+		m := startGuest(ctx, "poweroff", bootConfig())
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
+		status, err := m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "vmm exit status; its log:\n%s", m.VmmLog())
+	}, SpecTimeout(bootTimeout+cmdTimeout))
+})
+
+var _ = Describe("a bad command line", Label("boot"), func() {
 	DescribeTable("refuses a bad command line with one clear message and status 2",
 		func(ctx SpecContext, args func(dir string) []string, want string) {
 			dir := GinkgoT().TempDir()

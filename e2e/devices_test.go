@@ -66,18 +66,31 @@ func upGuestNet(ctx SpecContext, m *guest.Machine) {
 	Expect(sh(ctx, m, "ping -c 3 -W 5 "+devHostIP)).To(ContainSubstring("3 packets received"))
 }
 
-var _ = Describe("virtio devices", Label("devices"), func() {
-	It("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info", func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
-		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
-		makeImage(disk, 16<<20, diskMarker)
-		roBytes := makeImage(ro, 8<<20, roMarker)
+// One guest serves the device specs in order (every boot costs 10-20 s
+// under emulation): the devices as it first sees them, the TCP transfer, a
+// reboot, and the power off that lets the host check the images.
+var _ = Describe("virtio devices", Label("devices"), Ordered, func() {
+	var (
+		m             *guest.Machine
+		disk, ro, mac string
+		roBytes       []byte
+		info          vmm.VmInfo
+	)
 
-		m := startGuest(ctx, "devices", devicesConfig(disk, ro))
+	BeforeAll(func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		disk, ro = filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
+		makeImage(disk, 16<<20, diskMarker)
+		roBytes = makeImage(ro, 8<<20, roMarker)
+		m = startGuest(ctx, "devices", devicesConfig(disk, ro))
+	})
+
+	It("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info", func(ctx SpecContext) {
 		Expect(m.WaitReady(ctx)).To(Succeed())
 
 		By("vm.info lists the disks, the net with its tap and MAC, and the rng")
-		info, err := m.Info(ctx)
+		var err error
+		info, err = m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(info.Config.Disks).To(Equal([]vmm.DiskConfig{{Path: disk}, {Path: ro, Readonly: true}}))
 		Expect(info.Config.Net).To(HaveLen(1))
@@ -105,57 +118,14 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 
 		By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
-		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].Mac))
+		mac = sh(ctx, m, "cat /sys/class/net/eth0/address")
+		Expect(mac).To(Equal(info.Config.Net[0].Mac))
 		upGuestNet(ctx, m)
 		hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
-
-		By("after a power off the host's image holds what the guest wrote; the read-only one is unchanged")
-		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
-		status, err = m.Wait(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(status).To(Equal(0), "vmm exit status; its log:\n%s", m.VmmLog())
-		got, err := os.ReadFile(disk)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(string(got[:len(diskMarker)])).To(Equal(diskMarker))
-		Expect(string(got[guestWriteSector*512:][:len(guestMarker)+1])).To(Equal(guestMarker + "\n"))
-		gotRO, err := os.ReadFile(ro)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(bytes.Equal(gotRO, roBytes)).To(BeTrue(), "the read-only image changed")
 	}, SpecTimeout(bootTimeout+8*cmdTimeout))
 
-	It("keep the disk's data, the tap and the MAC across a guest reboot", func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
-		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
-		makeImage(disk, 16<<20, diskMarker)
-		makeImage(ro, 1<<20, roMarker)
-
-		m := startGuest(ctx, "devices-reboot", devicesConfig(disk, ro))
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		mac := sh(ctx, m, "cat /sys/class/net/eth0/address")
-		sh(ctx, m, "echo "+guestMarker+" | dd of=/dev/vda bs=512 seek="+strconv.Itoa(guestWriteSector)+" conv=sync,fsync")
-
-		Expect(m.RebootFromGuest(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
-		Expect(sh(ctx, m, "dd if=/dev/vda bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(guestMarker)))).
-			To(Equal(guestMarker))
-		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(mac), "MAC after the reboot")
-		upGuestNet(ctx, m)
-		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
-		info, err := m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Config.Net).To(Equal([]vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask, Mac: mac}}))
-	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
-
 	It("carry 100 MiB over TCP from the guest to the host intact", func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
-		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
-		makeImage(disk, 1<<20, diskMarker)
-		makeImage(ro, 1<<20, roMarker)
-		m := startGuest(ctx, "devices-tcp", devicesConfig(disk, ro))
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		upGuestNet(ctx, m)
-
 		// The guest sends 25 copies of a 4 MiB random file; the host
 		// reads exactly that many bytes and compares checksums.
 		const copies, blob = 25, 4 << 20
@@ -192,8 +162,38 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(r.err).NotTo(HaveOccurred(), "received %d bytes", r.n)
 		Expect(r.n).To(BeEquivalentTo(copies * blob))
 		Expect(r.sum).To(Equal(want), "md5 of the received bytes")
-	}, SpecTimeout(bootTimeout+8*cmdTimeout))
+		sh(ctx, m, "rm /tmp/blob")
+	}, SpecTimeout(8*cmdTimeout))
 
+	It("keep the disk's data, the tap and the MAC across a guest reboot", func(ctx SpecContext) {
+		Expect(m.RebootFromGuest(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
+		Expect(sh(ctx, m, "dd if=/dev/vda bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(guestMarker)))).
+			To(Equal(guestMarker))
+		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(mac), "MAC after the reboot")
+		upGuestNet(ctx, m)
+		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Config.Net).To(Equal([]vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask, Mac: mac}}))
+	}, SpecTimeout(bootTimeout+6*cmdTimeout))
+
+	It("leave in the host's image what the guest wrote after a power off; the read-only one is unchanged", func(ctx SpecContext) {
+		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
+		status, err := m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "vmm exit status; its log:\n%s", m.VmmLog())
+		got, err := os.ReadFile(disk)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(got[:len(diskMarker)])).To(Equal(diskMarker))
+		Expect(string(got[guestWriteSector*512:][:len(guestMarker)+1])).To(Equal(guestMarker + "\n"))
+		gotRO, err := os.ReadFile(ro)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bytes.Equal(gotRO, roBytes)).To(BeTrue(), "the read-only image changed")
+	}, SpecTimeout(2*cmdTimeout))
+})
+
+var _ = Describe("virtio device backends", Label("devices"), func() {
 	DescribeTable("refuse a backend that cannot open with one clear message and status 2",
 		func(ctx SpecContext, args []string, want string) {
 			paths := guest.ResolvePaths()

@@ -92,9 +92,12 @@ type vcpu struct {
 	// Guarded by cpuManager.mu.
 	calls   []vcpuCall // functions to run on the thread
 	plugged bool       // the guest should have this vCPU (not hot-unplugged)
-	running bool       // the thread is in its run loop
-	exited  bool       // the thread is gone
-	done    chan struct{}
+	// unplugged: hot-unplugged since it last ran, so it must be reset to
+	// a fresh AP's state before it runs again.
+	unplugged bool
+	running   bool // the thread is in its run loop
+	exited    bool // the thread is gone
+	done      chan struct{}
 }
 
 // vcpuCall is a function to run on a vCPU's thread, and where its result
@@ -185,6 +188,22 @@ func (m *cpuManager) create(id int, bootCPU bool) error {
 // plug marks vCPUs as wanted by the guest and lets their threads run (unless
 // the VM is paused). Each must have been created.
 func (m *cpuManager) plug(ids ...int) error {
+	// A vCPU plugged again is reset first, on its parked thread: the guest
+	// starts it with INIT and SIPI like a CPU just inserted, so it must
+	// not resume the old CPU's halt loop with that CPU's MSRs and LAPIC.
+	m.mu.Lock()
+	var again []int
+	for _, id := range ids {
+		if c, ok := m.vcpus[id]; ok && c.unplugged {
+			again = append(again, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range again {
+		if err := m.onThread(id, m.resetAP); err != nil {
+			return fmt.Errorf("reset vCPU %d: %w", id, err)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, id := range ids {
@@ -192,7 +211,7 @@ func (m *cpuManager) plug(ids ...int) error {
 		if !ok || c.exited {
 			return fmt.Errorf("vCPU %d does not exist", id)
 		}
-		c.plugged = true
+		c.plugged, c.unplugged = true, false
 	}
 	m.cond.Broadcast()
 	return nil
@@ -207,7 +226,7 @@ func (m *cpuManager) park(id int) error {
 	if !ok {
 		return fmt.Errorf("vCPU %d does not exist", id)
 	}
-	c.plugged = false
+	c.plugged, c.unplugged = false, true
 	m.kickLocked(c)
 	for c.running {
 		m.cond.Wait()
@@ -221,7 +240,7 @@ func (m *cpuManager) parkAsync(id int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c, ok := m.vcpus[id]; ok {
-		c.plugged = false
+		c.plugged, c.unplugged = false, true
 		m.kickLocked(c)
 	}
 }
@@ -450,16 +469,8 @@ func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
 	if err := kv.SetCPUID(CPUIDFor(m.cfg.cpuid, id, m.cfg.maxVcpus, m.cfg.tscDeadline)); err != nil {
 		return err
 	}
-	m.setMSRs(kv)
-	l, err := kv.LAPIC()
-	if err != nil {
-		return err
-	}
-	// LINT0 takes the legacy PIC's ExtINT, LINT1 NMI, as firmware leaves
-	// them on a PC.
-	l.SetReg32(kvm.LAPICRegLVT0, l.Reg32(kvm.LAPICRegLVT0)&^(lvtDeliveryModeMask|lvtMasked)|lvtDeliveryExtINT)
-	l.SetReg32(kvm.LAPICRegLVT1, l.Reg32(kvm.LAPICRegLVT1)&^(lvtDeliveryModeMask|lvtMasked)|lvtDeliveryNMI)
-	if err := kv.SetLAPIC(l); err != nil {
+	m.setMSRs(kv, bootMSRs())
+	if err := m.setLAPIC(kv); err != nil {
 		return err
 	}
 	if err := kv.SetFPU(boot.FPU()); err != nil {
@@ -478,10 +489,56 @@ func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
 	return kv.SetRegs(boot.Regs())
 }
 
-// setMSRs writes bootMSRs, skipping any this KVM refuses (KVM_SET_MSRS
-// stops at the first one it refuses).
-func (m *cpuManager) setMSRs(kv *kvm.VCPU) {
-	msrs := bootMSRs()
+// KVM's paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst) and their
+// values in a CPU fresh from reset: everything off, host polling allowed.
+const (
+	msrKVMSystemTime    = 0x12
+	msrKVMSystemTimeNew = 0x4b56_4d01
+	msrKVMAsyncPFEn     = 0x4b56_4d02
+	msrKVMStealTime     = 0x4b56_4d03
+	msrKVMPVEOIEn       = 0x4b56_4d04
+	msrKVMPollControl   = 0x4b56_4d05
+	msrKVMAsyncPFInt    = 0x4b56_4d06
+)
+
+// resetAP puts a vCPU that ran before and was hot-unplugged back into the
+// state of an AP fresh from power-on: boot MSRs, KVM's paravirtual MSRs
+// off, LAPIC and FPU as set up, and waiting for INIT and SIPI
+// (KVM_MP_STATE_UNINITIALIZED), which reset its registers when the guest
+// sends them. QEMU resets a re-added CPU the same way.
+func (m *cpuManager) resetAP(kv *kvm.VCPU) error {
+	m.setMSRs(kv, append(bootMSRs(),
+		kvm.MSR{Index: msrKVMSystemTime}, kvm.MSR{Index: msrKVMSystemTimeNew},
+		kvm.MSR{Index: msrKVMAsyncPFEn}, kvm.MSR{Index: msrKVMStealTime},
+		kvm.MSR{Index: msrKVMPVEOIEn}, kvm.MSR{Index: msrKVMPollControl, Data: 1},
+		kvm.MSR{Index: msrKVMAsyncPFInt}))
+	if err := m.setLAPIC(kv); err != nil {
+		return fmt.Errorf("LAPIC: %w", err)
+	}
+	if err := kv.SetFPU(boot.FPU()); err != nil {
+		return fmt.Errorf("FPU: %w", err)
+	}
+	if err := kv.SetMPState(kvm.MPStateUninitialized); err != nil {
+		return fmt.Errorf("MP state: %w", err)
+	}
+	return nil
+}
+
+// setLAPIC wires the vCPU's LAPIC as firmware leaves it on a PC: LINT0
+// takes the legacy PIC's ExtINT, LINT1 NMI.
+func (m *cpuManager) setLAPIC(kv *kvm.VCPU) error {
+	l, err := kv.LAPIC()
+	if err != nil {
+		return err
+	}
+	l.SetReg32(kvm.LAPICRegLVT0, l.Reg32(kvm.LAPICRegLVT0)&^(lvtDeliveryModeMask|lvtMasked)|lvtDeliveryExtINT)
+	l.SetReg32(kvm.LAPICRegLVT1, l.Reg32(kvm.LAPICRegLVT1)&^(lvtDeliveryModeMask|lvtMasked)|lvtDeliveryNMI)
+	return kv.SetLAPIC(l)
+}
+
+// setMSRs writes msrs, skipping any this KVM refuses (KVM_SET_MSRS stops
+// at the first one it refuses).
+func (m *cpuManager) setMSRs(kv *kvm.VCPU, msrs []kvm.MSR) {
 	for len(msrs) > 0 {
 		n, err := kv.SetMSRs(msrs)
 		if err != nil {

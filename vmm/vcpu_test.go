@@ -145,7 +145,33 @@ func TestCPUManagerRunsParksAndStopsVCPUThreadsOnRealKVM(t *testing.T) {
 	if got := m.active(); got != 1 {
 		t.Errorf("active = %d after parking vCPU 1", got)
 	}
+	// What the old CPU left behind: a running state and steal time on.
+	if err := m.onThread(1, func(kv *kvm.VCPU) error {
+		if _, err := kv.SetMSRs([]kvm.MSR{{Index: msrKVMStealTime, Data: 0x2000 | 1}}); err != nil {
+			return err
+		}
+		return kv.SetMPState(kvm.MPStateRunnable)
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.plug(1); err != nil {
+		t.Fatal(err)
+	}
+	// Plugged again, it is a fresh AP: waiting for INIT, steal time off.
+	if err := m.onThread(1, func(kv *kvm.VCPU) error {
+		st, err := kv.MPState()
+		if err != nil {
+			return err
+		}
+		if st != kvm.MPStateUninitialized {
+			t.Errorf("re-plugged vCPU 1: MP state %d, want %d (waiting for INIT)", st, kvm.MPStateUninitialized)
+		}
+		msrs, err := kv.MSRs(msrKVMStealTime)
+		if err == nil && len(msrs) == 1 && msrs[0].Data != 0 {
+			t.Errorf("re-plugged vCPU 1: steal time MSR %#x, want 0", msrs[0].Data)
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	m.stopAll()
