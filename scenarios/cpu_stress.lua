@@ -1,11 +1,13 @@
--- CPU hot plug stress: 5 cycles of 2 -> 8 (onlining the new CPUs from
--- inside the guest) -> 2 (the guest ejects them by itself) on one VM.
+-- CPU hot plug stress: 10 cycles of 2 -> 4 (onlining the new CPUs from
+-- inside the guest) -> 2 (the guest ejects them by itself) on one VM. (4,
+-- not the seed's 8: the emulated KVM host has 2 CPUs, and every online
+-- vCPU beyond them slows the guest down; cpu_hotplug.lua goes to 8.)
 -- Proves that every cycle lands the right count in the guest and the API,
 -- that nothing hangs, and that the vmm leaks no threads or fds: parked
 -- vCPUs are reused, so after each shrink exactly 2 threads are named vcpuN
 -- and the vmm's thread and fd counts stay where the first cycle left them.
 -- Each cycle's time is reported (a measurement, not an assertion).
-local cycles = 5
+local cycles = 10
 
 local function count(vm, what)
   local cmd = {
@@ -19,24 +21,24 @@ local function count(vm, what)
   return n
 end
 
-local vm = step("boot at 2 vCPUs, max 8", function()
-  return vmm.start{cpus = {boot = 2, max = 8}, memory = "512M"}
+local vm = step("boot at 2 vCPUs, max 4", function()
+  return vmm.start{cpus = {boot = 2, max = 4}, memory = "512M"}
 end)
 
 local base = {}
 for i = 1, cycles do
-  step(string.format("cycle %d: 2 -> 8 -> 2", i), function()
+  step(string.format("cycle %d: 2 -> 4 -> 2", i), function()
     local t0 = os.time()
-    local status, err = vm:resize{vcpus = 8}
+    local status, err = vm:resize{vcpus = 4}
     expect.eq(err, nil, "grow error")
     expect.eq(status, 204, "grow status")
-    -- One guest command per poll: wait for 8 present, then online 2-7.
+    -- One guest command per poll: wait for 4 present, then online 2-3.
     vm:wait_for(function()
-      return vm:run("cat /sys/devices/system/cpu/present") == "0-7"
+      return vm:run("cat /sys/devices/system/cpu/present") == "0-3"
     end, 60, 0.2)
-    vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-7]/online >/dev/null")
-    expect.eq(vm:run("cat /sys/devices/system/cpu/online"), "0-7", "online CPUs at 8")
-    expect.eq(count(vm, "vcpu"), 8, "vcpuN threads at 8")
+    vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-3]/online >/dev/null")
+    expect.eq(vm:run("cat /sys/devices/system/cpu/online"), "0-3", "online CPUs at 4")
+    expect.eq(count(vm, "vcpu"), 4, "vcpuN threads at 4")
     status, err = vm:resize{vcpus = 2}
     expect.eq(err, nil, "shrink error")
     expect.eq(status, 204, "shrink status")

@@ -585,6 +585,7 @@ func (m *cpuManager) run(c *vcpu) {
 			m.handler.mmio(e.Addr, e.Data, e.Write)
 		case kvm.ExitIntr:
 		case kvm.ExitShutdown:
+			m.logTripleFault(c.id, kv)
 			m.handler.reset(fmt.Sprintf("triple fault on vCPU %d (KVM_EXIT_SHUTDOWN)", c.id))
 		case kvm.ExitSystemEvent:
 			typ, data := kv.SystemEvent()
@@ -608,6 +609,27 @@ func (m *cpuManager) run(c *vcpu) {
 			m.logUnknownExit(c.id, r)
 		}
 	}
+}
+
+// logTripleFault logs where vCPU id was when it triple-faulted: a guest
+// reset without a word from the guest is otherwise hard to place.
+func (m *cpuManager) logTripleFault(id int, kv *kvm.VCPU) {
+	r, err := kv.Regs()
+	if err != nil {
+		m.log.Warn("triple fault", "vcpu", id, "regs", err)
+		return
+	}
+	s, err := kv.Sregs()
+	if err != nil {
+		m.log.Warn("triple fault", "vcpu", id, "sregs", err)
+		return
+	}
+	m.log.Warn("triple fault", "vcpu", id,
+		"rip", fmt.Sprintf("%#x", r.RIP), "rsp", fmt.Sprintf("%#x", r.RSP), "rflags", fmt.Sprintf("%#x", r.RFLAGS),
+		"cs", fmt.Sprintf("%#x", s.CS.Selector), "cr0", fmt.Sprintf("%#x", s.CR0), "cr2", fmt.Sprintf("%#x", s.CR2),
+		"cr3", fmt.Sprintf("%#x", s.CR3), "cr4", fmt.Sprintf("%#x", s.CR4), "efer", fmt.Sprintf("%#x", s.EFER),
+		"idt", fmt.Sprintf("%#x/%#x", s.IDT.Base, s.IDT.Limit), "gdt", fmt.Sprintf("%#x/%#x", s.GDT.Base, s.GDT.Limit),
+		"gs_base", fmt.Sprintf("%#x", s.GS.Base))
 }
 
 func (m *cpuManager) logUnknownExit(id int, r kvm.ExitReason) {

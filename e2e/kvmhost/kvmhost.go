@@ -78,7 +78,10 @@ type Options struct {
 	MemoryMiB int    // RAM of the KVM host
 	CPUs      int    // its vCPUs
 	LockFile  string // held while a KVM host runs, so only one runs at a time
-	Logger    *slog.Logger
+	// BrokenGrace bounds how long a KVM host that reported itself broken
+	// may go on (DefaultBrokenGrace when 0).
+	BrokenGrace time.Duration
+	Logger      *slog.Logger
 }
 
 // Result is the outcome of a run.
@@ -95,9 +98,16 @@ type Result struct {
 // a lockup, no exit status): not a verdict on the command.
 var ErrHostBroken = errors.New("the KVM host broke (not a test failure)")
 
-// brokenHost matches console lines that show the emulated KVM host itself
-// failing (see ../shared/notes/nested-kvm.md).
-var brokenHost = regexp.MustCompile(`Kernel panic|soft lockup|hard LOCKUP|BUG: |self-detected stall|general protection fault`)
+// brokenHost matches console lines of the KVM host's own kernel (they
+// start with its printk time stamp; a guest's console reaches the KVM
+// host's console only behind a prefix) that show it failing (see
+// ../shared/notes/nested-kvm.md).
+var brokenHost = regexp.MustCompile(`^\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|soft lockup|hard LOCKUP|BUG: |self-detected stall|general protection fault)`)
+
+// DefaultBrokenGrace is how long a KVM host that reported itself broken
+// gets to end by itself (an emulated soft lockup sometimes passes) before
+// it is stopped and the run retried.
+const DefaultBrokenGrace = 90 * time.Second
 
 // Resolve turns ModeAuto into the mode to use on this machine, with the
 // reason.
@@ -303,7 +313,15 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, qemu,
+	// A KVM host that reports itself broken gets a grace period, then is
+	// stopped: waiting for the whole timeout would waste it.
+	hostCtx, stopHost := context.WithCancel(ctx)
+	defer stopHost()
+	grace := opts.BrokenGrace
+	if grace <= 0 {
+		grace = DefaultBrokenGrace
+	}
+	cmd := exec.CommandContext(hostCtx, qemu,
 		"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi",
 		"-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
@@ -327,13 +345,28 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	if err := cmd.Start(); err != nil {
 		return a, fmt.Errorf("start %s (apt-get install qemu-system-x86): %w", qemu, err)
 	}
-	con := &console{out: opts.Console, log: logf, results: opts.ResultsDir, start: start}
+	con := &console{out: opts.Console, log: logf, results: opts.ResultsDir, start: start, broken: make(chan struct{})}
+	go func() {
+		select {
+		case <-con.broken:
+		case <-hostCtx.Done():
+			return
+		}
+		select {
+		case <-time.After(grace):
+			opts.Logger.Warn("kvmhost: stopping a KVM host that reported itself broken", "grace", grace)
+			stopHost()
+		case <-hostCtx.Done():
+		}
+	}()
 	readErr := con.read(stdout)
 	waitErr := cmd.Wait()
 	a.overhead = con.overhead
 	switch {
 	case con.exit != nil:
 		a.exitCode = *con.exit
+	case ctx.Err() == nil && hostCtx.Err() != nil:
+		a.broken = fmt.Sprintf("stopped %s after it reported itself broken%s", grace, con.why())
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		a.broken = fmt.Sprintf("no exit status within %s%s", opts.Timeout, con.why())
 	case ctx.Err() != nil:
@@ -357,6 +390,7 @@ type console struct {
 	exit     *int
 	overhead time.Duration
 	brokenBy string
+	broken   chan struct{} // closed when brokenBy is set
 	fileErr  error
 }
 
@@ -402,6 +436,9 @@ func (c *console) read(r io.Reader) error {
 		}
 		if c.exit == nil && c.brokenBy == "" && brokenHost.MatchString(line) {
 			c.brokenBy = strings.TrimSpace(line)
+			if c.broken != nil {
+				close(c.broken)
+			}
 		}
 		fmt.Fprintln(c.out, line)
 	}

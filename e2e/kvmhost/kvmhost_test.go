@@ -98,6 +98,11 @@ func fakeQEMU(t *testing.T, body string) (string, string) {
 
 func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, int, error) {
 	t.Helper()
+	return runWithFakeQEMUGrace(t, body, timeout, 0)
+}
+
+func runWithFakeQEMUGrace(t *testing.T, body string, timeout, grace time.Duration) (Result, int, error) {
+	t.Helper()
 	qemu, count := fakeQEMU(t, body)
 	base := filepath.Join(t.TempDir(), "base.cpio")
 	if err := os.WriteFile(base, nil, 0o644); err != nil {
@@ -106,6 +111,7 @@ func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, 
 	res, err := Run(context.Background(), Options{
 		Mode: ModeNested, Command: []string{"true"}, ResultsDir: t.TempDir(), Timeout: timeout,
 		Console: io.Discard, Logger: slog.New(slog.DiscardHandler), QEMU: qemu, Kernel: "unused", Initramfs: base,
+		BrokenGrace: grace,
 	})
 	data, _ := os.ReadFile(count)
 	return res, strings.Count(string(data), "x"), err
@@ -119,7 +125,7 @@ func TestRunWithFakeQEMUReturnsACommandFailureWithoutRetry(t *testing.T) {
 }
 
 func TestRunWithFakeQEMURetriesOnceWhenTheHostPanics(t *testing.T) {
-	res, boots, err := runWithFakeQEMU(t, "echo @@KVMHOST-START; echo 'Kernel panic - not syncing: Fatal exception'", time.Minute)
+	res, boots, err := runWithFakeQEMU(t, "echo @@KVMHOST-START; echo '[  165.894039] Kernel panic - not syncing: Fatal exception'", time.Minute)
 	if !errors.Is(err, ErrHostBroken) || boots != 2 || len(res.Broken) != 2 {
 		t.Fatalf("res=%+v err=%v boots=%d; want ErrHostBroken after 2 boots", res, err, boots)
 	}
@@ -136,5 +142,30 @@ func TestRunWithFakeQEMUKillsAHungHostAtTheTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("took %v: the hung fake was not killed", d)
+	}
+}
+
+func TestRunWithFakeQEMUStopsAHostThatReportsALockupAfterTheGrace(t *testing.T) {
+	start := time.Now()
+	res, boots, err := runWithFakeQEMUGrace(t,
+		"echo @@KVMHOST-START; echo '[  233.222661] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [vmm:119]'; sleep 60",
+		time.Minute, 300*time.Millisecond)
+	if !errors.Is(err, ErrHostBroken) || boots != 2 {
+		t.Fatalf("res=%+v err=%v boots=%d; want ErrHostBroken after 2 boots", res, err, boots)
+	}
+	if !strings.Contains(err.Error(), "soft lockup") {
+		t.Errorf("error does not say why: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("took %v: the locked-up fake was not stopped after its grace", d)
+	}
+}
+
+func TestRunWithFakeQEMUIgnoresAGuestsLockupBehindItsPrefix(t *testing.T) {
+	res, boots, err := runWithFakeQEMUGrace(t,
+		"echo @@KVMHOST-START; echo '  vm1 | [   35.397817] rcu: INFO: rcu_preempt self-detected stall on CPU'; sleep 1; echo @@KVMHOST-EXIT 0",
+		time.Minute, 100*time.Millisecond)
+	if err != nil || res.ExitCode != 0 || boots != 1 {
+		t.Fatalf("res=%+v err=%v boots=%d; want exit 0 after one boot", res, err, boots)
 	}
 }
