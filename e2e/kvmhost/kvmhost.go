@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,11 +78,15 @@ type Options struct {
 	Initramfs string // its base initramfs (images/kvmhost-init)
 	MemoryMiB int    // RAM of the KVM host
 	CPUs      int    // its vCPUs
+	TCGThread string // QEMU's -accel tcg,thread=: "multi" (default) or "single"
 	LockFile  string // held while a KVM host runs, so only one runs at a time
 	// BrokenGrace bounds how long a KVM host that reported itself broken
 	// may go on (DefaultBrokenGrace when 0).
 	BrokenGrace time.Duration
-	Logger      *slog.Logger
+	// Silence is how long a KVM host may print nothing before it is taken
+	// for frozen (DefaultSilence when 0).
+	Silence time.Duration
+	Logger  *slog.Logger
 }
 
 // Result is the outcome of a run.
@@ -108,6 +113,13 @@ var brokenHost = regexp.MustCompile(`^\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|soft 
 // gets to end by itself (an emulated soft lockup sometimes passes) before
 // it is stopped and the run retried.
 const DefaultBrokenGrace = 90 * time.Second
+
+// DefaultSilence is how long a KVM host may print nothing before it is
+// taken for frozen: an emulated host sometimes stops dead, its vCPUs busy
+// and its console silent (seen under CPU hot plug stress). The suites
+// print at least every few seconds, and every wait of theirs is bounded
+// below this.
+const DefaultSilence = 5 * time.Minute
 
 // Resolve turns ModeAuto into the mode to use on this machine, with the
 // reason.
@@ -304,6 +316,13 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
 	}
+	tcgThread := opts.TCGThread
+	if tcgThread == "" {
+		tcgThread = "multi"
+	}
+	if tcgThread != "multi" && tcgThread != "single" {
+		return a, fmt.Errorf("TCG threading %q: want multi or single", tcgThread)
+	}
 	mem, cpus := opts.MemoryMiB, opts.CPUs
 	if mem == 0 {
 		mem = 8192
@@ -321,8 +340,12 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	if grace <= 0 {
 		grace = DefaultBrokenGrace
 	}
+	silence := opts.Silence
+	if silence <= 0 {
+		silence = DefaultSilence
+	}
 	cmd := exec.CommandContext(hostCtx, qemu,
-		"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi",
+		"-M", "q35", "-cpu", "max", "-accel", "tcg,thread="+tcgThread,
 		"-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
 		"-kernel", opts.Kernel, "-initrd", initrd,
@@ -345,7 +368,26 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	if err := cmd.Start(); err != nil {
 		return a, fmt.Errorf("start %s (apt-get install qemu-system-x86): %w", qemu, err)
 	}
-	con := &console{out: opts.Console, log: logf, results: opts.ResultsDir, start: start, broken: make(chan struct{})}
+	con := &console{out: opts.Console, log: logf, results: opts.ResultsDir, start: start,
+		broken: make(chan struct{}), heard: make(chan struct{}, 1)}
+	var silent atomic.Bool
+	go func() {
+		t := time.NewTimer(silence)
+		defer t.Stop()
+		for {
+			select {
+			case <-con.heard:
+				t.Reset(silence)
+			case <-t.C:
+				opts.Logger.Warn("kvmhost: stopping a KVM host that printed nothing", "for", silence)
+				silent.Store(true)
+				stopHost()
+				return
+			case <-hostCtx.Done():
+				return
+			}
+		}
+	}()
 	go func() {
 		select {
 		case <-con.broken:
@@ -365,6 +407,8 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	switch {
 	case con.exit != nil:
 		a.exitCode = *con.exit
+	case ctx.Err() == nil && silent.Load():
+		a.broken = fmt.Sprintf("the KVM host printed nothing for %s (frozen)%s", silence, con.why())
 	case ctx.Err() == nil && hostCtx.Err() != nil:
 		a.broken = fmt.Sprintf("stopped %s after it reported itself broken%s", grace, con.why())
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -391,6 +435,7 @@ type console struct {
 	overhead time.Duration
 	brokenBy string
 	broken   chan struct{} // closed when brokenBy is set
+	heard    chan struct{} // gets a token per line (dropped when full)
 	fileErr  error
 }
 
@@ -411,6 +456,10 @@ func (c *console) read(r io.Reader) error {
 	for sc.Scan() {
 		raw := sc.Text()
 		line := strings.TrimRight(raw, "\r")
+		select {
+		case c.heard <- struct{}{}:
+		default:
+		}
 		fmt.Fprintln(c.log, line)
 		switch {
 		case fileName != "":

@@ -103,15 +103,21 @@ func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, 
 
 func runWithFakeQEMUGrace(t *testing.T, body string, timeout, grace time.Duration) (Result, int, error) {
 	t.Helper()
+	return runWithFakeQEMUOpts(t, body, Options{Timeout: timeout, BrokenGrace: grace})
+}
+
+// runWithFakeQEMUOpts runs a fake qemu with the timeouts of o.
+func runWithFakeQEMUOpts(t *testing.T, body string, o Options) (Result, int, error) {
+	t.Helper()
 	qemu, count := fakeQEMU(t, body)
 	base := filepath.Join(t.TempDir(), "base.cpio")
 	if err := os.WriteFile(base, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Run(context.Background(), Options{
-		Mode: ModeNested, Command: []string{"true"}, ResultsDir: t.TempDir(), Timeout: timeout,
+		Mode: ModeNested, Command: []string{"true"}, ResultsDir: t.TempDir(), Timeout: o.Timeout,
 		Console: io.Discard, Logger: slog.New(slog.DiscardHandler), QEMU: qemu, Kernel: "unused", Initramfs: base,
-		BrokenGrace: grace,
+		BrokenGrace: o.BrokenGrace, Silence: o.Silence,
 	})
 	data, _ := os.ReadFile(count)
 	return res, strings.Count(string(data), "x"), err
@@ -165,6 +171,30 @@ func TestRunWithFakeQEMUIgnoresAGuestsLockupBehindItsPrefix(t *testing.T) {
 	res, boots, err := runWithFakeQEMUGrace(t,
 		"echo @@KVMHOST-START; echo '  vm1 | [   35.397817] rcu: INFO: rcu_preempt self-detected stall on CPU'; sleep 1; echo @@KVMHOST-EXIT 0",
 		time.Minute, 100*time.Millisecond)
+	if err != nil || res.ExitCode != 0 || boots != 1 {
+		t.Fatalf("res=%+v err=%v boots=%d; want exit 0 after one boot", res, err, boots)
+	}
+}
+
+func TestRunWithFakeQEMUStopsAHostThatFallsSilent(t *testing.T) {
+	start := time.Now()
+	res, boots, err := runWithFakeQEMUOpts(t, "echo @@KVMHOST-START; echo busy; sleep 60",
+		Options{Timeout: time.Minute, Silence: 300 * time.Millisecond})
+	if !errors.Is(err, ErrHostBroken) || boots != 2 {
+		t.Fatalf("res=%+v err=%v boots=%d; want ErrHostBroken after 2 boots", res, err, boots)
+	}
+	if !strings.Contains(err.Error(), "printed nothing") {
+		t.Errorf("error does not say why: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("took %v: the silent fake was not stopped", d)
+	}
+}
+
+func TestRunWithFakeQEMUKeepsAHostThatPrintsSlowly(t *testing.T) {
+	res, boots, err := runWithFakeQEMUOpts(t,
+		"echo @@KVMHOST-START; for i in 1 2 3 4 5; do echo tick; sleep 0.2; done; echo @@KVMHOST-EXIT 0",
+		Options{Timeout: time.Minute, Silence: 700 * time.Millisecond})
 	if err != nil || res.ExitCode != 0 || boots != 1 {
 		t.Fatalf("res=%+v err=%v boots=%d; want exit 0 after one boot", res, err, boots)
 	}
