@@ -15,7 +15,7 @@ KVMHOST_MODE ?= auto
 E2E_TIMEOUT  ?= 20m
 GINKGO_FLAGS ?=
 
-.PHONY: all deps images build unit fuzz lint e2e test demo bench clean
+.PHONY: all deps images build unit fuzz lint e2e stress test demo bench clean
 
 all: build
 
@@ -53,6 +53,13 @@ E2E_GROUPS ?= core api devices cpu scenarios
 export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_FLAKE_ATTEMPTS E2E_RETRY E2E_BUDGET_MIN
 e2e: images build
 	@rm -rf $(BUILD)/results; scripts/e2e.sh $(E2E_GROUPS)
+
+# Issue 7's CPU hot plug stress at full size: 30 cycles of 2 -> 8 -> 2, once
+# (no flake attempts), in its own KVM host. Not part of make test: under
+# emulation it outlasts the guest more often than not (see the issue notes).
+stress: images build
+	@rm -rf $(BUILD)/results; VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 E2E_FLAKE_ATTEMPTS=1 \
+	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress' scripts/e2e.sh cpu
 
 test: lint unit fuzz e2e
 

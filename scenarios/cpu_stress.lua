@@ -1,13 +1,18 @@
--- CPU hot plug stress: 10 cycles of 2 -> 4 (onlining the new CPUs from
--- inside the guest) -> 2 (the guest ejects them by itself) on one VM. (4,
--- not the seed's 8: the emulated KVM host has 2 CPUs, and every online
--- vCPU beyond them slows the guest down; cpu_hotplug.lua goes to 8.)
--- Proves that every cycle lands the right count in the guest and the API,
--- that nothing hangs, and that the vmm leaks no threads or fds: parked
--- vCPUs are reused, so after each shrink exactly 2 threads are named vcpuN
--- and the vmm's thread and fd counts stay where the first cycle left them.
--- Each cycle's time is reported (a measurement, not an assertion).
-local cycles = 10
+-- CPU hot plug stress: cycles of 2 -> N (onlining the new CPUs from inside
+-- the guest) -> 2 (the guest ejects them by itself) on one VM. Proves that
+-- every cycle lands the right count in the guest and the API, that nothing
+-- hangs, and that the vmm leaks no threads or fds: parked vCPUs are reused,
+-- so after each shrink exactly 2 threads are named vcpuN and the vmm's
+-- thread and fd counts stay where the first cycle left them. Each cycle's
+-- time is reported (a measurement, not an assertion).
+--
+-- make test runs 5 cycles to 4 vCPUs; make stress runs issue 7's 30 cycles
+-- to 8 (VMM_STRESS_CYCLES, VMM_STRESS_MAX). Under the emulated KVM host,
+-- CPU hot plug itself sometimes kills the guest, whatever the VMM: QEMU's
+-- guest died at cycle 13 of the same stress there (see the issue notes), so
+-- the everyday run stays short.
+local cycles = tonumber(os.getenv("VMM_STRESS_CYCLES") or "") or 5
+local max = tonumber(os.getenv("VMM_STRESS_MAX") or "") or 4
 
 local function count(vm, what)
   local cmd = {
@@ -21,24 +26,25 @@ local function count(vm, what)
   return n
 end
 
-local vm = step("boot at 2 vCPUs, max 4", function()
-  return vmm.start{cpus = {boot = 2, max = 4}, memory = "512M"}
+local vm = step("boot at 2 vCPUs, max " .. max, function()
+  return vmm.start{cpus = {boot = 2, max = max}, memory = "512M"}
 end)
 
 local base = {}
 for i = 1, cycles do
-  step(string.format("cycle %d: 2 -> 4 -> 2", i), function()
+  step(string.format("cycle %d: 2 -> %d -> 2", i, max), function()
     local t0 = os.time()
-    local status, err = vm:resize{vcpus = 4}
+    local status, err = vm:resize{vcpus = max}
     expect.eq(err, nil, "grow error")
     expect.eq(status, 204, "grow status")
-    -- One guest command per poll: wait for 4 present, then online 2-3.
+    -- One guest command per poll: wait for all present, then online 2-.
+    local all = "0-" .. (max - 1)
     vm:wait_for(function()
-      return vm:run("cat /sys/devices/system/cpu/present") == "0-3"
+      return vm:run("cat /sys/devices/system/cpu/present") == all
     end, 60, 0.2)
-    vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-3]/online >/dev/null")
-    expect.eq(vm:run("cat /sys/devices/system/cpu/online"), "0-3", "online CPUs at 4")
-    expect.eq(count(vm, "vcpu"), 4, "vcpuN threads at 4")
+    vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-" .. (max - 1) .. "]/online >/dev/null")
+    expect.eq(vm:run("cat /sys/devices/system/cpu/online"), all, "online CPUs at " .. max)
+    expect.eq(count(vm, "vcpu"), max, "vcpuN threads at " .. max)
     status, err = vm:resize{vcpus = 2}
     expect.eq(err, nil, "shrink error")
     expect.eq(status, 204, "shrink status")
