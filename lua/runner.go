@@ -18,7 +18,7 @@ import (
 // Default bounds of what a script waits for (see Timeouts). They are
 // generous because the KVM host runs under emulation.
 const (
-	DefaultBootTimeout    = 5 * time.Minute
+	DefaultBootTimeout    = 2 * time.Minute
 	DefaultCommandTimeout = 2 * time.Minute
 	DefaultAPITimeout     = 30 * time.Second
 	DefaultWaitForTimeout = time.Minute

@@ -74,7 +74,15 @@ for group in "$@"; do
 	fi
 done
 echo "=== e2e time per group: ${times[*]}; total ${SECONDS}s"
-grep -h -o 'FLAKEY TEST[^]]*\]\? *[^|]*' "$B"/results/*/console.log 2>/dev/null | sed 's/^/=== FLAKY spec: /' | sort -u
+# Ginkgo prints a spec's text on the line before its location line
+# (/path/x_test.go:NN) and the FLAKEY mark when it ends.
+for log in "$B"/results/*/console.log; do
+	[ -f "$log" ] || continue
+	awk -v group="$(basename "$(dirname "$log")")" '
+		/^\/[^ ]*_test\.go:[0-9]+$/ { name = prev }
+		{ prev = $0 }
+		/FLAKEY TEST - TOOK/ { sub(/.*\[FLAKEY/, "[FLAKEY"); print "=== FLAKY spec (" group "): " name " " $0 }' "$log"
+done
 for g in "${flaky[@]}"; do
 	echo "=== FLAKY: e2e group $g failed, then passed on its second run (see $B/results)"
 done
