@@ -454,6 +454,14 @@ var _ = Describe("the API of a vmm started with only --api-socket", Label("api")
 		Expect(time.Since(begin)).To(BeNumerically(">=", time.Second))
 	}, SpecTimeout(4*apiCmdTimeout))
 
+	It("answers 400 to desired_ram on a VM without hotplug_size, and the guest runs on", func(ctx SpecContext) {
+		r := apiPut(sock, "vm.resize", `{"desired_ram":2147483648}`)
+		Expect(r.status).To(Equal(400), r.raw)
+		Expect(r.body).To(ContainSubstring("no hot plug space"))
+		Expect(vmInfo(sock)["memory_actual_size"]).To(BeEquivalentTo(1 << 30))
+		Expect(v.sh(ctx, "echo alive")).To(Equal("alive"))
+	}, SpecTimeout(2*apiCmdTimeout))
+
 	It("is driven by vmmctl: readable and JSON output, exit 1 on an error reply, 2 on misuse", func(ctx SpecContext) {
 		code, out, errOut := vmmctl(sock, "ping")
 		Expect(code).To(Equal(0), errOut)

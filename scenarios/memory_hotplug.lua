@@ -1,7 +1,9 @@
 -- RAM hot plug end to end on one VM, as the seed tells it: 1G with 8G of
 -- hot plug space. Proves that the seed's {"desired_vcpus":4,
--- "desired_ram":3221225472} gives the guest ~3G it can allocate and touch,
--- that lowering desired_ram changes nothing until the reboot (then ~1G),
+-- "desired_ram":3221225472} gives the guest ~3G (MemTotal and free -h) it
+-- can allocate and touch, that lowering desired_ram changes nothing until
+-- the reboot (then ~1G, and the vmm's RSS drops by what the guest had
+-- touched),
 -- that vCPUs and RAM resize together, that 16 successive +128M resizes
 -- land, that a request valid in vCPUs but not in RAM changes nothing, that
 -- exactly size + hotplug_size works and one block more is refused.
@@ -40,6 +42,19 @@ step("the seed's resize: 4 vCPUs and 3G; MemTotal 90-100% of 3G", function()
   expect.eq(vm:info().memory_actual_size, 3 * G, "memory_actual_size")
 end)
 
+step("free -h agrees: about 3G", function()
+  local total = vm:run("free -h | awk '/^Mem:/ {print $2}'")
+  expect.match(total, "^(2\\.[7-9]|3\\.0)G$", "free -h total")
+end)
+
+-- rss is the vmm's resident memory on the host, in bytes.
+local function rss()
+  local p = io.popen("awk '/^VmRSS:/ {print $2}' /proc/" .. vm.pid .. "/status")
+  local kb = tonumber(p:read("*l"))
+  p:close()
+  return kb * 1024
+end
+
 step("the guest allocates and touches 1.5G", function()
   vm:run("mount -o remount,size=2G /tmp")
   expect.eq(vm:run("dd if=/dev/zero of=/tmp/x bs=1M count=1536 2>/dev/null; echo $?", {timeout = 300}), "0", "dd exit status")
@@ -53,8 +68,14 @@ step("resize to 1G: MemTotal unchanged until the reboot, then ~1G", function()
   local status, err = vm:resize{memory = "1G"}
   ok(status, err, "shrink")
   expect.eq(vm:memory().total, before, "MemTotal right after the shrink")
+  local rss_before = rss()
   vm:reboot()
   memtotal(0.85 * G, G, "after the reboot")
+  -- The hot-added RAM the guest touched (1.5G of tmpfs) went back to the
+  -- host with the reboot.
+  local rss_after = rss()
+  say(string.format("vmm RSS %.0f MiB before the reboot, %.0f MiB after", rss_before / M, rss_after / M))
+  expect.truthy(rss_after < rss_before - G / 2, "the vmm's RSS dropped by more than 512M")
   expect.eq(vm:info().memory_actual_size, G, "memory_actual_size")
   vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
 end)

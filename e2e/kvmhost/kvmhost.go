@@ -86,14 +86,17 @@ type Options struct {
 	// Silence is how long a KVM host may print nothing before it is taken
 	// for frozen (DefaultSilence when 0).
 	Silence time.Duration
-	Logger  *slog.Logger
+	// MaxAttempts is how many KVM hosts one run may boot when they break
+	// (2, one retry, when 0).
+	MaxAttempts int
+	Logger      *slog.Logger
 }
 
 // Result is the outcome of a run.
 type Result struct {
 	Mode     Mode
 	ExitCode int
-	Attempts int           // KVM host boots, 2 when the first one broke
+	Attempts int           // KVM host boots, more than 1 when one broke
 	Broken   []string      // why each broken attempt was judged broken
 	Overhead time.Duration // KVM host start to payload start (last attempt)
 	Elapsed  time.Duration
@@ -167,7 +170,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	defer unlock()
-	for attempt := 1; attempt <= 2; attempt++ {
+	maxAttempts := opts.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 2
+	}
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		res.Attempts = attempt
 		a, err := runNested(ctx, opts)
 		res.Overhead = a.overhead

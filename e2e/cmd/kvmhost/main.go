@@ -41,6 +41,7 @@ func run(args []string) int {
 	initrd := fl.String("initramfs", ".cache/kvmhost/initramfs.cpio", "KVM host base initramfs")
 	memory := fl.Int("memory", 8192, "KVM host RAM in MiB")
 	cpus := fl.Int("cpus", 2, "KVM host vCPUs")
+	attempts := fl.Int("attempts", 2, "KVM host boots allowed when they break (a broken host is retried, a failing command never)")
 	tcgThread := fl.String("tcg-thread", "multi", "QEMU's TCG threading for the KVM host: multi (one host thread per vCPU) or single")
 	lockFile := fl.String("lock", filepath.Join(os.TempDir(), "vmm-kvmhost.lock"), "lock held while a KVM host runs")
 	fl.Var(&files, "file", "SRC:DST, a file of the payload (repeatable)")
@@ -61,7 +62,7 @@ func run(args []string) int {
 	opts := kvmhost.Options{
 		Mode: kvmhost.Mode(*mode), Command: fl.Args(), Env: map[string]string{},
 		ResultsDir: *results, Timeout: *timeout, Kernel: *kernel, Initramfs: *initrd,
-		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread,
+		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts,
 	}
 	switch opts.Mode {
 	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
