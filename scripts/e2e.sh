@@ -7,7 +7,7 @@
 # - kvmhost tells a broken KVM host from a failing spec and retries a broken
 #   host (E2E_HOST_ATTEMPTS boots in all, 3 by default; issue 2 asks for at
 #   least one retry);
-# - a KVM host that falls silent for 5 minutes is taken for frozen, and one
+# - a KVM host that falls silent for 3 minutes is taken for frozen, and one
 #   whose kernel reports a lockup or BUG is stopped after 90 s: both count as
 #   broken;
 # - within a run, Ginkgo gives a failing spec E2E_FLAKE_ATTEMPTS tries (3 by
