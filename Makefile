@@ -54,12 +54,14 @@ export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_FLAKE_ATTEMPTS E2E_
 e2e: images build
 	@rm -rf $(BUILD)/results; scripts/e2e.sh $(E2E_GROUPS)
 
-# Issue 7's CPU hot plug stress at full size: 30 cycles of 2 -> 8 -> 2, once
-# (no flake attempts), in its own KVM host. Not part of make test: under
-# emulation it outlasts the guest more often than not (see the issue notes).
+# The stress specs at the issues' full size, once each (no retries), in a
+# KVM host per group: 30 cycles of 2 -> 8 -> 2 vCPUs (issue 7) and 100 MiB
+# over TCP (issue 9). Not part of make test, which runs them smaller: under
+# emulation they outlast the guest more often than not (see the issue notes).
 stress: images build
-	@rm -rf $(BUILD)/results; VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 E2E_FLAKE_ATTEMPTS=1 \
-	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress' scripts/e2e.sh cpu
+	@rm -rf $(BUILD)/results; VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 \
+	  E2E_FLAKE_ATTEMPTS=1 E2E_RETRY=0 E2E_HOST_ATTEMPTS=1 \
+	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|over TCP' scripts/e2e.sh cpu devices
 
 test: lint unit fuzz e2e
 

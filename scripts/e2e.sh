@@ -29,7 +29,7 @@ files=(-file "$B/e2e.test:bin/e2e.test" -file "$C/guest/bzImage:guest/bzImage"
 	-file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz")
 for f in "$B/vmm" "$B/vmmctl"; do [ -f "$f" ] && files+=(-file "$f:bin/${f##*/}"); done
 # Knobs of the scenarios, passed on when set (make stress sets them).
-for v in VMM_STRESS_CYCLES VMM_STRESS_MAX; do [ -n "${!v:-}" ] && files+=(-env "$v=${!v}"); done
+for v in VMM_STRESS_CYCLES VMM_STRESS_MAX VMM_NET_MIB; do [ -n "${!v:-}" ] && files+=(-env "$v=${!v}"); done
 
 # filter_for is the Ginkgo label filter of a group: "core" is every spec
 # without one of the other groups' labels (benchmarks run in make bench);
