@@ -61,7 +61,7 @@ e2e: images build
 stress: images build
 	@rm -rf $(BUILD)/results; VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 \
 	  E2E_FLAKE_ATTEMPTS=1 E2E_RETRY=0 E2E_HOST_ATTEMPTS=1 \
-	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|over TCP' scripts/e2e.sh cpu devices
+	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|MiB.over.TCP' scripts/e2e.sh cpu devices
 
 test: lint unit fuzz e2e
 
