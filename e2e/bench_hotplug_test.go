@@ -50,11 +50,25 @@ type hotplugGuest interface {
 	name() string // "vmm" or "qemu"
 	pid() int
 	sh(ctx context.Context, cmd string) string
+	memTotal(ctx context.Context) (uint64, error) // the guest's MemTotal in bytes
 	addCPUs(ctx context.Context, from, to int)
 	removeCPUs(ctx context.Context, from, to int)
 	addRAM(ctx context.Context, bytes int64)
 	ping(ctx context.Context) // one API round trip
 	stop()
+}
+
+// benchRuns skips the calling benchmark unless VMM_BENCH is set (make
+// bench), and returns how many runs to take: VMM_BENCH_RUNS, else def.
+func benchRuns(def int) int {
+	GinkgoHelper()
+	if os.Getenv("VMM_BENCH") == "" {
+		Skip("set VMM_BENCH=1 to run the benchmarks (make bench)")
+	}
+	if n, err := strconv.Atoi(os.Getenv("VMM_BENCH_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 func emit(metric, unit, who string, v float64) {
@@ -67,13 +81,7 @@ func emitDuration(metric, who string, d time.Duration) {
 
 var _ = Describe("hot plug beside QEMU", Label("benchmark"), Serial, func() {
 	It("reports CPU and memory hot plug latency, VMM overhead and API round trips", func(ctx SpecContext) {
-		if os.Getenv("VMM_BENCH") == "" {
-			Skip("set VMM_BENCH=1 to run the benchmarks (make bench)")
-		}
-		runs := 5
-		if n, err := strconv.Atoi(os.Getenv("VMM_BENCH_RUNS")); err == nil && n > 0 {
-			runs = n
-		}
+		runs := benchRuns(5)
 		qemu := os.Getenv("VMM_QEMU")
 		starters := []func(context.Context) hotplugGuest{startVmmBench}
 		if qemu != "" {
@@ -164,12 +172,9 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 // memTotal is the guest's MemTotal in bytes.
 func memTotal(ctx context.Context, g hotplugGuest) uint64 {
 	GinkgoHelper()
-	out := g.sh(ctx, "grep MemTotal /proc/meminfo")
-	f := strings.Fields(out)
-	Expect(f).To(HaveLen(3), "MemTotal line %q", out)
-	kb, err := strconv.ParseUint(f[1], 10, 64)
-	Expect(err).NotTo(HaveOccurred())
-	return kb << 10
+	n, err := g.memTotal(ctx)
+	Expect(err).NotTo(HaveOccurred(), "%s: MemTotal", g.name())
+	return n
 }
 
 // rssSplit reads /proc/PID/smaps: the process's resident memory, and the
@@ -227,6 +232,7 @@ func (v *vmmBench) sh(ctx context.Context, cmd string) string {
 	GinkgoHelper()
 	return sh(ctx, v.m, cmd)
 }
+func (v *vmmBench) memTotal(ctx context.Context) (uint64, error) { return v.m.MemTotal(ctx) }
 func (v *vmmBench) resizeVcpus(ctx context.Context, n int) {
 	GinkgoHelper()
 	k := int64(n)
@@ -301,6 +307,11 @@ func (q *qemuBench) sh(ctx context.Context, cmd string) string {
 	Expect(err).NotTo(HaveOccurred(), "QEMU guest command %q", cmd)
 	Expect(status).To(Equal(0), "QEMU guest command %q: %s", cmd, out)
 	return out
+}
+func (q *qemuBench) memTotal(ctx context.Context) (uint64, error) {
+	c, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	return guest.ReadMemTotal(c, q.shell)
 }
 func (q *qemuBench) addCPUs(_ context.Context, from, to int) {
 	GinkgoHelper()

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -220,13 +219,7 @@ var _ = Describe("a bad command line", Label("boot"), func() {
 // (or a wrapper script that runs one).
 var _ = Describe("boot time", Label("benchmark"), Serial, func() {
 	It("is reported beside QEMU microvm", func(ctx SpecContext) {
-		if os.Getenv("VMM_BENCH") == "" {
-			Skip("set VMM_BENCH=1 to run the boot benchmark")
-		}
-		runs := 3
-		if n, err := strconv.Atoi(os.Getenv("VMM_BENCH_RUNS")); err == nil && n > 0 {
-			runs = n
-		}
+		runs := benchRuns(3)
 		paths := guest.ResolvePaths()
 		qemu := os.Getenv("VMM_QEMU")
 		e := gmeasure.NewExperiment("boot: 4 vCPUs, 1 GiB, process start to ...")

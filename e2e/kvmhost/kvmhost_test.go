@@ -98,12 +98,7 @@ func fakeQEMU(t *testing.T, body string) (string, string) {
 
 func runWithFakeQEMU(t *testing.T, body string, timeout time.Duration) (Result, int, error) {
 	t.Helper()
-	return runWithFakeQEMUGrace(t, body, timeout, 0)
-}
-
-func runWithFakeQEMUGrace(t *testing.T, body string, timeout, grace time.Duration) (Result, int, error) {
-	t.Helper()
-	return runWithFakeQEMUOpts(t, body, Options{Timeout: timeout, BrokenGrace: grace})
+	return runWithFakeQEMUOpts(t, body, Options{Timeout: timeout})
 }
 
 // runWithFakeQEMUOpts runs a fake qemu with the timeouts of o.
@@ -153,9 +148,9 @@ func TestRunWithFakeQEMUKillsAHungHostAtTheTimeout(t *testing.T) {
 
 func TestRunWithFakeQEMUStopsAHostThatReportsALockupAfterTheGrace(t *testing.T) {
 	start := time.Now()
-	res, boots, err := runWithFakeQEMUGrace(t,
+	res, boots, err := runWithFakeQEMUOpts(t,
 		"echo @@KVMHOST-START; echo '[  233.222661] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [vmm:119]'; sleep 60",
-		time.Minute, 300*time.Millisecond)
+		Options{Timeout: time.Minute, BrokenGrace: 300 * time.Millisecond})
 	if !errors.Is(err, ErrHostBroken) || boots != 2 {
 		t.Fatalf("res=%+v err=%v boots=%d; want ErrHostBroken after 2 boots", res, err, boots)
 	}
@@ -168,9 +163,9 @@ func TestRunWithFakeQEMUStopsAHostThatReportsALockupAfterTheGrace(t *testing.T) 
 }
 
 func TestRunWithFakeQEMUIgnoresAGuestsLockupBehindItsPrefix(t *testing.T) {
-	res, boots, err := runWithFakeQEMUGrace(t,
+	res, boots, err := runWithFakeQEMUOpts(t,
 		"echo @@KVMHOST-START; echo '  vm1 | [   35.397817] rcu: INFO: rcu_preempt self-detected stall on CPU'; sleep 1; echo @@KVMHOST-EXIT 0",
-		time.Minute, 100*time.Millisecond)
+		Options{Timeout: time.Minute, BrokenGrace: 100 * time.Millisecond})
 	if err != nil || res.ExitCode != 0 || boots != 1 {
 		t.Fatalf("res=%+v err=%v boots=%d; want exit 0 after one boot", res, err, boots)
 	}
