@@ -158,6 +158,11 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 	waitGuest("cat /sys/devices/system/cpu/present", boot)
 	emitDuration(fmt.Sprintf("CPU hot remove (%d): request to gone", added), who, time.Since(t0))
 
+	// Hot-added RAM is backed lazily: RSS grows by what the guest touches
+	// (its memmap, about 1.6% of the added size), not by the size.
+	rssBefore, _, err := rssSplit(g.pid())
+	Expect(err).NotTo(HaveOccurred())
+	emit("VMM RSS before memory hot add", "MiB", who, float64(rssBefore)/(1<<20))
 	for _, size := range []int64{128 << 20, 2 << 30} {
 		before := memTotal(ctx, g)
 		t0 = time.Now()
@@ -167,6 +172,9 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 			Should(BeNumerically(">=", before+uint64(size)*9/10), "%s: MemTotal after +%d MiB", who, size>>20)
 		emitDuration(fmt.Sprintf("memory hot add %s: request to MemTotal grown", guest.FormatSize(uint64(size))), who, time.Since(t0))
 	}
+	rssAfter, _, err := rssSplit(g.pid())
+	Expect(err).NotTo(HaveOccurred())
+	emit("VMM RSS after memory hot add (+128M, +2G)", "MiB", who, float64(rssAfter)/(1<<20))
 }
 
 // memTotal is the guest's MemTotal in bytes.

@@ -67,33 +67,34 @@ func upGuestNet(ctx SpecContext, m *guest.Machine) {
 	Expect(sh(ctx, m, "ping -c 3 -W 5 "+devHostIP)).To(ContainSubstring("3 packets received"))
 }
 
-// One guest serves the device specs in order (every boot costs 10-20 s
-// under emulation): the devices as it first sees them, a reboot, and the
-// power off that lets the host check the images. The TCP transfer has a
-// guest of its own, so that a second try (heavy traffic under emulation
-// sometimes kills the guest, see scripts/e2e.sh) starts afresh.
-var _ = Describe("virtio devices", Label("devices"), Ordered, func() {
-	var (
-		m             *guest.Machine
-		disk, ro, mac string
-		roBytes       []byte
-		info          vmm.VmInfo
-	)
+// devicesGuest starts a guest with a fresh 16 MiB disk and an 8 MiB
+// read-only one, and returns it with the images' paths and the read-only
+// image's bytes.
+func devicesGuest(ctx SpecContext, name string) (m *guest.Machine, disk, ro string, roBytes []byte) {
+	GinkgoHelper()
+	dir := GinkgoT().TempDir()
+	disk, ro = filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
+	makeImage(disk, 16<<20, diskMarker)
+	roBytes = makeImage(ro, 8<<20, roMarker)
+	m = startGuest(ctx, name, devicesConfig(disk, ro))
+	Expect(m.WaitReady(ctx)).To(Succeed())
+	return m, disk, ro, roBytes
+}
 
-	BeforeAll(func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
-		disk, ro = filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
-		makeImage(disk, 16<<20, diskMarker)
-		roBytes = makeImage(ro, 8<<20, roMarker)
-		m = startGuest(ctx, "devices", devicesConfig(disk, ro))
-	})
+// writeGuestMarker has the guest write guestMarker to vda with fsync.
+func writeGuestMarker(ctx SpecContext, m *guest.Machine) {
+	GinkgoHelper()
+	sh(ctx, m, "echo "+guestMarker+" | dd of=/dev/vda bs=512 seek="+strconv.Itoa(guestWriteSector)+" conv=sync,fsync")
+}
 
+// Each device spec has a guest of its own (a boot costs about 10 s under
+// emulation), so that a retried spec starts afresh (see scripts/e2e.sh).
+var _ = Describe("virtio devices", Label("devices"), func() {
 	It("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info", func(ctx SpecContext) {
-		Expect(m.WaitReady(ctx)).To(Succeed())
+		m, disk, ro, _ := devicesGuest(ctx, "devices")
 
 		By("vm.info lists the disks, the net with its tap and MAC, and the rng")
-		var err error
-		info, err = m.Info(ctx)
+		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(info.Config.Disks).To(Equal([]vmm.DiskConfig{{Path: disk}, {Path: ro, Readonly: true}}))
 		Expect(info.Config.Net).To(HaveLen(1))
@@ -111,7 +112,7 @@ var _ = Describe("virtio devices", Label("devices"), Ordered, func() {
 		Expect(sh(ctx, m, "cat /sys/block/vda/size")).To(Equal(strconv.Itoa(16 << 20 / 512)))
 
 		By("the guest writes vda with fsync; a write to vdb fails")
-		sh(ctx, m, "echo "+guestMarker+" | dd of=/dev/vda bs=512 seek="+strconv.Itoa(guestWriteSector)+" conv=sync,fsync")
+		writeGuestMarker(ctx, m)
 		out, status, err := m.Sh(ctx, "dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).NotTo(BeZero(), "writing the read-only disk succeeded: %s", out)
@@ -121,14 +122,16 @@ var _ = Describe("virtio devices", Label("devices"), Ordered, func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 
 		By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
-		mac = sh(ctx, m, "cat /sys/class/net/eth0/address")
-		Expect(mac).To(Equal(info.Config.Net[0].Mac))
+		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].Mac))
 		upGuestNet(ctx, m)
 		hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
 	}, SpecTimeout(bootTimeout+8*cmdTimeout))
 
 	It("keep the disk's data, the tap and the MAC across a guest reboot", func(ctx SpecContext) {
+		m, _, _, _ := devicesGuest(ctx, "devices-reboot")
+		writeGuestMarker(ctx, m)
+		mac := sh(ctx, m, "cat /sys/class/net/eth0/address")
 		Expect(m.RebootFromGuest(ctx)).To(Succeed())
 		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
 		Expect(sh(ctx, m, "dd if=/dev/vda bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(guestMarker)))).
@@ -139,9 +142,12 @@ var _ = Describe("virtio devices", Label("devices"), Ordered, func() {
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(info.Config.Net).To(Equal([]vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask, Mac: mac}}))
-	}, SpecTimeout(bootTimeout+6*cmdTimeout))
+	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
 
 	It("leave in the host's image what the guest wrote after a power off; the read-only one is unchanged", func(ctx SpecContext) {
+		m, disk, ro, roBytes := devicesGuest(ctx, "devices-poweroff")
+		writeGuestMarker(ctx, m)
+		_, _, _ = m.Sh(ctx, "dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync")
 		Expect(m.PowerOffFromGuest(ctx)).To(Succeed())
 		status, err := m.Wait(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -153,7 +159,7 @@ var _ = Describe("virtio devices", Label("devices"), Ordered, func() {
 		gotRO, err := os.ReadFile(ro)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(bytes.Equal(gotRO, roBytes)).To(BeTrue(), "the read-only image changed")
-	}, SpecTimeout(2*cmdTimeout))
+	}, SpecTimeout(bootTimeout+3*cmdTimeout))
 })
 
 var _ = Describe("virtio-net under load", Label("devices"), func() {

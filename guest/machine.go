@@ -447,9 +447,47 @@ func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error
 	cancel(nil)
 	<-watchDone
 	if err != nil {
-		return fmt.Errorf("%s: %w%s", m.name, err, m.vmmLogTail())
+		dump := ""
+		if errors.Is(err, context.DeadlineExceeded) {
+			dump = m.stateDump()
+		}
+		return fmt.Errorf("%s: %w%s%s", m.name, err, m.vmmLogTail(), dump)
 	}
 	return nil
+}
+
+// stateDumpWait is how long stateDump gives the vmm to log its dump.
+const stateDumpWait = 3 * time.Second
+
+// stateDump asks the vmm for its state dump (SIGUSR1) and returns the dump's
+// lines from its log: for a guest that stopped answering, where its vCPUs
+// are and what its interrupt controllers hold.
+func (m *Machine) stateDump() string {
+	dumpLines := func() []string {
+		var lines []string
+		for _, l := range strings.Split(m.stderr.String(), "\n") {
+			if strings.Contains(l, `msg="state dump"`) {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	before := len(dumpLines())
+	if m.exited() || m.cmd.Process.Signal(syscall.SIGUSR1) != nil {
+		return ""
+	}
+	var lines []string
+	for deadline := time.Now().Add(stateDumpWait); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		lines = dumpLines()
+		if len(lines)-before >= 2+m.cfg.Cpus.BootVcpus {
+			break
+		}
+	}
+	if len(lines) <= before {
+		return fmt.Sprintf("\n%s: no state dump from the vmm", m.name)
+	}
+	return fmt.Sprintf("\n%s vmm state dump:\n%s", m.name, strings.Join(lines[before:], "\n"))
 }
 
 // vmmLogTail is the end of the vmm's log for failure messages, which often

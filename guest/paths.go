@@ -20,6 +20,8 @@ const (
 	EnvKernel = "VMM_GUEST_KERNEL"
 	// EnvInitramfs is the guest initramfs.
 	EnvInitramfs = "VMM_GUEST_INITRAMFS"
+	// EnvRootfs is the guest's root file system image, gzipped.
+	EnvRootfs = "VMM_GUEST_ROOTFS"
 	// EnvScenarios is the directory of Lua scenarios.
 	EnvScenarios = "VMM_SCENARIOS"
 )
@@ -31,6 +33,7 @@ const (
 	relVmmctlBin = ".build/vmmctl"
 	relKernel    = ".cache/guest/bzImage"
 	relInitramfs = ".cache/guest/initramfs.cpio.gz"
+	relRootfs    = ".cache/guest/rootfs.ext4.gz"
 	relScenarios = "scenarios"
 )
 
@@ -56,12 +59,15 @@ type Paths struct {
 	Vmm, Vmmctl string
 	// Kernel and Initramfs are the guest images.
 	Kernel, Initramfs string
+	// Rootfs is the guest's root file system, a gzipped ext4 image of the
+	// initramfs's tree (see UnpackRootfs).
+	Rootfs string
 	// Scenarios is the directory of Lua scenarios.
 	Scenarios string
 }
 
 // ResolvePaths returns the paths from the environment (VMM_BIN, VMMCTL_BIN,
-// VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_SCENARIOS), falling back to the
+// VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_GUEST_ROOTFS, VMM_SCENARIOS), falling back to the
 // module root found by walking up from the working directory, then from the
 // executable's directory, to vmm's go.mod. Without a module root a binary
 // falls back to a file of that name next to the executable, then to its bare
@@ -84,6 +90,7 @@ func ResolvePaths() Paths {
 	p.Vmmctl = resolveBinary(EnvVmmctlBin, root, relVmmctlBin, exeDir, "vmmctl")
 	p.Kernel = resolveFile(EnvKernel, root, relKernel)
 	p.Initramfs = resolveFile(EnvInitramfs, root, relInitramfs)
+	p.Rootfs = resolveFile(EnvRootfs, root, relRootfs)
 	p.Scenarios = resolveFile(EnvScenarios, root, relScenarios)
 	return p
 }

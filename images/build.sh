@@ -29,4 +29,26 @@ build() {
 	echo "$sum" >"$cache/$name/.inputs"
 }
 build guest "$here/guest-init" "$cache/guest/initramfs.cpio.gz" "$guest_modules"
+
+# The guest's root disk for root=/dev/vda (issue 9): an ext4 file system
+# holding the guest initramfs's tree plus /etc/vmm-rootfs, shipped gzipped
+# (it is mostly empty) and rebuilt with the initramfs.
+rootfs() {
+	local out=$cache/guest/rootfs.ext4.gz sum tree mkfs
+	mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
+	sum="$(cat "$cache/guest/.inputs") $("$mkfs" -V 2>&1 | head -1)"
+	if [ -f "$out" ] && [ "$(cat "$cache/guest/.rootfs-inputs" 2>/dev/null)" = "$sum" ]; then
+		return 0
+	fi
+	tree=$(mktemp -d)
+	(cd "$tree" && gzip -dc "$cache/guest/initramfs.cpio.gz" | cpio -id --quiet --no-absolute-filenames)
+	echo "vmm guest root file system" >"$tree/etc/vmm-rootfs"
+	rm -f "$out.img"
+	"$mkfs" -q -F -L vmmroot -E root_owner=0:0 -d "$tree" "$out.img" 64M >/dev/null
+	rm -rf "$tree"
+	gzip -6 -n <"$out.img" >"$out.tmp" && rm -f "$out.img" && mv "$out.tmp" "$out"
+	echo "$sum" >"$cache/guest/.rootfs-inputs"
+	echo "images: $out (ext4, 64 MiB)" >&2
+}
+rootfs
 build kvmhost "$here/kvmhost-init" "$cache/kvmhost/initramfs.cpio" "$kvmhost_modules" "curl"

@@ -48,6 +48,7 @@ var (
 	ioSetIdentityMapAddr  = iow(0x48, 8)
 	ioCreateIRQChip       = io(0x60)
 	ioIRQLine             = iow(0x61, unsafe.Sizeof(irqLevel{}))
+	ioGetIRQChip          = iowr(0x62, unsafe.Sizeof(irqChip{}))
 	ioSetGSIRouting       = iow(0x6a, 8)
 	ioIRQFD               = iow(0x76, unsafe.Sizeof(irqfd{}))
 	ioCreatePIT2          = iow(0x77, unsafe.Sizeof(pitConfig{}))

@@ -25,6 +25,8 @@ func TestStructSizesMatchKernelABI(t *testing.T) {
 		{"kvm_msrs", unsafe.Sizeof(msrsHeader{}), 8},
 		{"kvm_msr_entry", unsafe.Sizeof(MSR{}), 16},
 		{"kvm_lapic_state", unsafe.Sizeof(LAPICState{}), 1024},
+		{"kvm_irqchip", unsafe.Sizeof(irqChip{}), 520},
+		{"kvm_ioapic_state", unsafe.Sizeof(IOAPICState{}), 216},
 		{"kvm_mp_state", unsafe.Sizeof(MPState(0)), 4},
 		{"kvm_userspace_memory_region", unsafe.Sizeof(UserspaceMemoryRegion{}), 32},
 		{"kvm_pit_config", unsafe.Sizeof(pitConfig{}), 64},
@@ -134,6 +136,13 @@ func TestVMCreatesVCPUWithRegisters(t *testing.T) {
 	if err := vm.CreateIRQChip(); err != nil {
 		t.Fatal(err)
 	}
+	io, err := vm.IOAPIC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if io.BaseAddress != 0xfec00000 || !io.Redir[4].Masked() {
+		t.Errorf("a new I/O APIC at %#x with pin 4 %#x, want 0xfec00000 and masked", io.BaseAddress, uint64(io.Redir[4]))
+	}
 	c, err := vm.CreateVCPU(0)
 	if err != nil {
 		t.Fatal(err)
@@ -159,5 +168,17 @@ func TestVMCreatesVCPUWithRegisters(t *testing.T) {
 	c.SetImmediateExit(true)
 	if err := c.Run(); !errors.Is(err, ErrInterrupted) {
 		t.Errorf("Run with immediate_exit = %v, want ErrInterrupted", err)
+	}
+}
+
+func TestRedirEntryFieldsFollowThe82093AALayout(t *testing.T) {
+	// Vector 0x24, lowest priority, level, remote IRR, masked, dest 0xff.
+	e := RedirEntry(0xff<<56 | 1<<16 | 1<<15 | 1<<14 | 1<<8 | 0x24)
+	if e.Vector() != 0x24 || e.DeliveryMode() != 1 || !e.Level() || !e.RemoteIRR() || !e.Masked() || e.Dest() != 0xff {
+		t.Fatalf("%#x: vector %#x mode %d level %v remote %v masked %v dest %#x",
+			uint64(e), e.Vector(), e.DeliveryMode(), e.Level(), e.RemoteIRR(), e.Masked(), e.Dest())
+	}
+	if e := RedirEntry(0x31); e.Level() || e.Masked() || e.RemoteIRR() {
+		t.Fatalf("%#x: an edge, unmasked entry reads as level %v masked %v remote %v", uint64(e), e.Level(), e.Masked(), e.RemoteIRR())
 	}
 }

@@ -98,6 +98,54 @@ type LAPICState struct {
 	Regs [1024]byte
 }
 
+// irqChip is struct kvm_irqchip: a chip id and its state (a union of at
+// most 512 bytes).
+type irqChip struct {
+	ChipID uint32
+	_      uint32
+	State  [512]byte
+}
+
+// irqChipIOAPIC is the chip id of the in-kernel I/O APIC (KVM_IRQCHIP_IOAPIC).
+const irqChipIOAPIC = 2
+
+// IOAPICPins is how many pins KVM's in-kernel I/O APIC has
+// (KVM_IOAPIC_NUM_PINS).
+const IOAPICPins = 24
+
+// IOAPICState is struct kvm_ioapic_state: the in-kernel I/O APIC's
+// registers, its pending-request bits and its redirection table.
+type IOAPICState struct {
+	BaseAddress uint64
+	IOREGSEL    uint32
+	ID          uint32
+	IRR         uint32
+	_           uint32
+	Redir       [IOAPICPins]RedirEntry
+}
+
+// RedirEntry is one I/O APIC redirection table entry (the 82093AA
+// datasheet, section 3.2.4).
+type RedirEntry uint64
+
+// Vector is the interrupt vector the pin delivers.
+func (e RedirEntry) Vector() uint8 { return uint8(e) }
+
+// DeliveryMode is the delivery mode field (0 fixed, 1 lowest priority, ...).
+func (e RedirEntry) DeliveryMode() uint8 { return uint8(e>>8) & 7 }
+
+// Level reports a level-triggered pin (else edge).
+func (e RedirEntry) Level() bool { return e>>15&1 != 0 }
+
+// RemoteIRR reports a level interrupt delivered and not yet acknowledged.
+func (e RedirEntry) RemoteIRR() bool { return e>>14&1 != 0 }
+
+// Masked reports a masked pin.
+func (e RedirEntry) Masked() bool { return e>>16&1 != 0 }
+
+// Dest is the destination field (an APIC id, or a logical set).
+func (e RedirEntry) Dest() uint8 { return uint8(e >> 56) }
+
 // MPState is a vCPU's multiprocessing state (struct kvm_mp_state).
 type MPState uint32
 

@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 
@@ -68,6 +69,19 @@ func (v *VM) CreateIRQChip() error {
 		return fmt.Errorf("KVM_CREATE_IRQCHIP: %w", err)
 	}
 	return nil
+}
+
+// IOAPIC reads the in-kernel I/O APIC's state (KVM_GET_IRQCHIP).
+func (v *VM) IOAPIC() (IOAPICState, error) {
+	c := irqChip{ChipID: irqChipIOAPIC}
+	var s IOAPICState
+	if _, err := ioctlPtr(v.fd, ioGetIRQChip, unsafe.Pointer(&c)); err != nil {
+		return s, fmt.Errorf("KVM_GET_IRQCHIP (I/O APIC): %w", err)
+	}
+	if _, err := binary.Decode(c.State[:], binary.NativeEndian, &s); err != nil {
+		return s, fmt.Errorf("KVM_GET_IRQCHIP (I/O APIC): %w", err)
+	}
+	return s, nil
 }
 
 // CreatePIT2 creates the in-kernel i8254 PIT (KVM_CREATE_PIT2); flags may

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -22,6 +23,25 @@ const vmTypeName = "vmm.vm"
 
 // defaultPollInterval is how often wait_for calls its function.
 const defaultPollInterval = 500 * time.Millisecond
+
+// vmm.root_disk([name]) -> path: a fresh writable copy of the guest's root
+// file system image in the script's temporary directory.
+func (rn *run) rootDisk(L *glua.LState) int {
+	name := L.OptString(1, "root")
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		L.ArgError(1, "a file name without a slash")
+	}
+	dir, err := rn.tempDir()
+	if err == nil {
+		p := filepath.Join(dir, name+".ext4")
+		if err = guest.UnpackRootfs(p); err == nil {
+			L.Push(glua.LString(p))
+			return 1
+		}
+	}
+	L.RaiseError("vmm.root_disk: %v", err)
+	return 0
+}
 
 // vmHandle is a VM as a script sees it.
 type vmHandle struct {
@@ -49,11 +69,13 @@ func (rn *run) install() {
 	mod := L.NewTable()
 	L.SetFuncs(mod, map[string]glua.LGFunction{
 		"start":       rn.start,
+		"root_disk":   rn.rootDisk,
 		"size":        luaSize,
 		"format_size": luaFormatSize,
 	})
 	L.SetField(mod, "script", glua.LString(rn.script))
 	L.SetField(mod, "default_cmdline", glua.LString(guest.DefaultCmdline))
+	L.SetField(mod, "root_cmdline", glua.LString(guest.RootCmdline))
 	L.SetGlobal("vmm", mod)
 
 	mt := L.NewTypeMetatable(vmTypeName)

@@ -16,7 +16,10 @@
 //	    wait = true                        false: return before the guest is ready
 //	    boot_timeout = 300                 seconds
 //	vmm.size("1G") -> bytes; vmm.format_size(bytes) -> "1G"
-//	vmm.script, vmm.default_cmdline
+//	vmm.root_disk([name]) -> path       a fresh writable copy of the guest's root file
+//	                          system (ext4), removed when the script ends; boot it
+//	                          as the first disk with cmdline = vmm.root_cmdline
+//	vmm.script, vmm.default_cmdline, vmm.root_cmdline
 //	step("name", fn) -> fn's results     a named, timed, reported part of the run
 //	say(...), print(...)                 narration in the report
 //	sleep(seconds)

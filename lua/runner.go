@@ -171,6 +171,11 @@ func (r *Runner) RunFile(ctx context.Context, path string) *Result {
 
 	err := rn.exec(ctx)
 	res.Cleanup = rn.stopAll()
+	if rn.tmp != "" {
+		if rerr := os.RemoveAll(rn.tmp); rerr != nil {
+			res.Cleanup = append(res.Cleanup, rerr)
+		}
+	}
 	if err == nil && len(res.Cleanup) > 0 {
 		err = &ScriptError{Script: path, File: path, Message: "cleanup: " + errors.Join(res.Cleanup...).Error()}
 	}
@@ -297,6 +302,7 @@ type run struct {
 	steps  []string              // the path of the running step
 	claims map[glua.LValue]claim // error values already caught by a step
 	vms    []*vmHandle
+	tmp    string // the script's temporary directory, made on first use
 	names  map[string]bool
 	quiet  int // > 0 while wait_for polls: notes would repeat each try
 }
@@ -328,6 +334,18 @@ func (rn *run) stopAll() []error {
 		rn.res.VMs = append(rn.res.VMs, VMRecord{Name: h.name, Pid: h.vm.Pid(), ConsoleTail: lastLines(h.vm.ConsoleText(), consoleTailLines)})
 	}
 	return errs
+}
+
+// tempDir is the script's temporary directory, removed when it ends.
+func (rn *run) tempDir() (string, error) {
+	if rn.tmp == "" {
+		d, err := os.MkdirTemp("", "vmm-scenario-")
+		if err != nil {
+			return "", err
+		}
+		rn.tmp = d
+	}
+	return rn.tmp, nil
 }
 
 // note tells the reporter something that happened.

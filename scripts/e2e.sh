@@ -15,7 +15,8 @@
 #   ATTEMPTS TO PASS]" in its report and listed at the end of this script.
 #   CPU hot plug under emulation sometimes kills the L2 guest whatever the
 #   VMM (QEMU's too: see issue 7's notes), so a hot plug spec may need a
-#   second try;
+#   second try. Every spec boots a guest of its own, so a try never
+#   inherits a dead guest from the one before;
 # - a group that still fails is run once more (E2E_RETRY=0 turns that off)
 #   while the run is inside its time budget (E2E_BUDGET_MIN, 50 minutes), so
 #   that the whole suite stays well inside CI's limit; a group that passes
@@ -26,7 +27,7 @@ cd "$(dirname "$0")/.."
 B=${BUILD:-.build} C=${CACHE:-.cache}
 budget=$((${E2E_BUDGET_MIN:-50} * 60))
 files=(-file "$B/e2e.test:bin/e2e.test" -file "$C/guest/bzImage:guest/bzImage"
-	-file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz")
+	-file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz" -file "$C/guest/rootfs.ext4.gz:guest/rootfs.ext4.gz")
 for f in "$B/vmm" "$B/vmmctl"; do [ -f "$f" ] && files+=(-file "$f:bin/${f##*/}"); done
 # Knobs of the scenarios, passed on when set (make stress sets them).
 for v in VMM_STRESS_CYCLES VMM_STRESS_MAX VMM_NET_MIB; do [ -n "${!v:-}" ] && files+=(-env "$v=${!v}"); done
@@ -50,6 +51,7 @@ run_group() { # results-name filter
 		-env 'VMM_BIN=$PAYLOAD/bin/vmm' -env 'VMMCTL_BIN=$PAYLOAD/bin/vmmctl' \
 		-env 'VMM_GUEST_KERNEL=$PAYLOAD/guest/bzImage' \
 		-env 'VMM_GUEST_INITRAMFS=$PAYLOAD/guest/initramfs.cpio.gz' \
+		-env 'VMM_GUEST_ROOTFS=$PAYLOAD/guest/rootfs.ext4.gz' \
 		-env 'VMM_SCENARIOS=$PAYLOAD/scenarios' -env 'VMM_TESTDATA=$PAYLOAD/testdata' \
 		-- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=18m \
 		'-ginkgo.junit-report=$RESULTS/junit.xml' "-ginkgo.label-filter=$2" \

@@ -88,6 +88,8 @@ type vcpu struct {
 	kv   *kvm.VCPU // owned by the thread
 	tid  int
 	stop atomic.Bool // leave the run loop at the next chance
+	// exits counts KVM_RUN returns, for the state dump (dump.go).
+	exits atomic.Uint64
 
 	// Guarded by cpuManager.mu.
 	calls   []vcpuCall // functions to run on the thread
@@ -563,6 +565,7 @@ func (m *cpuManager) run(c *vcpu) {
 			first = false
 		}
 		err := kv.Run()
+		c.exits.Add(1)
 		if errors.Is(err, kvm.ErrInterrupted) {
 			continue // a kick, or the Go runtime's own SIGURG
 		}

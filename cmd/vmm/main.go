@@ -9,6 +9,9 @@
 // vmm.shutdown request stops the VMM; 2 for a bad command line or a VM that
 // cannot be built from it (a missing file, a kernel that is not a bzImage,
 // more memory than the host can map); 1 for any other failure.
+//
+// SIGUSR1 logs a state dump (each vCPU's registers and local APIC, the I/O
+// APIC's routes, the UART) and leaves the guest running.
 package main
 
 import (
@@ -232,6 +235,21 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 			log.Info("stopping on signal", "signal", s.String())
 			_ = v.Stop()
 		case <-v.Done():
+		}
+	}()
+	// SIGUSR1 logs where the vCPUs are and what the interrupt controllers
+	// hold, for a guest that has stopped answering; the guest runs on.
+	dumps := make(chan os.Signal, 1)
+	signal.Notify(dumps, syscall.SIGUSR1)
+	defer signal.Stop(dumps)
+	go func() {
+		for {
+			select {
+			case <-dumps:
+				v.DumpState()
+			case <-v.Done():
+				return
+			}
 		}
 	}()
 

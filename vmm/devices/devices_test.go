@@ -192,3 +192,50 @@ func TestACPIPMPowersOffOnS5AndResetsOnResetValue(t *testing.T) {
 		}
 	}
 }
+
+func TestSerialDebugStateShowsPendingInterruptAndQueuedInput(t *testing.T) {
+	s := NewSerial(0x3f8, 4, &fakeIRQ{}, nil, nil)
+	s.Write(uartIER, []byte{ierRDI})
+	s.Input([]byte("ab"))
+	want := "ier=0x1 iir=0x4 lcr=0x0 mcr=0x8 thri_pending=false rx_queued=2 line=true"
+	if got := s.DebugState(); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// The interrupt output is a level that the edge-triggered GSI sees rise:
+// Linux's handler writes up to 16 bytes per THRE interrupt and reads IIR
+// until nothing is pending, so a burst costs one edge, not one per byte,
+// and a condition that arrives after the handler's last IIR read raises a
+// fresh edge.
+func TestSerialRaisesOneEdgePerRiseOfItsInterruptLine(t *testing.T) {
+	irq := &fakeIRQ{}
+	s := NewSerial(0x3f8, 4, irq, nil, nil)
+	wr(s, uartIER, ierTHRI|ierRDI)
+	if irq.n != 1 {
+		t.Fatalf("enabling THRI: %d edges, want 1", irq.n)
+	}
+	// The handler: IIR says THRI (which acknowledges it), 16 bytes go out.
+	if got := rd(s, uartIIR); got != iirTHRI {
+		t.Fatalf("IIR = %#x, want THRI", got)
+	}
+	for range 16 {
+		wr(s, uartRBR, 'x')
+	}
+	if irq.n != 2 {
+		t.Errorf("a 16-byte burst: %d edges in all, want 2 (one for the burst)", irq.n)
+	}
+	// Input while THRI is still pending: the line is already high.
+	s.Input([]byte("a"))
+	if irq.n != 2 {
+		t.Errorf("input while the line is high: %d edges, want 2", irq.n)
+	}
+	// The handler drains: RDI first, then THRI, then nothing.
+	if rd(s, uartIIR) != iirRDI || rd(s, uartRBR) != 'a' || rd(s, uartIIR) != iirTHRI || rd(s, uartIIR) != iirNoInt {
+		t.Fatal("IIR did not go RDI, THRI, none")
+	}
+	s.Input([]byte("b"))
+	if irq.n != 3 {
+		t.Errorf("input after the line fell: %d edges, want 3", irq.n)
+	}
+}

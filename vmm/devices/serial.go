@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -79,6 +80,11 @@ type Serial struct {
 	dll, dlm  uint8
 	fifo      bool
 	thriReady bool // a THR-empty interrupt is pending
+	// line is the UART's interrupt output: high while an enabled interrupt
+	// is pending. The GSI is edge-triggered, so only its rise raises an
+	// edge, as a real 16550 on an ISA line (and QEMU's 8250) does; Linux's
+	// handler reads IIR until nothing is pending, which lowers it again.
+	line      bool
 	rx        []byte
 	space     chan struct{} // closed and replaced when rx drains
 	outFailed bool
@@ -110,7 +116,20 @@ func (s *Serial) Read(offset uint64, data []byte) {
 	clear(data)
 	s.mu.Lock()
 	data[0] = s.readLocked(offset)
+	rise := s.updateLineLocked() // a read only ever lowers the line
 	s.mu.Unlock()
+	if rise {
+		s.trigger()
+	}
+}
+
+// updateLineLocked sets the interrupt output from what is pending and
+// reports whether it rose.
+func (s *Serial) updateLineLocked() bool {
+	high := s.pendingLocked() != iirNoInt
+	rise := high && !s.line
+	s.line = high
+	return rise
 }
 
 func (s *Serial) readLocked(offset uint64) uint8 {
@@ -204,6 +223,14 @@ func (s *Serial) popLocked() uint8 {
 	return b
 }
 
+// DebugState describes the UART's registers and queues, for a state dump.
+func (s *Serial) DebugState() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("ier=%#x iir=%#x lcr=%#x mcr=%#x thri_pending=%v rx_queued=%d line=%v",
+		s.ier, s.pendingLocked(), s.lcr, s.mcr, s.thriReady, len(s.rx), s.line)
+}
+
 // Write writes a register.
 func (s *Serial) Write(offset uint64, data []byte) {
 	if len(data) == 0 {
@@ -212,7 +239,6 @@ func (s *Serial) Write(offset uint64, data []byte) {
 	v := data[0]
 	s.mu.Lock()
 	var out []byte
-	trigger := false
 	switch offset {
 	case uartRBR:
 		if s.lcr&lcrDLAB != 0 {
@@ -221,13 +247,11 @@ func (s *Serial) Write(offset uint64, data []byte) {
 		}
 		if s.mcr&mcrLoop != 0 {
 			s.rx = append(s.rx, v)
-			trigger = s.ier&ierRDI != 0
 		} else {
 			out = []byte{v}
 		}
 		// The byte leaves at once: the holding register is empty again.
 		s.thriReady = true
-		trigger = trigger || s.ier&ierTHRI != 0
 	case uartIER:
 		if s.lcr&lcrDLAB != 0 {
 			s.dlm = v
@@ -238,7 +262,6 @@ func (s *Serial) Write(offset uint64, data []byte) {
 		if s.ier&ierTHRI != 0 && old&ierTHRI == 0 {
 			s.thriReady = true
 		}
-		trigger = s.pendingLocked() != iirNoInt
 	case uartIIR: // FCR
 		s.fifo = v&fcrEnable != 0
 		if v&fcrClearRX != 0 && len(s.rx) > 0 {
@@ -255,11 +278,12 @@ func (s *Serial) Write(offset uint64, data []byte) {
 	case uartSCR:
 		s.scr = v
 	}
+	rise := s.updateLineLocked()
 	s.mu.Unlock()
 	if out != nil {
 		s.emit(out)
 	}
-	if trigger {
+	if rise {
 		s.trigger()
 	}
 }
@@ -289,9 +313,9 @@ func (s *Serial) Input(p []byte) int {
 	s.mu.Lock()
 	n := min(len(p), SerialRXCapacity-len(s.rx))
 	s.rx = append(s.rx, p[:n]...)
-	trigger := n > 0 && s.ier&ierRDI != 0
+	rise := s.updateLineLocked()
 	s.mu.Unlock()
-	if trigger {
+	if rise {
 		s.trigger()
 	}
 	return n

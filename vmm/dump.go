@@ -1,0 +1,175 @@
+package vmm
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"vmm/kvm"
+)
+
+// LAPIC register offsets the state dump reads (Intel SDM vol. 3, table
+// 11-1): the task and processor priorities, the in-service, trigger-mode
+// and request bitmaps (eight 32-bit registers, 16 bytes apart), and the
+// timer.
+const (
+	lapicTPR        = 0x80
+	lapicPPR        = 0xa0
+	lapicISR        = 0x100
+	lapicTMR        = 0x180
+	lapicIRR        = 0x200
+	lapicLVTTimer   = 0x320
+	lapicTimerInit  = 0x380
+	lapicTimerCount = 0x390
+)
+
+// dumpCallTimeout bounds the wait for one vCPU's thread to answer: a thread
+// stuck in KVM_RUN must not stall the dump of the others.
+const dumpCallTimeout = 2 * time.Second
+
+// DumpState logs, at WARN level with the message "state dump", where every
+// vCPU is and what the interrupt controllers and the UART hold: what it takes
+// to tell a hung guest from a lost interrupt. The e2e harness asks for it
+// (SIGUSR1 to cmd/vmm) when a guest stops answering. The guest keeps running.
+func (v *VMM) DumpState() {
+	v.mu.Lock()
+	m := v.m
+	v.mu.Unlock()
+	if m == nil {
+		v.log.Warn("state dump", "vm", "not running")
+		return
+	}
+	m.dumpState()
+}
+
+func (m *machine) dumpState() {
+	m.log.Warn("state dump", "serial", m.serial.DebugState())
+	if io, err := m.vm.IOAPIC(); err != nil {
+		m.log.Warn("state dump", "ioapic", err)
+	} else {
+		m.log.Warn("state dump", "ioapic", formatIOAPIC(io))
+	}
+	for _, id := range m.cpus.ids() {
+		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id))
+	}
+}
+
+// ids lists the vCPUs whose threads live, in order.
+func (m *cpuManager) ids() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []int
+	for id, c := range m.vcpus {
+		if !c.exited {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// dumpVCPU describes vCPU id: its thread (scheduler state and CPU time from
+// /proc), KVM_RUN returns so far, and, read on its thread, its registers,
+// MP state and local APIC.
+func (m *cpuManager) dumpVCPU(id int) string {
+	m.mu.Lock()
+	c, ok := m.vcpus[id]
+	var tid int
+	var plugged, running bool
+	if ok {
+		tid, plugged, running = c.tid, c.plugged, c.running
+	}
+	m.mu.Unlock()
+	if !ok {
+		return "gone"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "plugged=%v running=%v exits=%d thread=%s", plugged, running, c.exits.Load(), threadStat(tid))
+	res := make(chan string, 1)
+	go func() {
+		var s string
+		err := m.onThread(id, func(kv *kvm.VCPU) error {
+			s = describeVCPU(kv)
+			return nil
+		})
+		if err != nil {
+			s = err.Error()
+		}
+		res <- s
+	}()
+	select {
+	case s := <-res:
+		b.WriteString(" ")
+		b.WriteString(s)
+	case <-time.After(dumpCallTimeout):
+		b.WriteString(" (its thread did not answer)")
+	}
+	return b.String()
+}
+
+// threadStat is the state letter and user+system ticks of thread tid.
+func threadStat(tid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		return "?"
+	}
+	// The fields after the command name, which is in parentheses.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return "?"
+	}
+	return fmt.Sprintf("%s/utime=%s/stime=%s", f[0], f[11], f[12])
+}
+
+func describeVCPU(kv *kvm.VCPU) string {
+	var b strings.Builder
+	if r, err := kv.Regs(); err == nil {
+		fmt.Fprintf(&b, "rip=%#x rflags=%#x", r.RIP, r.RFLAGS)
+	}
+	if s, err := kv.MPState(); err == nil {
+		fmt.Fprintf(&b, " mp_state=%d", s)
+	}
+	l, err := kv.LAPIC()
+	if err != nil {
+		fmt.Fprintf(&b, " lapic: %v", err)
+		return b.String()
+	}
+	fmt.Fprintf(&b, " tpr=%#x ppr=%#x isr=%s irr=%s tmr=%s timer=%#x/%d/%d",
+		l.Reg32(lapicTPR), l.Reg32(lapicPPR), vectors(&l, lapicISR), vectors(&l, lapicIRR), vectors(&l, lapicTMR),
+		l.Reg32(lapicLVTTimer), l.Reg32(lapicTimerInit), l.Reg32(lapicTimerCount))
+	return b.String()
+}
+
+// vectors lists the vectors set in the 256-bit LAPIC bitmap at base.
+func vectors(l *kvm.LAPICState, base int) string {
+	var v []string
+	for i := range 8 {
+		w := l.Reg32(base + 16*i)
+		for bit := range 32 {
+			if w&(1<<bit) != 0 {
+				v = append(v, fmt.Sprintf("%#x", i*32+bit))
+			}
+		}
+	}
+	return "[" + strings.Join(v, ",") + "]"
+}
+
+// formatIOAPIC lists the unmasked pins of the I/O APIC and its request bits.
+func formatIOAPIC(io kvm.IOAPICState) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "irr=%#x", io.IRR)
+	for pin, e := range io.Redir {
+		if e.Masked() {
+			continue
+		}
+		trig := "edge"
+		if e.Level() {
+			trig = "level"
+		}
+		fmt.Fprintf(&b, " pin%d:vec=%#x,%s,mode=%d,dest=%#x,remote_irr=%v", pin, e.Vector(), trig, e.DeliveryMode(), e.Dest(), e.RemoteIRR())
+	}
+	return b.String()
+}
