@@ -165,7 +165,7 @@ func (r Report) WriteChartKey(w io.Writer) error {
 	charted := chartedMetrics(r.Measurements)
 	b.WriteString("Chart: per metric, vmm (blue) and qemu (orange) medians relative to qemu's median, " +
 		"on a log2 scale (grid lines at powers of 2; the dark line is 1, as fast or as large as qemu); " +
-		"whiskers span min to max; lower is better for times and sizes.")
+		"whiskers span min to max; lower is better for times and sizes, higher for throughput (MiB/s).")
 	if len(charted) == 0 {
 		b.WriteString(" No metric has samples for both VMMs, so the chart is empty.\n")
 	} else {

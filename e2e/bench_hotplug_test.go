@@ -174,7 +174,7 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 	}
 	rssAfter, _, err := rssSplit(g.pid())
 	Expect(err).NotTo(HaveOccurred())
-	emit("VMM RSS after memory hot add (+128M, +2G)", "MiB", who, float64(rssAfter)/(1<<20))
+	emit("VMM RSS after memory hot add (+128M +2G)", "MiB", who, float64(rssAfter)/(1<<20))
 }
 
 // memTotal is the guest's MemTotal in bytes.

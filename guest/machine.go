@@ -353,7 +353,11 @@ func (m *Machine) WaitReady(ctx context.Context) error {
 	lc := lineCounter{suffix: []byte(ReadyMarker)}
 	err := m.console.Wait(ctx, func(text []byte) bool { return lc.count(text) >= want })
 	if err != nil {
-		return fmt.Errorf("%s: waiting for the guest (boot %d) to print %s: %w%s", m.name, want, ReadyMarker, err, m.logs())
+		dump := ""
+		if errors.Is(err, context.DeadlineExceeded) {
+			dump = m.stateDump()
+		}
+		return fmt.Errorf("%s: waiting for the guest (boot %d) to print %s: %w%s%s", m.name, want, ReadyMarker, err, m.logs(), dump)
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ var (
 	ioGetCPUID2           = iowr(0x91, 8)
 	ioGetMPState          = ior(0x98, unsafe.Sizeof(MPState(0)))
 	ioSetMPState          = iow(0x99, unsafe.Sizeof(MPState(0)))
+	ioGetVCPUEvents       = ior(0x9f, unsafe.Sizeof(VCPUEvents{}))
 )
 
 // ioctl issues one ioctl and retries it when a signal interrupts it before

@@ -26,6 +26,7 @@ func TestStructSizesMatchKernelABI(t *testing.T) {
 		{"kvm_msr_entry", unsafe.Sizeof(MSR{}), 16},
 		{"kvm_lapic_state", unsafe.Sizeof(LAPICState{}), 1024},
 		{"kvm_irqchip", unsafe.Sizeof(irqChip{}), 520},
+		{"kvm_vcpu_events", unsafe.Sizeof(VCPUEvents{}), 64},
 		{"kvm_ioapic_state", unsafe.Sizeof(IOAPICState{}), 216},
 		{"kvm_mp_state", unsafe.Sizeof(MPState(0)), 4},
 		{"kvm_userspace_memory_region", unsafe.Sizeof(UserspaceMemoryRegion{}), 32},
@@ -164,6 +165,9 @@ func TestVMCreatesVCPUWithRegisters(t *testing.T) {
 	}
 	if _, err := c.LAPIC(); err != nil {
 		t.Error(err)
+	}
+	if ev, err := c.Events(); err != nil || ev.Interrupt.Injected != 0 || ev.Exception.Pending != 0 {
+		t.Errorf("a new vCPU's events %+v, %v: want none pending", ev, err)
 	}
 	c.SetImmediateExit(true)
 	if err := c.Run(); !errors.Is(err, ErrInterrupted) {

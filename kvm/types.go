@@ -146,6 +146,31 @@ func (e RedirEntry) Masked() bool { return e>>16&1 != 0 }
 // Dest is the destination field (an APIC id, or a logical set).
 func (e RedirEntry) Dest() uint8 { return uint8(e >> 56) }
 
+// VCPUEvents is struct kvm_vcpu_events: the exception, interrupt and NMI a
+// vCPU has pending or is injecting, and whether it is in an interrupt
+// shadow (after STI or MOV SS), which holds interrupts back.
+type VCPUEvents struct {
+	Exception struct {
+		Injected, Nr, HasErrorCode, Pending uint8
+		ErrorCode                           uint32
+	}
+	Interrupt struct {
+		Injected, Nr, Soft, Shadow uint8
+	}
+	NMI struct {
+		Injected, Pending, Masked, _ uint8
+	}
+	SIPIVector uint32
+	Flags      uint32
+	SMI        struct {
+		SMM, Pending, SMMInsideNMI, LatchedInit uint8
+	}
+	TripleFaultPending  uint8
+	_                   [26]uint8
+	ExceptionHasPayload uint8
+	ExceptionPayload    uint64
+}
+
 // MPState is a vCPU's multiprocessing state (struct kvm_mp_state).
 type MPState uint32
 

@@ -279,6 +279,15 @@ func (c *VCPU) SetLAPIC(l LAPICState) error {
 	return nil
 }
 
+// Events reads the vCPU's pending and injected events (KVM_GET_VCPU_EVENTS).
+func (c *VCPU) Events() (VCPUEvents, error) {
+	var e VCPUEvents
+	if _, err := ioctlPtr(c.fd, ioGetVCPUEvents, unsafe.Pointer(&e)); err != nil {
+		return e, fmt.Errorf("KVM_GET_VCPU_EVENTS vCPU %d: %w", c.id, err)
+	}
+	return e, nil
+}
+
 // MPState reads the vCPU's multiprocessing state.
 func (c *VCPU) MPState() (MPState, error) {
 	var s MPState

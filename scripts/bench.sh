@@ -26,5 +26,6 @@ req="boot: process start to ready marker,boot: process start to first KVM_RUN"
 req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CPU hot remove (4): request to gone"
 req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request to MemTotal grown"
 req+=",VMM overhead: RSS minus guest memory; idle,API round trip p50 (vmm.ping; QMP query-status),API round trip p99"
+req+=",disk write (dd 1M blocks; fsync),disk read (dd 1M blocks; cold cache),network TCP guest to host"
 mkdir -p bench
 "$B/benchreport" -require "$req" -md bench/results.md -json bench/results.json -png bench/chart.png "$B/bench/console.log"

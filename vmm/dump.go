@@ -132,6 +132,12 @@ func describeVCPU(kv *kvm.VCPU) string {
 	if s, err := kv.MPState(); err == nil {
 		fmt.Fprintf(&b, " mp_state=%d", s)
 	}
+	if e, err := kv.Events(); err == nil {
+		fmt.Fprintf(&b, " events=exc:%d/%d/%#x,irq:%d/%#x/shadow=%d,nmi:%d/%d/masked=%d",
+			e.Exception.Injected, e.Exception.Pending, e.Exception.Nr,
+			e.Interrupt.Injected, e.Interrupt.Nr, e.Interrupt.Shadow,
+			e.NMI.Injected, e.NMI.Pending, e.NMI.Masked)
+	}
 	l, err := kv.LAPIC()
 	if err != nil {
 		fmt.Fprintf(&b, " lapic: %v", err)

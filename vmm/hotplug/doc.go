@@ -33,6 +33,8 @@
 //	         0x10  u64  length of the selected slot (RO)
 //	         0x18  u8   status of the selected slot: bit 0 enabled (RO),
 //	                    bit 1 inserting (write 1 to acknowledge)
+//	         0x1c  u32  next: the lowest slot still inserting, or the
+//	                    slot count when none is (RO)
 //
 // A selector value past the last CPU or slot selects nothing: the status
 // and range read zero and writes are ignored. The names below are the
@@ -91,9 +93,11 @@
 //
 // The owner maps the RAM and adds its memslot, then calls
 // [MemoryHotplug.AddSlot] (the slot is enabled and inserting) and
-// [GED.Trigger] with [EventMemory]. _EVT calls \_SB.MHPC.MSCN, which for
-// each slot selects it and, on inserting, does Notify(Mxxx, 1) and
-// acknowledges. The guest evaluates Mxxx._STA (0xF) and Mxxx._CRS, a
+// [GED.Trigger] with [EventMemory]. _EVT calls \_SB.MHPC.MSCN, which reads
+// the next register and, until it reads the slot count, does
+// Notify(Mxxx, 1) for the slot it names and acknowledges it: the scan costs
+// three register accesses per added slot, where visiting every slot (as
+// QEMU's does) costs two per slot of the whole hot plug space, each an exit. The guest evaluates Mxxx._STA (0xF) and Mxxx._CRS, a
 // QWordMemory resource whose minimum, maximum and length the AML fills at
 // run time from the base and length registers. Memory is never removed at
 // run time: [MemoryHotplug.Reset] empties every slot for a new boot.

@@ -83,7 +83,8 @@ func (m *MemoryHotplug) Reset() {
 	clear(m.slots)
 }
 
-// Read reads the selector or the selected slot's base, length or status.
+// Read reads the selector, the selected slot's base, length or status, or
+// the next slot with an insertion to acknowledge.
 func (m *MemoryHotplug) Read(offset uint64, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -102,6 +103,14 @@ func (m *MemoryHotplug) Read(offset uint64, data []byte) {
 		}
 		image[MemoryStatusOffset] = st
 	}
+	next := len(m.slots)
+	for i, s := range m.slots {
+		if s.inserting {
+			next = i
+			break
+		}
+	}
+	binary.LittleEndian.PutUint32(image[MemoryNextOffset:], uint32(next))
 	readImage(image[:], offset, data)
 }
 
@@ -145,6 +154,7 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			acpi.FieldUnit{Name: "MBL", Bits: 32}, acpi.FieldUnit{Name: "MBH", Bits: 32},
 			acpi.FieldOffset(MemoryLengthOffset),
 			acpi.FieldUnit{Name: "MLL", Bits: 32}, acpi.FieldUnit{Name: "MLH", Bits: 32},
+			acpi.FieldOffset(MemoryNextOffset), acpi.FieldUnit{Name: "MNXT", Bits: 32},
 		),
 		acpi.Field("MREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(MemoryStatusOffset),
@@ -175,17 +185,17 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			acpi.Return(acpi.Path("MR64")),
 		),
 		notifyMethod("MTFY", n, memoryDeviceName),
-		// MSCN: for each slot, notify and acknowledge insertions.
+		// MSCN: notify and acknowledge each slot with an insertion
+		// pending, as MNXT names them, lowest first: three register
+		// accesses per inserted slot, none for the others.
 		acpi.Method("MSCN", 0, true,
 			acpi.Acquire("MMTX", acpi.WaitForever),
-			acpi.Store(acpi.Zero, acpi.Local(0)),
+			acpi.Store(acpi.Path("MNXT"), acpi.Local(0)),
 			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+				acpi.Call("MTFY", acpi.Local(0), acpi.One),
 				acpi.Store(acpi.Local(0), acpi.Path("MSEL")),
-				acpi.If(acpi.LEqual(acpi.Path("MINS"), acpi.One),
-					acpi.Call("MTFY", acpi.Local(0), acpi.One),
-					acpi.Store(acpi.One, acpi.Path("MINS")),
-				),
-				acpi.Increment(acpi.Local(0)),
+				acpi.Store(acpi.One, acpi.Path("MINS")),
+				acpi.Store(acpi.Path("MNXT"), acpi.Local(0)),
 			),
 			acpi.Release("MMTX"),
 		),

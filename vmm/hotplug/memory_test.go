@@ -28,13 +28,15 @@ func guestMemoryRange(m *MemoryHotplug, i uint32) (base, length uint64) {
 }
 
 // guestMemoryScan does what \_SB.MHPC.MSCN does and returns the slots it
-// notified.
+// notified: it follows MNXT, acknowledging each slot it names.
 func guestMemoryScan(m *MemoryHotplug) []int {
 	var notified []int
-	for i := 0; i < m.Slots(); i++ {
-		if memStatus(m, uint32(i))&MemoryInserting != 0 {
-			notified = append(notified, i)
-			m.Write(MemoryStatusOffset, []byte{MemoryInserting})
+	for i := readU32(m, MemoryNextOffset); int(i) < m.Slots(); i = readU32(m, MemoryNextOffset) {
+		notified = append(notified, int(i))
+		memSelect(m, i)
+		m.Write(MemoryStatusOffset, []byte{MemoryInserting})
+		if len(notified) > m.Slots() {
+			panic("MNXT names a slot again after its acknowledgement")
 		}
 	}
 	return notified
@@ -133,5 +135,31 @@ func TestMemoryHotplugRefusesBadInput(t *testing.T) {
 	m.Write(MemoryStatusOffset, []byte{MemoryInserting})
 	if memStatus(m, 9) != 0 {
 		t.Error("slot 9 of 4 has a status")
+	}
+}
+
+func TestMemoryNextNamesTheLowestUnacknowledgedSlotThenTheSlotCount(t *testing.T) {
+	m, err := NewMemoryHotplug(testMemBase, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readU32(m, MemoryNextOffset); got != 64 {
+		t.Fatalf("MNXT with nothing pending = %d, want the slot count 64", got)
+	}
+	for i := range 3 {
+		if _, err := m.AddSlot(0x1_4000_0000+uint64(i)<<27, 1<<27); err != nil {
+			t.Fatal(err)
+		}
+	}
+	memSelect(m, 1)
+	m.Write(MemoryStatusOffset, []byte{MemoryInserting})
+	if got := readU32(m, MemoryNextOffset); got != 0 {
+		t.Errorf("MNXT = %d, want 0 (slot 1 acknowledged out of order)", got)
+	}
+	if got := guestMemoryScan(m); len(got) != 2 || got[0] != 0 || got[1] != 2 {
+		t.Errorf("scan notified %v, want [0 2]", got)
+	}
+	if got := readU32(m, MemoryNextOffset); got != 64 {
+		t.Errorf("MNXT after the scan = %d, want 64", got)
 	}
 }

@@ -74,6 +74,12 @@ const (
 	MemoryLengthOffset = 0x10
 	// MemoryStatusOffset is the status byte of the selected slot.
 	MemoryStatusOffset = 0x18
+	// MemoryNextOffset (32-bit, read only) is the lowest slot whose
+	// insertion the guest has not acknowledged, or the slot count when
+	// there is none. The scan follows it instead of visiting every slot:
+	// under emulation each register access is an exit costing about a
+	// millisecond, and an 8 GiB hot plug space has 64 slots.
+	MemoryNextOffset = 0x1c
 )
 
 // Memory slot status register bits.

@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"vmm/bench"
+	"vmm/guest"
+	"vmm/vmm"
+)
+
+// The device benchmark (issue 9): disk read and write throughput through
+// virtio-blk and guest-to-host TCP throughput through virtio-net, for vmm
+// and for QEMU's microvm with its virtio-mmio devices (the same kernel,
+// initramfs and image size, in the same KVM host, the same guest
+// commands), each run on a fresh guest. Values are BENCHDATA lines for
+// cmd/benchreport; the spec fails only when no run succeeded at all.
+
+const (
+	ioBenchDiskMiB = 256
+	ioBenchNetMiB  = 32
+	ioBenchHostIP  = "192.168.250.1"
+	ioBenchGuestIP = "192.168.250.2"
+	ioBenchMask    = "255.255.255.0"
+	ioBenchPort    = 5201
+	ioBenchVmmTap  = "vmmbench0"
+	ioBenchQEMUTap = "qemubench0"
+)
+
+// ioGuest is a booted guest with a disk on vda and a NIC on eth0 whose tap
+// has the host side ioBenchHostIP.
+type ioGuest interface {
+	name() string
+	sh(ctx context.Context, cmd string) string
+	stop()
+}
+
+var _ = Describe("disk and network throughput beside QEMU", Label("benchmark"), Serial, func() {
+	It("reports virtio-blk read and write and virtio-net TCP throughput", func(ctx SpecContext) {
+		runs := benchRuns(3)
+		qemu := os.Getenv("VMM_QEMU")
+		starters := []func(context.Context, string) ioGuest{startVmmIOBench}
+		if qemu != "" {
+			starters = append(starters, func(ctx context.Context, disk string) ioGuest { return startQEMUIOBench(ctx, qemu, disk) })
+		}
+		ok := 0
+		for i := range runs {
+			for _, start := range starters {
+				var g ioGuest
+				err := InterceptGomegaFailure(func() {
+					disk := filepath.Join(GinkgoT().TempDir(), "bench.img")
+					Expect(os.WriteFile(disk, nil, 0o644)).To(Succeed())
+					Expect(os.Truncate(disk, ioBenchDiskMiB<<20)).To(Succeed())
+					g = start(ctx, disk)
+					measureIO(ctx, g)
+				})
+				who := "?"
+				if g != nil {
+					who = g.name()
+					g.stop()
+				}
+				if err != nil {
+					GinkgoWriter.Printf("BENCH io run %d of %d FAILED for %s: %v\n", i+1, runs, who, err)
+					continue
+				}
+				ok++
+			}
+		}
+		Expect(ok).To(BeNumerically(">", 0), "every run failed")
+	}, SpecTimeout(25*time.Minute))
+})
+
+// measureIO takes one run's measurements. Times are taken on the host
+// around each guest command, less the round trip of an empty command.
+func measureIO(ctx context.Context, g ioGuest) {
+	GinkgoHelper()
+	who := g.name()
+	timed := func(cmd string) time.Duration {
+		t0 := time.Now()
+		g.sh(ctx, cmd)
+		return time.Since(t0)
+	}
+	idle := min(timed("true"), timed("true"))
+	mibps := func(mib int, d time.Duration) float64 {
+		return float64(mib) / max(d-idle, time.Millisecond).Seconds()
+	}
+	n := strconv.Itoa(ioBenchDiskMiB)
+	w := timed("dd if=/dev/zero of=/dev/vda bs=1M count=" + n + " conv=fsync 2>/dev/null")
+	emit("disk write (dd 1M blocks; fsync)", "MiB/s", who, mibps(ioBenchDiskMiB, w))
+	g.sh(ctx, "sync; echo 3 > /proc/sys/vm/drop_caches")
+	r := timed("dd if=/dev/vda of=/dev/null bs=1M count=" + n + " 2>/dev/null")
+	emit("disk read (dd 1M blocks; cold cache)", "MiB/s", who, mibps(ioBenchDiskMiB, r))
+
+	g.sh(ctx, "ip addr add "+ioBenchGuestIP+"/24 dev eth0 && ip link set eth0 up")
+	g.sh(ctx, "ping -c 1 -W 5 "+ioBenchHostIP+" >/dev/null || ping -c 1 -W 5 "+ioBenchHostIP)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ioBenchHostIP, strconv.Itoa(ioBenchPort)))
+	Expect(err).NotTo(HaveOccurred())
+	defer ln.Close()
+	type result struct {
+		d   time.Duration
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		t0 := time.Now()
+		_, err = io.CopyN(io.Discard, c, ioBenchNetMiB<<20)
+		got <- result{d: time.Since(t0), err: err}
+	}()
+	g.sh(ctx, fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc -w 5 %s %d; true", ioBenchNetMiB, ioBenchHostIP, ioBenchPort))
+	var res result
+	Eventually(got).WithTimeout(time.Minute).Should(Receive(&res), "%s: the host received nothing", who)
+	Expect(res.err).NotTo(HaveOccurred(), "%s: TCP receive", who)
+	emit("network TCP guest to host", "MiB/s", who, float64(ioBenchNetMiB)/res.d.Seconds())
+}
+
+// vmmIOBench is vmm's guest for the device benchmark.
+type vmmIOBench struct{ m *guest.Machine }
+
+func startVmmIOBench(ctx context.Context, disk string) ioGuest {
+	GinkgoHelper()
+	cfg := vmm.DefaultConfig()
+	cfg.Cpus = vmm.CpusConfig{BootVcpus: 2, MaxVcpus: 2}
+	cfg.Memory.Size = 512 << 20
+	cfg.Disks = []vmm.DiskConfig{{Path: disk}}
+	cfg.Net = []vmm.NetConfig{{Tap: ioBenchVmmTap, IP: ioBenchHostIP, Mask: ioBenchMask}}
+	m, err := guest.Start(ctx, cfg, guest.Options{Name: "vmm-io", VmmLog: GinkgoWriter})
+	Expect(err).NotTo(HaveOccurred())
+	g := &vmmIOBench{m: m}
+	Expect(m.WaitReady(ctx)).To(Succeed())
+	return g
+}
+
+func (g *vmmIOBench) name() string { return bench.VMM }
+func (g *vmmIOBench) sh(ctx context.Context, cmd string) string {
+	GinkgoHelper()
+	return sh(ctx, g.m, cmd)
+}
+func (g *vmmIOBench) stop() { _ = g.m.Stop() }
+
+// qemuIOBench is QEMU microvm's guest for the device benchmark.
+type qemuIOBench struct {
+	cmd   *exec.Cmd
+	shell *guest.Shell
+}
+
+func startQEMUIOBench(ctx context.Context, qemu, disk string) ioGuest {
+	GinkgoHelper()
+	p := guest.ResolvePaths()
+	cmd := exec.Command(qemu, "-accel", "kvm", "-M", "microvm", "-cpu", "host", "-smp", "2", "-m", "512",
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
+		"-kernel", p.Kernel, "-initrd", p.Initramfs, "-append", guest.DefaultCmdline,
+		"-drive", "id=d0,if=none,format=raw,file="+disk, "-device", "virtio-blk-device,drive=d0",
+		"-netdev", "tap,id=n0,ifname="+ioBenchQEMUTap+",script=no,downscript=no", "-device", "virtio-net-device,netdev=n0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	console := guest.NewConsole(nil)
+	cmd.Stdout, cmd.Stderr = console, GinkgoWriter
+	stdin, err := cmd.StdinPipe()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cmd.Start()).To(Succeed())
+	q := &qemuIOBench{cmd: cmd, shell: guest.NewShell(stdin, console)}
+	wctx, cancel := context.WithTimeout(ctx, bootTimeout)
+	defer cancel()
+	if _, _, err = console.WaitFor(wctx, 0, regexp.MustCompile(regexp.QuoteMeta(guest.ReadyMarker))); err != nil {
+		q.stop()
+		Fail(fmt.Sprintf("QEMU's guest never got ready: %v; console:\n%s", err, console.Tail(30)))
+	}
+	// QEMU leaves the host side of its tap to the caller.
+	for _, args := range [][]string{
+		{"addr", "add", ioBenchHostIP + "/24", "dev", ioBenchQEMUTap},
+		{"link", "set", ioBenchQEMUTap, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			q.stop()
+			Fail(fmt.Sprintf("ip %v: %v: %s", args, err, out))
+		}
+	}
+	return q
+}
+
+func (q *qemuIOBench) name() string { return bench.QEMU }
+func (q *qemuIOBench) sh(ctx context.Context, cmd string) string {
+	GinkgoHelper()
+	c, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	out, status, err := q.shell.Run(c, cmd)
+	Expect(err).NotTo(HaveOccurred(), "QEMU guest command %q", cmd)
+	Expect(status).To(Equal(0), "QEMU guest command %q: %s", cmd, out)
+	return out
+}
+func (q *qemuIOBench) stop() {
+	if q.cmd.ProcessState == nil {
+		_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
+		_ = q.cmd.Wait()
+	}
+}
