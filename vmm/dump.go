@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"vmm/kvm"
+	"vmm/vmm/memory"
 )
 
 // LAPIC register offsets the state dump reads (Intel SDM vol. 3, table
@@ -51,9 +54,65 @@ func (m *machine) dumpState() {
 	} else {
 		m.log.Warn("state dump", "ioapic", formatIOAPIC(io))
 	}
+	code := func(cr3, cr4, rip uint64) string { return guestCode(m.mem, cr3, cr4, rip) }
 	for _, id := range m.cpus.ids() {
-		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id))
+		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code))
 	}
+}
+
+// x86-64 paging (Intel SDM vol. 3, section 4.5): an entry's present and
+// page-size bits and its physical address bits, and CR4.LA57 (5 levels).
+const (
+	cr4LA57     = 1 << 12
+	ptePresent  = 1 << 0
+	ptePageSize = 1 << 7
+	pteAddrMask = 0x000f_ffff_ffff_f000
+	// dumpCodeBytes is how many bytes at RIP the dump shows.
+	dumpCodeBytes = 16
+)
+
+// translate walks the guest's page tables rooted at cr3 (levels 4, or 5
+// with CR4.LA57) for the virtual address va and returns its guest physical
+// address.
+func translate(mem *memory.Guest, cr3, va uint64, levels int) (uint64, error) {
+	table := cr3 & pteAddrMask
+	for level := levels - 1; level >= 0; level-- {
+		var e [8]byte
+		if err := mem.ReadAt(e[:], table+(va>>(12+9*uint(level))&0x1ff)*8); err != nil {
+			return 0, err
+		}
+		pte := binary.LittleEndian.Uint64(e[:])
+		if pte&ptePresent == 0 {
+			return 0, fmt.Errorf("%#x: not present at level %d", va, level+1)
+		}
+		if (level == 1 || level == 2) && pte&ptePageSize != 0 {
+			size := uint64(1) << (12 + 9*uint(level))
+			return pte&pteAddrMask&^(size-1) | va&(size-1), nil
+		}
+		table = pte & pteAddrMask
+	}
+	return table | va&0xfff, nil
+}
+
+// guestCode is the bytes at rip in the guest, in hex (up to the end of
+// rip's page), or why they cannot be read.
+func guestCode(mem *memory.Guest, cr3, cr4, rip uint64) string {
+	if mem == nil {
+		return "?"
+	}
+	levels := 4
+	if cr4&cr4LA57 != 0 {
+		levels = 5
+	}
+	gpa, err := translate(mem, cr3, rip, levels)
+	if err != nil {
+		return err.Error()
+	}
+	b := make([]byte, min(dumpCodeBytes, 0x1000-rip&0xfff))
+	if err := mem.ReadAt(b, gpa); err != nil {
+		return err.Error()
+	}
+	return hex.EncodeToString(b)
 }
 
 // ids lists the vCPUs whose threads live, in order.
@@ -73,7 +132,7 @@ func (m *cpuManager) ids() []int {
 // dumpVCPU describes vCPU id: its thread (scheduler state and CPU time from
 // /proc), KVM_RUN returns so far, and, read on its thread, its registers,
 // MP state and local APIC.
-func (m *cpuManager) dumpVCPU(id int) string {
+func (m *cpuManager) dumpVCPU(id int, code func(cr3, cr4, rip uint64) string) string {
 	m.mu.Lock()
 	c, ok := m.vcpus[id]
 	var tid int
@@ -91,7 +150,7 @@ func (m *cpuManager) dumpVCPU(id int) string {
 	go func() {
 		var s string
 		err := m.onThread(id, func(kv *kvm.VCPU) error {
-			s = describeVCPU(kv)
+			s = describeVCPU(kv, code)
 			return nil
 		})
 		if err != nil {
@@ -124,10 +183,19 @@ func threadStat(tid int) string {
 	return fmt.Sprintf("%s/utime=%s/stime=%s", f[0], f[11], f[12])
 }
 
-func describeVCPU(kv *kvm.VCPU) string {
+// describeVCPU reads vCPU kv's state on its thread; code reads the guest's
+// bytes at an address (see guestCode).
+func describeVCPU(kv *kvm.VCPU, code func(cr3, cr4, rip uint64) string) string {
 	var b strings.Builder
-	if r, err := kv.Regs(); err == nil {
+	r, rerr := kv.Regs()
+	if rerr == nil {
 		fmt.Fprintf(&b, "rip=%#x rflags=%#x", r.RIP, r.RFLAGS)
+	}
+	if sr, err := kv.Sregs(); err == nil {
+		fmt.Fprintf(&b, " cr2=%#x", sr.CR2)
+		if rerr == nil && sr.CR0&(1<<31) != 0 { // paging on
+			fmt.Fprintf(&b, " code=%s", code(sr.CR3, sr.CR4, r.RIP))
+		}
 	}
 	if s, err := kv.MPState(); err == nil {
 		fmt.Fprintf(&b, " mp_state=%d", s)
