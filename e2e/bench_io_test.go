@@ -30,7 +30,7 @@ import (
 
 const (
 	ioBenchDiskMiB = 256
-	ioBenchNetMiB  = 32
+	ioBenchNetMiB  = 16
 	ioBenchHostIP  = "192.168.250.1"
 	ioBenchGuestIP = "192.168.250.2"
 	ioBenchMask    = "255.255.255.0"
@@ -47,7 +47,7 @@ type ioGuest interface {
 	stop()
 }
 
-var _ = Describe("disk and network throughput beside QEMU", Label("benchmark"), Serial, func() {
+var _ = Describe("disk and network throughput beside QEMU", Label("benchmark", "io"), Serial, func() {
 	It("reports virtio-blk read and write and virtio-net TCP throughput", func(ctx SpecContext) {
 		runs := benchRuns(3)
 		qemu := os.Getenv("VMM_QEMU")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: the benchmarks (Ginkgo label "benchmark") in one KVM host,
+# make bench: the benchmarks (Ginkgo label "benchmark") in two KVM hosts,
 # vmm and QEMU taking turns on the same kernel and initramfs, then
 # cmd/benchreport: bench/results.md (the table), bench/results.json and
 # bench/chart.png. A measurement that could not be taken fails the run.
@@ -9,17 +9,25 @@ cd "$(dirname "$0")/.."
 B=${BUILD:-.build} C=${CACHE:-.cache}
 scripts/qemu-payload.sh "$C/qemu"
 go build -o "$B/benchreport" ./cmd/benchreport
-rm -rf "$B/bench"
-"$B/kvmhost" -mode "${KVMHOST_MODE:-auto}" -timeout 40m -results "$B/bench" \
-	-file "$B/e2e.test:bin/e2e.test" -file "$B/vmm:bin/vmm" -file "$B/vmmctl:bin/vmmctl" \
-	-file "$C/guest/bzImage:guest/bzImage" -file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz" \
-	-dir "$C/qemu:qemu" \
-	-env 'VMM_BIN=$PAYLOAD/bin/vmm' -env 'VMMCTL_BIN=$PAYLOAD/bin/vmmctl' \
-	-env 'VMM_GUEST_KERNEL=$PAYLOAD/guest/bzImage' \
-	-env 'VMM_GUEST_INITRAMFS=$PAYLOAD/guest/initramfs.cpio.gz' \
-	-env 'VMM_QEMU=$PAYLOAD/qemu/run' -env VMM_BENCH=1 -env "VMM_BENCH_RUNS=${VMM_BENCH_RUNS:-5}" \
-	-- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=38m \
-	'-ginkgo.label-filter=benchmark' || true
+rm -rf "$B/bench" "$B/bench-io"
+# bench_host RESULTS FILTER: one KVM host running the benchmarks FILTER picks.
+bench_host() {
+	"$B/kvmhost" -mode "${KVMHOST_MODE:-auto}" -timeout 40m -results "$1" -attempts "${BENCH_HOST_ATTEMPTS:-3}" \
+		-file "$B/e2e.test:bin/e2e.test" -file "$B/vmm:bin/vmm" -file "$B/vmmctl:bin/vmmctl" \
+		-file "$C/guest/bzImage:guest/bzImage" -file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz" \
+		-dir "$C/qemu:qemu" \
+		-env 'VMM_BIN=$PAYLOAD/bin/vmm' -env 'VMMCTL_BIN=$PAYLOAD/bin/vmmctl' \
+		-env 'VMM_GUEST_KERNEL=$PAYLOAD/guest/bzImage' \
+		-env 'VMM_GUEST_INITRAMFS=$PAYLOAD/guest/initramfs.cpio.gz' \
+		-env 'VMM_QEMU=$PAYLOAD/qemu/run' -env VMM_BENCH=1 -env "VMM_BENCH_RUNS=${VMM_BENCH_RUNS:-5}" \
+		-- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=38m \
+		"-ginkgo.label-filter=$2" || true
+}
+# Boot and hot plug first; the device benchmark's bulk traffic is what most
+# often breaks the emulated KVM host (issue 9's notes), so it gets a KVM
+# host of its own and cannot cost the others their samples.
+bench_host "$B/bench" 'benchmark && !io'
+bench_host "$B/bench-io" 'benchmark && io'
 # Every metric of issue 10 must have samples from both VMMs, except vmm's
 # own time to its first KVM_RUN, which QEMU reports only when traced.
 req="boot: process start to ready marker,boot: process start to first KVM_RUN"
@@ -28,4 +36,5 @@ req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request
 req+=",VMM overhead: RSS minus guest memory; idle,API round trip p50 (vmm.ping; QMP query-status),API round trip p99"
 req+=",disk write (dd 1M blocks; fsync),disk read (dd 1M blocks; cold cache),network TCP guest to host"
 mkdir -p bench
-"$B/benchreport" -require "$req" -md bench/results.md -json bench/results.json -png bench/chart.png "$B/bench/console.log"
+"$B/benchreport" -require "$req" -md bench/results.md -json bench/results.json -png bench/chart.png \
+	"$B/bench/console.log" "$B/bench-io/console.log"
