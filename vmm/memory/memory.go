@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -80,9 +81,7 @@ func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
 			return nil, fmt.Errorf("guest RAM %#x+%#x overlaps %#x+%#x", r.Start, r.Size, o.Start, o.Size)
 		}
 	}
-	// No MAP_NORESERVE: the kernel's overcommit heuristic then refuses a
-	// mapping far beyond what the host has, which we report as an error.
-	mem, err := unix.Mmap(-1, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	mem, err := mapAligned(r.Size)
 	if err != nil {
 		return nil, fmt.Errorf("guest RAM of %d MiB at %#x: the host cannot map it: %w", r.Size>>20, r.Start, err)
 	}
@@ -93,6 +92,46 @@ func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
 	g.regions = append(g.regions, reg)
 	sort.Slice(g.regions, func(i, j int) bool { return g.regions[i].Start < g.regions[j].Start })
 	return reg, nil
+}
+
+// HugePageSize is the x86 2 MiB page. KVM maps guest memory with huge pages
+// only where the host address and the guest physical address agree modulo
+// it, so every region's host mapping starts on such a boundary (guest RAM
+// regions start on one too).
+const HugePageSize = 2 << 20
+
+// mapAligned maps size bytes of anonymous memory at a HugePageSize
+// boundary: it maps HugePageSize more and unmaps the unaligned ends. No
+// MAP_NORESERVE: the kernel's overcommit heuristic then refuses a mapping
+// far beyond what the host has, which the caller reports as an error.
+func mapAligned(size uint64) ([]byte, error) {
+	total := uintptr(size) + HugePageSize
+	p, err := unix.MmapPtr(-1, 0, nil, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	head := (HugePageSize - uintptr(p)%HugePageSize) % HugePageSize
+	if head > 0 {
+		if err := unix.MunmapPtr(p, head); err != nil {
+			_ = unix.MunmapPtr(p, total)
+			return nil, err
+		}
+	}
+	if tail := total - head - uintptr(size); tail > 0 {
+		if err := unix.MunmapPtr(unsafe.Add(p, head+uintptr(size)), tail); err != nil {
+			_ = unix.MunmapPtr(unsafe.Add(p, head), uintptr(size))
+			return nil, err
+		}
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(p, head)), size), nil
+}
+
+// unmap undoes mapAligned.
+func unmap(mem []byte) error {
+	if len(mem) == 0 {
+		return nil
+	}
+	return unix.MunmapPtr(unsafe.Pointer(&mem[0]), uintptr(len(mem)))
 }
 
 // Regions returns the regions in address order.
@@ -158,7 +197,7 @@ func (g *Guest) Remove(start uint64) error {
 	for i, r := range g.regions {
 		if r.Start == start {
 			g.regions = append(g.regions[:i], g.regions[i+1:]...)
-			if err := unix.Munmap(r.mem); err != nil {
+			if err := unmap(r.mem); err != nil {
 				return fmt.Errorf("unmap guest RAM at %#x: %w", start, err)
 			}
 			return nil
@@ -173,7 +212,7 @@ func (g *Guest) Close() error {
 	defer g.mu.Unlock()
 	var errs []error
 	for _, r := range g.regions {
-		if err := unix.Munmap(r.mem); err != nil {
+		if err := unmap(r.mem); err != nil {
 			errs = append(errs, fmt.Errorf("unmap guest RAM at %#x: %w", r.Start, err))
 		}
 	}

@@ -3,6 +3,7 @@ package memory
 import (
 	"errors"
 	"testing"
+	"unsafe"
 
 	"vmm/vmm/layout"
 )
@@ -61,4 +62,29 @@ func TestHugeRAMFailsWithAClearError(t *testing.T) {
 		t.Skip("this host maps 1 PiB; overcommit is unlimited")
 	}
 	t.Log(err)
+}
+
+func TestRegionsAreMappedOnHugePageBoundariesAndUnmapCleanly(t *testing.T) {
+	g, err := Map(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range []uint64{layout.PageSize, 3 * HugePageSize, 128 << 20} {
+		start := uint64(i) << 30
+		r, err := g.Add(Range{Start: start, Size: size}, uint32(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := r.Host()
+		if addr := uintptr(unsafe.Pointer(&host[0])); addr%HugePageSize != 0 || uint64(len(host)) != size {
+			t.Errorf("region %d: host mapping at %#x, %d bytes; want a 2 MiB boundary and %d bytes", i, addr, len(host), size)
+		}
+		host[0], host[len(host)-1] = 1, 2 // both ends are mapped and writable
+	}
+	if err := g.Remove(1 << 30); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 }
