@@ -67,7 +67,7 @@ type Options struct {
 	Env     map[string]string // exported before Command; values may use $PAYLOAD and $RESULTS
 	Files   []File
 	// ResultsDir receives the files the command leaves in $RESULTS, and
-	// console.log of the KVM host.
+	// console.log of the KVM host (every attempt's, appended).
 	ResultsDir string
 	Timeout    time.Duration // hard limit for one attempt
 	Console    io.Writer     // live console (stdout when nil)
@@ -365,12 +365,15 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 		return a, err
 	}
 	cmd.Stderr = cmd.Stdout
-	logf, err := os.Create(filepath.Join(opts.ResultsDir, "console.log"))
+	// Appended to, so that a broken attempt's output stays next to the
+	// next one's (make bench keeps the samples a broken attempt took).
+	logf, err := os.OpenFile(filepath.Join(opts.ResultsDir, "console.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return a, err
 	}
 	defer logf.Close()
 	start := time.Now()
+	fmt.Fprintf(logf, "[kvmhost] KVM host boot at %s\n", start.UTC().Format(time.RFC3339))
 	opts.Logger.Info("kvmhost: booting the KVM host", "qemu", qemu, "memory_mib", mem, "cpus", cpus)
 	if err := cmd.Start(); err != nil {
 		return a, fmt.Errorf("start %s (apt-get install qemu-system-x86): %w", qemu, err)
