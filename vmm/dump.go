@@ -192,7 +192,7 @@ func describeVCPU(kv *kvm.VCPU, code func(cr3, cr4, rip uint64) string) string {
 		fmt.Fprintf(&b, "rip=%#x rflags=%#x", r.RIP, r.RFLAGS)
 	}
 	if sr, err := kv.Sregs(); err == nil {
-		fmt.Fprintf(&b, " cr2=%#x", sr.CR2)
+		fmt.Fprintf(&b, " cr2=%#x cr3=%#x cr4=%#x", sr.CR2, sr.CR3, sr.CR4)
 		if rerr == nil && sr.CR0&(1<<31) != 0 { // paging on
 			fmt.Fprintf(&b, " code=%s", code(sr.CR3, sr.CR4, r.RIP))
 		}
