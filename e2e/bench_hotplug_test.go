@@ -266,48 +266,42 @@ func (v *vmmBench) stop() {
 	}
 }
 
-// qemuBench is QEMU q35 under the hot plug benchmark, driven through QMP
-// and its serial console.
-type qemuBench struct {
-	cmd    *exec.Cmd
-	shell  *guest.Shell
-	qmp    *qmpClient
-	nextID int
-	dir    string
+// qemuGuest is a QEMU process booting the project's kernel and initramfs
+// with its serial console on stdio, driven through that console's shell:
+// the benchmarks' QEMU side.
+type qemuGuest struct {
+	cmd   *exec.Cmd
+	shell *guest.Shell
 }
 
-func startQEMUBench(ctx context.Context, qemu string) hotplugGuest {
+// startQEMU runs qemu with args and the project's kernel, initramfs and
+// command line on a serial console, and waits for the guest's ready
+// marker; a guest that never gets ready fails the spec, its QEMU killed.
+func startQEMU(ctx context.Context, qemu string, args ...string) *qemuGuest {
 	GinkgoHelper()
 	p := guest.ResolvePaths()
-	dir, err := os.MkdirTemp("", "vmm-bench-qemu-")
-	Expect(err).NotTo(HaveOccurred())
-	sock := filepath.Join(dir, "qmp.sock")
-	cmd := exec.Command(qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host",
-		"-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=1,cores=%d,threads=1", benchBootVcpus, benchMaxVcpus, benchMaxVcpus),
-		"-m", fmt.Sprintf("%dM,slots=4,maxmem=%dM", benchRAM>>20, (benchRAM+benchHotplug)>>20),
+	cmd := exec.Command(qemu, append(args,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
-		"-qmp", "unix:"+sock+",server=on,wait=off",
-		"-kernel", p.Kernel, "-initrd", p.Initramfs, "-append", guest.DefaultCmdline)
+		"-kernel", p.Kernel, "-initrd", p.Initramfs, "-append", guest.DefaultCmdline)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	console := guest.NewConsole(nil)
 	cmd.Stdout, cmd.Stderr = console, GinkgoWriter
 	stdin, err := cmd.StdinPipe()
 	Expect(err).NotTo(HaveOccurred())
 	Expect(cmd.Start()).To(Succeed())
-	q := &qemuBench{cmd: cmd, shell: guest.NewShell(stdin, console), dir: dir}
-	DeferCleanup(q.stop)
+	q := &qemuGuest{cmd: cmd, shell: guest.NewShell(stdin, console)}
 	wctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
-	_, _, err = console.WaitFor(wctx, 0, regexp.MustCompile(regexp.QuoteMeta(guest.ReadyMarker)))
-	Expect(err).NotTo(HaveOccurred(), "QEMU's guest never got ready; console:\n%s", console.Tail(30))
-	q.qmp, err = dialQMP(sock)
-	Expect(err).NotTo(HaveOccurred())
+	if _, _, err = console.WaitFor(wctx, 0, regexp.MustCompile(regexp.QuoteMeta(guest.ReadyMarker))); err != nil {
+		q.kill()
+		Fail(fmt.Sprintf("QEMU's guest never got ready: %v; console:\n%s", err, console.Tail(30)))
+	}
 	return q
 }
 
-func (q *qemuBench) name() string { return bench.QEMU }
-func (q *qemuBench) pid() int     { return q.cmd.Process.Pid }
-func (q *qemuBench) sh(ctx context.Context, cmd string) string {
+func (q *qemuGuest) name() string { return bench.QEMU }
+func (q *qemuGuest) pid() int     { return q.cmd.Process.Pid }
+func (q *qemuGuest) sh(ctx context.Context, cmd string) string {
 	GinkgoHelper()
 	c, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
@@ -316,6 +310,40 @@ func (q *qemuBench) sh(ctx context.Context, cmd string) string {
 	Expect(status).To(Equal(0), "QEMU guest command %q: %s", cmd, out)
 	return out
 }
+
+// kill ends QEMU's process group and reaps it; later calls do nothing.
+func (q *qemuGuest) kill() {
+	if q.cmd.ProcessState == nil {
+		_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
+		_ = q.cmd.Wait()
+	}
+}
+
+// qemuBench is QEMU q35 under the hot plug benchmark, driven through QMP
+// and its serial console.
+type qemuBench struct {
+	*qemuGuest
+	qmp    *qmpClient
+	nextID int
+	dir    string
+}
+
+func startQEMUBench(ctx context.Context, qemu string) hotplugGuest {
+	GinkgoHelper()
+	dir, err := os.MkdirTemp("", "vmm-bench-qemu-")
+	Expect(err).NotTo(HaveOccurred())
+	sock := filepath.Join(dir, "qmp.sock")
+	q := &qemuBench{dir: dir}
+	DeferCleanup(q.stop)
+	q.qemuGuest = startQEMU(ctx, qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host",
+		"-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=1,cores=%d,threads=1", benchBootVcpus, benchMaxVcpus, benchMaxVcpus),
+		"-m", fmt.Sprintf("%dM,slots=4,maxmem=%dM", benchRAM>>20, (benchRAM+benchHotplug)>>20),
+		"-qmp", "unix:"+sock+",server=on,wait=off")
+	q.qmp, err = dialQMP(sock)
+	Expect(err).NotTo(HaveOccurred())
+	return q
+}
+
 func (q *qemuBench) memTotal(ctx context.Context) (uint64, error) {
 	c, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
@@ -349,9 +377,8 @@ func (q *qemuBench) stop() {
 	if q.qmp != nil {
 		q.qmp.conn.Close()
 	}
-	if q.cmd.ProcessState == nil {
-		_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
-		_ = q.cmd.Wait()
+	if q.qemuGuest != nil {
+		q.kill()
 	}
 	os.RemoveAll(q.dir)
 }

@@ -8,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -108,27 +106,12 @@ func measureIO(ctx context.Context, g ioGuest) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ioBenchHostIP, strconv.Itoa(ioBenchPort)))
 	Expect(err).NotTo(HaveOccurred())
 	defer ln.Close()
-	type result struct {
-		d   time.Duration
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		t0 := time.Now()
-		_, err = io.CopyN(io.Discard, c, ioBenchNetMiB<<20)
-		got <- result{d: time.Since(t0), err: err}
-	}()
+	got := receiveTCP(ln, ioBenchNetMiB<<20, io.Discard)
 	g.sh(ctx, fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc -w 5 %s %d; true", ioBenchNetMiB, ioBenchHostIP, ioBenchPort))
-	var res result
+	var res tcpReceipt
 	Eventually(got).WithTimeout(time.Minute).Should(Receive(&res), "%s: the host received nothing", who)
 	Expect(res.err).NotTo(HaveOccurred(), "%s: TCP receive", who)
-	emit("network TCP guest to host", "MiB/s", who, float64(ioBenchNetMiB)/res.d.Seconds())
+	emit("network TCP guest to host", "MiB/s", who, float64(ioBenchNetMiB)/res.took.Seconds())
 }
 
 // vmmIOBench is vmm's guest for the device benchmark.
@@ -156,58 +139,24 @@ func (g *vmmIOBench) sh(ctx context.Context, cmd string) string {
 func (g *vmmIOBench) stop() { _ = g.m.Stop() }
 
 // qemuIOBench is QEMU microvm's guest for the device benchmark.
-type qemuIOBench struct {
-	cmd   *exec.Cmd
-	shell *guest.Shell
-}
+type qemuIOBench struct{ *qemuGuest }
 
 func startQEMUIOBench(ctx context.Context, qemu, disk string) ioGuest {
 	GinkgoHelper()
-	p := guest.ResolvePaths()
-	cmd := exec.Command(qemu, "-accel", "kvm", "-M", "microvm", "-cpu", "host", "-smp", "2", "-m", "512",
-		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
-		"-kernel", p.Kernel, "-initrd", p.Initramfs, "-append", guest.DefaultCmdline,
+	q := qemuIOBench{startQEMU(ctx, qemu, "-accel", "kvm", "-M", "microvm", "-cpu", "host", "-smp", "2", "-m", "512",
 		"-drive", "id=d0,if=none,format=raw,file="+disk, "-device", "virtio-blk-device,drive=d0",
-		"-netdev", "tap,id=n0,ifname="+ioBenchQEMUTap+",script=no,downscript=no", "-device", "virtio-net-device,netdev=n0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	console := guest.NewConsole(nil)
-	cmd.Stdout, cmd.Stderr = console, GinkgoWriter
-	stdin, err := cmd.StdinPipe()
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cmd.Start()).To(Succeed())
-	q := &qemuIOBench{cmd: cmd, shell: guest.NewShell(stdin, console)}
-	wctx, cancel := context.WithTimeout(ctx, bootTimeout)
-	defer cancel()
-	if _, _, err = console.WaitFor(wctx, 0, regexp.MustCompile(regexp.QuoteMeta(guest.ReadyMarker))); err != nil {
-		q.stop()
-		Fail(fmt.Sprintf("QEMU's guest never got ready: %v; console:\n%s", err, console.Tail(30)))
-	}
+		"-netdev", "tap,id=n0,ifname="+ioBenchQEMUTap+",script=no,downscript=no", "-device", "virtio-net-device,netdev=n0")}
 	// QEMU leaves the host side of its tap to the caller.
 	for _, args := range [][]string{
 		{"addr", "add", ioBenchHostIP + "/24", "dev", ioBenchQEMUTap},
 		{"link", "set", ioBenchQEMUTap, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			q.stop()
+			q.kill()
 			Fail(fmt.Sprintf("ip %v: %v: %s", args, err, out))
 		}
 	}
 	return q
 }
 
-func (q *qemuIOBench) name() string { return bench.QEMU }
-func (q *qemuIOBench) sh(ctx context.Context, cmd string) string {
-	GinkgoHelper()
-	c, cancel := context.WithTimeout(ctx, cmdTimeout)
-	defer cancel()
-	out, status, err := q.shell.Run(c, cmd)
-	Expect(err).NotTo(HaveOccurred(), "QEMU guest command %q", cmd)
-	Expect(status).To(Equal(0), "QEMU guest command %q: %s", cmd, out)
-	return out
-}
-func (q *qemuIOBench) stop() {
-	if q.cmd.ProcessState == nil {
-		_ = syscall.Kill(-q.cmd.Process.Pid, syscall.SIGKILL)
-		_ = q.cmd.Wait()
-	}
-}
+func (q qemuIOBench) stop() { q.kill() }

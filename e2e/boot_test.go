@@ -135,17 +135,8 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		m := startGuest(ctx, "dump", bootConfig())
 		Expect(m.WaitReady(ctx)).To(Succeed())
 		Expect(syscall.Kill(m.Pid(), syscall.SIGUSR1)).To(Succeed())
-		dumpLines := func() []string {
-			var lines []string
-			for _, l := range strings.Split(m.VmmLog(), "\n") {
-				if strings.Contains(l, `msg="state dump"`) {
-					lines = append(lines, l)
-				}
-			}
-			return lines
-		}
-		Eventually(dumpLines).WithTimeout(cmdTimeout).Should(HaveLen(6), "a UART, an I/O APIC and 4 vCPU lines")
-		lines := dumpLines()
+		Eventually(m.StateDumpLines).WithTimeout(cmdTimeout).Should(HaveLen(6), "a UART, an I/O APIC and 4 vCPU lines")
+		lines := m.StateDumpLines()
 		Expect(lines[0]).To(MatchRegexp(`serial="ier=0x[0-9a-f]+ `))
 		// Linux routes the UART's ISA IRQ 4 as an unmasked edge-triggered pin.
 		Expect(lines[1]).To(MatchRegexp(`ioapic="irr=0x[0-9a-f]+ .*pin4:vec=0x[0-9a-f]+,edge,`))

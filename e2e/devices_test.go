@@ -68,6 +68,31 @@ func upGuestNet(ctx SpecContext, m *guest.Machine) {
 	Expect(sh(ctx, m, "ping -c 3 -W 5 "+devHostIP)).To(MatchRegexp(`[1-3] packets received`))
 }
 
+// tcpReceipt is what receiveTCP's connection delivered.
+type tcpReceipt struct {
+	n    int64
+	took time.Duration // from the accept to the last byte
+	err  error
+}
+
+// receiveTCP accepts one connection on ln and, in the background, copies
+// exactly n bytes of it to w; the channel then gets the receipt.
+func receiveTCP(ln net.Listener, n int64, w io.Writer) <-chan tcpReceipt {
+	got := make(chan tcpReceipt, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- tcpReceipt{err: err}
+			return
+		}
+		defer c.Close()
+		t0 := time.Now()
+		copied, err := io.CopyN(w, c, n)
+		got <- tcpReceipt{n: copied, took: time.Since(t0), err: err}
+	}()
+	return got
+}
+
 // devicesGuest starts a guest with a fresh 16 MiB disk and an 8 MiB
 // read-only one, and returns it with the images' paths and the read-only
 // image's bytes.
@@ -187,23 +212,8 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 		ln, err := net.Listen("tcp", net.JoinHostPort(devHostIP, strconv.Itoa(devTCPPort)))
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(ln.Close)
-		type result struct {
-			n   int64
-			sum string
-			err error
-		}
-		got := make(chan result, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				got <- result{err: err}
-				return
-			}
-			defer c.Close()
-			h := md5.New()
-			n, err := io.CopyN(h, c, int64(copies*blob))
-			got <- result{n: n, sum: hex.EncodeToString(h.Sum(nil)), err: err}
-		}()
+		h := md5.New()
+		got := receiveTCP(ln, int64(copies*blob), h)
 		sh(ctx, m, "dd if=/dev/urandom of=/tmp/blob bs=1M count=4 2>/dev/null")
 		send := "i=0; while [ $i -lt " + strconv.Itoa(copies) + " ]; do cat /tmp/blob; i=$((i+1)); done"
 		want := strings.Fields(sh(ctx, m, "("+send+") | md5sum"))[0]
@@ -212,11 +222,11 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 		out, status, err := m.Sh(c, "("+send+") | nc -w 30 "+devHostIP+" "+strconv.Itoa(devTCPPort)+"; true")
 		Expect(err).NotTo(HaveOccurred(), "send; console:\n%s", m.Console().Tail(20))
 		Expect(status).To(BeZero(), out)
-		var r result
+		var r tcpReceipt
 		Eventually(got).WithContext(ctx).WithTimeout(time.Minute).Should(Receive(&r), "the host received nothing")
 		Expect(r.err).NotTo(HaveOccurred(), "received %d bytes", r.n)
 		Expect(r.n).To(BeEquivalentTo(copies * blob))
-		Expect(r.sum).To(Equal(want), "md5 of the received bytes")
+		Expect(hex.EncodeToString(h.Sum(nil))).To(Equal(want), "md5 of the received bytes")
 	}, SpecTimeout(bootTimeout+8*cmdTimeout))
 
 })

@@ -460,6 +460,18 @@ func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error
 	return nil
 }
 
+// StateDumpLines returns the lines of the vmm's state dumps (vmm.DumpState,
+// logged on SIGUSR1) in the part of its log kept so far, oldest first.
+func (m *Machine) StateDumpLines() []string {
+	var lines []string
+	for _, l := range strings.Split(m.stderr.String(), "\n") {
+		if strings.Contains(l, `msg="state dump"`) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 // stateDumpWait is how long stateDump gives the vmm to log its dump.
 const stateDumpWait = 3 * time.Second
 
@@ -467,23 +479,14 @@ const stateDumpWait = 3 * time.Second
 // lines from its log: for a guest that stopped answering, where its vCPUs
 // are and what its interrupt controllers hold.
 func (m *Machine) stateDump() string {
-	dumpLines := func() []string {
-		var lines []string
-		for _, l := range strings.Split(m.stderr.String(), "\n") {
-			if strings.Contains(l, `msg="state dump"`) {
-				lines = append(lines, l)
-			}
-		}
-		return lines
-	}
-	before := len(dumpLines())
+	before := len(m.StateDumpLines())
 	if m.exited() || m.cmd.Process.Signal(syscall.SIGUSR1) != nil {
 		return ""
 	}
 	var lines []string
 	for deadline := time.Now().Add(stateDumpWait); time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
-		lines = dumpLines()
+		lines = m.StateDumpLines()
 		if len(lines)-before >= 2+m.cfg.Cpus.BootVcpus {
 			break
 		}
