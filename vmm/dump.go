@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"vmm/kvm"
+	"vmm/vmm/boot"
+	"vmm/vmm/layout"
 	"vmm/vmm/memory"
 )
 
@@ -60,39 +61,8 @@ func (m *machine) dumpState() {
 	}
 }
 
-// x86-64 paging (Intel SDM vol. 3, section 4.5): an entry's present and
-// page-size bits and its physical address bits, and CR4.LA57 (5 levels).
-const (
-	cr4LA57     = 1 << 12
-	ptePresent  = 1 << 0
-	ptePageSize = 1 << 7
-	pteAddrMask = 0x000f_ffff_ffff_f000
-	// dumpCodeBytes is how many bytes at RIP the dump shows.
-	dumpCodeBytes = 16
-)
-
-// translate walks the guest's page tables rooted at cr3 (levels 4, or 5
-// with CR4.LA57) for the virtual address va and returns its guest physical
-// address.
-func translate(mem *memory.Guest, cr3, va uint64, levels int) (uint64, error) {
-	table := cr3 & pteAddrMask
-	for level := levels - 1; level >= 0; level-- {
-		var e [8]byte
-		if err := mem.ReadAt(e[:], table+(va>>(12+9*uint(level))&0x1ff)*8); err != nil {
-			return 0, err
-		}
-		pte := binary.LittleEndian.Uint64(e[:])
-		if pte&ptePresent == 0 {
-			return 0, fmt.Errorf("%#x: not present at level %d", va, level+1)
-		}
-		if (level == 1 || level == 2) && pte&ptePageSize != 0 {
-			size := uint64(1) << (12 + 9*uint(level))
-			return pte&pteAddrMask&^(size-1) | va&(size-1), nil
-		}
-		table = pte & pteAddrMask
-	}
-	return table | va&0xfff, nil
-}
+// dumpCodeBytes is how many bytes at RIP the dump shows.
+const dumpCodeBytes = 16
 
 // guestCode is the bytes at rip in the guest, in hex (up to the end of
 // rip's page), or why they cannot be read.
@@ -100,15 +70,11 @@ func guestCode(mem *memory.Guest, cr3, cr4, rip uint64) string {
 	if mem == nil {
 		return "?"
 	}
-	levels := 4
-	if cr4&cr4LA57 != 0 {
-		levels = 5
-	}
-	gpa, err := translate(mem, cr3, rip, levels)
+	gpa, err := boot.Translate(mem, cr3, cr4, rip)
 	if err != nil {
 		return err.Error()
 	}
-	b := make([]byte, min(dumpCodeBytes, 0x1000-rip&0xfff))
+	b := make([]byte, min(dumpCodeBytes, layout.PageSize-rip&(layout.PageSize-1)))
 	if err := mem.ReadAt(b, gpa); err != nil {
 		return err.Error()
 	}
@@ -193,7 +159,7 @@ func describeVCPU(kv *kvm.VCPU, code func(cr3, cr4, rip uint64) string) string {
 	}
 	if sr, err := kv.Sregs(); err == nil {
 		fmt.Fprintf(&b, " cr2=%#x cr3=%#x cr4=%#x", sr.CR2, sr.CR3, sr.CR4)
-		if rerr == nil && sr.CR0&(1<<31) != 0 { // paging on
+		if rerr == nil && boot.PagingOn(sr.CR0) {
 			fmt.Fprintf(&b, " code=%s", code(sr.CR3, sr.CR4, r.RIP))
 		}
 	}

@@ -208,3 +208,38 @@ func TestLoadPlacesInitramfsHighAndRefusesTooLongCmdline(t *testing.T) {
 		t.Error("an initramfs overlapping the unpacking kernel was accepted")
 	}
 }
+
+func TestTranslateWalksFourAndFiveLevelPagingWith4KAnd2MPages(t *testing.T) {
+	mem, err := memory.Map([]memory.Range{{Start: 0, Size: 4 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	put := func(gpa, v uint64) {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		if err := mem.WriteAt(b[:], gpa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// PML4 at 0x1000, PDPT at 0x2000, PD at 0x3000, PT at 0x4000.
+	const va4k, va2m = 0xffff_ffff_8000_1234, 0xffff_ffff_8020_0010
+	put(0x1000+(va4k>>39&0x1ff)*8, 0x2000|ptePresent)
+	put(0x2000+(va4k>>30&0x1ff)*8, 0x3000|ptePresent)
+	put(0x3000+(va4k>>21&0x1ff)*8, 0x4000|ptePresent)
+	put(0x4000+(va4k>>12&0x1ff)*8, 0x10_0000|ptePresent)
+	put(0x3000+(va2m>>21&0x1ff)*8, 0x20_0000|ptePresent|ptePageSize)
+	for _, c := range []struct{ va, want uint64 }{{va4k, 0x10_0234}, {va2m, 0x20_0010}} {
+		if got, err := Translate(mem, 0x1000, 0, c.va); err != nil || got != c.want {
+			t.Errorf("Translate(%#x) = %#x, %v; want %#x", c.va, got, err, c.want)
+		}
+	}
+	// With LA57 a fifth level at 0x5000 leads to the same PML4.
+	put(0x5000+(va4k>>48&0x1ff)*8, 0x1000|ptePresent)
+	if got, err := Translate(mem, 0x5000, cr4LA57, va4k); err != nil || got != 0x10_0234 {
+		t.Errorf("5-level Translate = %#x, %v; want 0x100234", got, err)
+	}
+	if _, err := Translate(mem, 0x1000, 0, 0x1000); err == nil {
+		t.Error("an unmapped address translated")
+	}
+}

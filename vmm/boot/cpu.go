@@ -2,6 +2,7 @@ package boot
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"vmm/kvm"
 	"vmm/vmm/layout"
@@ -72,11 +73,13 @@ func GDT() []byte {
 	return b
 }
 
-// Page table entry bits.
+// Page table entry bits, and an entry's physical address bits (Intel SDM
+// vol. 3, section 4.5).
 const (
 	ptePresent  = 1 << 0
 	pteWritable = 1 << 1
 	ptePageSize = 1 << 7
+	pteAddrMask = 0x000f_ffff_ffff_f000
 )
 
 // PageTables returns the boot page tables, to be written at
@@ -105,6 +108,7 @@ const (
 	cr0ET   = 1 << 4
 	cr0PG   = 1 << 31
 	cr4PAE  = 1 << 5
+	cr4LA57 = 1 << 12 // five-level paging
 	eferLME = 1 << 8
 	eferLMA = 1 << 10
 	// rflagsReserved is RFLAGS bit 1, which always reads as one.
@@ -170,4 +174,36 @@ func ResetStub(port uint16, value uint8) []byte {
 		0xf4,       // hlt
 		0xeb, 0xfd, // jmp to the hlt
 	}
+}
+
+// PagingOn reports whether cr0 has paging enabled (CR0.PG).
+func PagingOn(cr0 uint64) bool { return cr0&cr0PG != 0 }
+
+// Translate walks the guest's long-mode page tables rooted at cr3 (four
+// levels, or five with CR4.LA57 in cr4) for the virtual address va and
+// returns its guest physical address. It reads the tables from mem.
+func Translate(mem interface {
+	ReadAt(p []byte, gpa uint64) error
+}, cr3, cr4, va uint64) (uint64, error) {
+	levels := 4
+	if cr4&cr4LA57 != 0 {
+		levels = 5
+	}
+	table := cr3 & pteAddrMask
+	for level := levels - 1; level >= 0; level-- {
+		var e [8]byte
+		if err := mem.ReadAt(e[:], table+(va>>(12+9*uint(level))&0x1ff)*8); err != nil {
+			return 0, err
+		}
+		pte := binary.LittleEndian.Uint64(e[:])
+		if pte&ptePresent == 0 {
+			return 0, fmt.Errorf("%#x: not present at level %d", va, level+1)
+		}
+		if (level == 1 || level == 2) && pte&ptePageSize != 0 {
+			size := uint64(1) << (12 + 9*uint(level))
+			return pte&pteAddrMask&^(size-1) | va&(size-1), nil
+		}
+		table = pte & pteAddrMask
+	}
+	return table | va&(layout.PageSize-1), nil
 }
