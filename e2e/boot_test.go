@@ -142,7 +142,7 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(lines[1]).To(MatchRegexp(`ioapic="irr=0x[0-9a-f]+ .*pin4:vec=0x[0-9a-f]+,edge,`))
 		for i, l := range lines[2:] {
 			// The bytes at RIP come from a walk of the guest's page tables.
-			Expect(l).To(MatchRegexp(`vcpu=%d state="plugged=true .* rip=0x[0-9a-f]+ rflags=0x[0-9a-f]+ cr2=0x[0-9a-f]+ cr3=0x[0-9a-f]+ cr4=0x[0-9a-f]+ code=[0-9a-f]{2,32} .* isr=\[`, i))
+			Expect(l).To(MatchRegexp(`vcpu=%d state="plugged=true .* rip=0x[0-9a-f]+ rflags=0x[0-9a-f]+ cr2=0x[0-9a-f]+ cr3=0x[0-9a-f]+ cr4=0x[0-9a-f]+ code=[0-9a-f]{0,16}\|[0-9a-f]{2,32} .* isr=\[`, i))
 		}
 		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
 	}, SpecTimeout(bootTimeout+2*cmdTimeout))

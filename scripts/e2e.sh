@@ -46,7 +46,7 @@ filter_for() {
 
 run_group() { # results-name filter
 	"$B/kvmhost" -mode "${KVMHOST_MODE:-auto}" -timeout "${E2E_TIMEOUT:-20m}" -results "$B/results/$1" \
-		-attempts "${E2E_HOST_ATTEMPTS:-3}" -cpus "${E2E_HOST_CPUS:-2}" \
+		-attempts "${E2E_HOST_ATTEMPTS:-3}" -cpus "${E2E_HOST_CPUS:-2}" -append "${E2E_HOST_APPEND:-}" \
 		"${files[@]}" -dir scenarios:scenarios -dir e2e/testdata:testdata \
 		-env 'VMM_BIN=$PAYLOAD/bin/vmm' -env 'VMMCTL_BIN=$PAYLOAD/bin/vmmctl' \
 		-env 'VMM_GUEST_KERNEL=$PAYLOAD/guest/bzImage' \

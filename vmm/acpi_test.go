@@ -40,6 +40,12 @@ type nopIRQ struct{}
 
 func (nopIRQ) Trigger() error { return nil }
 
+// nopCPUOwner is a fake hotplug.CPUOwner that ignores the guest's ejects.
+type nopCPUOwner struct{}
+
+func (nopCPUOwner) EjectCPU(int)             {}
+func (nopCPUOwner) EjectRefused(int, uint32) {}
+
 func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 	for _, c := range []struct {
 		name      string
@@ -53,7 +59,7 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 			pm := devices.NewACPIPM(nil, layout.ResetValue, nopLogger())
 			serial := devices.NewSerial(layout.COM1Port, layout.COM1IRQ, nopIRQ{}, nil, nopLogger())
 			events := hotplug.EventCPU | hotplug.EventPowerButton
-			cpus, err := hotplug.NewCPUHotplug(layout.CPUHotplugStart, c.boot, c.max, hotplug.CPUEjectorFunc(func(int) {}))
+			cpus, err := hotplug.NewCPUHotplug(layout.CPUHotplugStart, c.boot, c.max, nopCPUOwner{})
 			if err != nil {
 				t.Fatal(err)
 			}

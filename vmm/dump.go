@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -55,30 +56,57 @@ func (m *machine) dumpState() {
 	} else {
 		m.log.Warn("state dump", "ioapic", formatIOAPIC(io))
 	}
-	code := func(cr3, cr4, rip uint64) string { return guestCode(m.mem, cr3, cr4, rip) }
+	// Kernel text is mapped alike in every address space, so a vCPU whose
+	// own CR3 cannot be walked (the emulated SVM's bug, see README) has
+	// its code read through the last CR3 that could.
+	var goodCR3, goodCR4 uint64
+	code := func(cr3, cr4, rip uint64) string {
+		s, err := guestCode(m.mem, cr3, cr4, rip)
+		switch {
+		case err == nil:
+			if rip >= kernelSpace {
+				goodCR3, goodCR4 = cr3, cr4
+			}
+			return s
+		case rip >= kernelSpace && goodCR3 != 0:
+			if s2, err2 := guestCode(m.mem, goodCR3, goodCR4, rip); err2 == nil {
+				return fmt.Sprintf("%s (own CR3: %v; read through CR3 %#x)", s2, err, goodCR3)
+			}
+		}
+		return err.Error()
+	}
 	for _, id := range m.cpus.ids() {
 		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code))
 	}
 }
 
-// dumpCodeBytes is how many bytes at RIP the dump shows.
-const dumpCodeBytes = 16
+// kernelSpace is where x86_64 Linux's kernel half of the address space
+// starts (Documentation/arch/x86/x86_64/mm.rst).
+const kernelSpace = 0xffff_8000_0000_0000
 
-// guestCode is the bytes at rip in the guest, in hex (up to the end of
-// rip's page), or why they cannot be read.
-func guestCode(mem *memory.Guest, cr3, cr4, rip uint64) string {
+// Code bytes the dump shows before and at RIP, within RIP's page.
+const (
+	dumpCodeBefore = 8
+	dumpCodeBytes  = 16
+)
+
+// guestCode is the bytes around rip in the guest, in hex, "before|at"
+// (within rip's page), or why they cannot be read.
+func guestCode(mem *memory.Guest, cr3, cr4, rip uint64) (string, error) {
 	if mem == nil {
-		return "?"
+		return "", errors.New("no guest memory")
 	}
-	gpa, err := boot.Translate(mem, cr3, cr4, rip)
+	off := rip & (layout.PageSize - 1)
+	before := min(dumpCodeBefore, off)
+	gpa, err := boot.Translate(mem, cr3, cr4, rip-before)
 	if err != nil {
-		return err.Error()
+		return "", err
 	}
-	b := make([]byte, min(dumpCodeBytes, layout.PageSize-rip&(layout.PageSize-1)))
+	b := make([]byte, before+min(dumpCodeBytes, layout.PageSize-off))
 	if err := mem.ReadAt(b, gpa); err != nil {
-		return err.Error()
+		return "", err
 	}
-	return hex.EncodeToString(b)
+	return hex.EncodeToString(b[:before]) + "|" + hex.EncodeToString(b[before:]), nil
 }
 
 // ids lists the vCPUs whose threads live, in order.

@@ -75,10 +75,16 @@ func TestGuestCodeReadsTheBytesAtRIPThroughTheGuestsPageTables(t *testing.T) {
 	if err := mem.WriteAt([]byte{0x0f, 0x0b}, 0x20_0010); err != nil {
 		t.Fatal(err)
 	}
-	if got := guestCode(mem, 0x1000, 0, rip); got[:4] != "0f0b" || len(got) != 2*dumpCodeBytes {
-		t.Errorf("guestCode = %q, want 16 bytes starting 0f0b (ud2)", got)
+	got, err := guestCode(mem, 0x1000, 0, rip)
+	before, at, ok := strings.Cut(got, "|")
+	if err != nil || !ok || len(before) != 2*dumpCodeBefore || at[:4] != "0f0b" || len(at) != 2*dumpCodeBytes {
+		t.Errorf("guestCode = %q, %v; want 8 bytes, |, then 16 bytes starting 0f0b (ud2)", got, err)
 	}
-	if got := guestCode(mem, 0x1000, 0, 0x1000); !strings.Contains(got, "not present") {
-		t.Errorf("guestCode of an unmapped address = %q, want why", got)
+	// At the start of a page, nothing before.
+	if got, err := guestCode(mem, 0x1000, 0, rip&^0xfff); err != nil || !strings.HasPrefix(got, "|") {
+		t.Errorf("guestCode at a page start = %q, %v; want no bytes before", got, err)
+	}
+	if _, err := guestCode(mem, 0x1000, 0, 0x1000); err == nil || !strings.Contains(err.Error(), "not present") {
+		t.Errorf("guestCode of an unmapped address: %v, want why", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -83,6 +84,9 @@ type machine struct {
 	ged   *hotplug.GED
 	cpuHP *hotplug.CPUHotplug
 	memHP *hotplug.MemoryHotplug
+	// removalAsked is when resizeCPUs last asked the guest to eject vCPUs;
+	// guarded by the VMM's lock, as resizes are.
+	removalAsked time.Time
 
 	// ending is set by the first power off, reset or failure; later ones
 	// (Linux often writes a second reset) are absorbed.
@@ -258,8 +262,7 @@ func (m *machine) addHotplug() error {
 		}
 		events |= hotplug.EventMemory
 	}
-	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.Cpus.BootVcpus, m.cfg.Cpus.MaxVcpus,
-		hotplug.CPUEjectorFunc(m.ejectCPU)); err != nil {
+	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.Cpus.BootVcpus, m.cfg.Cpus.MaxVcpus, m); err != nil {
 		return err
 	}
 	gedIRQ, err := m.newIRQLine(layout.GEDIRQ)
@@ -283,11 +286,39 @@ func (m *machine) addHotplug() error {
 	return nil
 }
 
-// ejectCPU parks vCPU id after the guest ejected it. It runs on the thread
-// of the vCPU that wrote the eject register, so it must not wait.
-func (m *machine) ejectCPU(id int) {
+// EjectCPU parks vCPU id after the guest ejected it (hotplug.CPUOwner). It
+// runs on the thread of the vCPU that wrote the eject register, so it must
+// not wait.
+func (m *machine) EjectCPU(id int) {
 	m.log.Info("guest ejected a CPU", "vcpu", id)
 	m.cpus.parkAsync(id)
+}
+
+// EjectRefused logs that the guest refused to eject vCPU id
+// (hotplug.CPUOwner); the vCPU keeps running and stays counted.
+func (m *machine) EjectRefused(id int, status uint32) {
+	m.log.Warn("the guest refused to eject a CPU; it stays", "vcpu", id,
+		"ost_status", fmt.Sprintf("%#x", status), "reason", ostReason(status))
+}
+
+// ostReason names an _OST status code of an eject request (ACPI 6.5,
+// 6.3.5 "_OST").
+func ostReason(status uint32) string {
+	switch status {
+	case 0x01:
+		return "failure"
+	case 0x02:
+		return "unrecognized notify"
+	case 0x80:
+		return "eject not supported by the guest (Linux: /sys/firmware/acpi/hotplug/processor/enabled is 0)"
+	case 0x81:
+		return "device in use by an application"
+	case 0x82:
+		return "device busy (it could not be offlined)"
+	case 0x83:
+		return "an ejection dependency is busy"
+	}
+	return "unknown status"
 }
 
 // powerButton presses the ACPI power button.

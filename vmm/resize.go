@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"time"
 	"unsafe"
 
 	"vmm/kvm"
@@ -107,12 +107,22 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 			ram.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
 		}
 	}
+	v.syncVcpusLocked()
 	p, err := planResize(*v.cfg, ram, req)
 	if err != nil {
 		return err
 	}
 	if p.vcpus != 0 && v.m != nil && v.m.cpuHP.PendingEject() {
-		return fmt.Errorf("resize: the guest has not finished ejecting a vCPU: %w", ErrBusy)
+		waited := time.Since(v.m.removalAsked)
+		if err := ejectOverdue(waited, v.opts.EjectTimeout); err != nil {
+			return err
+		}
+		ids := v.m.cpuHP.CancelRemoves()
+		v.log.Warn("withdrew vCPU removals the guest never completed; they stay", "vcpus", ids, "waited", waited.Round(time.Millisecond))
+		v.syncVcpusLocked()
+		if p, err = planResize(*v.cfg, ram, req); err != nil {
+			return err
+		}
 	}
 	if p.addRAM > 0 && v.m == nil {
 		// No guest to hot plug into: the VM boots with it instead.
@@ -143,6 +153,29 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	}
 	v.cfg.Cpus.BootVcpus = p.vcpus
 	return nil
+}
+
+// ejectOverdue decides a vCPU resize that finds removals pending for
+// waited: ErrBusy while they are younger than timeout, nil (withdraw them
+// and go ahead) after.
+func ejectOverdue(waited, timeout time.Duration) error {
+	if waited < timeout {
+		return fmt.Errorf("resize: the guest has not finished ejecting vCPUs (asked %.1fs ago; a resize after %s withdraws them): %w",
+			waited.Seconds(), timeout, ErrBusy)
+	}
+	return nil
+}
+
+// syncVcpusLocked makes boot_vcpus the number of vCPUs present in the
+// guest when no removal is pending: the guest may have ejected a vCPU on
+// its own (through sysfs) or refused an eject, and the count it has is the
+// one a reboot keeps. While a removal is pending, boot_vcpus is the
+// resize's target already. Called with v.mu held.
+func (v *VMM) syncVcpusLocked() {
+	if v.cfg == nil || v.m == nil || v.m.cpuHP.PendingEject() {
+		return
+	}
+	v.cfg.Cpus.BootVcpus = v.m.cpuHP.PresentCount()
 }
 
 // applyNextRAMLocked makes the RAM size a resize asked for the boot RAM, as
@@ -198,20 +231,21 @@ func (m *machine) addRAM(n uint64) error {
 }
 
 // resizeCPUs makes n vCPUs present in the guest. Growing creates the
-// missing vCPUs (or plugs parked ones back), starts them, marks them
-// inserting and signals the guest; they come up offline. Shrinking asks the
-// guest to eject the highest ones; ejectCPU parks each when the guest's
-// _EJ0 arrives. The caller checked 1 <= n <= max and no pending eject.
+// missing vCPUs, lowest ids first (or plugs parked ones back), starts them,
+// marks them inserting and signals the guest; they come up offline.
+// Shrinking asks the guest to eject the highest present ones; EjectCPU
+// parks each when the guest's _EJ0 arrives. The present vCPUs need not be
+// 0 to count-1: the guest may have ejected one in the middle itself. The
+// caller checked 1 <= n <= max and no pending eject.
 func (m *machine) resizeCPUs(n int) error {
-	present := 0
-	for id := range m.cfg.Cpus.MaxVcpus {
-		if m.cpuHP.Present(id) {
-			present = id + 1
-		}
-	}
+	max := m.cfg.Cpus.MaxVcpus
+	present := m.cpuHP.PresentCount()
 	switch {
 	case n > present:
-		for id := present; id < n; id++ {
+		for id := 0; id < max && present < n; id++ {
+			if m.cpuHP.Present(id) {
+				continue
+			}
 			if !m.cpus.exists(id) {
 				if err := m.cpus.create(id, false); err != nil {
 					return fmt.Errorf("add vCPU %d: %w", id, err)
@@ -223,14 +257,20 @@ func (m *machine) resizeCPUs(n int) error {
 			if err := m.cpuHP.SetInserting(id); err != nil {
 				return fmt.Errorf("add vCPU %d: %w", id, err)
 			}
+			present++
 		}
 	case n < present:
 		var errs []error
-		for id := present - 1; id >= n; id-- {
+		for id := max - 1; id >= 0 && present > n; id-- {
+			if !m.cpuHP.Present(id) {
+				continue
+			}
 			if err := m.cpuHP.SetRemoving(id); err != nil {
 				errs = append(errs, fmt.Errorf("remove vCPU %d: %w", id, err))
 			}
+			present--
 		}
+		m.removalAsked = time.Now()
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package vmm
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestPlanResizeWithNoFreeMemorySlotRefusesRAM(t *testing.T) {
@@ -81,5 +82,22 @@ func TestPlanResizeValidatesTheWholeRequest(t *testing.T) {
 				t.Errorf("plan = %+v, want vcpus %d, addRAM %d, nextRAM %d", p, tc.vcpus, tc.addRAM, tc.nextRAM)
 			}
 		})
+	}
+}
+
+func TestEjectOverdueIsBusyUntilTheTimeoutThenLetsTheResizeWithdraw(t *testing.T) {
+	for _, tc := range []struct {
+		waited time.Duration
+		busy   bool
+	}{
+		{0, true},
+		{DefaultEjectTimeout - time.Millisecond, true},
+		{DefaultEjectTimeout, false},
+		{time.Hour, false},
+	} {
+		err := ejectOverdue(tc.waited, DefaultEjectTimeout)
+		if got := errors.Is(err, ErrBusy); got != tc.busy {
+			t.Errorf("waited %s: err %v, want busy=%v", tc.waited, err, tc.busy)
+		}
 	}
 }

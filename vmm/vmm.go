@@ -27,7 +27,16 @@ type Options struct {
 	// Start is when the process started, for the time-to-first-KVM_RUN log
 	// line; zero means when New was called.
 	Start time.Time
+	// EjectTimeout is how long vCPU removals wait for the guest's eject:
+	// until then a new vCPU resize gets ErrBusy (429), after it the resize
+	// withdraws them and goes ahead. Zero means DefaultEjectTimeout.
+	EjectTimeout time.Duration
 }
+
+// DefaultEjectTimeout is Options.EjectTimeout's default. A Linux guest
+// offlines and ejects a CPU in well under a second, a few seconds under
+// emulation; a guest that has not in 30 s is not going to.
+const DefaultEjectTimeout = 30 * time.Second
 
 // VMM owns at most one VM: its configuration, its state and the machine
 // currently running it. Every method is safe for concurrent use; one lock
@@ -74,6 +83,9 @@ func New(opts Options) (*VMM, error) {
 	}
 	if opts.Start.IsZero() {
 		opts.Start = time.Now()
+	}
+	if opts.EjectTimeout <= 0 {
+		opts.EjectTimeout = DefaultEjectTimeout
 	}
 	sys, err := kvm.Open(opts.KVMPath)
 	if err != nil {
@@ -201,11 +213,13 @@ func (v *VMM) bootLocked() error {
 	return nil
 }
 
-// stopLocked tears the current machine down, if any.
+// stopLocked tears the current machine down, if any. The vCPUs the guest
+// left present are the next boot's.
 func (v *VMM) stopLocked() {
 	if v.m == nil {
 		return
 	}
+	v.syncVcpusLocked()
 	if v.console != nil {
 		v.console.attach(nil)
 	}
@@ -304,6 +318,7 @@ func (v *VMM) Info() (VmInfo, error) {
 	if v.cfg == nil {
 		return VmInfo{}, ErrNoVM
 	}
+	v.syncVcpusLocked()
 	info := VmInfo{Config: *v.cfg, State: v.state, MemoryActualSize: v.cfg.Memory.Size}
 	if v.m != nil {
 		info.ActiveVcpus = v.m.cpus.active()

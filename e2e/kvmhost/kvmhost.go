@@ -79,7 +79,10 @@ type Options struct {
 	MemoryMiB int    // RAM of the KVM host
 	CPUs      int    // its vCPUs
 	TCGThread string // QEMU's -accel tcg,thread=: "multi" (default) or "single"
-	LockFile  string // held while a KVM host runs, so only one runs at a time
+	// Append is added to the KVM host kernel's command line, such as
+	// kvm_amd.npt=0 (its init passes M.param=value to module M).
+	Append   string
+	LockFile string // held while a KVM host runs, so only one runs at a time
 	// BrokenGrace bounds how long a KVM host that reported itself broken
 	// may go on (DefaultBrokenGrace when 0).
 	BrokenGrace time.Duration
@@ -356,7 +359,7 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 		"-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
 		"-kernel", opts.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet loglevel=4 panic=-1 softlockup_panic=0")
+		"-append", strings.TrimSpace("console=ttyS0 quiet loglevel=4 panic=-1 softlockup_panic=0 "+opts.Append))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second

@@ -8,18 +8,18 @@ import (
 	"vmm/acpi"
 )
 
-// CPUEjector is the owner of the vCPUs: EjectCPU parks the vCPU with the
-// given id after the guest ejected it. It is called on the vCPU goroutine
-// that wrote the eject register, without the controller's lock held.
-type CPUEjector interface {
+// CPUOwner is the owner of the vCPUs, told what the guest did with them.
+// Its methods are called on the vCPU goroutine that wrote the register,
+// without the controller's lock held, so they must not wait for that vCPU.
+type CPUOwner interface {
+	// EjectCPU parks CPU id: the guest ejected it, at the owner's request
+	// or on its own.
 	EjectCPU(id int)
+	// EjectRefused reports that the guest answered the eject request of
+	// CPU id with the _OST status code status (a failure): the removal is
+	// withdrawn and the CPU stays present.
+	EjectRefused(id int, status uint32)
 }
-
-// CPUEjectorFunc adapts a function to the CPUEjector interface.
-type CPUEjectorFunc func(id int)
-
-// EjectCPU calls f.
-func (f CPUEjectorFunc) EjectCPU(id int) { f(id) }
 
 // cpuState is one possible CPU's view from the guest.
 type cpuState struct {
@@ -34,16 +34,18 @@ type cpuState struct {
 // possible CPU. CPU ids are APIC ids and ACPI processor UIDs, 0 to max-1.
 type CPUHotplug struct {
 	base  uint64
-	owner CPUEjector
+	owner CPUOwner
 
 	mu       sync.Mutex
 	selected uint32
+	ostEvent uint32 // the last _OST event written
+	ostCode  uint32 // the _OST status being written
 	cpus     []cpuState
 }
 
 // NewCPUHotplug returns the controller for maxCPUs (1 to acpi.MaxCPUs)
 // possible CPUs with its block at base, CPUs 0 to bootCPUs-1 present.
-func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUEjector) (*CPUHotplug, error) {
+func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUOwner) (*CPUHotplug, error) {
 	if bootCPUs < 0 || bootCPUs > maxCPUs || maxCPUs < 1 || maxCPUs > acpi.MaxCPUs {
 		return nil, fmt.Errorf("cpu hotplug: boot=%d max=%d: need 0 <= boot <= max, 1 <= max <= %d", bootCPUs, maxCPUs, acpi.MaxCPUs)
 	}
@@ -60,7 +62,7 @@ func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUEjector) (*CPUHo
 func (c *CPUHotplug) Reset(bootCPUs int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.selected = 0
+	c.selected, c.ostEvent, c.ostCode = 0, 0, 0
 	for i := range c.cpus {
 		c.cpus[i] = cpuState{present: i < bootCPUs}
 	}
@@ -117,18 +119,21 @@ func (c *CPUHotplug) SetRemoving(id int) error {
 	return nil
 }
 
-// CancelRemove withdraws a removal asked with SetRemoving that the guest
-// has not completed, such as one the guest refused (it could not offline
-// the CPU): PendingEject no longer counts it. The CPU stays present. It
-// does nothing when no removal of CPU id is pending.
-func (c *CPUHotplug) CancelRemove(id int) {
-	if c.checkID(id) != nil {
-		return
-	}
+// CancelRemoves withdraws every removal asked with SetRemoving that the
+// guest has not completed, and returns the CPUs it withdrew, in order: they
+// stay present and PendingEject no longer counts them. A guest that ejects
+// one later all the same is seen as ejecting it on its own.
+func (c *CPUHotplug) CancelRemoves() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &c.cpus[id]
-	s.removing, s.ejecting = false, false
+	var ids []int
+	for id := range c.cpus {
+		if s := &c.cpus[id]; s.ejecting {
+			s.removing, s.ejecting = false, false
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // Present reports whether CPU id is present (the guest's _STA says enabled).
@@ -139,6 +144,19 @@ func (c *CPUHotplug) Present(id int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cpus[id].present
+}
+
+// PresentCount returns how many CPUs are present.
+func (c *CPUHotplug) PresentCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.cpus {
+		if s.present {
+			n++
+		}
+	}
+	return n
 }
 
 // PendingEject reports whether a removal asked with SetRemoving has not been
@@ -183,11 +201,12 @@ func (c *CPUHotplug) Read(offset uint64, data []byte) {
 	readImage(image[:], offset, data)
 }
 
-// Write sets the selector or acts on the selected CPU's status byte:
-// acknowledgements (write 1 to CPUInserting or CPURemoving to clear it) and
-// the eject (write 1 to CPUEject).
+// Write sets the selector, acts on the selected CPU's status byte
+// (acknowledgements: write 1 to CPUInserting or CPURemoving to clear it;
+// the eject: write 1 to CPUEject) or takes the guest's _OST report.
 func (c *CPUHotplug) Write(offset uint64, data []byte) {
-	ejected := -1
+	ejected, refused := -1, -1
+	ost := false
 	c.mu.Lock()
 	for i, b := range data {
 		off := offset + uint64(i)
@@ -198,12 +217,49 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 			if id, ok := c.writeStatus(b); ok {
 				ejected = id
 			}
+		case off >= CPUOSTEventOffset && off < CPUOSTEventOffset+4:
+			c.ostEvent = setByte(c.ostEvent, off-CPUOSTEventOffset, b)
+		case off >= CPUOSTStatusOffset && off < CPUOSTStatusOffset+4:
+			c.ostCode = setByte(c.ostCode, off-CPUOSTStatusOffset, b)
+			ost = true
 		}
 	}
+	if ost {
+		if id, ok := c.reportOST(); ok {
+			refused = id
+		}
+	}
+	status := c.ostCode
 	c.mu.Unlock()
 	if ejected >= 0 {
 		c.owner.EjectCPU(ejected)
 	}
+	if refused >= 0 {
+		c.owner.EjectRefused(refused, status)
+	}
+}
+
+// reportOST acts on the guest's _OST report for the selected CPU and
+// reports the CPU whose pending removal it withdrew, if any: an eject
+// request answered with a failure (anything but success or "in progress")
+// will never be followed by an eject. The lock is held.
+func (c *CPUHotplug) reportOST() (int, bool) {
+	if int64(c.selected) >= int64(len(c.cpus)) {
+		return 0, false
+	}
+	if c.ostEvent != OSTEjectRequest && c.ostEvent != OSTOSPMEject {
+		return 0, false
+	}
+	if c.ostCode == OSTSuccess || c.ostCode == OSTEjectInProgress {
+		return 0, false
+	}
+	id := int(c.selected)
+	s := &c.cpus[id]
+	if !s.ejecting {
+		return 0, false // the guest's own eject failed: nothing was asked
+	}
+	s.removing, s.ejecting = false, false
+	return id, true
 }
 
 // writeStatus applies a status write to the selected CPU and reports the
@@ -234,10 +290,10 @@ func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
 
 // AML returns \_SB.CPUS: the processor container (ACPI0010) with the
 // register block's operation region and fields, its mutex CMTX, the methods
-// CSTA(id) (a CPU's _STA value), CEJ0(id) (eject), CTFY(id, event)
-// (notify a CPU's device) and CSCN (the scan the GED calls), and one
-// processor device (ACPI0007) per possible CPU with _UID, _STA, _MAT and
-// _EJ0.
+// CSTA(id) (a CPU's _STA value), CEJ0(id) (eject), COST(id, event,
+// status) (the guest's _OST report), CTFY(id, event) (notify a CPU's
+// device) and CSCN (the scan the GED calls), and one processor device
+// (ACPI0007) per possible CPU with _UID, _STA, _MAT, _EJ0 and _OST.
 func (c *CPUHotplug) AML() acpi.Aml {
 	n := len(c.cpus)
 	body := []acpi.Aml{
@@ -254,6 +310,11 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			acpi.FieldUnit{Name: "CRMV", Bits: 1}, // CPURemoving
 			acpi.FieldUnit{Name: "CEJF", Bits: 1}, // CPUEject
 		),
+		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
+			acpi.FieldOffset(CPUOSTEventOffset),
+			acpi.FieldUnit{Name: "OEVT", Bits: 32},
+			acpi.FieldUnit{Name: "OSTS", Bits: 32},
+		),
 		// CSTA(id): 0xF when the CPU is present, else 0.
 		acpi.Method("CSTA", 1, true,
 			acpi.Acquire("CMTX", acpi.WaitForever),
@@ -268,6 +329,14 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			acpi.Acquire("CMTX", acpi.WaitForever),
 			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
 			acpi.Store(acpi.One, acpi.Path("CEJF")),
+			acpi.Release("CMTX"),
+		),
+		// COST(id, event, status): the guest's _OST report on a CPU.
+		acpi.Method("COST", 3, true,
+			acpi.Acquire("CMTX", acpi.WaitForever),
+			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
+			acpi.Store(acpi.Arg(1), acpi.Path("OEVT")),
+			acpi.Store(acpi.Arg(2), acpi.Path("OSTS")),
 			acpi.Release("CMTX"),
 		),
 		notifyMethod("CTFY", n, cpuDeviceName),
@@ -313,6 +382,8 @@ func cpuDevice(id int) acpi.Aml {
 			acpi.Return(mat(0)),
 		),
 		acpi.Method("_EJ0", 1, false, acpi.Call("CEJ0", acpi.Int(id))),
+		// _OST(event, status, info): how the guest handled a notification.
+		acpi.Method("_OST", 3, false, acpi.Call("COST", acpi.Int(id), acpi.Arg(0), acpi.Arg(1))),
 	)
 }
 

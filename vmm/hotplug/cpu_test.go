@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-func newTestCPUs(t *testing.T, boot, max int) (*CPUHotplug, *fakeEjector) {
+func newTestCPUs(t *testing.T, boot, max int) (*CPUHotplug, *fakeOwner) {
 	t.Helper()
-	owner := &fakeEjector{}
+	owner := &fakeOwner{}
 	c, err := NewCPUHotplug(testCPUBase, boot, max, owner)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestCPUHotplugRefusesConflictingRequests(t *testing.T) {
 		t.Error("inserting a CPU whose removal is pending succeeded")
 	}
 	for _, bad := range [][2]int{{-1, 4}, {5, 4}, {0, 0}, {1, 256}} {
-		if _, err := NewCPUHotplug(0, bad[0], bad[1], &fakeEjector{}); err == nil {
+		if _, err := NewCPUHotplug(0, bad[0], bad[1], &fakeOwner{}); err == nil {
 			t.Errorf("NewCPUHotplug(boot=%d, max=%d) succeeded", bad[0], bad[1])
 		}
 	}
@@ -223,6 +223,9 @@ type callbackEjector struct {
 }
 
 func (f *callbackEjector) EjectCPU(id int) { f.present = append(f.present, f.c.Present(id)) }
+func (f *callbackEjector) EjectRefused(id int, _ uint32) {
+	f.present = append(f.present, f.c.Present(id))
+}
 
 func TestCPUHotplugWithFakeOwnerEjectCallbackMayCallBack(t *testing.T) {
 	owner := &callbackEjector{}
@@ -271,20 +274,78 @@ func TestCPUHotplugResetRestoresTheBootState(t *testing.T) {
 	}
 }
 
-func TestCPUHotplugWithFakeOwnerCancelRemoveEndsThePendingEject(t *testing.T) {
-	c, owner := newTestCPUs(t, 2, 4)
-	if err := c.SetRemoving(0); err != nil {
-		t.Fatal(err)
+func TestCPUHotplugWithFakeOwnerCancelRemovesEndsEveryPendingEject(t *testing.T) {
+	c, owner := newTestCPUs(t, 4, 4)
+	for _, id := range []int{3, 1} {
+		if err := c.SetRemoving(id); err != nil {
+			t.Fatal(err)
+		}
 	}
-	c.CancelRemove(0)
-	if c.PendingEject() || !c.Present(0) || cpuStatus(c, 0) != CPUEnabled {
-		t.Errorf("after CancelRemove: pending %v present %v status %#x", c.PendingEject(), c.Present(0), cpuStatus(c, 0))
+	if got := c.CancelRemoves(); len(got) != 2 || got[0] != 1 || got[1] != 3 {
+		t.Errorf("CancelRemoves() = %v, want [1 3]", got)
+	}
+	if c.PendingEject() || c.PresentCount() != 4 || cpuStatus(c, 3) != CPUEnabled {
+		t.Errorf("after CancelRemoves: pending %v present %d status %#x", c.PendingEject(), c.PresentCount(), cpuStatus(c, 3))
 	}
 	if _, rem := guestCPUScan(c); len(rem) != 0 {
 		t.Errorf("scan still asked to eject %v", rem)
 	}
-	c.CancelRemove(9) // out of range: ignored
+	if got := c.CancelRemoves(); len(got) != 0 {
+		t.Errorf("second CancelRemoves() = %v", got)
+	}
 	if len(owner.ejected) != 0 {
 		t.Errorf("ejected %v", owner.ejected)
+	}
+}
+
+// cpuOST does what the AML's COST does for a CPU's _OST(event, status):
+// select, write the event, write the status, each a dword.
+func cpuOST(c *CPUHotplug, id, event, status uint32) {
+	le := func(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+	c.Write(CPUSelectOffset, le(id))
+	c.Write(CPUOSTEventOffset, le(event))
+	c.Write(CPUOSTStatusOffset, le(status))
+}
+
+func TestCPUHotplugWithFakeOwnerOSTFailureWithdrawsThePendingRemoval(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		event, code uint32
+		refused     bool
+	}{
+		{"eject request refused: eject not supported (sysfs enabled=0)", OSTEjectRequest, 0x80, true},
+		{"eject request refused: device busy", OSTEjectRequest, 0x82, true},
+		{"eject request failed: non-specific failure", OSTEjectRequest, 0x01, true},
+		{"eject in progress is not an answer", OSTEjectRequest, OSTEjectInProgress, false},
+		{"eject succeeded", OSTEjectRequest, OSTSuccess, false},
+		{"an OSPM eject that failed", OSTOSPMEject, 0x82, true},
+		{"a device check report is ignored", 0x01, 0x01, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, owner := newTestCPUs(t, 4, 8)
+			if err := c.SetRemoving(3); err != nil {
+				t.Fatal(err)
+			}
+			guestCPUScan(c)
+			cpuOST(c, 3, tc.event, tc.code)
+			if tc.refused {
+				if c.PendingEject() || !c.Present(3) || len(owner.refused) != 1 || owner.refused[0] != 3 || owner.codes[0] != tc.code {
+					t.Errorf("pending %v present %v refused %v codes %#x", c.PendingEject(), c.Present(3), owner.refused, owner.codes)
+				}
+				return
+			}
+			if !c.PendingEject() || len(owner.refused) != 0 {
+				t.Errorf("pending %v refused %v", c.PendingEject(), owner.refused)
+			}
+		})
+	}
+}
+
+func TestCPUHotplugWithFakeOwnerOSTFailureWithNothingPendingChangesNothing(t *testing.T) {
+	c, owner := newTestCPUs(t, 4, 8)
+	cpuOST(c, 2, OSTOSPMEject, 0x82)   // the guest's own eject of CPU 2 failed
+	cpuOST(c, 200, OSTEjectRequest, 1) // out of range
+	if c.PresentCount() != 4 || c.PendingEject() || len(owner.refused) != 0 {
+		t.Errorf("present %d pending %v refused %v", c.PresentCount(), c.PendingEject(), owner.refused)
 	}
 }

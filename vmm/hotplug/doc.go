@@ -4,7 +4,7 @@
 // (Read and Write at an offset of its MMIO block, as the vmm bus calls
 // them) plus the AML that drives it from the guest ([GED.AML] and so on, for
 // the DSDT's \_SB scope). They are pure Go: an owner that implements small
-// interfaces ([IRQ], [CPUEjector]) connects them to KVM.
+// interfaces ([IRQ], [CPUOwner]) connects them to KVM.
 //
 // # Wiring
 //
@@ -28,6 +28,8 @@
 //	         0x04  u8   status of the selected CPU: bit 0 enabled (RO),
 //	                    bit 1 inserting, bit 2 removing (write 1 to
 //	                    acknowledge), bit 3 eject (write 1 to eject)
+//	         0x08  u32  _OST event of the selected CPU (WO)
+//	         0x0c  u32  _OST status (WO): writing it reports the pair
 //	Memory   0x00  u32  selector: slot index
 //	         0x08  u64  base of the selected slot (RO)
 //	         0x10  u64  length of the selected slot (RO)
@@ -62,7 +64,7 @@
 // guest evaluates CPxx._EJ0, which selects the CPU and writes the eject bit.
 // The device clears the CPU's enabled bit at once, so the _STA the guest
 // evaluates right after _EJ0 reads 0 (no "Eject incomplete" warning), and
-// then calls the owner's [CPUEjector.EjectCPU], which parks the vCPU.
+// then calls the owner's [CPUOwner.EjectCPU], which parks the vCPU.
 //
 // Race rules:
 //   - The eject is honoured for any present CPU. It is never gated on the
@@ -71,9 +73,13 @@
 //     clear. (Gating the eject on it is a known Cloud Hypervisor bug.)
 //   - [CPUHotplug.PendingEject] tracks removals separately from the
 //     removing bit: it is true from SetRemoving until the eject write, so
-//     the owner can refuse a new resize while a removal is in flight. A
-//     guest that cannot offline the CPU never ejects it; the owner may then
-//     give up with [CPUHotplug.CancelRemove].
+//     the owner can refuse a new resize while a removal is in flight.
+//   - A guest that cannot or will not eject the CPU says so through the
+//     device's _OST (COST writes the event, 3, and a failure status): the
+//     controller withdraws the removal and calls the owner's
+//     [CPUOwner.EjectRefused]. A guest that never answers leaves the
+//     removal pending; the owner may give up with
+//     [CPUHotplug.CancelRemoves].
 //   - A guest may eject a CPU the owner never asked to remove (through
 //     sysfs); EjectCPU is then called all the same and the owner must treat
 //     it as a removal.
@@ -84,10 +90,10 @@
 //   - The selector is shared by all vCPUs. The AML holds the device's
 //     mutex (CMTX, MMTX) around every select-then-access sequence; Go-side
 //     calls never touch the selector.
-//   - Owner callbacks (IRQ.Trigger, EjectCPU) run without the device's
-//     lock held, so they may call back into the device. EjectCPU runs on
-//     the vCPU goroutine that wrote the register: it must not wait for that
-//     vCPU.
+//   - Owner callbacks (IRQ.Trigger, EjectCPU, EjectRefused) run without the device's
+//     lock held, so they may call back into the device. EjectCPU and
+//     EjectRefused run on the vCPU goroutine that wrote the register: they
+//     must not wait for that vCPU.
 //
 // # Adding memory
 //

@@ -13,7 +13,7 @@ import (
 const (
 	testGEDBase = 0xfed00000
 	testCPUBase = 0xfed00010
-	testMemBase = 0xfed00020
+	testMemBase = 0xfed00040
 	testGEDGSI  = 23
 )
 
@@ -42,10 +42,19 @@ func (f *fakeIRQ) Trigger() error {
 	return f.err
 }
 
-// fakeEjector records ejected CPUs.
-type fakeEjector struct{ ejected []int }
+// fakeOwner records ejected CPUs.
+// fakeOwner is a fake CPUOwner that records the owner calls.
+type fakeOwner struct {
+	ejected []int
+	refused []int
+	codes   []uint32
+}
 
-func (f *fakeEjector) EjectCPU(id int) { f.ejected = append(f.ejected, id) }
+func (f *fakeOwner) EjectCPU(id int) { f.ejected = append(f.ejected, id) }
+func (f *fakeOwner) EjectRefused(id int, status uint32) {
+	f.refused = append(f.refused, id)
+	f.codes = append(f.codes, status)
+}
 
 // buildDSDT builds the DSDT a VM with boot/max CPUs and the given memory
 // slots has: GED with power button, CPU and memory hot plug, a serial port.
@@ -55,7 +64,7 @@ func buildDSDT(t *testing.T, boot, max, slots int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpus, err := NewCPUHotplug(testCPUBase, boot, max, &fakeEjector{})
+	cpus, err := NewCPUHotplug(testCPUBase, boot, max, &fakeOwner{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +87,10 @@ func TestFullDSDTFor4Of8CPUsAnd64SlotsDisassemblesCleanly(t *testing.T) {
 		"Method (_EVT, 1, Serialized)", `\_SB.CPUS.CSCN ()`, `\_SB.MHPC.MSCN ()`, `Notify (\_SB.PWRB, 0x80)`,
 		"Device (PWRB)", `EisaId ("PNP0C0C")`,
 		"Device (CPUS)", `Name (_HID, "ACPI0010"`, "Mutex (CMTX, 0x00)",
-		"OperationRegion (CREG, SystemMemory, 0xFED00010, 0x08)",
+		"OperationRegion (CREG, SystemMemory, 0xFED00010, 0x10)", "Method (COST, 3, Serialized)", "Method (_OST, 3, NotSerialized)",
 		"Method (CSCN, 0, Serialized)", "Method (CTFY, 2, NotSerialized)",
 		"Device (MHPC)", `EisaId ("PNP0A06")`, "Mutex (MMTX, 0x00)",
-		"OperationRegion (MREG, SystemMemory, 0xFED00020, 0x20)",
+		"OperationRegion (MREG, SystemMemory, 0xFED00040, 0x20)",
 		"Method (MSCN, 0, Serialized)", "Method (MCRS, 1, Serialized)", "QWordMemory (ResourceConsumer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite,",
 		"CreateQWordField (MR64, \\_SB.MHPC.MCRS._Y00._MIN, MINL)", "CreateQWordField (MR64, \\_SB.MHPC.MCRS._Y00._MAX, MAXL)",
 		"CreateQWordField (MR64, \\_SB.MHPC.MCRS._Y00._LEN, LENL)", "MAXL = ((MINL + LENL) - One)",

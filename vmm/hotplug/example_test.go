@@ -9,6 +9,12 @@ import (
 	"vmm/vmm/hotplug"
 )
 
+// vcpuOwner stands for the VMM's vCPU manager.
+type vcpuOwner struct{}
+
+func (vcpuOwner) EjectCPU(id int)                    { /* park vCPU id */ }
+func (vcpuOwner) EjectRefused(id int, status uint32) { /* vCPU id stays: log why */ }
+
 // Example builds the ACPI tables of a VM with --cpus boot=4,max=8 and
 // memory hot plug: the hot plug devices describe themselves in the DSDT,
 // and acpi.Layout chains the tables for the zero page's acpi_rsdp_addr.
@@ -28,7 +34,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cpus, err := hotplug.NewCPUHotplug(cpuAddr, 4, 8, hotplug.CPUEjectorFunc(func(id int) { /* park vCPU id */ }))
+	cpus, err := hotplug.NewCPUHotplug(cpuAddr, 4, 8, vcpuOwner{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -34,7 +34,7 @@ const (
 // CPU hot plug controller block.
 const (
 	// CPUBlockSize is the size of the CPU hot plug block.
-	CPUBlockSize = 0x08
+	CPUBlockSize = 0x10
 	// CPUSelectOffset is the 32-bit selector: write a CPU id to choose
 	// the CPU the status register refers to. Reads return the last value
 	// written. An id at or above the possible CPU count selects nothing:
@@ -42,6 +42,30 @@ const (
 	CPUSelectOffset = 0x00
 	// CPUStatusOffset is the status byte of the selected CPU.
 	CPUStatusOffset = 0x04
+	// CPUOSTEventOffset is the 32-bit _OST source event (write only): the
+	// notification the guest reports on, 3 for an eject request.
+	CPUOSTEventOffset = 0x08
+	// CPUOSTStatusOffset is the 32-bit _OST status code (write only).
+	// Writing it reports the pair (event, status) for the selected CPU, as
+	// the guest's _OST method passes them (ACPI 6.5, 6.3.5 "_OST").
+	CPUOSTStatusOffset = 0x0c
+)
+
+// _OST source events and eject status codes the CPU controller acts on
+// (ACPI 6.5, 6.3.5 "_OST"; Linux's include/linux/acpi.h names them
+// ACPI_NOTIFY_EJECT_REQUEST, ACPI_OST_EC_OSPM_EJECT and ACPI_OST_SC_*).
+const (
+	// OSTEjectRequest is the event of an eject request the platform sent
+	// (Notify 3).
+	OSTEjectRequest = 0x03
+	// OSTOSPMEject is the event of an eject the guest started itself
+	// (through sysfs).
+	OSTOSPMEject = 0x103
+	// OSTSuccess is the status of a completed request.
+	OSTSuccess = 0x00
+	// OSTEjectInProgress is the status the guest reports before it starts
+	// offlining the device: not an answer yet.
+	OSTEjectInProgress = 0x84
 )
 
 // CPU status register bits.

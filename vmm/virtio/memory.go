@@ -106,3 +106,17 @@ func store32(b []byte, v uint32) {
 	}
 	atomic.StoreUint32((*uint32)(p), v) // little-endian host (x86_64)
 }
+
+// storeLow16 replaces the low 16 bits of the little-endian 32-bit word at
+// the start of b (4-byte aligned) with v, atomically and leaving the high
+// half as it is, even if the driver writes it meanwhile. On x86_64 it is a
+// full barrier, as store32 is.
+func storeLow16(b []byte, v uint16) {
+	p := (*uint32)(unsafe.Pointer(unsafe.SliceData(b)))
+	for {
+		old := atomic.LoadUint32(p)
+		if atomic.CompareAndSwapUint32(p, old, old&^0xffff|uint32(v)) {
+			return
+		}
+	}
+}

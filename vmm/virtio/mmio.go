@@ -89,11 +89,17 @@ const (
 // Transport feature bits (virtio 1.2, 6 "Reserved Feature Bits").
 const (
 	featureIndirectDesc = 1 << 28
-	featureVersion1     = 1 << 32
+	// featureEventIdx (VIRTIO_F_EVENT_IDX): the driver says at which used
+	// index it wants the next interrupt (used_event) and the device at
+	// which available index it wants the next notification
+	// (avail_event), so both sides batch: a device draining a busy queue
+	// is not notified for every buffer, nor the driver interrupted.
+	featureEventIdx = 1 << 29
+	featureVersion1 = 1 << 32
 )
 
 // transportFeatures are offered on every device.
-const transportFeatures = featureVersion1 | featureIndirectDesc
+const transportFeatures = featureVersion1 | featureIndirectDesc | featureEventIdx
 
 // Interrupt raises a device's interrupt line in the guest: one edge on its
 // GSI. The machine implements it with an irqfd (an eventfd write); the
@@ -633,6 +639,7 @@ func (t *MMIO) startQueue(i int, s *queueSlot) {
 		return
 	}
 	q := newVring(s.cfg, t.cfg.Memory, t.driverFeatures&featureIndirectDesc != 0, t.log.With("queue", i))
+	q.eventIdx = t.driverFeatures&featureEventIdx != 0
 	s.ring.Store(q)
 	t.notify(uint32(i))
 }

@@ -85,13 +85,18 @@ type vring struct {
 	ringConfig
 	mem      Memory
 	indirect bool // VIRTIO_F_INDIRECT_DESC was negotiated
+	eventIdx bool // VIRTIO_F_EVENT_IDX was negotiated
 	log      *slog.Logger
 
 	nextAvail uint16 // the next available ring entry to consume
 	nextUsed  uint16 // the used index the device publishes next
 	pushed    bool   // buffers were used since the last interrupt decision
-	badChains int    // malformed chains seen, for rate-limited logs
-	err       error  // set when the queue is unusable until reset
+	// With eventIdx: the used index at the last interrupt decision, and
+	// whether there was one.
+	decidedUsed  uint16
+	decidedValid bool
+	badChains    int   // malformed chains seen, for rate-limited logs
+	err          error // set when the queue is unusable until reset
 }
 
 // chain is one descriptor chain resolved to host memory: the buffers the
@@ -154,6 +159,36 @@ func (q *vring) availIdx() (uint16, error) {
 	return uint16(load32(b) >> shift), nil
 }
 
+// usedEvent reads the driver's used_event, the last field of the
+// available ring (VIRTIO_F_EVENT_IDX).
+func (q *vring) usedEvent() (uint16, error) {
+	b, shift, err := q.availWord(4 + 2*uint64(q.size))
+	if err != nil {
+		return 0, fmt.Errorf("available ring used_event: %w", err)
+	}
+	return uint16(load32(b) >> shift), nil
+}
+
+// setAvailEvent writes the device's avail_event, the last field of the
+// used ring (VIRTIO_F_EVENT_IDX), as a full barrier, so that a read of the
+// available index after it sees any buffer the driver added before it read
+// avail_event. The field starts a 4-byte-aligned word (the used ring is);
+// the word's other half lies past the ring and is kept as it is.
+func (q *vring) setAvailEvent(v uint16) error {
+	b, err := q.slice(q.used+4+usedElemSize*uint64(q.size), 4)
+	if err != nil {
+		return fmt.Errorf("used ring avail_event: %w", err)
+	}
+	storeLow16(b, v)
+	return nil
+}
+
+// needEvent is the spec's vring_need_event: whether moving an index from
+// old to new crossed event, the index the other side asked to hear about.
+func needEvent(event, newIdx, oldIdx uint16) bool {
+	return newIdx-event-1 < newIdx-oldIdx
+}
+
 // availFlags reads the driver's available ring flags.
 func (q *vring) availFlags() (uint16, error) {
 	b, shift, err := q.availWord(0)
@@ -195,6 +230,19 @@ func (q *vring) pop(c *chain) (bool, error) {
 		return false, err
 	}
 	pending := idx - q.nextAvail
+	if pending == 0 && q.eventIdx {
+		// Drained: ask for a notification at the next entry, then look
+		// again, as a driver that added one meanwhile read the old
+		// avail_event and may not notify. While the device is busy,
+		// avail_event stays behind and the driver does not notify.
+		if err := q.setAvailEvent(q.nextAvail); err != nil {
+			return false, err
+		}
+		if idx, err = q.availIdx(); err != nil {
+			return false, err
+		}
+		pending = idx - q.nextAvail
+	}
 	if pending == 0 {
 		return false, nil
 	}
@@ -335,11 +383,21 @@ func (q *vring) push(head uint16, written uint32) {
 // driver's flags after the used index was published (store32 is a full
 // barrier), so a driver that re-enables interrupts and then checks the used
 // ring never misses both.
+//
+// With VIRTIO_F_EVENT_IDX it interrupts only when the used index moved
+// past the driver's used_event since the last decision (the first
+// decision always interrupts).
 func (q *vring) needsInterrupt() bool {
 	if !q.pushed {
 		return false
 	}
 	q.pushed = false
+	if q.eventIdx {
+		old, valid := q.decidedUsed, q.decidedValid
+		q.decidedUsed, q.decidedValid = q.nextUsed, true
+		ev, err := q.usedEvent()
+		return err != nil || !valid || needEvent(ev, q.nextUsed, old)
+	}
 	flags, err := q.availFlags()
 	if err != nil {
 		return true

@@ -43,6 +43,7 @@ func run(args []string) int {
 	cpus := fl.Int("cpus", 2, "KVM host vCPUs")
 	attempts := fl.Int("attempts", 2, "KVM host boots allowed when they break (a broken host is retried, a failing command never)")
 	tcgThread := fl.String("tcg-thread", "multi", "QEMU's TCG threading for the KVM host: multi (one host thread per vCPU) or single")
+	appendArgs := fl.String("append", "", "added to the KVM host kernel's command line (kvm_amd.npt=0: module M's parameters as M.param=value)")
 	lockFile := fl.String("lock", filepath.Join(os.TempDir(), "vmm-kvmhost.lock"), "lock held while a KVM host runs")
 	fl.Var(&files, "file", "SRC:DST, a file of the payload (repeatable)")
 	fl.Var(&dirs, "dir", "SRC:DST, a directory of the payload (repeatable)")
@@ -62,7 +63,7 @@ func run(args []string) int {
 	opts := kvmhost.Options{
 		Mode: kvmhost.Mode(*mode), Command: fl.Args(), Env: map[string]string{},
 		ResultsDir: *results, Timeout: *timeout, Kernel: *kernel, Initramfs: *initrd,
-		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts,
+		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts, Append: *appendArgs,
 	}
 	switch opts.Mode {
 	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
