@@ -59,24 +59,37 @@ func (m *machine) dumpState() {
 	// Kernel text is mapped alike in every address space, so a vCPU whose
 	// own CR3 cannot be walked (the emulated SVM's bug, see README) has
 	// its code read through the last CR3 that could.
+	// The vCPUs are described in order, so a bad one that comes before
+	// every good one is described again at the end.
 	var goodCR3, goodCR4 uint64
-	code := func(cr3, cr4, rip uint64) string {
-		s, err := guestCode(m.mem, cr3, cr4, rip)
-		switch {
-		case err == nil:
-			if rip >= kernelSpace {
-				goodCR3, goodCR4 = cr3, cr4
+	var again []int
+	code := func(id int) func(cr3, cr4, rip uint64) string {
+		return func(cr3, cr4, rip uint64) string {
+			s, err := guestCode(m.mem, cr3, cr4, rip)
+			switch {
+			case err == nil:
+				if rip >= kernelSpace {
+					goodCR3, goodCR4 = cr3, cr4
+				}
+				return s
+			case rip < kernelSpace:
+			case goodCR3 == 0:
+				again = append(again, id)
+			default:
+				if s2, err2 := guestCode(m.mem, goodCR3, goodCR4, rip); err2 == nil {
+					return fmt.Sprintf("%s (own CR3: %v; read through CR3 %#x)", s2, err, goodCR3)
+				}
 			}
-			return s
-		case rip >= kernelSpace && goodCR3 != 0:
-			if s2, err2 := guestCode(m.mem, goodCR3, goodCR4, rip); err2 == nil {
-				return fmt.Sprintf("%s (own CR3: %v; read through CR3 %#x)", s2, err, goodCR3)
-			}
+			return err.Error()
 		}
-		return err.Error()
 	}
 	for _, id := range m.cpus.ids() {
-		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code))
+		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code(id)))
+	}
+	if goodCR3 != 0 {
+		for _, id := range again {
+			m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code(id)))
+		}
 	}
 }
 
