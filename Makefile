@@ -50,7 +50,7 @@ fuzz: deps
 # scripts/e2e.sh says which labels each group runs and how flaky runs are
 # retried and reported.
 E2E_GROUPS ?= core api devices cpu scenarios
-export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_FLAKE_ATTEMPTS E2E_RETRY E2E_BUDGET_MIN E2E_HOST_ATTEMPTS E2E_HOST_CPUS
+export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_FLAKE_ATTEMPTS E2E_RETRY E2E_BUDGET_MIN E2E_HOST_ATTEMPTS E2E_HOST_CPUS E2E_HOST_APPEND
 e2e: images build
 	@rm -rf $(BUILD)/results; scripts/e2e.sh $(E2E_GROUPS)
 

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -91,6 +93,45 @@ func receiveTCP(ln net.Listener, n int64, w io.Writer) <-chan tcpReceipt {
 		got <- tcpReceipt{n: copied, took: time.Since(t0), err: err}
 	}()
 	return got
+}
+
+// countingWriter counts the bytes written through it to w.
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// watchProgress reports *n every 10 s until it reaches total or ctx ends,
+// and calls stall when it has not moved for stallAfter.
+func watchProgress(ctx context.Context, n *atomic.Int64, total int64, stallAfter time.Duration, stall func()) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	last, since := int64(-1), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cur := n.Load()
+		fmt.Fprintf(GinkgoWriter, "TCP: %d of %d MiB received\n", cur>>20, total>>20)
+		if cur >= total {
+			return
+		}
+		if cur != last {
+			last, since = cur, time.Now()
+		} else if time.Since(since) >= stallAfter {
+			fmt.Fprintf(GinkgoWriter, "TCP: no progress for %s: stopping the send\n", stallAfter)
+			stall()
+			return
+		}
+	}
 }
 
 // devicesGuest starts a guest with a fresh 16 MiB disk and an 8 MiB
@@ -212,21 +253,27 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 		ln, err := net.Listen("tcp", net.JoinHostPort(devHostIP, strconv.Itoa(devTCPPort)))
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(ln.Close)
-		h := md5.New()
+		h := &countingWriter{w: md5.New()}
 		got := receiveTCP(ln, int64(copies*blob), h)
 		sh(ctx, m, "dd if=/dev/urandom of=/tmp/blob bs=1M count=4 2>/dev/null")
 		send := "i=0; while [ $i -lt " + strconv.Itoa(copies) + " ]; do cat /tmp/blob; i=$((i+1)); done"
 		want := strings.Fields(sh(ctx, m, "("+send+") | md5sum"))[0]
 		c, cancel := context.WithTimeout(ctx, 5*cmdTimeout)
 		defer cancel()
+		// A stalled transfer ends the send at once (its timeout brings the
+		// vmm's state dump) instead of outlasting the harness's patience
+		// with a silent KVM host; progress is reported meanwhile.
+		var stalled atomic.Bool
+		go watchProgress(c, &h.n, int64(copies*blob), 60*time.Second, func() { stalled.Store(true); cancel() })
 		out, status, err := m.Sh(c, "("+send+") | nc -w 30 "+devHostIP+" "+strconv.Itoa(devTCPPort)+"; true")
-		Expect(err).NotTo(HaveOccurred(), "send; console:\n%s", m.Console().Tail(20))
+		Expect(err).NotTo(HaveOccurred(), "send (stalled: %v, %d of %d bytes received); console:\n%s",
+			stalled.Load(), h.n.Load(), copies*blob, m.Console().Tail(20))
 		Expect(status).To(BeZero(), out)
 		var r tcpReceipt
 		Eventually(got).WithContext(ctx).WithTimeout(time.Minute).Should(Receive(&r), "the host received nothing")
 		Expect(r.err).NotTo(HaveOccurred(), "received %d bytes", r.n)
 		Expect(r.n).To(BeEquivalentTo(copies * blob))
-		Expect(hex.EncodeToString(h.Sum(nil))).To(Equal(want), "md5 of the received bytes")
+		Expect(hex.EncodeToString(h.w.(hash.Hash).Sum(nil))).To(Equal(want), "md5 of the received bytes")
 	}, SpecTimeout(bootTimeout+8*cmdTimeout))
 
 })

@@ -18,8 +18,20 @@ import (
 const (
 	// netDeviceID is the virtio device ID of a network card.
 	netDeviceID = 1
+	// netFCSUM: the device takes frames with a partial checksum
+	// (VIRTIO_NET_HDR_F_NEEDS_CSUM), which the tap completes.
+	netFCSUM = 1 << 0
 	// netFMAC: the device has a MAC address in its configuration space.
 	netFMAC = 1 << 5
+	// netFHostTSO4, netFHostTSO6 and netFHostECN: the device takes TCP
+	// segmentation offload frames (up to 64 KiB, gso_type in the header),
+	// which the tap (IFF_VNET_HDR) hands to the host's stack as they are.
+	// A guest then sends about 40 times fewer frames, each one a queue
+	// notification and an interrupt: the difference between a busy and an
+	// idle vCPU under bulk sends.
+	netFHostTSO4 = 1 << 11
+	netFHostTSO6 = 1 << 12
+	netFHostECN  = 1 << 13
 	// netHdrSize is struct virtio_net_hdr_v1: flags, gso_type, hdr_len,
 	// gso_size, csum_start, csum_offset, num_buffers. With
 	// VIRTIO_F_VERSION_1 it is always 12 bytes, on both queues.
@@ -27,8 +39,9 @@ const (
 	// netHdrNumBuffers is num_buffers' offset in the header; without
 	// VIRTIO_NET_F_MRG_RXBUF the device sets it to 1.
 	netHdrNumBuffers = 10
-	// netMaxFrame bounds one frame: with no offloads a frame is at most
-	// the tap's MTU (below 64 KiB) plus the Ethernet header.
+	// netMaxFrame bounds one frame: a TSO frame is at most 64 KiB of IP
+	// packet plus the Ethernet header; a received one (no offloads toward
+	// the guest) at most the tap's MTU plus the Ethernet header.
 	netMaxFrame = 65536 + 18
 	// Queue indexes: receiveq1 and transmitq1.
 	netRXQueue = 0
@@ -168,8 +181,10 @@ func (n *Net) Close() error {
 }
 
 func (n *Net) deviceID() uint32 { return netDeviceID }
-func (n *Net) features() uint64 { return netFMAC }
-func (n *Net) numQueues() int   { return 2 }
+func (n *Net) features() uint64 {
+	return netFMAC | netFCSUM | netFHostTSO4 | netFHostTSO6 | netFHostECN
+}
+func (n *Net) numQueues() int { return 2 }
 
 func (n *Net) readConfig(offset uint64, data []byte) {
 	if offset < uint64(len(n.config)) {
