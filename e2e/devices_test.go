@@ -269,6 +269,8 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 		Expect(err).NotTo(HaveOccurred(), "send (stalled: %v, %d of %d bytes received); console:\n%s",
 			stalled.Load(), h.n.Load(), copies*blob, m.Console().Tail(20))
 		Expect(status).To(BeZero(), out)
+		// Bytes per transmitted packet show whether the guest used TSO.
+		fmt.Fprintf(GinkgoWriter, "guest /proc/net/dev: %s\n", sh(ctx, m, "grep eth0: /proc/net/dev"))
 		var r tcpReceipt
 		Eventually(got).WithContext(ctx).WithTimeout(time.Minute).Should(Receive(&r), "the host received nothing")
 		Expect(r.err).NotTo(HaveOccurred(), "received %d bytes", r.n)
