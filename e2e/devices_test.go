@@ -264,7 +264,11 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 		// vmm's state dump) instead of outlasting the harness's patience
 		// with a silent KVM host; progress is reported meanwhile.
 		var stalled atomic.Bool
-		go watchProgress(c, &h.n, int64(copies*blob), 60*time.Second, func() { stalled.Store(true); cancel() })
+		go watchProgress(c, &h.n, int64(copies*blob), 60*time.Second, func() {
+			stalled.Store(true)
+			fmt.Fprintln(GinkgoWriter, m.StateDump())
+			cancel()
+		})
 		out, status, err := m.Sh(c, "("+send+") | nc -w 30 "+devHostIP+" "+strconv.Itoa(devTCPPort)+"; true")
 		Expect(err).NotTo(HaveOccurred(), "send (stalled: %v, %d of %d bytes received); console:\n%s",
 			stalled.Load(), h.n.Load(), copies*blob, m.Console().Tail(20))

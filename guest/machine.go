@@ -355,7 +355,7 @@ func (m *Machine) WaitReady(ctx context.Context) error {
 	if err != nil {
 		dump := ""
 		if errors.Is(err, context.DeadlineExceeded) {
-			dump = m.stateDump()
+			dump = m.StateDump()
 		}
 		return fmt.Errorf("%s: waiting for the guest (boot %d) to print %s: %w%s%s", m.name, want, ReadyMarker, err, m.logs(), dump)
 	}
@@ -453,7 +453,7 @@ func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error
 	if err != nil {
 		dump := ""
 		if errors.Is(err, context.DeadlineExceeded) {
-			dump = m.stateDump()
+			dump = m.StateDump()
 		}
 		return fmt.Errorf("%s: %w%s%s", m.name, err, m.vmmLogTail(), dump)
 	}
@@ -475,10 +475,10 @@ func (m *Machine) StateDumpLines() []string {
 // stateDumpWait is how long stateDump gives the vmm to log its dump.
 const stateDumpWait = 3 * time.Second
 
-// stateDump asks the vmm for its state dump (SIGUSR1) and returns the dump's
+// StateDump asks the vmm for its state dump (SIGUSR1) and returns the dump's
 // lines from its log: for a guest that stopped answering, where its vCPUs
-// are and what its interrupt controllers hold.
-func (m *Machine) stateDump() string {
+// are and what its interrupt controllers and virtio queues hold.
+func (m *Machine) StateDump() string {
 	before := len(m.StateDumpLines())
 	if m.exited() || m.cmd.Process.Signal(syscall.SIGUSR1) != nil {
 		return ""

@@ -56,6 +56,9 @@ func (m *machine) dumpState() {
 	} else {
 		m.log.Warn("state dump", "ioapic", formatIOAPIC(io))
 	}
+	for _, d := range m.virtio {
+		m.log.Warn("state dump", "virtio", d.t.DebugState())
+	}
 	// Kernel text is mapped alike in every address space, so a vCPU whose
 	// own CR3 cannot be walked (the emulated SVM's bug, see README) has
 	// its code read through the last CR3 that could.

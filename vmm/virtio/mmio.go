@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -368,6 +369,25 @@ func (t *MMIO) with(i int, f func(q *vring)) bool {
 		t.interrupt(interruptConfigChange)
 	}
 	return true
+}
+
+// DebugState describes the transport for a state dump: the interrupt
+// status and, per live queue, the driver's and the device's indexes and
+// event indexes, as a queue stuck on a lost notification or interrupt
+// shows them. It reads the rings without their lock, so a busy queue's
+// numbers may be a moment apart.
+func (t *MMIO) DebugState() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s isr=%#x", t.dev.Kind(), t.isr.Load())
+	for i, s := range t.qs {
+		q := s.ring.Load()
+		if q == nil {
+			continue
+		}
+		fmt.Fprintf(&b, " q%d:", i)
+		b.WriteString(q.debugState())
+	}
+	return b.String()
 }
 
 // logger implements queues.

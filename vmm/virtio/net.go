@@ -220,29 +220,38 @@ func (n *Net) process(i int, q *vring) {
 	}
 	var c chain
 	for q.next(&c) {
+		var err error
 		if c.rlen < netHdrSize || c.rlen > netHdrSize+netMaxFrame {
-			n.dropped.Add(1)
+			err = fmt.Errorf("%d bytes: outside %d..%d", c.rlen, netHdrSize, netHdrSize+netMaxFrame)
 		} else {
-			n.transmit(c.readable)
+			err = n.transmit(c.readable)
+		}
+		if err != nil {
+			if d := n.dropped.Add(1); d <= maxLoggedDrops {
+				q.log.Warn("virtio-net: transmitted frame dropped", "tap", n.tapName, "err", err, "dropped", d)
+			}
 		}
 		q.push(c.head, 0)
 	}
 }
 
+// maxLoggedDrops bounds the log lines dropped frames cause.
+const maxLoggedDrops = 8
+
 // transmit writes one header+frame, the chain's readable buffers, to the
 // tap with one writev: no copy on the way. The tap never blocks a writer
 // for long; a frame it refuses (EAGAIN, link down) is dropped, as a busy
-// wire would.
-func (n *Net) transmit(bufs [][]byte) {
+// wire would: the error says why.
+func (n *Net) transmit(bufs [][]byte) error {
 	for {
 		_, err := unix.Writev(n.fd, bufs)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			n.dropped.Add(1)
+			return fmt.Errorf("tap write of %d buffers: %w", len(bufs), err)
 		}
-		return
+		return nil
 	}
 }
 
@@ -277,7 +286,10 @@ func (n *Net) receive(qs queues, stop, kick, done chan struct{}) {
 				handled = true
 				if c.wlen < uint64(len(frame)) {
 					q.unpop()
-					n.dropped.Add(1)
+					if d := n.dropped.Add(1); d <= maxLoggedDrops {
+						q.log.Warn("virtio-net: received frame dropped", "tap", n.tapName,
+							"err", fmt.Sprintf("%d bytes for a %d-byte buffer", len(frame), c.wlen), "dropped", d)
+					}
 					return
 				}
 				scatter(c.writable, frame)

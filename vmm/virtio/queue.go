@@ -183,6 +183,19 @@ func (q *vring) setAvailEvent(v uint16) error {
 	return nil
 }
 
+// debugState gives the ring's indexes: the driver's available index and
+// used_event, the device's next entry, used index and avail_event.
+func (q *vring) debugState() string {
+	avail, _ := q.availIdx()
+	usedEvent, _ := q.usedEvent()
+	var availEvent uint16
+	if b, err := q.slice(q.used+4+usedElemSize*uint64(q.size), 2); err == nil {
+		availEvent = binary.LittleEndian.Uint16(b)
+	}
+	return fmt.Sprintf("avail=%d next=%d used=%d used_event=%d avail_event=%d event_idx=%v err=%v",
+		avail, q.nextAvail, q.nextUsed, usedEvent, availEvent, q.eventIdx, q.err)
+}
+
 // needEvent is the spec's vring_need_event: whether moving an index from
 // old to new crossed event, the index the other side asked to hear about.
 func needEvent(event, newIdx, oldIdx uint16) bool {
