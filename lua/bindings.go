@@ -94,6 +94,7 @@ func (rn *run) install() {
 		"wait_ready": rn.vmWaitReady,
 		"cpus":       rn.vmCPUs,
 		"memory":     rn.vmMemory,
+		"process":    rn.vmProcess,
 		"console":    rn.vmConsole,
 	})
 	L.SetField(mt, "__index", L.NewFunction(func(L *glua.LState) int {
@@ -921,6 +922,26 @@ func (rn *run) vmMemory(L *glua.LState) int {
 	rn.note(NoteGuest, h.name, fmt.Sprintf("MemTotal %d bytes (%.1f MiB)", n, float64(n)/(1<<20)))
 	t := L.NewTable()
 	L.SetField(t, "total", glua.LNumber(n))
+	L.Push(t)
+	return 1
+}
+
+// vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}:
+// the vmm process's threads (those named vcpuN apart) and open file
+// descriptors (sockets apart), from /proc, for leak checks.
+func (rn *run) vmProcess(L *glua.LState) int {
+	h := checkVM(L, 1)
+	p, err := readProcessCounts(procRoot, h.vm.Pid())
+	if err != nil {
+		raise(L, fmt.Errorf("%s: %w", h.name, err))
+	}
+	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm process: %d threads (%d vcpuN), %d files, %d sockets",
+		p.threads, p.vcpuThreads, p.files, p.sockets))
+	t := L.NewTable()
+	L.SetField(t, "threads", glua.LNumber(p.threads))
+	L.SetField(t, "vcpu_threads", glua.LNumber(p.vcpuThreads))
+	L.SetField(t, "files", glua.LNumber(p.files))
+	L.SetField(t, "sockets", glua.LNumber(p.sockets))
 	L.Push(t)
 	return 1
 }

@@ -51,6 +51,8 @@
 //	vm:wait_ready([timeout])
 //	vm:cpus() -> {online = {...}, offline = {...}, present = {...}}
 //	vm:memory() -> {total = bytes}     MemTotal
+//	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}
+//	                                   the vmm process's threads and fds (/proc)
 //	vm:console() -> text
 //
 // A failure (a failed expectation, an error, a timeout) ends the script; its

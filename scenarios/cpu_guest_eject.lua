@@ -6,17 +6,6 @@
 -- withdraws the removal at once, so the CPUs stay counted and the next
 -- resize is not kept waiting behind a 429.
 
--- vcpu_threads counts the vmm's threads whose name starts with "vcpu".
-local function vcpu_threads(vm)
-  local p = io.popen("cat /proc/" .. vm.pid .. "/task/*/comm 2>/dev/null")
-  local n = 0
-  for line in p:lines() do
-    if line:match("^vcpu%d+$") then n = n + 1 end
-  end
-  p:close()
-  return n
-end
-
 local function ok(status, err, what)
   expect.eq(err, nil, what .. ": error")
   expect.within(status, 200, 204, what .. ": status")
@@ -28,7 +17,7 @@ local function counts(vm, n)
     local info = vm:info()
     return info.config.cpus.boot_vcpus == n and info.active_vcpus == n
   end, 60, 0.2)
-  expect.eq(vcpu_threads(vm), n, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, n, "vcpuN threads")
 end
 
 local vm = step("boot at 2 vCPUs, max 4; grow to 4 and online them", function()
@@ -90,5 +79,5 @@ step("with hot plug back on, the shrink to 2 works; a reboot keeps 2", function(
   local cpus = vm:cpus()
   expect.eq(cpus.present, {0, 1}, "present CPUs after the reboot")
   expect.eq(cpus.online, {0, 1}, "online CPUs after the reboot")
-  expect.eq(vcpu_threads(vm), 2, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, 2, "vcpuN threads")
 end)

@@ -7,17 +7,6 @@
 -- with 2 CPUs and grows to 8 again. busybox has no lscpu: the guest's view
 -- is read from /sys/devices/system/cpu and /proc/cpuinfo.
 
--- vcpu_threads counts the vmm's threads whose name starts with "vcpu".
-local function vcpu_threads(vm)
-  local p = io.popen("cat /proc/" .. vm.pid .. "/task/*/comm 2>/dev/null")
-  local n = 0
-  for line in p:lines() do
-    if line:match("^vcpu%d+$") then n = n + 1 end
-  end
-  p:close()
-  return n
-end
-
 local function ok(status, err, what)
   expect.eq(err, nil, what .. ": error")
   expect.within(status, 200, 204, what .. ": status")
@@ -31,7 +20,7 @@ step("before: online 0-3, present 0-3, 4 vCPU threads", function()
   local cpus = vm:cpus()
   expect.eq(cpus.online, {0, 1, 2, 3}, "online CPUs")
   expect.eq(cpus.present, {0, 1, 2, 3}, "present CPUs")
-  expect.eq(vcpu_threads(vm), 4, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, 4, "vcpuN threads")
 end)
 
 step("resize to 8: present 0-7 with 4-7 offline", function()
@@ -44,7 +33,7 @@ step("resize to 8: present 0-7 with 4-7 offline", function()
   expect.eq(cpus.present, {0, 1, 2, 3, 4, 5, 6, 7}, "present CPUs")
   expect.eq(cpus.online, {0, 1, 2, 3}, "online CPUs")
   expect.eq(vm:info().active_vcpus, 8, "active_vcpus")
-  expect.eq(vcpu_threads(vm), 8, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, 8, "vcpuN threads")
 end)
 
 step("echo 1 | tee cpu[4-7]/online: online 0-7, /proc/cpuinfo agrees", function()
@@ -72,7 +61,7 @@ step("with no guest command, present shrinks to 0-1; 2 vCPU threads", function()
   expect.eq(cpus.online, {0, 1}, "online CPUs")
   vm:wait_for(function() return vm:info().active_vcpus == 2 end, 30)
   expect.eq(vm:info().config.cpus.boot_vcpus, 2, "boot_vcpus")
-  expect.eq(vcpu_threads(vm), 2, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, 2, "vcpuN threads")
 end)
 
 step("bad requests are refused and change nothing", function()
@@ -96,7 +85,7 @@ step("reboot: the guest boots with 2 CPUs", function()
   local cpus = vm:cpus()
   expect.eq(cpus.online, {0, 1}, "online CPUs")
   expect.eq(cpus.present, {0, 1}, "present CPUs")
-  expect.eq(vcpu_threads(vm), 2, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, 2, "vcpuN threads")
 end)
 
 step("resize to 8 again and online: 8", function()
@@ -106,5 +95,5 @@ step("resize to 8 again and online: 8", function()
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-7]/online >/dev/null")
   expect.eq(vm:cpus().online, {0, 1, 2, 3, 4, 5, 6, 7}, "online CPUs")
   expect.eq(vm:run("grep -c ^processor /proc/cpuinfo"), "8", "processors in /proc/cpuinfo")
-  expect.eq(vcpu_threads(vm), 8, "vcpuN threads")
+  expect.eq(vm:process().vcpu_threads, 8, "vcpuN threads")
 end)

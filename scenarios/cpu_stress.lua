@@ -14,21 +14,6 @@
 local cycles = tonumber(os.getenv("VMM_STRESS_CYCLES") or "") or 3
 local max = tonumber(os.getenv("VMM_STRESS_MAX") or "") or 4
 
-local function count(vm, what)
-  local cmd = {
-    vcpu = "cat /proc/" .. vm.pid .. "/task/*/comm | grep -c '^vcpu[0-9]*$'",
-    threads = "ls /proc/" .. vm.pid .. "/task | wc -l",
-    -- Sockets apart: an idle API connection may come and go between
-    -- cycles; vCPU fds, eventfds and memory are files.
-    files = "ls -l /proc/" .. vm.pid .. "/fd | grep -v -c -e 'socket:' -e '^total'",
-    sockets = "ls -l /proc/" .. vm.pid .. "/fd | grep -c 'socket:'",
-  }
-  local p = io.popen(cmd[what])
-  local n = tonumber(p:read("*l"))
-  p:close()
-  return n
-end
-
 local vm = step("boot at 2 vCPUs, max " .. max, function()
   return vmm.start{cpus = {boot = 2, max = max}, memory = "512M"}
 end)
@@ -47,7 +32,7 @@ for i = 1, cycles do
     end, 60, 0.2)
     vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-" .. (max - 1) .. "]/online >/dev/null")
     expect.eq(vm:run("cat /sys/devices/system/cpu/online"), all, "online CPUs at " .. max)
-    expect.eq(count(vm, "vcpu"), max, "vcpuN threads at " .. max)
+    expect.eq(vm:process().vcpu_threads, max, "vcpuN threads at " .. max)
     status, err = vm:resize{vcpus = 2}
     expect.eq(err, nil, "shrink error")
     expect.eq(status, 204, "shrink status")
@@ -56,8 +41,11 @@ for i = 1, cycles do
     end, 120, 0.5)
     vm:wait_for(function() return vm:info().active_vcpus == 2 end, 30, 0.2)
     expect.eq(vm:run("cat /sys/devices/system/cpu/online"), "0-1", "online CPUs at 2")
-    expect.eq(count(vm, "vcpu"), 2, "vcpuN threads at 2")
-    local threads, files, sockets = count(vm, "threads"), count(vm, "files"), count(vm, "sockets")
+    local p = vm:process()
+    expect.eq(p.vcpu_threads, 2, "vcpuN threads at 2")
+    -- Sockets apart: an idle API connection may come and go between
+    -- cycles; vCPU fds, eventfds and memory are files.
+    local threads, files, sockets = p.threads, p.files, p.sockets
     if i == 1 then
       base.threads, base.files, base.sockets = threads, files, sockets
     else

@@ -1,0 +1,59 @@
+package lua
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// procRoot is where the process file system is mounted.
+const procRoot = "/proc"
+
+// vcpuThreadName is how the vmm names a vCPU's thread (vmm/vcpu.go).
+var vcpuThreadName = regexp.MustCompile(`^vcpu[0-9]+$`)
+
+// processCounts is what vm:process() reports of the vmm process.
+type processCounts struct {
+	threads, vcpuThreads int
+	files, sockets       int
+}
+
+// readProcessCounts counts pid's threads and open file descriptors under
+// root (a /proc). Threads or descriptors that go away while it reads are
+// not counted.
+func readProcessCounts(root string, pid int) (processCounts, error) {
+	var c processCounts
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	tasks, err := os.ReadDir(filepath.Join(dir, "task"))
+	if err != nil {
+		return c, fmt.Errorf("vmm threads: %w", err)
+	}
+	for _, t := range tasks {
+		comm, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "comm"))
+		if err != nil {
+			continue
+		}
+		c.threads++
+		if vcpuThreadName.MatchString(strings.TrimSpace(string(comm))) {
+			c.vcpuThreads++
+		}
+	}
+	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+	if err != nil {
+		return c, fmt.Errorf("vmm fds: %w", err)
+	}
+	for _, f := range fds {
+		target, err := os.Readlink(filepath.Join(dir, "fd", f.Name()))
+		switch {
+		case err != nil:
+		case strings.HasPrefix(target, "socket:"):
+			c.sockets++
+		default:
+			c.files++
+		}
+	}
+	return c, nil
+}
