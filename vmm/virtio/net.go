@@ -227,9 +227,7 @@ func (n *Net) process(i int, q *vring) {
 			err = n.transmit(c.readable)
 		}
 		if err != nil {
-			if d := n.dropped.Add(1); d <= maxLoggedDrops {
-				q.log.Warn("virtio-net: transmitted frame dropped", "tap", n.tapName, "err", err, "dropped", d)
-			}
+			n.drop(q, "transmitted", err)
 		}
 		q.push(c.head, 0)
 	}
@@ -237,6 +235,14 @@ func (n *Net) process(i int, q *vring) {
 
 // maxLoggedDrops bounds the log lines dropped frames cause.
 const maxLoggedDrops = 8
+
+// drop counts a frame dropped in direction ("transmitted" or "received")
+// and logs why, for the first maxLoggedDrops drops.
+func (n *Net) drop(q *vring, direction string, why error) {
+	if d := n.dropped.Add(1); d <= maxLoggedDrops {
+		q.log.Warn("virtio-net: "+direction+" frame dropped", "tap", n.tapName, "err", why, "dropped", d)
+	}
+}
 
 // transmit writes one header+frame, the chain's readable buffers, to the
 // tap with one writev: no copy on the way. The tap never blocks a writer
@@ -286,10 +292,7 @@ func (n *Net) receive(qs queues, stop, kick, done chan struct{}) {
 				handled = true
 				if c.wlen < uint64(len(frame)) {
 					q.unpop()
-					if d := n.dropped.Add(1); d <= maxLoggedDrops {
-						q.log.Warn("virtio-net: received frame dropped", "tap", n.tapName,
-							"err", fmt.Sprintf("%d bytes for a %d-byte buffer", len(frame), c.wlen), "dropped", d)
-					}
+					n.drop(q, "received", fmt.Errorf("%d bytes for a %d-byte buffer", len(frame), c.wlen))
 					return
 				}
 				scatter(c.writable, frame)

@@ -175,12 +175,22 @@ func (q *vring) usedEvent() (uint16, error) {
 // avail_event. The field starts a 4-byte-aligned word (the used ring is);
 // the word's other half lies past the ring and is kept as it is.
 func (q *vring) setAvailEvent(v uint16) error {
-	b, err := q.slice(q.used+4+usedElemSize*uint64(q.size), 4)
+	b, err := q.availEventWord()
 	if err != nil {
-		return fmt.Errorf("used ring avail_event: %w", err)
+		return err
 	}
 	storeLow16(b, v)
 	return nil
+}
+
+// availEventWord returns the 4-byte word the device's avail_event starts
+// (its low half), right after the used ring's elements.
+func (q *vring) availEventWord() ([]byte, error) {
+	b, err := q.slice(q.used+4+usedElemSize*uint64(q.size), 4)
+	if err != nil {
+		return nil, fmt.Errorf("used ring avail_event: %w", err)
+	}
+	return b, nil
 }
 
 // debugState gives the ring's indexes: the driver's available index and
@@ -189,8 +199,8 @@ func (q *vring) debugState() string {
 	avail, _ := q.availIdx()
 	usedEvent, _ := q.usedEvent()
 	var availEvent uint16
-	if b, err := q.slice(q.used+4+usedElemSize*uint64(q.size), 2); err == nil {
-		availEvent = binary.LittleEndian.Uint16(b)
+	if b, err := q.availEventWord(); err == nil {
+		availEvent = uint16(load32(b))
 	}
 	return fmt.Sprintf("avail=%d next=%d used=%d used_event=%d avail_event=%d event_idx=%v err=%v",
 		avail, q.nextAvail, q.nextUsed, usedEvent, availEvent, q.eventIdx, q.err)
