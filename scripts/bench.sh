@@ -6,6 +6,8 @@
 # VMM_BENCH_RUNS sets the runs per VMM (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The KVM host's emulator that make emulator chose (empty: none needed).
+export KVMHOST_QEMU=${KVMHOST_QEMU:-$(cat "${BUILD:-.build}/emulator" 2>/dev/null)}
 B=${BUILD:-.build} C=${CACHE:-.cache}
 scripts/qemu-payload.sh "$C/qemu"
 go build -o "$B/benchreport" ./cmd/benchreport

@@ -3,6 +3,8 @@
 # the guest's view, narrated step by step (scenarios/demo.lua).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The KVM host's emulator that make emulator chose (empty: none needed).
+export KVMHOST_QEMU=${KVMHOST_QEMU:-$(cat "${BUILD:-.build}/emulator" 2>/dev/null)}
 if [ ! -f scenarios/demo.lua ]; then
 	echo "make demo: not yet (the walkthrough lands with the Lua scenarios and hot plug issues)"
 	exit 0

@@ -24,6 +24,8 @@
 # Set E2E_FLAKE_ATTEMPTS=1 to see every failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The KVM host's emulator that make emulator chose (empty: none needed).
+export KVMHOST_QEMU=${KVMHOST_QEMU:-$(cat "${BUILD:-.build}/emulator" 2>/dev/null)}
 B=${BUILD:-.build} C=${CACHE:-.cache}
 budget=$((${E2E_BUDGET_MIN:-50} * 60))
 files=(-file "$B/e2e.test:bin/e2e.test" -file "$C/guest/bzImage:guest/bzImage"

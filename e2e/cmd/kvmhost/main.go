@@ -44,6 +44,8 @@ func run(args []string) int {
 	attempts := fl.Int("attempts", 2, "KVM host boots allowed when they break (a broken host is retried, a failing command never)")
 	tcgThread := fl.String("tcg-thread", "multi", "QEMU's TCG threading for the KVM host: multi (one host thread per vCPU) or single")
 	appendArgs := fl.String("append", "", "added to the KVM host kernel's command line (kvm_amd.npt=0: module M's parameters as M.param=value)")
+	qemu := fl.String("qemu", os.Getenv("KVMHOST_QEMU"), "the KVM host's emulator, by default $KVMHOST_QEMU, else qemu-system-x86_64 (make emulator builds a patched one)")
+	printMode := fl.Bool("print-mode", false, "print the mode auto resolves to (direct or nested) and exit")
 	lockFile := fl.String("lock", filepath.Join(os.TempDir(), "vmm-kvmhost.lock"), "lock held while a KVM host runs")
 	fl.Var(&files, "file", "SRC:DST, a file of the payload (repeatable)")
 	fl.Var(&dirs, "dir", "SRC:DST, a directory of the payload (repeatable)")
@@ -55,6 +57,11 @@ func run(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
+	if *printMode {
+		m, _ := kvmhost.Resolve(kvmhost.Mode(*mode))
+		fmt.Println(m)
+		return 0
+	}
 	if fl.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "kvmhost: no command given")
 		fl.Usage()
@@ -63,7 +70,7 @@ func run(args []string) int {
 	opts := kvmhost.Options{
 		Mode: kvmhost.Mode(*mode), Command: fl.Args(), Env: map[string]string{},
 		ResultsDir: *results, Timeout: *timeout, Kernel: *kernel, Initramfs: *initrd,
-		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts, Append: *appendArgs,
+		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts, Append: *appendArgs, QEMU: *qemu,
 	}
 	switch opts.Mode {
 	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
