@@ -1,4 +1,4 @@
-module vmm
+module github.com/vmmdev/vmm
 
 go 1.26.8
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"vmm/acpi/acpitest"
+	"github.com/vmmdev/vmm/acpi/acpitest"
 )
 
 // mustHex decodes a golden written as hex with any white space.

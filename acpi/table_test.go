@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"vmm/acpi/acpitest"
+	"github.com/vmmdev/vmm/acpi/acpitest"
 )
 
 // Typical x86 values for the tests.

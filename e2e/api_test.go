@@ -18,7 +18,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"vmm/guest"
+	"github.com/vmmdev/vmm/guest"
 )
 
 // The seed's curl lines (shared/seeds/hotplug.md), word for word but for
@@ -271,12 +271,12 @@ func vmmctl(sock string, args ...string) (int, string, string) {
 }
 
 // guestConfigJSON is a vm.create body for the project's guest.
-func guestConfigJSON(bootVcpus, maxVcpus int) string {
+func guestConfigJSON(bootVCPUs, maxVCPUs int) string {
 	GinkgoHelper()
 	p := guest.ResolvePaths()
 	cfg := map[string]any{
 		"payload": map[string]any{"kernel": p.Kernel, "initramfs": p.Initramfs, "cmdline": guest.DefaultCmdline},
-		"cpus":    map[string]any{"boot_vcpus": bootVcpus, "max_vcpus": maxVcpus},
+		"cpus":    map[string]any{"boot_vcpus": bootVCPUs, "max_vcpus": maxVCPUs},
 		"memory":  map[string]any{"size": 1 << 30},
 		"serial":  map[string]any{"mode": "Tty"},
 	}

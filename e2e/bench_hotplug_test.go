@@ -20,9 +20,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"vmm/bench"
-	"vmm/guest"
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/bench"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // The hot plug benchmark (issue 10): vmm and QEMU (q35, the same kernel and
@@ -34,8 +35,8 @@ import (
 // a qemu-system-x86_64 (or a wrapper that runs one).
 
 const (
-	benchBootVcpus = 2
-	benchMaxVcpus  = 6
+	benchBootVCPUs = 2
+	benchMaxVCPUs  = 6
 	benchRAM       = 1 << 30
 	benchHotplug   = 8 << 30
 	// benchGuestMapping is the size from which a mapping of the VMM
@@ -119,8 +120,8 @@ var _ = Describe("hot plug beside QEMU", Label("benchmark"), Serial, func() {
 func measureHotplug(ctx context.Context, g hotplugGuest) {
 	GinkgoHelper()
 	who := g.name()
-	all := fmt.Sprintf("0-%d", benchMaxVcpus-1)
-	boot := fmt.Sprintf("0-%d", benchBootVcpus-1)
+	all := fmt.Sprintf("0-%d", benchMaxVCPUs-1)
+	boot := fmt.Sprintf("0-%d", benchBootVCPUs-1)
 
 	// Idle after boot: the VMM's own memory, the guest's left out.
 	time.Sleep(2 * time.Second)
@@ -144,17 +145,17 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 		Eventually(func(ctx context.Context) string { return g.sh(ctx, cmd) }).WithContext(ctx).
 			WithTimeout(2*time.Minute).WithPolling(20*time.Millisecond).Should(Equal(want), "%s: %s", who, cmd)
 	}
-	added := benchMaxVcpus - benchBootVcpus
+	added := benchMaxVCPUs - benchBootVCPUs
 	t0 := time.Now()
-	g.addCPUs(ctx, benchBootVcpus, benchMaxVcpus)
+	g.addCPUs(ctx, benchBootVCPUs, benchMaxVCPUs)
 	waitGuest("cat /sys/devices/system/cpu/present", all)
 	emitDuration(fmt.Sprintf("CPU hot add (%d): request to present", added), who, time.Since(t0))
-	g.sh(ctx, fmt.Sprintf("echo 1 | tee /sys/devices/system/cpu/cpu[%d-%d]/online >/dev/null", benchBootVcpus, benchMaxVcpus-1))
+	g.sh(ctx, fmt.Sprintf("echo 1 | tee /sys/devices/system/cpu/cpu[%d-%d]/online >/dev/null", benchBootVCPUs, benchMaxVCPUs-1))
 	waitGuest("cat /sys/devices/system/cpu/online", all)
 	emitDuration(fmt.Sprintf("CPU hot add (%d): request to online", added), who, time.Since(t0))
 
 	t0 = time.Now()
-	g.removeCPUs(ctx, benchBootVcpus, benchMaxVcpus)
+	g.removeCPUs(ctx, benchBootVCPUs, benchMaxVCPUs)
 	waitGuest("cat /sys/devices/system/cpu/present", boot)
 	emitDuration(fmt.Sprintf("CPU hot remove (%d): request to gone", added), who, time.Since(t0))
 
@@ -224,8 +225,8 @@ type vmmBench struct{ m *guest.Machine }
 
 func startVmmBench(ctx context.Context) hotplugGuest {
 	GinkgoHelper()
-	cfg := vmm.DefaultConfig()
-	cfg.Cpus = vmm.CpusConfig{BootVcpus: benchBootVcpus, MaxVcpus: benchMaxVcpus}
+	cfg := config.Default()
+	cfg.CPUs = config.CPUs{BootVCPUs: benchBootVCPUs, MaxVCPUs: benchMaxVCPUs}
 	cfg.Memory.Size, cfg.Memory.HotplugSize = benchRAM, benchHotplug
 	m, err := guest.Start(ctx, cfg, guest.Options{Name: "bench-vmm"})
 	Expect(err).NotTo(HaveOccurred())
@@ -241,19 +242,19 @@ func (v *vmmBench) sh(ctx context.Context, cmd string) string {
 	return sh(ctx, v.m, cmd)
 }
 func (v *vmmBench) memTotal(ctx context.Context) (uint64, error) { return v.m.MemTotal(ctx) }
-func (v *vmmBench) resizeVcpus(ctx context.Context, n int) {
+func (v *vmmBench) resizeVCPUs(ctx context.Context, n int) {
 	GinkgoHelper()
 	k := int64(n)
-	Expect(v.m.Resize(ctx, vmm.ResizeRequest{DesiredVcpus: &k})).To(Succeed())
+	Expect(v.m.Resize(ctx, vm.ResizeRequest{DesiredVCPUs: &k})).To(Succeed())
 }
-func (v *vmmBench) addCPUs(ctx context.Context, _, to int)      { v.resizeVcpus(ctx, to) }
-func (v *vmmBench) removeCPUs(ctx context.Context, from, _ int) { v.resizeVcpus(ctx, from) }
+func (v *vmmBench) addCPUs(ctx context.Context, _, to int)      { v.resizeVCPUs(ctx, to) }
+func (v *vmmBench) removeCPUs(ctx context.Context, from, _ int) { v.resizeVCPUs(ctx, from) }
 func (v *vmmBench) addRAM(ctx context.Context, bytes int64) {
 	GinkgoHelper()
 	info, err := v.m.Info(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	want := int64(info.MemoryActualSize) + bytes
-	Expect(v.m.Resize(ctx, vmm.ResizeRequest{DesiredRam: &want})).To(Succeed())
+	Expect(v.m.Resize(ctx, vm.ResizeRequest{DesiredRAM: &want})).To(Succeed())
 }
 func (v *vmmBench) ping(ctx context.Context) {
 	GinkgoHelper()
@@ -336,7 +337,7 @@ func startQEMUBench(ctx context.Context, qemu string) hotplugGuest {
 	q := &qemuBench{dir: dir}
 	DeferCleanup(q.stop)
 	q.qemuGuest = startQEMU(ctx, qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host",
-		"-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=1,cores=%d,threads=1", benchBootVcpus, benchMaxVcpus, benchMaxVcpus),
+		"-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=1,cores=%d,threads=1", benchBootVCPUs, benchMaxVCPUs, benchMaxVCPUs),
 		"-m", fmt.Sprintf("%dM,slots=4,maxmem=%dM", benchRAM>>20, (benchRAM+benchHotplug)>>20),
 		"-qmp", "unix:"+sock+",server=on,wait=off")
 	q.qmp, err = dialQMP(sock)

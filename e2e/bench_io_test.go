@@ -14,9 +14,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"vmm/bench"
-	"vmm/guest"
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/bench"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // The device benchmark (issue 9): disk read and write throughput through
@@ -119,11 +119,11 @@ type vmmIOBench struct{ m *guest.Machine }
 
 func startVmmIOBench(ctx context.Context, disk string) ioGuest {
 	GinkgoHelper()
-	cfg := vmm.DefaultConfig()
-	cfg.Cpus = vmm.CpusConfig{BootVcpus: 2, MaxVcpus: 2}
+	cfg := config.Default()
+	cfg.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 2}
 	cfg.Memory.Size = 512 << 20
-	cfg.Disks = []vmm.DiskConfig{{Path: disk}}
-	cfg.Net = []vmm.NetConfig{{Tap: ioBenchVmmTap, IP: ioBenchHostIP, Mask: ioBenchMask}}
+	cfg.Disks = []config.Disk{{Path: disk}}
+	cfg.Net = []config.Net{{Tap: ioBenchVmmTap, IP: ioBenchHostIP, Mask: ioBenchMask}}
 	m, err := guest.Start(ctx, cfg, guest.Options{Name: "vmm-io", VmmLog: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred())
 	g := &vmmIOBench{m: m}

@@ -19,8 +19,9 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gmeasure"
 
-	"vmm/guest"
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // Bounds for one boot under emulation, where everything is 10-50x slower
@@ -34,15 +35,15 @@ const (
 
 // bootConfig is issue 3's machine: 4 vCPUs, 1 GiB, the project's guest on
 // the serial console.
-func bootConfig() vmm.VmConfig {
-	cfg := vmm.DefaultConfig()
-	cfg.Cpus = vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 4}
+func bootConfig() config.VM {
+	cfg := config.Default()
+	cfg.CPUs = config.CPUs{BootVCPUs: 4, MaxVCPUs: 4}
 	cfg.Memory.Size = 1 << 30
 	return cfg
 }
 
 // startGuest starts a vmm for cfg, stopped again when the spec ends.
-func startGuest(ctx context.Context, name string, cfg vmm.VmConfig) *guest.Machine {
+func startGuest(ctx context.Context, name string, cfg config.VM) *guest.Machine {
 	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred(), "start the vmm")
 	DeferCleanup(func() {
@@ -121,8 +122,8 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(m.API().Pause(ctx)).To(Succeed())
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.State).To(Equal(vmm.StatePaused))
-		Expect(info.ActiveVcpus).To(Equal(4))
+		Expect(info.State).To(Equal(vm.StatePaused))
+		Expect(info.ActiveVCPUs).To(Equal(4))
 		Expect(m.API().Resume(ctx)).To(Succeed())
 		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
 
@@ -157,7 +158,7 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(vcpuThreads(m.Pid())).To(HaveLen(4), "vCPU threads after the reboot")
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.State).To(Equal(vmm.StateRunning))
+		Expect(info.State).To(Equal(vm.StateRunning))
 	}, SpecTimeout(2*bootTimeout+4*cmdTimeout))
 
 	It("reboots through the API and stops cleanly on SIGTERM", func(ctx SpecContext) {

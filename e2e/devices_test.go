@@ -20,8 +20,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"vmm/guest"
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // The virtio devices' host side in the KVM host: a tap the vmm creates,
@@ -51,13 +51,13 @@ func makeImage(path string, size int, marker string) []byte {
 
 // devicesConfig is a small machine with a disk, a read-only disk, a net on
 // devTap (MAC generated) and an rng on /dev/urandom.
-func devicesConfig(disk, ro string) vmm.VmConfig {
-	cfg := vmm.DefaultConfig()
-	cfg.Cpus = vmm.CpusConfig{BootVcpus: 2, MaxVcpus: 2}
+func devicesConfig(disk, ro string) config.VM {
+	cfg := config.Default()
+	cfg.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 2}
 	cfg.Memory.Size = 512 << 20
-	cfg.Disks = []vmm.DiskConfig{{Path: disk}, {Path: ro, Readonly: true}}
-	cfg.Net = []vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask}}
-	cfg.Rng = &vmm.RngConfig{}
+	cfg.Disks = []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}
+	cfg.Net = []config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask}}
+	cfg.RNG = &config.RNG{}
 	return cfg
 }
 
@@ -163,11 +163,11 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		By("vm.info lists the disks, the net with its tap and MAC, and the rng")
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Config.Disks).To(Equal([]vmm.DiskConfig{{Path: disk}, {Path: ro, Readonly: true}}))
+		Expect(info.Config.Disks).To(Equal([]config.Disk{{Path: disk}, {Path: ro, Readonly: true}}))
 		Expect(info.Config.Net).To(HaveLen(1))
 		Expect(info.Config.Net[0].Tap).To(Equal(devTap))
-		Expect(info.Config.Net[0].Mac).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
-		Expect(info.Config.Rng).To(Equal(&vmm.RngConfig{Src: "/dev/urandom"}))
+		Expect(info.Config.Net[0].MAC).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
+		Expect(info.Config.RNG).To(Equal(&config.RNG{Src: "/dev/urandom"}))
 
 		By("the guest found four virtio devices through ACPI")
 		Expect(sh(ctx, m, "ls /sys/bus/virtio/devices | wc -l")).To(Equal("4"))
@@ -189,7 +189,7 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 
 		By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
-		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].Mac))
+		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].MAC))
 		upGuestNet(ctx, m)
 		hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
@@ -208,7 +208,7 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Config.Net).To(Equal([]vmm.NetConfig{{Tap: devTap, IP: devHostIP, Mask: devMask, Mac: mac}}))
+		Expect(info.Config.Net).To(Equal([]config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask, MAC: mac}}))
 	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
 
 	It("leave in the host's image what the guest wrote after a power off; the read-only one is unchanged", func(ctx SpecContext) {

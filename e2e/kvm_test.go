@@ -11,8 +11,8 @@ const (
 	kvmGetAPIVersion    = 0xAE00
 	kvmCreateVM         = 0xAE01
 	kvmCheckExtension   = 0xAE03
-	kvmCreateVcpu       = 0xAE41
-	kvmCapMaxVcpus      = 66
+	kvmCreateVCPU       = 0xAE41
+	kvmCapMaxVCPUs      = 66
 	kvmStableAPIVersion = 12
 )
 
@@ -34,20 +34,20 @@ var _ = Describe("the KVM host", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(v).To(BeEquivalentTo(kvmStableAPIVersion), "KVM_GET_API_VERSION")
 
-		maxVcpus, err := ioctl(fd, kvmCheckExtension, kvmCapMaxVcpus)
+		maxVCPUs, err := ioctl(fd, kvmCheckExtension, kvmCapMaxVCPUs)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(int(maxVcpus)).To(BeNumerically(">=", 8), "KVM_CAP_MAX_VCPUS")
-		GinkgoWriter.Printf("KVM_CAP_MAX_VCPUS=%d\n", maxVcpus)
+		Expect(int(maxVCPUs)).To(BeNumerically(">=", 8), "KVM_CAP_MAX_VCPUS")
+		GinkgoWriter.Printf("KVM_CAP_MAX_VCPUS=%d\n", maxVCPUs)
 
 		vm, err := ioctl(fd, kvmCreateVM, 0)
 		Expect(err).NotTo(HaveOccurred(), "KVM_CREATE_VM")
 		DeferCleanup(unix.Close, int(vm))
 		for id := range 2 {
-			cpu, err := ioctl(int(vm), kvmCreateVcpu, uintptr(id))
+			cpu, err := ioctl(int(vm), kvmCreateVCPU, uintptr(id))
 			Expect(err).NotTo(HaveOccurred(), "KVM_CREATE_VCPU %d", id)
 			DeferCleanup(unix.Close, int(cpu))
 		}
-		_, err = ioctl(int(vm), kvmCreateVcpu, 0)
+		_, err = ioctl(int(vm), kvmCreateVCPU, 0)
 		Expect(err).To(MatchError(unix.EEXIST), "a vCPU id cannot be created twice")
 	})
 })

@@ -18,8 +18,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/types"
 
-	"vmm/guest"
-	"vmm/lua"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/lua"
 )
 
 // Each scenarios/*.lua is one spec, found when the tree is built, so that

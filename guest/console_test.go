@@ -215,7 +215,7 @@ func TestFindModuleRootNeedsTheVmmModule(t *testing.T) {
 	if got := findModuleRoot(dir); got == dir {
 		t.Errorf("findModuleRoot took another module's go.mod")
 	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("// c\nmodule vmm\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("// c\nmodule github.com/vmmdev/vmm\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sub := filepath.Join(dir, "a", "b")

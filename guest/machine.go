@@ -26,8 +26,9 @@ import (
 	"syscall"
 	"time"
 
-	"vmm/vmm"
-	"vmm/vmm/api"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // Default bounds; Options override them.
@@ -76,7 +77,7 @@ type Options struct {
 // Machine is one running vmm process and its guest.
 type Machine struct {
 	name    string
-	cfg     vmm.VmConfig
+	cfg     config.VM
 	args    []string
 	dir     string
 	socket  string
@@ -106,7 +107,7 @@ type Machine struct {
 // guest: ResolvePaths' kernel and initramfs, and DefaultCmdline. The serial
 // mode must be Tty or empty. The process runs in its own process group and
 // is killed if the caller dies; call Stop when done with it.
-func Start(ctx context.Context, cfg vmm.VmConfig, opts Options) (*Machine, error) {
+func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 	name := opts.Name
 	if name == "" {
 		name = "vm"
@@ -171,7 +172,7 @@ func Start(ctx context.Context, cfg vmm.VmConfig, opts Options) (*Machine, error
 }
 
 // completeConfig fills in the project's guest and checks the files exist.
-func completeConfig(cfg vmm.VmConfig, bin string) (vmm.VmConfig, string, error) {
+func completeConfig(cfg config.VM, bin string) (config.VM, string, error) {
 	p := ResolvePaths()
 	if bin == "" {
 		bin = p.Vmm
@@ -192,8 +193,8 @@ func completeConfig(cfg vmm.VmConfig, bin string) (vmm.VmConfig, string, error) 
 		cfg.Payload.Cmdline = DefaultCmdline
 	}
 	switch cfg.Serial.Mode {
-	case "", vmm.ModeTty:
-		cfg.Serial = vmm.ConsoleConfig{Mode: vmm.ModeTty}
+	case "", config.ModeTty:
+		cfg.Serial = config.Console{Mode: config.ModeTty}
 	default:
 		return cfg, "", fmt.Errorf("serial mode %q: the guest's shell needs the serial console on tty", cfg.Serial.Mode)
 	}
@@ -207,7 +208,7 @@ func completeConfig(cfg vmm.VmConfig, bin string) (vmm.VmConfig, string, error) 
 
 // Flags is the vmm command line for cfg with its API on socket. Sizes are
 // written in bytes, or with a K, M or G suffix when exact.
-func Flags(cfg vmm.VmConfig, socket string) []string {
+func Flags(cfg config.VM, socket string) []string {
 	args := []string{"--kernel", cfg.Payload.Kernel}
 	if cfg.Payload.Initramfs != "" {
 		args = append(args, "--initramfs", cfg.Payload.Initramfs)
@@ -215,7 +216,7 @@ func Flags(cfg vmm.VmConfig, socket string) []string {
 	if cfg.Payload.Cmdline != "" {
 		args = append(args, "--cmdline", cfg.Payload.Cmdline)
 	}
-	args = append(args, "--cpus", fmt.Sprintf("boot=%d,max=%d", cfg.Cpus.BootVcpus, cfg.Cpus.MaxVcpus))
+	args = append(args, "--cpus", fmt.Sprintf("boot=%d,max=%d", cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs))
 	mem := "size=" + FormatSize(cfg.Memory.Size)
 	if cfg.Memory.HotplugSize > 0 {
 		mem += ",hotplug_size=" + FormatSize(cfg.Memory.HotplugSize)
@@ -229,18 +230,18 @@ func Flags(cfg vmm.VmConfig, socket string) []string {
 		args = append(args, "--disk", v)
 	}
 	for _, n := range cfg.Net {
-		args = append(args, "--net", fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.Mac, n.IP, n.Mask))
+		args = append(args, "--net", fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.MAC, n.IP, n.Mask))
 	}
-	if cfg.Rng != nil {
+	if cfg.RNG != nil {
 		args = append(args, "--rng")
-		if cfg.Rng.Src != "" {
-			args = append(args, "src="+cfg.Rng.Src)
+		if cfg.RNG.Src != "" {
+			args = append(args, "src="+cfg.RNG.Src)
 		}
 	}
 	args = append(args, "--serial", "tty")
 	switch cfg.Console.Mode {
-	case "", vmm.ModeOff:
-	case vmm.ModeFile:
+	case "", config.ModeOff:
+	case config.ModeFile:
 		args = append(args, "--console", "file="+cfg.Console.File)
 	default:
 		args = append(args, "--console", strings.ToLower(string(cfg.Console.Mode)))
@@ -302,7 +303,7 @@ func (m *Machine) waitAPI(ctx context.Context) error {
 func (m *Machine) Name() string { return m.name }
 
 // Config is the configuration the vmm was started with, defaults filled in.
-func (m *Machine) Config() vmm.VmConfig { return m.cfg }
+func (m *Machine) Config() config.VM { return m.cfg }
 
 // Args is the vmm's command line, without the binary.
 func (m *Machine) Args() []string { return append([]string(nil), m.args...) }
@@ -460,7 +461,7 @@ func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error
 	return nil
 }
 
-// StateDumpLines returns the lines of the vmm's state dumps (vmm.DumpState,
+// StateDumpLines returns the lines of the vmm's state dumps (vm.DumpState,
 // logged on SIGUSR1) in the part of its log kept so far, oldest first.
 func (m *Machine) StateDumpLines() []string {
 	var lines []string
@@ -487,7 +488,7 @@ func (m *Machine) StateDump() string {
 	for deadline := time.Now().Add(stateDumpWait); time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
 		lines = m.StateDumpLines()
-		if len(lines)-before >= 2+m.cfg.Cpus.BootVcpus {
+		if len(lines)-before >= 2+m.cfg.CPUs.BootVCPUs {
 			break
 		}
 	}
@@ -554,7 +555,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 }
 
 // Info asks the API for vm.info.
-func (m *Machine) Info(ctx context.Context) (vmm.VmInfo, error) {
+func (m *Machine) Info(ctx context.Context) (vm.Info, error) {
 	info, err := m.client.Info(ctx)
 	if err != nil {
 		return info, fmt.Errorf("%s: info: %w", m.name, err)
@@ -563,7 +564,7 @@ func (m *Machine) Info(ctx context.Context) (vmm.VmInfo, error) {
 }
 
 // Resize asks the API for vm.resize.
-func (m *Machine) Resize(ctx context.Context, req vmm.ResizeRequest) error {
+func (m *Machine) Resize(ctx context.Context, req vm.ResizeRequest) error {
 	if err := m.client.Resize(ctx, req); err != nil {
 		return fmt.Errorf("%s: resize: %w", m.name, err)
 	}

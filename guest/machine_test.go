@@ -21,8 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"vmm/vmm"
-	"vmm/vmm/api"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // The test binary doubles as a fake vmm: with fakeVmmEnv set it parses the
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 type fakeVmm struct {
 	mu    sync.Mutex
 	shell *exec.Cmd
-	cfg   vmm.VmConfig
+	cfg   config.VM
 }
 
 func runFakeVmm(args []string) int {
@@ -71,13 +72,13 @@ func runFakeVmm(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "fake vmm: serial=%s\n", *serial)
 	f := &fakeVmm{}
-	f.cfg.Payload = vmm.PayloadConfig{Kernel: *kernel, Initramfs: *initramfs, Cmdline: *cmdline}
+	f.cfg.Payload = config.Payload{Kernel: *kernel, Initramfs: *initramfs, Cmdline: *cmdline}
 	var err error
-	if f.cfg.Cpus, err = vmm.ParseCpus(*cpus); err != nil {
+	if f.cfg.CPUs, err = config.ParseCPUs(*cpus); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if f.cfg.Memory, err = vmm.ParseMemory(*memory); err != nil {
+	if f.cfg.Memory, err = config.ParseMemory(*memory); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -93,16 +94,16 @@ func runFakeVmm(args []string) int {
 		_ = json.NewEncoder(w).Encode(api.PingResponse{Version: "fake", Pid: int64(os.Getpid())})
 	})
 	mux.HandleFunc("GET /api/v1/vm.info", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(vmm.VmInfo{Config: f.cfg, State: vmm.StateRunning, MemoryActualSize: f.cfg.Memory.Size})
+		_ = json.NewEncoder(w).Encode(vm.Info{Config: f.cfg, State: vm.StateRunning, MemoryActualSize: f.cfg.Memory.Size})
 	})
 	mux.HandleFunc("PUT /api/v1/vm.resize", func(w http.ResponseWriter, r *http.Request) {
-		var req vmm.ResizeRequest
+		var req vm.ResizeRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			_ = json.NewEncoder(w).Encode([]string{"bad body", err.Error()})
 			return
 		}
-		if req.DesiredVcpus != nil && *req.DesiredVcpus < 1 {
+		if req.DesiredVCPUs != nil && *req.DesiredVCPUs < 1 {
 			w.WriteHeader(http.StatusBadRequest)
 			_ = json.NewEncoder(w).Encode([]string{"The VM could not be resized", "desired_vcpus must be at least 1"})
 			return
@@ -162,7 +163,7 @@ func (f *fakeVmm) killShell() {
 }
 
 // startFake starts a Machine on the fake vmm in mode.
-func startFake(t *testing.T, mode string, cfg vmm.VmConfig, opts Options) (*Machine, error) {
+func startFake(t *testing.T, mode string, cfg config.VM, opts Options) (*Machine, error) {
 	t.Helper()
 	requireBusybox(t)
 	t.Setenv(fakeVmmEnv, "1")
@@ -190,10 +191,10 @@ func startFake(t *testing.T, mode string, cfg vmm.VmConfig, opts Options) (*Mach
 	return m, err
 }
 
-func testConfig() vmm.VmConfig {
-	cfg := vmm.DefaultConfig()
-	cfg.Cpus = vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 8}
-	cfg.Memory = vmm.MemoryConfig{Size: 1 << 30, HotplugSize: 8 << 30}
+func testConfig() config.VM {
+	cfg := config.Default()
+	cfg.CPUs = config.CPUs{BootVCPUs: 4, MaxVCPUs: 8}
+	cfg.Memory = config.Memory{Size: 1 << 30, HotplugSize: 8 << 30}
 	return cfg
 }
 
@@ -255,8 +256,8 @@ func TestMachineWithFakeVmmRunsCommandsAndAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.Cpus != (vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 8}) || info.Config.Memory.HotplugSize != 8<<30 {
-		t.Errorf("the vmm got cpus %+v, memory %+v from the flags", info.Config.Cpus, info.Config.Memory)
+	if info.Config.CPUs != (config.CPUs{BootVCPUs: 4, MaxVCPUs: 8}) || info.Config.Memory.HotplugSize != 8<<30 {
+		t.Errorf("the vmm got cpus %+v, memory %+v from the flags", info.Config.CPUs, info.Config.Memory)
 	}
 	if info.Config.Payload.Cmdline != DefaultCmdline {
 		t.Errorf("cmdline = %q, want the default %q", info.Config.Payload.Cmdline, DefaultCmdline)
@@ -265,7 +266,7 @@ func TestMachineWithFakeVmmRunsCommandsAndAPI(t *testing.T) {
 	if err != nil || status != http.StatusBadRequest || !strings.Contains(string(body), "at least 1") {
 		t.Errorf("Request(resize to 0) = %d, %s, %v; want 400 with the message", status, body, err)
 	}
-	if err := m.Resize(ctx, vmm.ResizeRequest{DesiredVcpus: new(int64(8))}); err != nil {
+	if err := m.Resize(ctx, vm.ResizeRequest{DesiredVCPUs: new(int64(8))}); err != nil {
 		t.Errorf("Resize(8): %v", err)
 	}
 	// The CPU and memory views parse what this machine's kernel reports.
@@ -374,7 +375,7 @@ func TestStartRefusesAMissingKernelOrASerialNotOnTty(t *testing.T) {
 	}
 	cfg = testConfig()
 	cfg.Payload.Kernel, cfg.Payload.Initramfs = "/bin/true", "/bin/true"
-	cfg.Serial = vmm.ConsoleConfig{Mode: vmm.ModeOff}
+	cfg.Serial = config.Console{Mode: config.ModeOff}
 	if _, err := Start(context.Background(), cfg, Options{Binary: "/bin/true"}); err == nil || !strings.Contains(err.Error(), "tty") {
 		t.Errorf("Start with serial off: %v", err)
 	}
@@ -382,10 +383,10 @@ func TestStartRefusesAMissingKernelOrASerialNotOnTty(t *testing.T) {
 
 func TestFlagsFollowTheCommandLineSyntax(t *testing.T) {
 	cfg := testConfig()
-	cfg.Payload = vmm.PayloadConfig{Kernel: "/k", Initramfs: "/i", Cmdline: "console=ttyS0"}
-	cfg.Memory = vmm.MemoryConfig{Size: 1536 << 20, HotplugSize: 8 << 30}
-	cfg.Disks = []vmm.DiskConfig{{Path: "/d.img", Readonly: true}}
-	cfg.Rng = &vmm.RngConfig{Src: "/dev/urandom"}
+	cfg.Payload = config.Payload{Kernel: "/k", Initramfs: "/i", Cmdline: "console=ttyS0"}
+	cfg.Memory = config.Memory{Size: 1536 << 20, HotplugSize: 8 << 30}
+	cfg.Disks = []config.Disk{{Path: "/d.img", Readonly: true}}
+	cfg.RNG = &config.RNG{Src: "/dev/urandom"}
 	got := strings.Join(Flags(cfg, "/s.sock"), " ")
 	want := "--kernel /k --initramfs /i --cmdline console=ttyS0 --cpus boot=4,max=8 --memory size=1536M,hotplug_size=8G " +
 		"--disk path=/d.img,readonly=on --rng src=/dev/urandom --serial tty --api-socket /s.sock"
@@ -397,7 +398,7 @@ func TestFlagsFollowTheCommandLineSyntax(t *testing.T) {
 func TestFormatSizeRoundTripsThroughParseSize(t *testing.T) {
 	for _, n := range []uint64{0, 1, 4096, 1 << 20, 1536 << 20, 1 << 30, 3 << 30, 1<<30 + 1} {
 		s := FormatSize(n)
-		back, err := vmm.ParseSize(s)
+		back, err := config.ParseSize(s)
 		if err != nil || back != n {
 			t.Errorf("ParseSize(FormatSize(%d) = %q) = %d, %v", n, s, back, err)
 		}

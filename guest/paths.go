@@ -39,7 +39,7 @@ const (
 
 // moduleName is the module path go.mod must declare for its directory to
 // count as the module root.
-const moduleName = "vmm"
+const moduleName = "github.com/vmmdev/vmm"
 
 // DefaultCmdline is the guest kernel command line when a configuration has
 // none: the serial console the shell driver talks to, few kernel messages in
@@ -52,7 +52,7 @@ const ReadyMarker = "VMM-GUEST-READY"
 
 // Paths is where the binaries, the guest images and the scenarios are.
 type Paths struct {
-	// Root is the module root (the directory of vmm's go.mod), or "" when
+	// Root is the module root (the directory of the module's go.mod), or "" when
 	// neither the working directory nor the executable is inside it.
 	Root string
 	// Vmm and Vmmctl are the binaries.
@@ -69,7 +69,7 @@ type Paths struct {
 // ResolvePaths returns the paths from the environment (VMM_BIN, VMMCTL_BIN,
 // VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_GUEST_ROOTFS, VMM_SCENARIOS), falling back to the
 // module root found by walking up from the working directory, then from the
-// executable's directory, to vmm's go.mod. Without a module root a binary
+// executable's directory, to the module's go.mod. Without a module root a binary
 // falls back to a file of that name next to the executable, then to its bare
 // name (looked up in PATH when run). It reports nothing missing: users of a
 // path check it when they need it.
@@ -121,7 +121,7 @@ func resolveBinary(env, root, rel, exeDir, name string) string {
 }
 
 // findModuleRoot walks up from dir to the directory whose go.mod declares
-// module vmm; "" when there is none.
+// module github.com/vmmdev/vmm; "" when there is none.
 func findModuleRoot(dir string) string {
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if declaresModule(filepath.Join(d, "go.mod"), moduleName) {

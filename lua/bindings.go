@@ -13,9 +13,10 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
-	"vmm/guest"
-	"vmm/vmm"
-	"vmm/vmm/api"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // vmTypeName names the metatable of VM userdata.
@@ -285,8 +286,8 @@ func (rn *run) start(L *glua.LState) int {
 var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "wait", "boot_timeout"}
 
 // startConfig reads vmm.start's table.
-func (rn *run) startConfig(t *glua.LTable) (cfg vmm.VmConfig, name string, wait bool, bootT time.Duration, err error) {
-	cfg = vmm.DefaultConfig()
+func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait bool, bootT time.Duration, err error) {
+	cfg = config.Default()
 	wait, bootT = true, rn.t.Boot
 	if err = checkKeys(t, "", startKeys); err != nil {
 		return
@@ -310,7 +311,7 @@ func (rn *run) startConfig(t *glua.LTable) (cfg vmm.VmConfig, name string, wait 
 			return
 		}
 	}
-	if cfg.Cpus, err = cpusArg(get("cpus")); err != nil {
+	if cfg.CPUs, err = cpusArg(get("cpus")); err != nil {
 		return
 	}
 	if err = memoryArg(get("memory"), &cfg.Memory); err != nil {
@@ -322,7 +323,7 @@ func (rn *run) startConfig(t *glua.LTable) (cfg vmm.VmConfig, name string, wait 
 	if cfg.Net, err = netArg(get("net")); err != nil {
 		return
 	}
-	if cfg.Rng, err = rngArg(get("rng")); err != nil {
+	if cfg.RNG, err = rngArg(get("rng")); err != nil {
 		return
 	}
 	switch v := get("wait").(type) {
@@ -344,8 +345,8 @@ func (rn *run) startConfig(t *glua.LTable) (cfg vmm.VmConfig, name string, wait 
 	return
 }
 
-func cpusArg(v glua.LValue) (vmm.CpusConfig, error) {
-	c := vmm.DefaultConfig().Cpus
+func cpusArg(v glua.LValue) (config.CPUs, error) {
+	c := config.Default().CPUs
 	switch t := v.(type) {
 	case *glua.LNilType:
 		return c, nil
@@ -354,7 +355,7 @@ func cpusArg(v glua.LValue) (vmm.CpusConfig, error) {
 		if err != nil {
 			return c, fmt.Errorf("cpus: %w", err)
 		}
-		return vmm.CpusConfig{BootVcpus: int(n), MaxVcpus: int(n)}, nil
+		return config.CPUs{BootVCPUs: int(n), MaxVCPUs: int(n)}, nil
 	case *glua.LTable:
 		if err := checkKeys(t, "cpus.", []string{"boot", "max"}); err != nil {
 			return c, err
@@ -364,22 +365,22 @@ func cpusArg(v glua.LValue) (vmm.CpusConfig, error) {
 			if err != nil {
 				return c, fmt.Errorf("cpus.boot: %w", err)
 			}
-			c.BootVcpus = int(n)
+			c.BootVCPUs = int(n)
 		}
-		c.MaxVcpus = c.BootVcpus
+		c.MaxVCPUs = c.BootVCPUs
 		if m := t.RawGetString("max"); m != glua.LNil {
 			n, err := intArg(m)
 			if err != nil {
 				return c, fmt.Errorf("cpus.max: %w", err)
 			}
-			c.MaxVcpus = int(n)
+			c.MaxVCPUs = int(n)
 		}
 		return c, nil
 	}
 	return c, fmt.Errorf("cpus: want {boot = N, max = M} or a number, got %s", render(v))
 }
 
-func memoryArg(v glua.LValue, m *vmm.MemoryConfig) error {
+func memoryArg(v glua.LValue, m *config.Memory) error {
 	switch t := v.(type) {
 	case *glua.LNilType:
 		return nil
@@ -411,8 +412,8 @@ func memoryArg(v glua.LValue, m *vmm.MemoryConfig) error {
 	return fmt.Errorf("memory: want {size = \"1G\", hotplug_size = \"8G\"} or a size, got %s", render(v))
 }
 
-func disksArg(v glua.LValue) ([]vmm.DiskConfig, error) {
-	var out []vmm.DiskConfig
+func disksArg(v glua.LValue) ([]config.Disk, error) {
+	var out []config.Disk
 	err := forList(v, "disks", func(i int, e *glua.LTable) error {
 		where := fmt.Sprintf("disks[%d].", i)
 		if err := checkKeys(e, where, []string{"path", "readonly"}); err != nil {
@@ -422,7 +423,7 @@ func disksArg(v glua.LValue) ([]vmm.DiskConfig, error) {
 		if err != nil {
 			return err
 		}
-		d := vmm.DiskConfig{Path: p}
+		d := config.Disk{Path: p}
 		switch ro := e.RawGetString("readonly").(type) {
 		case *glua.LNilType:
 		case glua.LBool:
@@ -436,18 +437,18 @@ func disksArg(v glua.LValue) ([]vmm.DiskConfig, error) {
 	return out, err
 }
 
-func netArg(v glua.LValue) ([]vmm.NetConfig, error) {
-	var out []vmm.NetConfig
+func netArg(v glua.LValue) ([]config.Net, error) {
+	var out []config.Net
 	err := forList(v, "net", func(i int, e *glua.LTable) error {
 		where := fmt.Sprintf("net[%d].", i)
 		if err := checkKeys(e, where, []string{"tap", "mac", "ip", "mask"}); err != nil {
 			return err
 		}
-		var n vmm.NetConfig
+		var n config.Net
 		for _, f := range []struct {
 			key string
 			dst *string
-		}{{"tap", &n.Tap}, {"mac", &n.Mac}, {"ip", &n.IP}, {"mask", &n.Mask}} {
+		}{{"tap", &n.Tap}, {"mac", &n.MAC}, {"ip", &n.IP}, {"mask", &n.Mask}} {
 			s, err := optString(e.RawGetString(f.key), where+f.key)
 			if err != nil {
 				return err
@@ -460,7 +461,7 @@ func netArg(v glua.LValue) ([]vmm.NetConfig, error) {
 	return out, err
 }
 
-func rngArg(v glua.LValue) (*vmm.RngConfig, error) {
+func rngArg(v glua.LValue) (*config.RNG, error) {
 	switch t := v.(type) {
 	case *glua.LNilType:
 		return nil, nil
@@ -468,7 +469,7 @@ func rngArg(v glua.LValue) (*vmm.RngConfig, error) {
 		if !t {
 			return nil, nil
 		}
-		return &vmm.RngConfig{Src: vmm.DefaultRngSource}, nil
+		return &config.RNG{Src: config.DefaultRNGSource}, nil
 	case *glua.LTable:
 		if err := checkKeys(t, "rng.", []string{"src"}); err != nil {
 			return nil, err
@@ -478,9 +479,9 @@ func rngArg(v glua.LValue) (*vmm.RngConfig, error) {
 			return nil, err
 		}
 		if src == "" {
-			src = vmm.DefaultRngSource
+			src = config.DefaultRNGSource
 		}
-		return &vmm.RngConfig{Src: src}, nil
+		return &config.RNG{Src: src}, nil
 	}
 	return nil, fmt.Errorf("rng: want true or {src = PATH}, got %s", render(v))
 }
@@ -507,8 +508,8 @@ func forList(v glua.LValue, what string, f func(int, *glua.LTable) error) error 
 }
 
 // describeConfig is the config in the command line's words, for notes.
-func describeConfig(cfg vmm.VmConfig) []string {
-	d := []string{fmt.Sprintf("cpus boot=%d,max=%d", cfg.Cpus.BootVcpus, cfg.Cpus.MaxVcpus)}
+func describeConfig(cfg config.VM) []string {
+	d := []string{fmt.Sprintf("cpus boot=%d,max=%d", cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs)}
 	mem := "memory size=" + guest.FormatSize(cfg.Memory.Size)
 	if cfg.Memory.HotplugSize > 0 {
 		mem += ",hotplug_size=" + guest.FormatSize(cfg.Memory.HotplugSize)
@@ -520,7 +521,7 @@ func describeConfig(cfg vmm.VmConfig) []string {
 	if len(cfg.Net) > 0 {
 		d = append(d, fmt.Sprintf("net=%d", len(cfg.Net)))
 	}
-	if cfg.Rng != nil {
+	if cfg.RNG != nil {
 		d = append(d, "rng")
 	}
 	return d
@@ -538,20 +539,20 @@ func (rn *run) vmResize(L *glua.LState) int {
 	if err := checkKeys(t, "", resizeKeys); err != nil {
 		L.ArgError(2, err.Error())
 	}
-	var req vmm.ResizeRequest
+	var req vm.ResizeRequest
 	var desc []string
 	if v := t.RawGetString("vcpus"); v != glua.LNil {
 		n, err := intArg(v)
 		if err != nil {
 			L.ArgError(2, "vcpus: "+err.Error())
 		}
-		req.DesiredVcpus = &n
+		req.DesiredVCPUs = &n
 		desc = append(desc, fmt.Sprintf("vcpus=%d", n))
 	}
 	for _, f := range []struct {
 		key string
 		dst **int64
-	}{{"memory", &req.DesiredRam}, {"balloon", &req.DesiredBalloon}} {
+	}{{"memory", &req.DesiredRAM}, {"balloon", &req.DesiredBalloon}} {
 		v := t.RawGetString(f.key)
 		if v == glua.LNil {
 			continue

@@ -12,15 +12,15 @@ import (
 	"sync"
 	"testing"
 
-	"vmm/guest"
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // fakeVM is a VM without a vmm: canned guest answers and API replies, and a
 // record of what the script asked for.
 type fakeVM struct {
 	name    string
-	cfg     vmm.VmConfig
+	cfg     config.VM
 	cpus    guest.CPUs
 	mem     uint64
 	console string
@@ -48,7 +48,7 @@ type fakeSh struct {
 	status int
 }
 
-func newFakeVM(name string, cfg vmm.VmConfig) *fakeVM {
+func newFakeVM(name string, cfg config.VM) *fakeVM {
 	return &fakeVM{
 		name:    name,
 		cfg:     cfg,
@@ -140,7 +140,7 @@ type fakeLauncher struct {
 	prepare func(*fakeVM)
 }
 
-func (l *fakeLauncher) Launch(_ context.Context, name string, cfg vmm.VmConfig) (VM, error) {
+func (l *fakeLauncher) Launch(_ context.Context, name string, cfg config.VM) (VM, error) {
 	if l.fail != nil {
 		return nil, l.fail
 	}

@@ -13,7 +13,7 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 func TestRunnerWithFakeVMPassesAScenario(t *testing.T) {
@@ -57,11 +57,11 @@ expect.eq(tostring(vm), "vm vm1")
 		t.Fatalf("%d VMs started, want 1", len(l.vms))
 	}
 	vm := l.vms[0]
-	want := vmm.DefaultConfig()
-	want.Cpus = vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 8}
-	want.Memory = vmm.MemoryConfig{Size: 1 << 30, HotplugSize: 8 << 30}
-	want.Rng = &vmm.RngConfig{Src: vmm.DefaultRngSource}
-	want.Disks = []vmm.DiskConfig{{Path: "/d.img", Readonly: true}}
+	want := config.Default()
+	want.CPUs = config.CPUs{BootVCPUs: 4, MaxVCPUs: 8}
+	want.Memory = config.Memory{Size: 1 << 30, HotplugSize: 8 << 30}
+	want.RNG = &config.RNG{Src: config.DefaultRNGSource}
+	want.Disks = []config.Disk{{Path: "/d.img", Readonly: true}}
 	if !reflect.DeepEqual(vm.cfg, want) {
 		t.Errorf("config = %+v\nwant %+v", vm.cfg, want)
 	}

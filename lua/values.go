@@ -11,7 +11,7 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // maxExactInt is the largest integer a Lua number (a float64) holds exactly.
@@ -71,7 +71,7 @@ func intArg(v glua.LValue) (int64, error) {
 func sizeArg(v glua.LValue) (uint64, error) {
 	switch t := v.(type) {
 	case glua.LString:
-		return vmm.ParseSize(string(t))
+		return config.ParseSize(string(t))
 	case glua.LNumber:
 		n, err := intArg(t)
 		if err != nil {

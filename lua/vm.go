@@ -7,8 +7,8 @@ import (
 	"regexp"
 	"sync"
 
-	"vmm/guest"
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // VM is one machine a script drives. *guest.Machine is the real one; unit
@@ -49,7 +49,7 @@ var _ VM = (*guest.Machine)(nil)
 type Launcher interface {
 	// Launch starts a VM named name for cfg, whose empty payload fields
 	// mean the project's guest. It returns once the VM's API answers.
-	Launch(ctx context.Context, name string, cfg vmm.VmConfig) (VM, error)
+	Launch(ctx context.Context, name string, cfg config.VM) (VM, error)
 }
 
 // GuestLauncher starts real vmm processes with guest.Start.
@@ -64,7 +64,7 @@ type GuestLauncher struct {
 }
 
 // Launch implements Launcher.
-func (g GuestLauncher) Launch(ctx context.Context, name string, cfg vmm.VmConfig) (VM, error) {
+func (g GuestLauncher) Launch(ctx context.Context, name string, cfg config.VM) (VM, error) {
 	opts := guest.Options{Name: name, Binary: g.Binary}
 	if g.ConsoleLog != nil {
 		opts.ConsoleLog = newLinePrefixer(g.ConsoleLog, name+" | ")

@@ -31,7 +31,7 @@ import (
 	"strings"
 	"time"
 
-	"vmm/bench"
+	"github.com/vmmdev/vmm/bench"
 )
 
 func main() {

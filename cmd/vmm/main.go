@@ -27,8 +27,9 @@ import (
 	"syscall"
 	"time"
 
-	"vmm/vmm"
-	"vmm/vmm/api"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // Exit statuses.
@@ -98,7 +99,7 @@ func joinOptional(args []string, name string) []string {
 type usageError struct{ error }
 
 // parse turns the command line into a configuration.
-func parse(args []string, stderr io.Writer) (cfg vmm.VmConfig, apiSocket string, verbose bool, err error) {
+func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, verbose bool, err error) {
 	fs := flag.NewFlagSet("vmm", flag.ContinueOnError)
 	// Errors are reported by the caller, in one line; -h prints the usage.
 	fs.SetOutput(io.Discard)
@@ -131,40 +132,40 @@ func parse(args []string, stderr io.Writer) (cfg vmm.VmConfig, apiSocket string,
 		return cfg, "", false, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 
-	cfg = vmm.DefaultConfig()
-	cfg.Payload = vmm.PayloadConfig{Kernel: *kernel, Initramfs: *initramfs, Cmdline: *cmdline}
-	if cfg.Cpus, err = vmm.ParseCpus(*cpus); err != nil {
+	cfg = config.Default()
+	cfg.Payload = config.Payload{Kernel: *kernel, Initramfs: *initramfs, Cmdline: *cmdline}
+	if cfg.CPUs, err = config.ParseCPUs(*cpus); err != nil {
 		return cfg, "", false, usageError{err}
 	}
-	if cfg.Memory, err = vmm.ParseMemory(*memory); err != nil {
+	if cfg.Memory, err = config.ParseMemory(*memory); err != nil {
 		return cfg, "", false, usageError{err}
 	}
-	if cfg.Serial, err = vmm.ParseConsole("serial", *serial); err != nil {
+	if cfg.Serial, err = config.ParseConsole("serial", *serial); err != nil {
 		return cfg, "", false, usageError{err}
 	}
-	if cfg.Console, err = vmm.ParseConsole("console", *console); err != nil {
+	if cfg.Console, err = config.ParseConsole("console", *console); err != nil {
 		return cfg, "", false, usageError{err}
 	}
 	for _, d := range disks {
-		dc, err := vmm.ParseDisk(d)
+		dc, err := config.ParseDisk(d)
 		if err != nil {
 			return cfg, "", false, usageError{err}
 		}
 		cfg.Disks = append(cfg.Disks, dc)
 	}
 	for _, n := range nets {
-		nc, err := vmm.ParseNet(n)
+		nc, err := config.ParseNet(n)
 		if err != nil {
 			return cfg, "", false, usageError{err}
 		}
 		cfg.Net = append(cfg.Net, nc)
 	}
 	if rng.set {
-		rc, err := vmm.ParseRng(rng.value)
+		rc, err := config.ParseRNG(rng.value)
 		if err != nil {
 			return cfg, "", false, usageError{err}
 		}
-		cfg.Rng = &rc
+		cfg.RNG = &rc
 	}
 	if cfg.Payload.Kernel == "" && apiSocket == "" {
 		return cfg, "", false, usageError{errors.New("--kernel is required (or --api-socket to create the VM through the API)")}
@@ -189,7 +190,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	v, err := vmm.New(vmm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start})
+	v, err := vm.New(vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start})
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm: %v\n", err)
 		return exitFailure
@@ -198,7 +199,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 	fail := func(err error) int {
 		_ = v.Stop()
 		fmt.Fprintf(stderr, "vmm: %v\n", err)
-		if errors.Is(err, vmm.ErrInvalid) {
+		if errors.Is(err, vm.ErrInvalid) {
 			return exitUsage
 		}
 		return exitFailure

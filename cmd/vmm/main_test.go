@@ -8,28 +8,28 @@ import (
 	"testing"
 	"time"
 
-	"vmm/vmm"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		args []string
-		want func(vmm.VmConfig) bool
+		want func(config.VM) bool
 	}{
 		{"double dash", []string{"--kernel", "k", "--cpus", "boot=4", "--memory", "size=1024M", "--serial", "tty"},
-			func(c vmm.VmConfig) bool {
-				return c.Payload.Kernel == "k" && c.Cpus == vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 4} && c.Memory.Size == 1<<30 && c.Serial.Mode == vmm.ModeTty
+			func(c config.VM) bool {
+				return c.Payload.Kernel == "k" && c.CPUs == config.CPUs{BootVCPUs: 4, MaxVCPUs: 4} && c.Memory.Size == 1<<30 && c.Serial.Mode == config.ModeTty
 			}},
 		{"single dash and =", []string{"-kernel=k", "-cpus=boot=2,max=8", "-serial=file=/tmp/x"},
-			func(c vmm.VmConfig) bool {
-				return c.Cpus.MaxVcpus == 8 && c.Serial == vmm.ConsoleConfig{Mode: vmm.ModeFile, File: "/tmp/x"}
+			func(c config.VM) bool {
+				return c.CPUs.MaxVCPUs == 8 && c.Serial == config.Console{Mode: config.ModeFile, File: "/tmp/x"}
 			}},
-		{"rng alone", []string{"--kernel", "k", "--rng"}, func(c vmm.VmConfig) bool { return c.Rng != nil && c.Rng.Src == vmm.DefaultRngSource }},
-		{"rng with a separate value", []string{"--rng", "src=/dev/hwrng", "--kernel", "k"}, func(c vmm.VmConfig) bool { return c.Rng != nil && c.Rng.Src == "/dev/hwrng" }},
-		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c vmm.VmConfig) bool { return c.Rng != nil && c.Payload.Kernel == "k" }},
-		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c vmm.VmConfig) bool { return c.Rng != nil }},
-		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c vmm.VmConfig) bool { return c.Payload.Kernel == "" }},
+		{"rng alone", []string{"--kernel", "k", "--rng"}, func(c config.VM) bool { return c.RNG != nil && c.RNG.Src == config.DefaultRNGSource }},
+		{"rng with a separate value", []string{"--rng", "src=/dev/hwrng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.RNG.Src == "/dev/hwrng" }},
+		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
+		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
+		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
 	} {
 		cfg, _, _, err := parse(c.args, &bytes.Buffer{})
 		if err != nil {

@@ -26,8 +26,9 @@ import (
 	"syscall"
 	"time"
 
-	"vmm/vmm"
-	"vmm/vmm/api"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 const (
@@ -297,7 +298,7 @@ func cmdInfo(ctx context.Context, e *env, args []string) error {
 	if e.json {
 		return e.printJSON(raw)
 	}
-	var info vmm.VmInfo
+	var info vm.Info
 	if err := json.Unmarshal(raw, &info); err != nil {
 		return fmt.Errorf("decode vm.info reply: %w", err)
 	}
@@ -306,14 +307,14 @@ func cmdInfo(ctx context.Context, e *env, args []string) error {
 }
 
 // formatInfo renders vm.info for people.
-func formatInfo(info vmm.VmInfo) string {
+func formatInfo(info vm.Info) string {
 	var b strings.Builder
 	c := info.Config
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(&b, "%-11s %s\n", k+":", fmt.Sprintf(format, args...))
 	}
 	row("state", "%s", info.State)
-	row("vcpus", "%d (boot %d, max %d)", info.ActiveVcpus, c.Cpus.BootVcpus, c.Cpus.MaxVcpus)
+	row("vcpus", "%d (boot %d, max %d)", info.ActiveVCPUs, c.CPUs.BootVCPUs, c.CPUs.MaxVCPUs)
 	mem := fmt.Sprintf("%s (configured %s", formatSize(info.MemoryActualSize), formatSize(c.Memory.Size))
 	if c.Memory.HotplugSize > 0 {
 		mem += ", hotplug " + formatSize(c.Memory.HotplugSize)
@@ -334,17 +335,17 @@ func formatInfo(info vmm.VmInfo) string {
 		row("disk", "%s%s", d.Path, ro)
 	}
 	for _, n := range c.Net {
-		row("net", "tap=%s mac=%s ip=%s mask=%s", n.Tap, n.Mac, n.IP, n.Mask)
+		row("net", "tap=%s mac=%s ip=%s mask=%s", n.Tap, n.MAC, n.IP, n.Mask)
 	}
-	if c.Rng != nil {
-		row("rng", "%s", c.Rng.Src)
+	if c.RNG != nil {
+		row("rng", "%s", c.RNG.Src)
 	}
 	row("serial", "%s", formatConsole(c.Serial))
 	row("console", "%s", formatConsole(c.Console))
 	return b.String()
 }
 
-func formatConsole(cc vmm.ConsoleConfig) string {
+func formatConsole(cc config.Console) string {
 	if cc.File != "" {
 		return fmt.Sprintf("%s %s", cc.Mode, cc.File)
 	}
@@ -373,13 +374,13 @@ func formatSize(n uint64) string {
 
 func cmdResize(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("resize")
-	var req vmm.ResizeRequest
+	var req vm.ResizeRequest
 	fs.Func("cpus", "desired vCPU count", func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 {
 			return fmt.Errorf("%q is not a vCPU count (a whole number, at least 1)", s)
 		}
-		req.DesiredVcpus = &n
+		req.DesiredVCPUs = &n
 		return nil
 	})
 	fs.Func("memory", "desired RAM: bytes or K/M/G", func(s string) error {
@@ -387,13 +388,13 @@ func cmdResize(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		req.DesiredRam = &n
+		req.DesiredRAM = &n
 		return nil
 	})
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if req.DesiredVcpus == nil && req.DesiredRam == nil {
+	if req.DesiredVCPUs == nil && req.DesiredRAM == nil {
 		return misuse("resize needs --cpus N and/or --memory SIZE")
 	}
 	ctx, cancel := e.withTimeout(ctx)
@@ -404,7 +405,7 @@ func cmdResize(ctx context.Context, e *env, args []string) error {
 // parseSize reads a RAM size (bytes, or K/M/G binary suffixes) as the
 // signed byte count vm.resize takes.
 func parseSize(s string) (int64, error) {
-	n, err := vmm.ParseSize(s)
+	n, err := config.ParseSize(s)
 	if err != nil {
 		return 0, err
 	}

@@ -13,8 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"vmm/vmm"
-	"vmm/vmm/api"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 // fakeVM is an api.Backend recording calls; the tests below run vmmctl
@@ -23,8 +24,8 @@ type fakeVM struct {
 	mu      sync.Mutex
 	calls   []string
 	fail    map[string]error
-	resize  vmm.ResizeRequest
-	created vmm.VmConfig
+	resize  vm.ResizeRequest
+	created config.VM
 }
 
 func (f *fakeVM) rec(m string) error {
@@ -34,7 +35,7 @@ func (f *fakeVM) rec(m string) error {
 	return f.fail[m]
 }
 
-func (f *fakeVM) Create(cfg vmm.VmConfig) error {
+func (f *fakeVM) Create(cfg config.VM) error {
 	f.mu.Lock()
 	f.created = cfg
 	f.mu.Unlock()
@@ -47,22 +48,22 @@ func (f *fakeVM) Pause() error       { return f.rec("Pause") }
 func (f *fakeVM) Resume() error      { return f.rec("Resume") }
 func (f *fakeVM) PowerButton() error { return f.rec("PowerButton") }
 func (f *fakeVM) Delete() error      { return f.rec("Delete") }
-func (f *fakeVM) Resize(_ context.Context, req vmm.ResizeRequest) error {
+func (f *fakeVM) Resize(_ context.Context, req vm.ResizeRequest) error {
 	f.mu.Lock()
 	f.resize = req
 	f.mu.Unlock()
 	return f.rec("Resize")
 }
-func (f *fakeVM) Info() (vmm.VmInfo, error) {
+func (f *fakeVM) Info() (vm.Info, error) {
 	if err := f.rec("Info"); err != nil {
-		return vmm.VmInfo{}, err
+		return vm.Info{}, err
 	}
-	cfg := vmm.DefaultConfig()
-	cfg.Payload = vmm.PayloadConfig{Kernel: "/boot/bzImage", Cmdline: "console=ttyS0"}
-	cfg.Cpus = vmm.CpusConfig{BootVcpus: 4, MaxVcpus: 8}
-	cfg.Memory = vmm.MemoryConfig{Size: 1 << 30, HotplugSize: 8 << 30}
-	cfg.Disks = []vmm.DiskConfig{{Path: "disk.img"}}
-	return vmm.VmInfo{Config: cfg, State: vmm.StateRunning, MemoryActualSize: 3 << 30, ActiveVcpus: 4}, nil
+	cfg := config.Default()
+	cfg.Payload = config.Payload{Kernel: "/boot/bzImage", Cmdline: "console=ttyS0"}
+	cfg.CPUs = config.CPUs{BootVCPUs: 4, MaxVCPUs: 8}
+	cfg.Memory = config.Memory{Size: 1 << 30, HotplugSize: 8 << 30}
+	cfg.Disks = []config.Disk{{Path: "disk.img"}}
+	return vm.Info{Config: cfg, State: vm.StateRunning, MemoryActualSize: 3 << 30, ActiveVCPUs: 4}, nil
 }
 
 // startFake serves a fakeVM on a socket in a short temporary directory.
@@ -200,8 +201,8 @@ func TestRunWithFakeBackend_Info(t *testing.T) {
 		}
 	}
 	code, out, _ = runCtl(t, nil, "", "--json", "--api-socket", sock, "info")
-	var info vmm.VmInfo
-	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.State != vmm.StateRunning || info.Config.Cpus.MaxVcpus != 8 {
+	var info vm.Info
+	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.State != vm.StateRunning || info.Config.CPUs.MaxVCPUs != 8 {
 		t.Errorf("--json: exit %d, stdout %q", code, out)
 	}
 }
@@ -213,11 +214,11 @@ func TestRunWithFakeBackend_ResizeSendsSizesInBytes(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	r := fv.resize
-	if r.DesiredVcpus == nil || *r.DesiredVcpus != 8 || r.DesiredRam == nil || *r.DesiredRam != 3<<30 || r.DesiredBalloon != nil {
+	if r.DesiredVCPUs == nil || *r.DesiredVCPUs != 8 || r.DesiredRAM == nil || *r.DesiredRAM != 3<<30 || r.DesiredBalloon != nil {
 		t.Errorf("resize request %+v", r)
 	}
 	code, _, _ = runCtl(t, nil, "", "--api-socket", sock, "resize", "--memory=1073741824")
-	if code != 0 || fv.resize.DesiredVcpus != nil || *fv.resize.DesiredRam != 1<<30 {
+	if code != 0 || fv.resize.DesiredVCPUs != nil || *fv.resize.DesiredRAM != 1<<30 {
 		t.Errorf("memory only: exit %d, request %+v", code, fv.resize)
 	}
 }
@@ -231,7 +232,7 @@ func TestRunWithFakeBackend_CreateSendsTheFile(t *testing.T) {
 	if code, _, errOut := runCtl(t, nil, "", "--api-socket", sock, "create", file); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if fv.created.Payload.Kernel != "/k" || fv.created.Cpus.MaxVcpus != 4 || fv.created.Memory.Size != 512<<20 {
+	if fv.created.Payload.Kernel != "/k" || fv.created.CPUs.MaxVCPUs != 4 || fv.created.Memory.Size != 512<<20 {
 		t.Errorf("created %+v", fv.created)
 	}
 	// From stdin, and an unknown field refused by the server with exit 1.
@@ -267,9 +268,9 @@ func TestRunWithFakeBackend_ActionsCallTheBackend(t *testing.T) {
 
 func TestRunWithFakeBackend_ErrorReplyExits1WithServerMessage(t *testing.T) {
 	fv, sock := startFake(t)
-	fv.fail["Pause"] = fmt.Errorf("pause: VM is Created: %w", vmm.ErrState)
-	fv.fail["Resize"] = fmt.Errorf("resize: eject of vCPU 3 pending: %w", vmm.ErrBusy)
-	fv.fail["Boot"] = fmt.Errorf("boot: %w", vmm.ErrNoVM)
+	fv.fail["Pause"] = fmt.Errorf("pause: VM is Created: %w", vm.ErrState)
+	fv.fail["Resize"] = fmt.Errorf("resize: eject of vCPU 3 pending: %w", vm.ErrBusy)
+	fv.fail["Boot"] = fmt.Errorf("boot: %w", vm.ErrNoVM)
 	for _, tc := range []struct {
 		args []string
 		want string

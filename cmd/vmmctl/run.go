@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"vmm/lua"
+	"github.com/vmmdev/vmm/lua"
 )
 
 // defaultScriptTimeout bounds one scenario script under `vmmctl run`.

@@ -12,8 +12,8 @@ import (
 const (
 	kvmGetAPIVersion       = 0xAE00
 	kvmCreateVM            = 0xAE01
-	kvmGetVcpuMmapSize     = 0xAE04
-	kvmCreateVcpu          = 0xAE41
+	kvmGetVCPUMmapSize     = 0xAE04
+	kvmCreateVCPU          = 0xAE41
 	kvmSetUserMemoryRegion = 0x4020AE46
 	kvmRun                 = 0xAE80
 	kvmGetSregs            = 0x8138AE83
@@ -62,12 +62,12 @@ func Usable(dev string) error {
 	if _, err := ioctl(int(vm), kvmSetUserMemoryRegion, uintptr(unsafe.Pointer(&region))); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION: %w", err)
 	}
-	cpu, err := ioctl(int(vm), kvmCreateVcpu, 0)
+	cpu, err := ioctl(int(vm), kvmCreateVCPU, 0)
 	if err != nil {
 		return fmt.Errorf("KVM_CREATE_VCPU: %w", err)
 	}
 	defer unix.Close(int(cpu))
-	size, err := ioctl(fd, kvmGetVcpuMmapSize, 0)
+	size, err := ioctl(fd, kvmGetVCPUMmapSize, 0)
 	if err != nil {
 		return fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
 	}

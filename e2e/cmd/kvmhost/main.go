@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"vmm/e2e/kvmhost"
+	"github.com/vmmdev/vmm/e2e/kvmhost"
 )
 
 type listFlag []string

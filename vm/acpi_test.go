@@ -1,0 +1,112 @@
+package vm
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/vmmdev/vmm/acpi"
+	"github.com/vmmdev/vmm/acpi/acpitest"
+	"github.com/vmmdev/vmm/vm/devices"
+	"github.com/vmmdev/vmm/vm/hotplug"
+	"github.com/vmmdev/vmm/vm/layout"
+)
+
+// tablesAt splits the table set built for layout.ACPIStart into its tables
+// by following the RSDP and the XSDT, keyed by signature.
+func tablesAt(t *testing.T, blob []byte) map[string][]byte {
+	t.Helper()
+	le := binary.LittleEndian
+	get := func(addr uint64) []byte {
+		off := addr - layout.ACPIStart
+		n := uint64(le.Uint32(blob[off+4:]))
+		return blob[off : off+n]
+	}
+	if string(blob[:8]) != "RSD PTR " {
+		t.Fatalf("no RSDP at the start: %q", blob[:8])
+	}
+	xsdt := get(le.Uint64(blob[24:]))
+	out := map[string][]byte{"XSDT": xsdt}
+	for off := acpi.HeaderSize; off < len(xsdt); off += 8 {
+		tb := get(le.Uint64(xsdt[off:]))
+		out[string(tb[:4])] = tb
+	}
+	fadt := out["FACP"]
+	out["DSDT"] = get(le.Uint64(fadt[140:])) // X_DSDT
+	return out
+}
+
+type nopIRQ struct{}
+
+func (nopIRQ) Trigger() error { return nil }
+
+// nopCPUOwner is a fake hotplug.CPUOwner that ignores the guest's ejects.
+type nopCPUOwner struct{}
+
+func (nopCPUOwner) EjectCPU(int)             {}
+func (nopCPUOwner) EjectRefused(int, uint32) {}
+
+func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		boot, max int
+		memSlots  int
+	}{
+		{"4 CPUs", 4, 4, 0},
+		{"2 of 8 CPUs with memory hot plug", 2, 8, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pm := devices.NewACPIPM(nil, layout.ResetValue, nopLogger())
+			serial := devices.NewSerial(layout.COM1Port, layout.COM1IRQ, nopIRQ{}, nil, nopLogger())
+			events := hotplug.EventCPU | hotplug.EventPowerButton
+			cpus, err := hotplug.NewCPUHotplug(layout.CPUHotplugStart, c.boot, c.max, nopCPUOwner{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb := []acpi.Describer{serial, nil, hotplug.PowerButton{}, cpus}
+			if c.memSlots > 0 {
+				mem, err := hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, c.memSlots)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sb = append(sb, mem)
+				events |= hotplug.EventMemory
+			}
+			ged, err := hotplug.NewGED(hotplug.GEDConfig{Base: layout.GEDStart, GSI: layout.GEDIRQ, Events: events}, nopIRQ{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb[1] = ged
+			blob, err := acpiTables(c.boot, c.max, pm, sb...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tables := tablesAt(t, blob)
+			for _, sig := range []string{"DSDT", "FACP", "APIC", "XSDT"} {
+				tb, ok := tables[sig]
+				if !ok {
+					t.Fatalf("no %s table", sig)
+				}
+				asl := acpitest.Disassemble(t, tb)
+				switch sig {
+				case "DSDT":
+					for _, want := range []string{"_S5_", "PNP0501", "ACPI0013", "PNP0C0C", "ACPI0010"} {
+						if !strings.Contains(asl, want) {
+							t.Errorf("DSDT lacks %s", want)
+						}
+					}
+				case "FACP":
+					for _, want := range []string{"Hardware Reduced (V5) : 1", "Reset Register Supported", "0000000000000602"} {
+						if !strings.Contains(asl, want) {
+							t.Errorf("FADT lacks %q:\n%s", want, asl)
+						}
+					}
+				case "APIC":
+					if n := strings.Count(asl, "Subtable Type : 00 [Processor Local APIC]"); n != c.max {
+						t.Errorf("MADT has %d processors, want %d", n, c.max)
+					}
+				}
+			}
+		})
+	}
+}

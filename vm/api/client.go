@@ -1,0 +1,241 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/config"
+)
+
+// maxReplyBytes bounds how much of a reply the client reads; replies are a
+// few KiB (vm.info is the largest).
+const maxReplyBytes = 4 << 20
+
+// Client talks to a vmm (or Cloud Hypervisor) API server on a unix socket.
+// It is safe for concurrent use; idle connections are kept and reused.
+type Client struct {
+	socketPath string
+	hc         *http.Client
+}
+
+// NewClient returns a client for the API socket at socketPath. Nothing is
+// dialled until the first request. Deadlines come from each call's context.
+func NewClient(socketPath string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 64,
+		DisableCompression:  true,
+	}
+	return &Client{socketPath: socketPath, hc: &http.Client{Transport: tr}}
+}
+
+// SocketPath is the API socket the client dials.
+func (c *Client) SocketPath() string { return c.socketPath }
+
+// CloseIdleConnections closes the connections the client keeps for reuse.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// APIError is a non-2xx reply from the server: its HTTP status and the
+// messages of the error body (Cloud Hypervisor's JSON array of strings,
+// outermost first).
+//
+// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404
+// and vm.ErrBusy for 429, so callers can branch on the same kinds as the
+// server's backend.
+type APIError struct {
+	// Status is the HTTP status code of the reply.
+	Status int
+	// Messages is the error chain, outermost first. It holds the raw body
+	// when the body is not a JSON array of strings, and is empty when the
+	// body is empty.
+	Messages []string
+}
+
+// Error renders the status and the message chain on one line.
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("API error %d %s", e.Status, http.StatusText(e.Status))
+	if len(e.Messages) > 0 {
+		s += ": " + strings.Join(e.Messages, ": ")
+	}
+	return s
+}
+
+// Message is the server's message chain joined with ": ", or the status
+// text when the body carried none.
+func (e *APIError) Message() string {
+	if len(e.Messages) == 0 {
+		return http.StatusText(e.Status)
+	}
+	return strings.Join(e.Messages, ": ")
+}
+
+// Unwrap maps the status to the vmm error kind it stands for, if any.
+func (e *APIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusBadRequest:
+		return vm.ErrInvalid
+	case http.StatusNotFound:
+		return vm.ErrNoVM
+	case http.StatusTooManyRequests:
+		return vm.ErrBusy
+	}
+	return nil
+}
+
+// PingResponse is the body of GET vmm.ping, as Cloud Hypervisor's.
+type PingResponse struct {
+	BuildVersion string   `json:"build_version,omitempty"`
+	Version      string   `json:"version"`
+	Pid          int64    `json:"pid,omitempty"`
+	Features     []string `json:"features,omitempty"`
+}
+
+// Ping asks the VMM for its version; it works with or without a VM.
+func (c *Client) Ping(ctx context.Context) (PingResponse, error) {
+	var p PingResponse
+	err := c.Call(ctx, http.MethodGet, RoutePing, nil, &p)
+	return p, err
+}
+
+// Info returns the VM's configuration and state.
+func (c *Client) Info(ctx context.Context) (vm.Info, error) {
+	var info vm.Info
+	err := c.Call(ctx, http.MethodGet, RouteInfo, nil, &info)
+	return info, err
+}
+
+// Resize asks for a new vCPU count and/or RAM size; absent fields are left
+// alone.
+func (c *Client) Resize(ctx context.Context, req vm.ResizeRequest) error {
+	return c.Call(ctx, http.MethodPut, RouteResize, req, nil)
+}
+
+// Create creates (but does not boot) a VM from cfg. Every field of cfg is
+// sent, so start from config.Default rather than a zero VmConfig.
+func (c *Client) Create(ctx context.Context, cfg config.VM) error {
+	return c.Call(ctx, http.MethodPut, RouteCreate, cfg, nil)
+}
+
+// Boot boots the created VM.
+func (c *Client) Boot(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RouteBoot, nil, nil)
+}
+
+// Shutdown stops the VM; it can be booted again.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RouteShutdown, nil, nil)
+}
+
+// Reboot rebuilds the VM from its current configuration and boots it.
+func (c *Client) Reboot(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RouteReboot, nil, nil)
+}
+
+// Pause stops the VM's vCPUs.
+func (c *Client) Pause(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RoutePause, nil, nil)
+}
+
+// Resume restarts the vCPUs of a paused VM.
+func (c *Client) Resume(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RouteResume, nil, nil)
+}
+
+// PowerButton presses the VM's ACPI power button.
+func (c *Client) PowerButton(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RoutePowerButton, nil, nil)
+}
+
+// Delete deletes the VM; a new one may then be created.
+func (c *Client) Delete(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RouteDelete, nil, nil)
+}
+
+// ShutdownVMM asks the VMM process to exit.
+func (c *Client) ShutdownVMM(ctx context.Context) error {
+	return c.Call(ctx, http.MethodPut, RouteShutdownVMM, nil, nil)
+}
+
+// Call sends one request to /api/v1/<route> and decodes a 200 reply's body
+// into out (when out is not nil). body is sent as is when it is a []byte or
+// json.RawMessage, JSON-encoded otherwise, and omitted when nil. A non-2xx
+// reply is returned as an *APIError.
+func (c *Client) Call(ctx context.Context, method, route string, body, out any) error {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case json.RawMessage:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%s: encode request: %w", route, err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+Prefix+route, rd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", route, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // drop the made-up URL; the socket path says more
+		}
+		return fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	if err != nil {
+		return fmt.Errorf("%s: read reply: %w", route, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return &APIError{Status: resp.StatusCode, Messages: errorMessages(data)}
+	}
+	if out != nil && len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s: decode reply: %w", route, err)
+		}
+	}
+	return nil
+}
+
+// errorMessages reads an error body: a JSON array of strings, or anything
+// else, kept as one message.
+func errorMessages(body []byte) []string {
+	t := bytes.TrimSpace(body)
+	if len(t) == 0 {
+		return nil
+	}
+	var msgs []string
+	if err := json.Unmarshal(t, &msgs); err == nil {
+		return msgs
+	}
+	return []string{string(t)}
+}
+
+// IsStatus reports whether err is an *APIError with the given status.
+func IsStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}

@@ -1,0 +1,473 @@
+// Package api is vmm's HTTP API: a server on a unix socket that speaks
+// Cloud Hypervisor's REST API (paths /api/v1/<name>, JSON bodies, error
+// bodies as JSON arrays of strings), and a Go client for it.
+//
+// The server drives a Backend (the vm.VMM) and maps the kinds of its errors
+// to statuses: vm.ErrInvalid 400, vm.ErrNoVM 404, vm.ErrBusy 429,
+// anything else (vm.ErrState included) 500, as Cloud Hypervisor does. The
+// API is described in openapi.yaml (OpenAPIDocument).
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/config"
+)
+
+// Backend is the VM the API drives; vm.VMM implements it. Its methods are
+// called from concurrent request goroutines and must be safe for that.
+// Errors should wrap vmm's kinds (vm.ErrInvalid, vm.ErrBusy, vm.ErrNoVM,
+// vm.ErrState) so that the API can pick the status.
+type Backend interface {
+	Create(cfg config.VM) error
+	Boot() error
+	Shutdown() error
+	Reboot() error
+	Pause() error
+	Resume() error
+	PowerButton() error
+	Resize(ctx context.Context, req vm.ResizeRequest) error
+	Info() (vm.Info, error)
+	Delete() error
+}
+
+// Defaults of Options.
+const (
+	// DefaultMaxBodyBytes bounds a request body (1 MiB); a larger one gets
+	// 413 Request Entity Too Large.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultReadHeaderTimeout bounds how long a client may take to send
+	// its request line and headers.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds how long a client may take to send a whole
+	// request, body included.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultIdleTimeout is how long a kept-alive connection may sit idle.
+	DefaultIdleTimeout = 120 * time.Second
+	// maxHeaderBytes bounds the request line and headers.
+	maxHeaderBytes = 64 << 10
+	// maxDrainBytes is how much of an oversized body the server reads and
+	// discards so that the client gets to read its 413.
+	maxDrainBytes = 16 << 20
+)
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// Version and BuildVersion are reported by vmm.ping; they default to
+	// the main module's version and VCS revision.
+	Version      string
+	BuildVersion string
+	// Features is vmm.ping's feature list.
+	Features []string
+	// ShutdownVMM is called once, on its own goroutine, after a vmm.shutdown
+	// request has been answered: it should make the process shut its VM down,
+	// close the server and exit. Without it vmm.shutdown fails with 500.
+	ShutdownVMM func()
+	// Logger receives one line per failed request; slog.Default when nil.
+	Logger *slog.Logger
+	// MaxBodyBytes, ReadHeaderTimeout, ReadTimeout and IdleTimeout override
+	// the defaults above when positive.
+	MaxBodyBytes      int64
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+}
+
+// Server is an API server listening on a unix socket.
+type Server struct {
+	backend Backend
+	opts    Options
+	log     *slog.Logger
+	ping    PingResponse
+	routes  map[string]route
+
+	sock *unixSocket
+	hs   *http.Server
+	// ctx lives as long as the server; backend calls that take a context
+	// get it, so a client that hangs up does not cut a resize in half.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	done            chan struct{}
+	serveErr        error
+	shutOnce        sync.Once
+	shutdownVMMOnce sync.Once
+}
+
+// NewServer creates the API socket at socketPath (mode 0600, replacing a
+// stale socket, refusing a path that is not a socket) and serves the API on
+// it in the background until Shutdown or Close.
+func NewServer(socketPath string, b Backend, opts Options) (*Server, error) {
+	if b == nil {
+		return nil, errors.New("api: nil backend")
+	}
+	s := newServer(b, opts)
+	sock, err := listenUnix(socketPath)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.sock = sock
+	s.hs = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.hs.Serve(sock); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = fmt.Errorf("api server on %s: %w", socketPath, err)
+		}
+	}()
+	return s, nil
+}
+
+// newServer builds the handler side of a Server, without a socket.
+func newServer(b Backend, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	version, build := buildVersion()
+	if opts.Version != "" {
+		version = opts.Version
+	}
+	if opts.BuildVersion != "" {
+		build = opts.BuildVersion
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		backend: b,
+		opts:    opts,
+		log:     log,
+		ping: PingResponse{
+			BuildVersion: build,
+			Version:      version,
+			Pid:          int64(os.Getpid()),
+			Features:     append([]string{}, opts.Features...),
+		},
+		routes: map[string]route{},
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	for _, r := range routes() {
+		s.routes[r.name] = r
+	}
+	return s
+}
+
+// buildVersion reads the main module's version and VCS revision.
+func buildVersion() (version, build string) {
+	version, build = "dev", ""
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, build
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		version = v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			build = s.Value
+		}
+	}
+	return version, build
+}
+
+// SocketPath is the path of the API socket.
+func (s *Server) SocketPath() string { return s.sock.path }
+
+// Done is closed when the server has stopped serving.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is why the server stopped serving, once Done is closed; nil after
+// Shutdown or Close.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+		return s.serveErr
+	default:
+		return nil
+	}
+}
+
+// Shutdown stops accepting, removes the socket, cancels the context of
+// backend calls in flight, and waits for open requests to finish until ctx
+// is done; then it closes the remaining connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutOnce.Do(func() {
+		s.cancel()
+		err = s.hs.Shutdown(ctx)
+		if err != nil {
+			s.hs.Close()
+		}
+		if cerr := s.sock.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		<-s.done
+	})
+	if err != nil {
+		return fmt.Errorf("api server shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close shuts the server down, giving open requests five seconds.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// ServeHTTP routes one request: 404 for an unknown path, 405 with Allow for
+// a wrong method, 413 for a body over the limit, then the route's handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("api: handler panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, []string{"Internal Server Error", fmt.Sprint(v)})
+		}
+	}()
+	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
+	rt, found := s.routes[name]
+	if !ok || !found {
+		writeError(w, http.StatusNotFound, []string{fmt.Sprintf("Not Found: no API endpoint %s", r.URL.Path)})
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeError(w, http.StatusMethodNotAllowed, []string{fmt.Sprintf("Method Not Allowed: %s takes %s, not %s", rt.name, rt.method, r.Method)})
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err == nil {
+		err = checkBody(rt, body)
+	}
+	if err == nil {
+		err = rt.handle(s, w, body)
+	}
+	if err != nil {
+		status := statusOf(err)
+		msgs := append([]string{rt.failure}, errorChain(err)...)
+		s.log.Info("api: request failed", "route", rt.name, "status", status, "error", strings.Join(msgs, ": "))
+		writeError(w, status, msgs)
+	}
+}
+
+// readBody reads the request body up to the limit. Over the limit it
+// answers 413; it first discards what the client still sends (up to
+// maxDrainBytes, within the read timeout), because many clients, Go's
+// among them, report a write error instead of the reply when the server
+// closes a connection they are still writing to. A client that sent
+// "Expect: 100-continue" gets the 413 without sending its body.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.opts.MaxBodyBytes
+	tooLarge := func() error {
+		if !strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+			io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainBytes)) //nolint:errcheck // best effort
+		}
+		w.Header().Set("Connection", "close")
+		return &requestError{status: http.StatusRequestEntityTooLarge,
+			msg: fmt.Sprintf("request body is over the limit of %d bytes", limit)}
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, tooLarge()
+	case err != nil:
+		return nil, badRequest("read request body: %v", err)
+	}
+	return data, nil
+}
+
+// checkBody applies the route's body rule.
+func checkBody(rt route, body []byte) error {
+	empty := len(bytes.TrimSpace(body)) == 0
+	switch {
+	case rt.body == bodyNone && !empty:
+		return badRequest("%s takes no request body", rt.name)
+	case rt.body == bodyJSON && empty:
+		return badRequest("%s needs a JSON request body", rt.name)
+	}
+	return nil
+}
+
+// statusOf maps an error to its HTTP status.
+func statusOf(err error) int {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return re.status
+	case errors.Is(err, vm.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, vm.ErrNoVM):
+		return http.StatusNotFound
+	case errors.Is(err, vm.ErrBusy):
+		return http.StatusTooManyRequests
+	}
+	// vm.ErrState and everything else: Cloud Hypervisor answers an
+	// operation the VM's state does not allow with 500.
+	return http.StatusInternalServerError
+}
+
+// errorChain lists err's messages from outermost to root cause. A wrapping
+// level's message is cut to the part before ": <inner message>"; a level
+// whose message embeds its cause some other way ends the list, so no text
+// is repeated.
+func errorChain(err error) []string {
+	var out []string
+	for err != nil {
+		msg := err.Error()
+		next := errors.Unwrap(err)
+		if next == nil {
+			out = append(out, msg)
+			break
+		}
+		inner := next.Error()
+		switch outer, ok := strings.CutSuffix(msg, ": "+inner); {
+		case msg == inner:
+		case ok && outer != "":
+			out = append(out, outer)
+		case strings.Contains(msg, inner):
+			return append(out, msg)
+		default:
+			out = append(out, msg)
+		}
+		err = next
+	}
+	return out
+}
+
+// writeError sends an error reply: the status and the messages as a JSON
+// array of strings.
+func writeError(w http.ResponseWriter, status int, msgs []string) {
+	if msgs == nil {
+		msgs = []string{}
+	}
+	data, err := json.Marshal(msgs)
+	if err != nil {
+		data = []byte(`["Internal Server Error"]`)
+	}
+	writeBody(w, status, data)
+}
+
+// writeJSON sends a 200 reply with v as its JSON body.
+func writeJSON(w http.ResponseWriter, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	writeBody(w, http.StatusOK, data)
+	return nil
+}
+
+// writeBody sends a reply with a JSON body.
+func writeBody(w http.ResponseWriter, status int, data []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", fmt.Sprint(len(data)))
+	w.WriteHeader(status)
+	w.Write(data) //nolint:errcheck // the client may be gone; nothing to do.
+}
+
+// writeNoContent sends a 204 reply.
+func writeNoContent(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePing(w http.ResponseWriter, _ []byte) error {
+	return writeJSON(w, s.ping)
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, _ []byte) error {
+	info, err := s.backend.Info()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, info)
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, body []byte) error {
+	cfg, err := decodeCreate(body)
+	if err != nil {
+		return err
+	}
+	if err := s.backend.Create(cfg); err != nil {
+		return err
+	}
+	writeNoContent(w)
+	return nil
+}
+
+func (s *Server) handleResize(w http.ResponseWriter, body []byte) error {
+	req, err := decodeResize(body)
+	if err != nil {
+		return err
+	}
+	if err := s.backend.Resize(s.ctx, req); err != nil {
+		return err
+	}
+	writeNoContent(w)
+	return nil
+}
+
+// handleShutdownVMM answers 204, then asks the process to exit.
+func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ []byte) error {
+	if s.opts.ShutdownVMM == nil {
+		return errors.New("this server was started without a way to stop the VMM")
+	}
+	writeNoContent(w)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.shutdownVMMOnce.Do(func() { go s.opts.ShutdownVMM() })
+	return nil
+}
+
+// action adapts a Backend method without arguments to a route handler
+// answering 204.
+func action(f func(Backend) error) func(*Server, http.ResponseWriter, []byte) error {
+	return func(s *Server, w http.ResponseWriter, _ []byte) error {
+		if err := f(s.backend); err != nil {
+			return err
+		}
+		writeNoContent(w)
+		return nil
+	}
+}

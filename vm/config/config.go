@@ -1,0 +1,315 @@
+// Package config is a VM's description, Cloud Hypervisor's VmConfig: the
+// command line parses into it, vm.create decodes it, vm.info returns it, the
+// Lua bindings build it, and a reboot rebuilds the VM from it. Its rules
+// live here, once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Sizes used by the configuration rules.
+const (
+	// MiB is one mebibyte.
+	MiB = 1 << 20
+	// GiB is one gibibyte.
+	GiB = 1 << 30
+	// HotplugBlock is the granularity of memory hot plug: the x86_64 Linux
+	// memory block size (/sys/devices/system/memory/block_size_bytes).
+	HotplugBlock = 128 * MiB
+	// MinMemory is the smallest boot RAM a Linux guest is given.
+	MinMemory = 64 * MiB
+)
+
+// VM is the whole description of a VM. The command line parses into it,
+// vm.create decodes it, vm.info returns it, the Lua bindings build it, and a
+// reboot rebuilds the VM from it. JSON names follow Cloud Hypervisor's.
+type VM struct {
+	Payload Payload `json:"payload"`
+	CPUs    CPUs    `json:"cpus"`
+	Memory  Memory  `json:"memory"`
+	Disks   []Disk  `json:"disks,omitempty"`
+	Net     []Net   `json:"net,omitempty"`
+	RNG     *RNG    `json:"rng,omitempty"`
+	Serial  Console `json:"serial"`
+	Console Console `json:"console"`
+}
+
+// Payload names what the VM boots.
+type Payload struct {
+	Kernel    string `json:"kernel,omitempty"`
+	Cmdline   string `json:"cmdline,omitempty"`
+	Initramfs string `json:"initramfs,omitempty"`
+}
+
+// CPUs is the vCPU count at boot and the most the VM may have.
+type CPUs struct {
+	BootVCPUs int `json:"boot_vcpus"`
+	MaxVCPUs  int `json:"max_vcpus"`
+}
+
+// Memory is the boot RAM and the guest-physical space reserved for
+// memory hot plug, both in bytes.
+type Memory struct {
+	Size        uint64 `json:"size"`
+	HotplugSize uint64 `json:"hotplug_size,omitempty"`
+}
+
+// Disk is one virtio-blk disk.
+type Disk struct {
+	Path     string `json:"path"`
+	Readonly bool   `json:"readonly,omitempty"`
+}
+
+// Net is one virtio-net device backed by a tap.
+type Net struct {
+	Tap  string `json:"tap,omitempty"`
+	IP   string `json:"ip,omitempty"`
+	Mask string `json:"mask,omitempty"`
+	MAC  string `json:"mac,omitempty"`
+}
+
+// RNG is the virtio-rng device and its entropy source.
+type RNG struct {
+	Src string `json:"src"`
+}
+
+// ConsoleMode says where a console's bytes go.
+type ConsoleMode string
+
+// Console modes, spelled as Cloud Hypervisor's.
+const (
+	ModeOff  ConsoleMode = "Off"
+	ModeTty  ConsoleMode = "Tty"
+	ModeFile ConsoleMode = "File"
+	ModeNull ConsoleMode = "Null"
+)
+
+// Console is the serial port's or the virtio console's output.
+type Console struct {
+	Mode ConsoleMode `json:"mode"`
+	File string      `json:"file,omitempty"`
+}
+
+// DefaultRNGSource is where --rng reads entropy when no src= is given.
+const DefaultRNGSource = "/dev/urandom"
+
+// Default is the configuration before any flag: one vCPU, 512 MiB,
+// serial on the terminal, no virtio console.
+func Default() VM {
+	return VM{
+		CPUs:    CPUs{BootVCPUs: 1, MaxVCPUs: 1},
+		Memory:  Memory{Size: 512 * MiB},
+		Serial:  Console{Mode: ModeTty},
+		Console: Console{Mode: ModeOff},
+	}
+}
+
+// Validate checks the configuration as a whole. hostMaxVCPUs is the host's
+// KVM_CAP_MAX_VCPUS, or 0 when unknown. Every rule lives here, once.
+func (c *VM) Validate(hostMaxVCPUs int) error {
+	if c.Payload.Kernel == "" {
+		return errors.New("no kernel: --kernel is required")
+	}
+	if c.CPUs.BootVCPUs < 1 {
+		return fmt.Errorf("cpus: boot=%d: at least 1 vCPU is needed", c.CPUs.BootVCPUs)
+	}
+	if c.CPUs.MaxVCPUs < c.CPUs.BootVCPUs {
+		return fmt.Errorf("cpus: max=%d is below boot=%d", c.CPUs.MaxVCPUs, c.CPUs.BootVCPUs)
+	}
+	if hostMaxVCPUs > 0 && c.CPUs.MaxVCPUs > hostMaxVCPUs {
+		return fmt.Errorf("cpus: max=%d is above the host's limit of %d vCPUs", c.CPUs.MaxVCPUs, hostMaxVCPUs)
+	}
+	if c.Memory.Size < MinMemory {
+		return fmt.Errorf("memory: size=%d is below the minimum of %d MiB", c.Memory.Size, MinMemory/MiB)
+	}
+	if c.Memory.Size%(4096) != 0 {
+		return fmt.Errorf("memory: size=%d is not a multiple of 4 KiB", c.Memory.Size)
+	}
+	if c.Memory.HotplugSize%HotplugBlock != 0 {
+		return fmt.Errorf("memory: hotplug_size=%d is not a multiple of 128 MiB", c.Memory.HotplugSize)
+	}
+	for i, d := range c.Disks {
+		if d.Path == "" {
+			return fmt.Errorf("disk %d: path= is required", i)
+		}
+	}
+	for _, s := range []struct {
+		name string
+		cc   Console
+	}{{"serial", c.Serial}, {"console", c.Console}} {
+		switch s.cc.Mode {
+		case ModeOff, ModeTty, ModeNull:
+		case ModeFile:
+			if s.cc.File == "" {
+				return fmt.Errorf("%s: file mode needs a path", s.name)
+			}
+		default:
+			return fmt.Errorf("%s: unknown mode %q", s.name, s.cc.Mode)
+		}
+	}
+	return nil
+}
+
+// ParseSize reads a size in bytes, or with a K, M or G (binary) suffix.
+func ParseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	mult := uint64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K', 'k':
+			mult, t = 1<<10, t[:n-1]
+		case 'M', 'm':
+			mult, t = 1<<20, t[:n-1]
+		case 'G', 'g':
+			mult, t = 1<<30, t[:n-1]
+		case 'T', 't':
+			mult, t = 1<<40, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: want bytes or a number with K, M or G", s)
+	}
+	if v > (^uint64(0))/mult {
+		return 0, fmt.Errorf("size %q overflows", s)
+	}
+	return v * mult, nil
+}
+
+// options splits "a=1,b=2" into an ordered key/value list and rejects keys
+// outside allowed.
+func options(flag, s string, allowed ...string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("--%s: %q is not key=value", flag, part)
+		}
+		known := false
+		for _, a := range allowed {
+			known = known || a == k
+		}
+		if !known {
+			return nil, fmt.Errorf("--%s: unknown option %q (known: %s)", flag, k, strings.Join(allowed, ", "))
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--%s: option %q given twice", flag, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// ParseCPUs reads --cpus boot=N,max=M; max defaults to boot.
+func ParseCPUs(s string) (CPUs, error) {
+	o, err := options("cpus", s, "boot", "max")
+	if err != nil {
+		return CPUs{}, err
+	}
+	c := CPUs{BootVCPUs: 1}
+	if v, ok := o["boot"]; ok {
+		if c.BootVCPUs, err = strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("--cpus: boot=%q is not a number", v)
+		}
+	}
+	c.MaxVCPUs = c.BootVCPUs
+	if v, ok := o["max"]; ok {
+		if c.MaxVCPUs, err = strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("--cpus: max=%q is not a number", v)
+		}
+	}
+	return c, nil
+}
+
+// ParseMemory reads --memory size=S,hotplug_size=H.
+func ParseMemory(s string) (Memory, error) {
+	o, err := options("memory", s, "size", "hotplug_size")
+	if err != nil {
+		return Memory{}, err
+	}
+	m := Memory{Size: 512 * MiB}
+	if v, ok := o["size"]; ok {
+		if m.Size, err = ParseSize(v); err != nil {
+			return m, fmt.Errorf("--memory: size: %w", err)
+		}
+	}
+	if v, ok := o["hotplug_size"]; ok {
+		if m.HotplugSize, err = ParseSize(v); err != nil {
+			return m, fmt.Errorf("--memory: hotplug_size: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ParseConsole reads --serial or --console: tty, off, null or file=PATH.
+func ParseConsole(flag, s string) (Console, error) {
+	switch strings.ToLower(s) {
+	case "tty":
+		return Console{Mode: ModeTty}, nil
+	case "off":
+		return Console{Mode: ModeOff}, nil
+	case "null":
+		return Console{Mode: ModeNull}, nil
+	}
+	if p, ok := strings.CutPrefix(s, "file="); ok && p != "" {
+		return Console{Mode: ModeFile, File: p}, nil
+	}
+	return Console{}, fmt.Errorf("--%s: %q: want tty, off, null or file=PATH", flag, s)
+}
+
+// ParseDisk reads --disk path=FILE[,readonly=on].
+func ParseDisk(s string) (Disk, error) {
+	o, err := options("disk", s, "path", "readonly")
+	if err != nil {
+		return Disk{}, err
+	}
+	d := Disk{Path: o["path"]}
+	if d.Path == "" {
+		return d, errors.New("--disk: path= is required")
+	}
+	if v, ok := o["readonly"]; ok {
+		if d.Readonly, err = parseBool(v); err != nil {
+			return d, fmt.Errorf("--disk: readonly: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// ParseNet reads --net tap=,mac=,ip=,mask=; every field may be empty.
+func ParseNet(s string) (Net, error) {
+	o, err := options("net", s, "tap", "mac", "ip", "mask")
+	if err != nil {
+		return Net{}, err
+	}
+	return Net{Tap: o["tap"], MAC: o["mac"], IP: o["ip"], Mask: o["mask"]}, nil
+}
+
+// ParseRNG reads --rng [src=PATH].
+func ParseRNG(s string) (RNG, error) {
+	o, err := options("rng", s, "src")
+	if err != nil {
+		return RNG{}, err
+	}
+	r := RNG{Src: o["src"]}
+	if r.Src == "" {
+		r.Src = DefaultRNGSource
+	}
+	return r, nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "on", "true", "yes", "1":
+		return true, nil
+	case "off", "false", "no", "0", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not on or off", s)
+}

@@ -1,0 +1,399 @@
+package hotplug
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/vmmdev/vmm/acpi"
+)
+
+// CPUOwner is the owner of the vCPUs, told what the guest did with them.
+// Its methods are called on the vCPU goroutine that wrote the register,
+// without the controller's lock held, so they must not wait for that vCPU.
+type CPUOwner interface {
+	// EjectCPU parks CPU id: the guest ejected it, at the owner's request
+	// or on its own.
+	EjectCPU(id int)
+	// EjectRefused reports that the guest answered the eject request of
+	// CPU id with the _OST status code status (a failure): the removal is
+	// withdrawn and the CPU stays present.
+	EjectRefused(id int, status uint32)
+}
+
+// cpuState is one possible CPU's view from the guest.
+type cpuState struct {
+	present   bool
+	inserting bool // not yet acknowledged by the guest
+	removing  bool // not yet acknowledged by the guest
+	ejecting  bool // removal asked, eject not yet written
+}
+
+// CPUHotplug is the CPU hot plug controller: the register block of
+// regs.go and the \_SB.CPUS container with one processor device per
+// possible CPU. CPU ids are APIC ids and ACPI processor UIDs, 0 to max-1.
+type CPUHotplug struct {
+	base  uint64
+	owner CPUOwner
+
+	mu       sync.Mutex
+	selected uint32
+	ostEvent uint32 // the last _OST event written
+	ostCode  uint32 // the _OST status being written
+	cpus     []cpuState
+}
+
+// NewCPUHotplug returns the controller for maxCPUs (1 to acpi.MaxCPUs)
+// possible CPUs with its block at base, CPUs 0 to bootCPUs-1 present.
+func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUOwner) (*CPUHotplug, error) {
+	if bootCPUs < 0 || bootCPUs > maxCPUs || maxCPUs < 1 || maxCPUs > acpi.MaxCPUs {
+		return nil, fmt.Errorf("cpu hotplug: boot=%d max=%d: need 0 <= boot <= max, 1 <= max <= %d", bootCPUs, maxCPUs, acpi.MaxCPUs)
+	}
+	if owner == nil {
+		return nil, fmt.Errorf("cpu hotplug: no owner")
+	}
+	c := &CPUHotplug{base: base, owner: owner, cpus: make([]cpuState, maxCPUs)}
+	c.Reset(bootCPUs)
+	return c, nil
+}
+
+// Reset makes CPUs 0 to bootCPUs-1 present and the others absent, with no
+// event pending, for a new boot.
+func (c *CPUHotplug) Reset(bootCPUs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.selected, c.ostEvent, c.ostCode = 0, 0, 0
+	for i := range c.cpus {
+		c.cpus[i] = cpuState{present: i < bootCPUs}
+	}
+}
+
+// MaxCPUs returns the number of possible CPUs.
+func (c *CPUHotplug) MaxCPUs() int { return len(c.cpus) }
+
+func (c *CPUHotplug) checkID(id int) error {
+	if id < 0 || id >= len(c.cpus) {
+		return fmt.Errorf("cpu hotplug: CPU %d out of range 0-%d", id, len(c.cpus)-1)
+	}
+	return nil
+}
+
+// SetInserting makes CPU id present and flags it for the guest's next scan
+// (follow with GED.Trigger(EventCPU)). It does nothing for a CPU already
+// present, and fails for a CPU whose removal is still pending.
+func (c *CPUHotplug) SetInserting(id int) error {
+	if err := c.checkID(id); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.cpus[id]
+	switch {
+	case s.ejecting:
+		return fmt.Errorf("cpu hotplug: CPU %d: its removal is still pending", id)
+	case s.present:
+		return nil
+	}
+	*s = cpuState{present: true, inserting: true}
+	return nil
+}
+
+// SetRemoving asks the guest to eject CPU id at its next scan (follow with
+// GED.Trigger(EventCPU)). The removal is pending until the guest writes the
+// eject bit; asking again meanwhile does nothing. It fails for a CPU that
+// is not present.
+func (c *CPUHotplug) SetRemoving(id int) error {
+	if err := c.checkID(id); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.cpus[id]
+	switch {
+	case !s.present:
+		return fmt.Errorf("cpu hotplug: CPU %d is not present", id)
+	case s.ejecting:
+		return nil
+	}
+	s.removing, s.ejecting = true, true
+	return nil
+}
+
+// CancelRemoves withdraws every removal asked with SetRemoving that the
+// guest has not completed, and returns the CPUs it withdrew, in order: they
+// stay present and PendingEject no longer counts them. A guest that ejects
+// one later all the same is seen as ejecting it on its own.
+func (c *CPUHotplug) CancelRemoves() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []int
+	for id := range c.cpus {
+		if s := &c.cpus[id]; s.ejecting {
+			s.removing, s.ejecting = false, false
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Present reports whether CPU id is present (the guest's _STA says enabled).
+func (c *CPUHotplug) Present(id int) bool {
+	if c.checkID(id) != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cpus[id].present
+}
+
+// PresentCount returns how many CPUs are present.
+func (c *CPUHotplug) PresentCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.cpus {
+		if s.present {
+			n++
+		}
+	}
+	return n
+}
+
+// PendingEject reports whether a removal asked with SetRemoving has not been
+// completed by the guest's eject yet.
+func (c *CPUHotplug) PendingEject() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.cpus {
+		if s.ejecting {
+			return true
+		}
+	}
+	return false
+}
+
+// status returns the status byte of the selected CPU; the lock is held.
+func (c *CPUHotplug) status() byte {
+	if int64(c.selected) >= int64(len(c.cpus)) {
+		return 0
+	}
+	s := c.cpus[c.selected]
+	var b byte
+	if s.present {
+		b |= CPUEnabled
+	}
+	if s.inserting {
+		b |= CPUInserting
+	}
+	if s.removing {
+		b |= CPURemoving
+	}
+	return b
+}
+
+// Read reads the selector or the selected CPU's status byte.
+func (c *CPUHotplug) Read(offset uint64, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var image [CPUBlockSize]byte
+	binary.LittleEndian.PutUint32(image[CPUSelectOffset:], c.selected)
+	image[CPUStatusOffset] = c.status()
+	readImage(image[:], offset, data)
+}
+
+// Write sets the selector, acts on the selected CPU's status byte
+// (acknowledgements: write 1 to CPUInserting or CPURemoving to clear it;
+// the eject: write 1 to CPUEject) or takes the guest's _OST report.
+func (c *CPUHotplug) Write(offset uint64, data []byte) {
+	ejected, refused := -1, -1
+	ost := false
+	c.mu.Lock()
+	for i, b := range data {
+		off := offset + uint64(i)
+		switch {
+		case off >= CPUSelectOffset && off < CPUSelectOffset+4:
+			c.selected = setByte(c.selected, off-CPUSelectOffset, b)
+		case off == CPUStatusOffset:
+			if id, ok := c.writeStatus(b); ok {
+				ejected = id
+			}
+		case off >= CPUOSTEventOffset && off < CPUOSTEventOffset+4:
+			c.ostEvent = setByte(c.ostEvent, off-CPUOSTEventOffset, b)
+		case off >= CPUOSTStatusOffset && off < CPUOSTStatusOffset+4:
+			c.ostCode = setByte(c.ostCode, off-CPUOSTStatusOffset, b)
+			ost = true
+		}
+	}
+	if ost {
+		if id, ok := c.reportOST(); ok {
+			refused = id
+		}
+	}
+	status := c.ostCode
+	c.mu.Unlock()
+	if ejected >= 0 {
+		c.owner.EjectCPU(ejected)
+	}
+	if refused >= 0 {
+		c.owner.EjectRefused(refused, status)
+	}
+}
+
+// reportOST acts on the guest's _OST report for the selected CPU and
+// reports the CPU whose pending removal it withdrew, if any: an eject
+// request answered with a failure (anything but success or "in progress")
+// will never be followed by an eject. The lock is held.
+func (c *CPUHotplug) reportOST() (int, bool) {
+	if int64(c.selected) >= int64(len(c.cpus)) {
+		return 0, false
+	}
+	if c.ostEvent != OSTEjectRequest && c.ostEvent != OSTOSPMEject {
+		return 0, false
+	}
+	if c.ostCode == OSTSuccess || c.ostCode == OSTEjectInProgress {
+		return 0, false
+	}
+	id := int(c.selected)
+	s := &c.cpus[id]
+	if !s.ejecting {
+		return 0, false // the guest's own eject failed: nothing was asked
+	}
+	s.removing, s.ejecting = false, false
+	return id, true
+}
+
+// writeStatus applies a status write to the selected CPU and reports the
+// CPU it ejected, if any; the lock is held.
+func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
+	if int64(c.selected) >= int64(len(c.cpus)) {
+		return 0, false
+	}
+	id := int(c.selected)
+	s := &c.cpus[id]
+	if b&CPUInserting != 0 {
+		s.inserting = false
+	}
+	if b&CPURemoving != 0 {
+		s.removing = false
+	}
+	// The eject is honoured for any present CPU, whatever the removing
+	// bit says: the scan acknowledged that bit long before _EJ0 runs.
+	if b&CPUEject == 0 || !s.present {
+		return 0, false
+	}
+	*s = cpuState{}
+	return id, true
+}
+
+// cpuDeviceName is the AML name of CPU id: CP00 to CPFE.
+func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
+
+// AML returns \_SB.CPUS: the processor container (ACPI0010) with the
+// register block's operation region and fields, its mutex CMTX, the methods
+// CSTA(id) (a CPU's _STA value), CEJ0(id) (eject), COST(id, event,
+// status) (the guest's _OST report), CTFY(id, event) (notify a CPU's
+// device) and CSCN (the scan the GED calls), and one processor device
+// (ACPI0007) per possible CPU with _UID, _STA, _MAT, _EJ0 and _OST.
+func (c *CPUHotplug) AML() acpi.Aml {
+	n := len(c.cpus)
+	body := []acpi.Aml{
+		acpi.Name("_HID", acpi.String("ACPI0010")),
+		acpi.Name("_CID", acpi.EISAID("PNP0A05")),
+		acpi.Mutex("CMTX", 0),
+		acpi.OperationRegion("CREG", acpi.SystemMemory, c.base, CPUBlockSize),
+		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
+			acpi.FieldOffset(CPUSelectOffset), acpi.FieldUnit{Name: "CSEL", Bits: 32}),
+		acpi.Field("CREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
+			acpi.FieldOffset(CPUStatusOffset),
+			acpi.FieldUnit{Name: "CPEN", Bits: 1}, // CPUEnabled
+			acpi.FieldUnit{Name: "CINS", Bits: 1}, // CPUInserting
+			acpi.FieldUnit{Name: "CRMV", Bits: 1}, // CPURemoving
+			acpi.FieldUnit{Name: "CEJF", Bits: 1}, // CPUEject
+		),
+		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
+			acpi.FieldOffset(CPUOSTEventOffset),
+			acpi.FieldUnit{Name: "OEVT", Bits: 32},
+			acpi.FieldUnit{Name: "OSTS", Bits: 32},
+		),
+		// CSTA(id): 0xF when the CPU is present, else 0.
+		acpi.Method("CSTA", 1, true,
+			acpi.Acquire("CMTX", acpi.WaitForever),
+			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
+			acpi.Store(acpi.Zero, acpi.Local(0)),
+			acpi.If(acpi.LEqual(acpi.Path("CPEN"), acpi.One), acpi.Store(acpi.Int(0xf), acpi.Local(0))),
+			acpi.Release("CMTX"),
+			acpi.Return(acpi.Local(0)),
+		),
+		// CEJ0(id): eject the CPU.
+		acpi.Method("CEJ0", 1, true,
+			acpi.Acquire("CMTX", acpi.WaitForever),
+			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
+			acpi.Store(acpi.One, acpi.Path("CEJF")),
+			acpi.Release("CMTX"),
+		),
+		// COST(id, event, status): the guest's _OST report on a CPU.
+		acpi.Method("COST", 3, true,
+			acpi.Acquire("CMTX", acpi.WaitForever),
+			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
+			acpi.Store(acpi.Arg(1), acpi.Path("OEVT")),
+			acpi.Store(acpi.Arg(2), acpi.Path("OSTS")),
+			acpi.Release("CMTX"),
+		),
+		notifyMethod("CTFY", n, cpuDeviceName),
+		// CSCN: for each CPU, notify and acknowledge insertions (1: device
+		// check) and removal requests (3: eject request).
+		acpi.Method("CSCN", 0, true,
+			acpi.Acquire("CMTX", acpi.WaitForever),
+			acpi.Store(acpi.Zero, acpi.Local(0)),
+			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+				acpi.Store(acpi.Local(0), acpi.Path("CSEL")),
+				acpi.If(acpi.LEqual(acpi.Path("CINS"), acpi.One),
+					acpi.Call("CTFY", acpi.Local(0), acpi.One),
+					acpi.Store(acpi.One, acpi.Path("CINS")),
+				),
+				acpi.If(acpi.LEqual(acpi.Path("CRMV"), acpi.One),
+					acpi.Call("CTFY", acpi.Local(0), acpi.Int(3)),
+					acpi.Store(acpi.One, acpi.Path("CRMV")),
+				),
+				acpi.Increment(acpi.Local(0)),
+			),
+			acpi.Release("CMTX"),
+		),
+	}
+	for id := 0; id < n; id++ {
+		body = append(body, cpuDevice(id))
+	}
+	return acpi.Device("CPUS", body...)
+}
+
+// cpuDevice is the processor device of CPU id inside \_SB.CPUS.
+func cpuDevice(id int) acpi.Aml {
+	// _MAT: the MADT Local APIC entry, Enabled while present.
+	mat := func(flags uint32) acpi.Aml {
+		return acpi.Buffer(acpi.LocalAPIC(uint8(id), uint8(id), flags))
+	}
+	sta := acpi.Call("CSTA", acpi.Int(id))
+	return acpi.Device(cpuDeviceName(id),
+		acpi.Name("_HID", acpi.String("ACPI0007")),
+		acpi.Name("_UID", acpi.Int(id)),
+		acpi.Method("_STA", 0, false, acpi.Return(sta)),
+		acpi.Method("_MAT", 0, false,
+			acpi.If(acpi.LEqual(sta, acpi.Int(0xf)), acpi.Return(mat(acpi.LocalAPICEnabled))),
+			acpi.Return(mat(0)),
+		),
+		acpi.Method("_EJ0", 1, false, acpi.Call("CEJ0", acpi.Int(id))),
+		// _OST(event, status, info): how the guest handled a notification.
+		acpi.Method("_OST", 3, false, acpi.Call("COST", acpi.Int(id), acpi.Arg(0), acpi.Arg(1))),
+	)
+}
+
+// notifyMethod returns Method name(id, event) that notifies the device
+// deviceName(id) for id 0 to n-1 with the event.
+func notifyMethod(name string, n int, deviceName func(int) string) acpi.Aml {
+	body := make([]acpi.Aml, 0, n)
+	for id := 0; id < n; id++ {
+		body = append(body, acpi.If(acpi.LEqual(acpi.Arg(0), acpi.Int(id)),
+			acpi.Notify(acpi.Path(deviceName(id)), acpi.Arg(1))))
+	}
+	return acpi.Method(name, 2, false, body...)
+}

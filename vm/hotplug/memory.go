@@ -1,0 +1,212 @@
+package hotplug
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/vmmdev/vmm/acpi"
+)
+
+// ErrNoFreeSlot is returned by MemoryHotplug.AddSlot when every slot holds
+// memory.
+var ErrNoFreeSlot = errors.New("memory hotplug: no free slot")
+
+// memSlot is one memory slot's state.
+type memSlot struct {
+	base, length uint64
+	enabled      bool
+	inserting    bool // not yet acknowledged by the guest
+}
+
+// MemoryHotplug is the memory hot plug controller: the register block of
+// regs.go and the \_SB.MHPC container with one memory device (PNP0C80) per
+// slot.
+type MemoryHotplug struct {
+	base uint64
+
+	mu       sync.Mutex
+	selected uint32
+	slots    []memSlot
+}
+
+// NewMemoryHotplug returns the controller for the given number of slots
+// (1 to MaxMemorySlots) with its block at base, all slots empty.
+func NewMemoryHotplug(base uint64, slots int) (*MemoryHotplug, error) {
+	if slots < 1 || slots > MaxMemorySlots {
+		return nil, fmt.Errorf("memory hotplug: %d slots: need 1 to %d", slots, MaxMemorySlots)
+	}
+	return &MemoryHotplug{base: base, slots: make([]memSlot, slots)}, nil
+}
+
+// Slots returns the number of slots.
+func (m *MemoryHotplug) Slots() int { return len(m.slots) }
+
+// AddSlot puts the RAM range [base, base+length) in the first empty slot,
+// flags it for the guest's next scan (follow with
+// GED.Trigger(EventMemory)) and returns the slot's index. It fails with
+// ErrNoFreeSlot when every slot is used, and on an empty or wrapping range.
+func (m *MemoryHotplug) AddSlot(base, length uint64) (int, error) {
+	if length == 0 || base+length-1 < base {
+		return 0, fmt.Errorf("memory hotplug: invalid range base %#x length %#x", base, length)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.slots {
+		if !m.slots[i].enabled {
+			m.slots[i] = memSlot{base: base, length: length, enabled: true, inserting: true}
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w (%d slots)", ErrNoFreeSlot, len(m.slots))
+}
+
+// Used returns how many slots hold memory.
+func (m *MemoryHotplug) Used() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.slots {
+		if s.enabled {
+			n++
+		}
+	}
+	return n
+}
+
+// Reset empties every slot, for a new boot.
+func (m *MemoryHotplug) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.selected = 0
+	clear(m.slots)
+}
+
+// Read reads the selector, the selected slot's base, length or status, or
+// the next slot with an insertion to acknowledge.
+func (m *MemoryHotplug) Read(offset uint64, data []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var image [MemoryBlockSize]byte
+	binary.LittleEndian.PutUint32(image[MemorySelectOffset:], m.selected)
+	if int64(m.selected) < int64(len(m.slots)) {
+		s := m.slots[m.selected]
+		binary.LittleEndian.PutUint64(image[MemoryBaseOffset:], s.base)
+		binary.LittleEndian.PutUint64(image[MemoryLengthOffset:], s.length)
+		var st byte
+		if s.enabled {
+			st |= MemoryEnabled
+		}
+		if s.inserting {
+			st |= MemoryInserting
+		}
+		image[MemoryStatusOffset] = st
+	}
+	next := len(m.slots)
+	for i, s := range m.slots {
+		if s.inserting {
+			next = i
+			break
+		}
+	}
+	binary.LittleEndian.PutUint32(image[MemoryNextOffset:], uint32(next))
+	readImage(image[:], offset, data)
+}
+
+// Write sets the selector or acknowledges the selected slot's insertion
+// (write 1 to MemoryInserting). Other registers are read only.
+func (m *MemoryHotplug) Write(offset uint64, data []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, b := range data {
+		off := offset + uint64(i)
+		switch {
+		case off >= MemorySelectOffset && off < MemorySelectOffset+4:
+			m.selected = setByte(m.selected, off-MemorySelectOffset, b)
+		case off == MemoryStatusOffset:
+			if b&MemoryInserting != 0 && int64(m.selected) < int64(len(m.slots)) {
+				m.slots[m.selected].inserting = false
+			}
+		}
+	}
+}
+
+// memoryDeviceName is the AML name of slot i: M000-MFFF.
+func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
+
+// AML returns \_SB.MHPC: a generic container (PNP0A06) with the register
+// block's operation region and fields, its mutex MMTX, the methods
+// MSTA(slot) (a slot's _STA value), MCRS(slot) (a slot's _CRS, built at run
+// time), MTFY(slot, event) (notify a slot's device) and MSCN (the scan the
+// GED calls), and one memory device (PNP0C80) per slot with _UID, _STA and
+// _CRS.
+func (m *MemoryHotplug) AML() acpi.Aml {
+	n := len(m.slots)
+	body := []acpi.Aml{
+		acpi.Name("_HID", acpi.EISAID("PNP0A06")),
+		acpi.Name("_UID", acpi.String("Memory Hotplug Controller")),
+		acpi.Mutex("MMTX", 0),
+		acpi.OperationRegion("MREG", acpi.SystemMemory, m.base, MemoryBlockSize),
+		acpi.Field("MREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
+			acpi.FieldOffset(MemorySelectOffset), acpi.FieldUnit{Name: "MSEL", Bits: 32},
+			acpi.FieldOffset(MemoryBaseOffset),
+			acpi.FieldUnit{Name: "MBL", Bits: 32}, acpi.FieldUnit{Name: "MBH", Bits: 32},
+			acpi.FieldOffset(MemoryLengthOffset),
+			acpi.FieldUnit{Name: "MLL", Bits: 32}, acpi.FieldUnit{Name: "MLH", Bits: 32},
+			acpi.FieldOffset(MemoryNextOffset), acpi.FieldUnit{Name: "MNXT", Bits: 32},
+		),
+		acpi.Field("MREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
+			acpi.FieldOffset(MemoryStatusOffset),
+			acpi.FieldUnit{Name: "MEN", Bits: 1},  // MemoryEnabled
+			acpi.FieldUnit{Name: "MINS", Bits: 1}, // MemoryInserting
+		),
+		// MSTA(slot): 0xF when the slot holds memory, else 0.
+		acpi.Method("MSTA", 1, true,
+			acpi.Acquire("MMTX", acpi.WaitForever),
+			acpi.Store(acpi.Arg(0), acpi.Path("MSEL")),
+			acpi.Store(acpi.Zero, acpi.Local(0)),
+			acpi.If(acpi.LEqual(acpi.Path("MEN"), acpi.One), acpi.Store(acpi.Int(0xf), acpi.Local(0))),
+			acpi.Release("MMTX"),
+			acpi.Return(acpi.Local(0)),
+		),
+		// MCRS(slot): a QWordMemory descriptor of the slot's range.
+		acpi.Method("MCRS", 1, true,
+			acpi.Name("MR64", acpi.ResourceTemplate(acpi.QWordMemory{Caching: acpi.Cacheable})),
+			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMinOffset, "MINL"),
+			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMaxOffset, "MAXL"),
+			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryLengthOffset, "LENL"),
+			acpi.Acquire("MMTX", acpi.WaitForever),
+			acpi.Store(acpi.Arg(0), acpi.Path("MSEL")),
+			acpi.Or(acpi.ShiftLeft(acpi.Path("MBH"), acpi.Int(32), nil), acpi.Path("MBL"), acpi.Path("MINL")),
+			acpi.Or(acpi.ShiftLeft(acpi.Path("MLH"), acpi.Int(32), nil), acpi.Path("MLL"), acpi.Path("LENL")),
+			acpi.Release("MMTX"),
+			acpi.Subtract(acpi.Add(acpi.Path("MINL"), acpi.Path("LENL"), nil), acpi.One, acpi.Path("MAXL")),
+			acpi.Return(acpi.Path("MR64")),
+		),
+		notifyMethod("MTFY", n, memoryDeviceName),
+		// MSCN: notify and acknowledge each slot with an insertion
+		// pending, as MNXT names them, lowest first: three register
+		// accesses per inserted slot, none for the others.
+		acpi.Method("MSCN", 0, true,
+			acpi.Acquire("MMTX", acpi.WaitForever),
+			acpi.Store(acpi.Path("MNXT"), acpi.Local(0)),
+			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+				acpi.Call("MTFY", acpi.Local(0), acpi.One),
+				acpi.Store(acpi.Local(0), acpi.Path("MSEL")),
+				acpi.Store(acpi.One, acpi.Path("MINS")),
+				acpi.Store(acpi.Path("MNXT"), acpi.Local(0)),
+			),
+			acpi.Release("MMTX"),
+		),
+	}
+	for i := 0; i < n; i++ {
+		body = append(body, acpi.Device(memoryDeviceName(i),
+			acpi.Name("_HID", acpi.EISAID("PNP0C80")),
+			acpi.Name("_UID", acpi.Int(i)),
+			acpi.Method("_STA", 0, false, acpi.Return(acpi.Call("MSTA", acpi.Int(i)))),
+			acpi.Method("_CRS", 0, false, acpi.Return(acpi.Call("MCRS", acpi.Int(i)))),
+		))
+	}
+	return acpi.Device("MHPC", body...)
+}

@@ -1,0 +1,451 @@
+package vm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmmdev/vmm/acpi"
+	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/boot"
+	"github.com/vmmdev/vmm/vm/bus"
+	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/devices"
+	"github.com/vmmdev/vmm/vm/hotplug"
+	"github.com/vmmdev/vmm/vm/layout"
+	"github.com/vmmdev/vmm/vm/memory"
+)
+
+// eventKind is why a machine ended.
+type eventKind int
+
+const (
+	eventPowerOff eventKind = iota
+	eventReset
+	eventFailed
+)
+
+func (k eventKind) String() string {
+	switch k {
+	case eventPowerOff:
+		return "power off"
+	case eventReset:
+		return "reset"
+	}
+	return "failure"
+}
+
+// machineEvent tells the VMM that a machine ended.
+type machineEvent struct {
+	m      *machine
+	kind   eventKind
+	source string
+	err    error
+}
+
+// machineDeps is what a machine borrows from its VMM.
+type machineDeps struct {
+	sys         *kvm.System
+	cpuid       []kvm.CPUIDEntry
+	tscDeadline bool
+	serialOut   io.Writer // never nil
+	log         *slog.Logger
+	events      chan<- machineEvent
+	firstRun    func()
+}
+
+// machine is one incarnation of the VM: a KVM VM with its memory, buses,
+// devices and vCPUs, built from a config and torn down on power off or
+// reset (a reboot builds a new one).
+type machine struct {
+	cfg  config.VM
+	deps machineDeps
+	log  *slog.Logger
+
+	vm     *kvm.VM
+	mem    *memory.Guest
+	pioBus *bus.Bus
+	mmBus  *bus.Bus
+	serial *devices.Serial
+	cpus   *cpuManager
+	irqfds []*irqLine
+	virtio []*virtioDevice // in device order; see addVirtio
+
+	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
+	// space, the memory controller (nil without).
+	ged   *hotplug.GED
+	cpuHP *hotplug.CPUHotplug
+	memHP *hotplug.MemoryHotplug
+	// removalAsked is when resizeCPUs last asked the guest to eject vCPUs;
+	// guarded by the VMM's lock, as resizes are.
+	removalAsked time.Time
+
+	// ending is set by the first power off, reset or failure; later ones
+	// (Linux often writes a second reset) are absorbed.
+	ending atomic.Bool
+
+	closeOnce sync.Once
+}
+
+// loadPayload reads and checks the kernel and initramfs named by cfg.
+func loadPayload(p config.Payload) (*boot.BzImage, []byte, error) {
+	kdata, err := os.ReadFile(p.Kernel)
+	if err != nil {
+		return nil, nil, invalidf("kernel: %w", err)
+	}
+	k, err := boot.ParseBzImage(kdata)
+	if err != nil {
+		return nil, nil, invalidf("kernel %s: %w", p.Kernel, err)
+	}
+	var initrd []byte
+	if p.Initramfs != "" {
+		if initrd, err = os.ReadFile(p.Initramfs); err != nil {
+			return nil, nil, invalidf("initramfs: %w", err)
+		}
+	}
+	return k, initrd, nil
+}
+
+// gsiRoutes is the VM's interrupt routing: every GSI to the IOAPIC pin of
+// the same number, except GSI 0 (the PIT) to pin 2, as the MADT's interrupt
+// source override says. No GSI reaches the legacy PIC, which a
+// hardware-reduced guest never programs.
+func gsiRoutes() []kvm.IRQRoute {
+	var r []kvm.IRQRoute
+	for gsi := uint32(0); gsi < layout.IOAPICPins; gsi++ {
+		switch gsi {
+		case 0:
+			r = append(r, kvm.IRQRoute{GSI: 0, Chip: kvm.IRQChipIOAPIC, Pin: 2})
+		case 2:
+		default:
+			r = append(r, kvm.IRQRoute{GSI: gsi, Chip: kvm.IRQChipIOAPIC, Pin: gsi})
+		}
+	}
+	return r
+}
+
+// newMachine builds a VM from cfg and leaves it ready to run: nothing runs
+// until start. On error nothing is left behind.
+func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
+	kernel, initrd, err := loadPayload(cfg.Payload)
+	if err != nil {
+		return nil, err
+	}
+	m := &machine{cfg: cfg, deps: deps, log: deps.log}
+	defer func() {
+		if err != nil {
+			m.close()
+		}
+	}()
+
+	if m.vm, err = deps.sys.CreateVM(); err != nil {
+		return nil, err
+	}
+	if err = m.vm.SetTSSAddr(layout.TSSStart); err != nil {
+		return nil, err
+	}
+	if err = m.vm.SetIdentityMapAddr(layout.IdentityMapStart); err != nil {
+		return nil, err
+	}
+	if err = m.vm.CreateIRQChip(); err != nil {
+		return nil, err
+	}
+	if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
+		return nil, err
+	}
+	if err = m.vm.SetGSIRouting(gsiRoutes()); err != nil {
+		return nil, err
+	}
+
+	ram := memory.BootRAM(cfg.Memory.Size)
+	if m.mem, err = memory.Map(ram); err != nil {
+		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
+	}
+	for _, r := range m.mem.Regions() {
+		host := r.Host()
+		if err = m.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
+			Slot: r.Slot, GuestPhysAddr: r.Start, MemorySize: r.Size,
+			UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0]))),
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	if err = m.addDevices(); err != nil {
+		return nil, err
+	}
+	pm := devices.NewACPIPM(m, layout.ResetValue, m.log)
+	if err = m.pioBus.Insert(layout.ACPIPMStart, layout.ACPIPMSize, "acpi-pm", pm); err != nil {
+		return nil, err
+	}
+	if err = m.addHotplug(); err != nil {
+		return nil, err
+	}
+	sb := []acpi.Describer{m.serial, m.ged, hotplug.PowerButton{}, m.cpuHP}
+	if m.memHP != nil {
+		sb = append(sb, m.memHP)
+	}
+	sb = append(sb, m.virtioDescribers()...)
+	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, sb...)
+	if err != nil {
+		return nil, err
+	}
+	if err = m.mem.WriteAt(tables, layout.ACPIStart); err != nil {
+		return nil, fmt.Errorf("write ACPI tables: %w", err)
+	}
+	if err = m.mem.WriteAt(boot.ResetStub(layout.ResetRegisterPort, layout.ResetValue), layout.ResetVector); err != nil {
+		return nil, fmt.Errorf("write reset vector: %w", err)
+	}
+	if err = boot.Load(m.mem, boot.Payload{
+		Kernel: kernel, Initramfs: initrd, Cmdline: cfg.Payload.Cmdline,
+		RAM: ram, RSDPAddr: layout.ACPIStart,
+	}); err != nil {
+		return nil, invalid(err)
+	}
+
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: deps.cpuid, tscDeadline: deps.tscDeadline},
+		m, m.log, deps.firstRun)
+	for id := range cfg.CPUs.BootVCPUs {
+		if err = m.cpus.create(id, id == 0); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// addDevices creates the buses, the legacy devices and the virtio devices.
+func (m *machine) addDevices() error {
+	m.pioBus = bus.New("pio", m.log)
+	m.mmBus = bus.New("mmio", m.log)
+	com1IRQ, err := m.newIRQLine(layout.COM1IRQ)
+	if err != nil {
+		return err
+	}
+	m.serial = devices.NewSerial(layout.COM1Port, layout.COM1IRQ, com1IRQ, m.deps.serialOut, m.log)
+	kbd := devices.NewI8042(m)
+	for _, d := range []struct {
+		base, size uint64
+		name       string
+		dev        bus.Device
+	}{
+		{layout.COM1Port, layout.COM1Size, "com1", m.serial},
+		{layout.I8042DataPort, 1, "i8042-data", kbd.Data()},
+		{layout.I8042CommandPort, 1, "i8042-command", kbd.Command()},
+		{layout.POSTPort, 1, "post", devices.Sink{}},
+	} {
+		if err := m.pioBus.Insert(d.base, d.size, d.name, d.dev); err != nil {
+			return err
+		}
+	}
+	return m.addVirtio()
+}
+
+// addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
+// (power button and CPU events, and memory events with a hot plug RAM
+// space), the CPU controller for max_vcpus CPUs, and the memory controller
+// with one slot per 128 MiB of hot plug space.
+func (m *machine) addHotplug() error {
+	var err error
+	events := hotplug.EventPowerButton | hotplug.EventCPU
+	if m.cfg.Memory.HotplugSize > 0 {
+		slots := min(int(m.cfg.Memory.HotplugSize/config.HotplugBlock), hotplug.MaxMemorySlots)
+		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {
+			return err
+		}
+		events |= hotplug.EventMemory
+	}
+	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.CPUs.BootVCPUs, m.cfg.CPUs.MaxVCPUs, m); err != nil {
+		return err
+	}
+	gedIRQ, err := m.newIRQLine(layout.GEDIRQ)
+	if err != nil {
+		return err
+	}
+	if m.ged, err = hotplug.NewGED(hotplug.GEDConfig{Base: layout.GEDStart, GSI: layout.GEDIRQ, Events: events}, gedIRQ); err != nil {
+		return err
+	}
+	if err := m.mmBus.Insert(layout.GEDStart, hotplug.GEDSize, "ged", m.ged); err != nil {
+		return err
+	}
+	if err := m.mmBus.Insert(layout.CPUHotplugStart, hotplug.CPUBlockSize, "cpu-hotplug", m.cpuHP); err != nil {
+		return err
+	}
+	if m.memHP != nil {
+		if err := m.mmBus.Insert(layout.MemoryHotplugStart, hotplug.MemoryBlockSize, "memory-hotplug", m.memHP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EjectCPU parks vCPU id after the guest ejected it (hotplug.CPUOwner). It
+// runs on the thread of the vCPU that wrote the eject register, so it must
+// not wait.
+func (m *machine) EjectCPU(id int) {
+	m.log.Info("guest ejected a CPU", "vcpu", id)
+	m.cpus.parkAsync(id)
+}
+
+// EjectRefused logs that the guest refused to eject vCPU id
+// (hotplug.CPUOwner); the vCPU keeps running and stays counted.
+func (m *machine) EjectRefused(id int, status uint32) {
+	m.log.Warn("the guest refused to eject a CPU; it stays", "vcpu", id,
+		"ost_status", fmt.Sprintf("%#x", status), "reason", ostReason(status))
+}
+
+// ostReason names an _OST status code of an eject request (ACPI 6.5,
+// 6.3.5 "_OST").
+func ostReason(status uint32) string {
+	switch status {
+	case 0x01:
+		return "failure"
+	case 0x02:
+		return "unrecognized notify"
+	case 0x80:
+		return "eject not supported by the guest (Linux: /sys/firmware/acpi/hotplug/processor/enabled is 0)"
+	case 0x81:
+		return "device in use by an application"
+	case 0x82:
+		return "device busy (it could not be offlined)"
+	case 0x83:
+		return "an ejection dependency is busy"
+	}
+	return "unknown status"
+}
+
+// powerButton presses the ACPI power button.
+func (m *machine) powerButton() error {
+	return m.ged.Trigger(hotplug.EventPowerButton)
+}
+
+// start runs the boot vCPUs. They were all created first so that the boot
+// vCPU's INIT and SIPI find them.
+func (m *machine) start() error {
+	ids := make([]int, m.cfg.CPUs.BootVCPUs)
+	for i := range ids {
+		ids[i] = i
+	}
+	return m.cpus.plug(ids...)
+}
+
+// close stops the vCPUs and frees everything. Safe to call more than once
+// and on a machine that was only partly built.
+func (m *machine) close() {
+	m.closeOnce.Do(func() {
+		m.ending.Store(true)
+		if m.cpus != nil {
+			m.cpus.stopAll()
+		}
+		m.closeVirtio()
+		for _, l := range m.irqfds {
+			l.close()
+		}
+		if m.vm != nil {
+			if err := m.vm.Close(); err != nil {
+				m.log.Warn("close VM", "err", err)
+			}
+		}
+		if m.mem != nil {
+			if err := m.mem.Close(); err != nil {
+				m.log.Warn("unmap guest RAM", "err", err)
+			}
+		}
+	})
+}
+
+// pio, mmio, halted, reset, powerOff and fail make the machine the vCPUs'
+// exitHandler.
+func (m *machine) pio(port uint16, data []byte, write bool) {
+	if write {
+		m.pioBus.Write(uint64(port), data)
+	} else {
+		m.pioBus.Read(uint64(port), data)
+	}
+}
+
+func (m *machine) mmio(addr uint64, data []byte, write bool) {
+	if write {
+		m.mmBus.Write(addr, data)
+	} else {
+		m.mmBus.Read(addr, data)
+	}
+}
+
+func (m *machine) halted() bool { return m.ending.Load() }
+
+func (m *machine) end(kind eventKind, source string, err error) {
+	if !m.ending.CompareAndSwap(false, true) {
+		m.log.Debug("machine already ending; event absorbed", "event", kind.String(), "source", source)
+		return
+	}
+	m.log.Info("guest "+kind.String(), "source", source)
+	if m.cpus != nil {
+		m.cpus.kickAll()
+	}
+	// The channel has room for one event per machine; never block a vCPU.
+	select {
+	case m.deps.events <- machineEvent{m: m, kind: kind, source: source, err: err}:
+	default:
+		m.log.Error("machine event dropped", "event", kind.String())
+	}
+}
+
+// Reset implements devices.Power.
+func (m *machine) Reset(source string) { m.end(eventReset, source, nil) }
+
+// PowerOff implements devices.Power.
+func (m *machine) PowerOff(source string) { m.end(eventPowerOff, source, nil) }
+
+func (m *machine) reset(source string)    { m.Reset(source) }
+func (m *machine) powerOff(source string) { m.PowerOff(source) }
+func (m *machine) fail(err error)         { m.end(eventFailed, err.Error(), err) }
+
+// irqLine is an edge-triggered GSI raised through an irqfd: one eventfd
+// write, no exit to KVM_IRQ_LINE.
+type irqLine struct {
+	vm  *kvm.VM
+	gsi uint32
+	fd  int
+}
+
+func (m *machine) newIRQLine(gsi uint32) (*irqLine, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd for GSI %d: %w", gsi, err)
+	}
+	if err := m.vm.IRQFD(fd, gsi); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	l := &irqLine{vm: m.vm, gsi: gsi, fd: fd}
+	m.irqfds = append(m.irqfds, l)
+	return l, nil
+}
+
+// Trigger implements devices.Interrupt.
+func (l *irqLine) Trigger() error {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, err := unix.Write(l.fd, one[:])
+	if errors.Is(err, unix.EAGAIN) {
+		return nil // the counter is saturated: an edge is pending anyway
+	}
+	if err != nil {
+		return fmt.Errorf("raise GSI %d: %w", l.gsi, err)
+	}
+	return nil
+}
+
+func (l *irqLine) close() {
+	_ = l.vm.RemoveIRQFD(l.fd, l.gsi)
+	unix.Close(l.fd)
+}

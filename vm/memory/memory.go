@@ -1,0 +1,221 @@
+// Package memory is guest RAM: anonymous host mappings placed at guest
+// physical addresses, and the accessors the boot loader and devices use to
+// read and write it.
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmmdev/vmm/vm/layout"
+)
+
+// Range is a span of guest physical addresses.
+type Range struct {
+	Start, Size uint64
+}
+
+// End is the first address after the range.
+func (r Range) End() uint64 { return r.Start + r.Size }
+
+// BootRAM splits size bytes of boot RAM around the 32-bit hole: up to
+// layout.LowRAMEnd from address 0, the rest from 4 GiB.
+func BootRAM(size uint64) []Range {
+	if size <= layout.LowRAMEnd {
+		return []Range{{0, size}}
+	}
+	return []Range{{0, layout.LowRAMEnd}, {layout.HighRAMStart, size - layout.LowRAMEnd}}
+}
+
+// Region is one host mapping of guest RAM. Slot is the KVM memslot the
+// owner registered it as.
+type Region struct {
+	Range
+	Slot uint32
+	mem  []byte
+}
+
+// Host is the region's host mapping.
+func (r *Region) Host() []byte { return r.mem }
+
+// ErrNoRAM means a guest physical range is not (entirely) backed by RAM.
+var ErrNoRAM = errors.New("no guest RAM there")
+
+// Guest is the guest's RAM. Regions are added at boot and by memory hot
+// plug; accessors are safe for concurrent use.
+type Guest struct {
+	mu      sync.RWMutex
+	regions []*Region // sorted by Start, disjoint
+}
+
+// Map allocates an anonymous mapping for each range and returns the guest
+// RAM; slots are numbered from 0 in order. On failure nothing stays mapped.
+func Map(ranges []Range) (*Guest, error) {
+	g := &Guest{}
+	for i, r := range ranges {
+		if _, err := g.Add(r, uint32(i)); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// Add maps a new region of anonymous memory at r and records it with slot.
+func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
+	if r.Size == 0 || r.Size%layout.PageSize != 0 || r.Start%layout.PageSize != 0 || r.End() < r.Start {
+		return nil, fmt.Errorf("guest RAM %#x+%#x: not page aligned", r.Start, r.Size)
+	}
+	if r.Size > uint64(^uint(0)>>1) {
+		return nil, fmt.Errorf("guest RAM of %d MiB: too large for this host", r.Size>>20)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, o := range g.regions {
+		if r.Start < o.End() && o.Start < r.End() {
+			return nil, fmt.Errorf("guest RAM %#x+%#x overlaps %#x+%#x", r.Start, r.Size, o.Start, o.Size)
+		}
+	}
+	mem, err := mapAligned(r.Size)
+	if err != nil {
+		return nil, fmt.Errorf("guest RAM of %d MiB at %#x: the host cannot map it: %w", r.Size>>20, r.Start, err)
+	}
+	// Transparent huge pages make the guest's TLB misses cheaper; a host
+	// without them just says no.
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	reg := &Region{Range: r, Slot: slot, mem: mem}
+	g.regions = append(g.regions, reg)
+	sort.Slice(g.regions, func(i, j int) bool { return g.regions[i].Start < g.regions[j].Start })
+	return reg, nil
+}
+
+// HugePageSize is the x86 2 MiB page. KVM maps guest memory with huge pages
+// only where the host address and the guest physical address agree modulo
+// it, so every region's host mapping starts on such a boundary (guest RAM
+// regions start on one too).
+const HugePageSize = 2 << 20
+
+// mapAligned maps size bytes of anonymous memory at a HugePageSize
+// boundary: it maps HugePageSize more and unmaps the unaligned ends. No
+// MAP_NORESERVE: the kernel's overcommit heuristic then refuses a mapping
+// far beyond what the host has, which the caller reports as an error.
+func mapAligned(size uint64) ([]byte, error) {
+	total := uintptr(size) + HugePageSize
+	p, err := unix.MmapPtr(-1, 0, nil, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	head := (HugePageSize - uintptr(p)%HugePageSize) % HugePageSize
+	if head > 0 {
+		if err := unix.MunmapPtr(p, head); err != nil {
+			_ = unix.MunmapPtr(p, total)
+			return nil, err
+		}
+	}
+	if tail := total - head - uintptr(size); tail > 0 {
+		if err := unix.MunmapPtr(unsafe.Add(p, head+uintptr(size)), tail); err != nil {
+			_ = unix.MunmapPtr(unsafe.Add(p, head), uintptr(size))
+			return nil, err
+		}
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(p, head)), size), nil
+}
+
+// unmap undoes mapAligned.
+func unmap(mem []byte) error {
+	if len(mem) == 0 {
+		return nil
+	}
+	return unix.MunmapPtr(unsafe.Pointer(&mem[0]), uintptr(len(mem)))
+}
+
+// Regions returns the regions in address order.
+func (g *Guest) Regions() []*Region {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return append([]*Region(nil), g.regions...)
+}
+
+// Size is the total RAM in bytes.
+func (g *Guest) Size() uint64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var n uint64
+	for _, r := range g.regions {
+		n += r.Size
+	}
+	return n
+}
+
+// Slice returns the host bytes behind guest physical [gpa, gpa+n), which
+// must lie inside one region.
+func (g *Guest) Slice(gpa, n uint64) ([]byte, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, r := range g.regions {
+		if gpa >= r.Start && gpa < r.End() {
+			off := gpa - r.Start
+			if n > r.Size-off {
+				break
+			}
+			return r.mem[off : off+n : off+n], nil
+		}
+	}
+	return nil, fmt.Errorf("guest physical %#x+%#x: %w", gpa, n, ErrNoRAM)
+}
+
+// WriteAt copies p to guest physical address gpa.
+func (g *Guest) WriteAt(p []byte, gpa uint64) error {
+	s, err := g.Slice(gpa, uint64(len(p)))
+	if err != nil {
+		return err
+	}
+	copy(s, p)
+	return nil
+}
+
+// ReadAt copies guest physical memory at gpa into p.
+func (g *Guest) ReadAt(p []byte, gpa uint64) error {
+	s, err := g.Slice(gpa, uint64(len(p)))
+	if err != nil {
+		return err
+	}
+	copy(p, s)
+	return nil
+}
+
+// Remove unmaps the region that starts at start. The owner must have
+// deleted its memslot first.
+func (g *Guest) Remove(start uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, r := range g.regions {
+		if r.Start == start {
+			g.regions = append(g.regions[:i], g.regions[i+1:]...)
+			if err := unmap(r.mem); err != nil {
+				return fmt.Errorf("unmap guest RAM at %#x: %w", start, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("guest RAM at %#x: %w", start, ErrNoRAM)
+}
+
+// Close unmaps all guest RAM. The VM using it must be gone.
+func (g *Guest) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var errs []error
+	for _, r := range g.regions {
+		if err := unmap(r.mem); err != nil {
+			errs = append(errs, fmt.Errorf("unmap guest RAM at %#x: %w", r.Start, err))
+		}
+	}
+	g.regions = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,432 @@
+// Package vm is the virtual machine monitor's core: it builds a VM from a
+// config.VM (memory layout, boot loader, vCPU and memory managers, devices,
+// hot plug), runs it, resizes it and takes it through Cloud Hypervisor's
+// lifecycle (Created, Running, Paused, Shutdown).
+package vm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vmmdev/vmm/acpi"
+	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/config"
+)
+
+// Options configure a VMM.
+type Options struct {
+	// Log receives the VMM's logs; nil means slog.Default().
+	Log *slog.Logger
+	// Stdin and Stdout are the serial port's input and output in tty mode;
+	// nil means os.Stdin and os.Stdout. A terminal on Stdin is put in raw
+	// mode while a VM runs and restored when the VMM ends.
+	Stdin  io.Reader
+	Stdout io.Writer
+	// KVMPath is the KVM device; empty means /dev/kvm.
+	KVMPath string
+	// Start is when the process started, for the time-to-first-KVM_RUN log
+	// line; zero means when New was called.
+	Start time.Time
+	// EjectTimeout is how long vCPU removals wait for the guest's eject:
+	// until then a new vCPU resize gets ErrBusy (429), after it the resize
+	// withdraws them and goes ahead. Zero means DefaultEjectTimeout.
+	EjectTimeout time.Duration
+}
+
+// DefaultEjectTimeout is Options.EjectTimeout's default. A Linux guest
+// offlines and ejects a CPU in well under a second, a few seconds under
+// emulation; a guest that has not in 30 s is not going to.
+const DefaultEjectTimeout = 30 * time.Second
+
+// VMM owns at most one VM: its configuration, its state and the machine
+// currently running it. Every method is safe for concurrent use; one lock
+// serialises lifecycle operations (create, boot, pause, reboot, resize,
+// shutdown) and the handling of guest power events.
+type VMM struct {
+	opts        Options
+	log         *slog.Logger
+	sys         *kvm.System
+	cpuid       []kvm.CPUIDEntry
+	tscDeadline bool
+	hostMaxCPUs int
+	events      chan machineEvent
+
+	mu      sync.Mutex
+	cfg     *config.VM
+	state   State
+	m       *machine
+	console *console
+	// nextRAM is boot RAM a resize lowered, applied at the next reboot
+	// (0: none).
+	nextRAM uint64
+
+	firstRun sync.Once
+	endOnce  sync.Once
+	done     chan struct{}
+	exitErr  error
+}
+
+// New opens KVM and returns a VMM with no VM. The VMM runs until Stop, a
+// guest power off, or a fatal error; Wait reports which.
+func New(opts Options) (*VMM, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Stdin == nil {
+		opts.Stdin = os.Stdin
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.KVMPath == "" {
+		opts.KVMPath = kvm.DevicePath
+	}
+	if opts.Start.IsZero() {
+		opts.Start = time.Now()
+	}
+	if opts.EjectTimeout <= 0 {
+		opts.EjectTimeout = DefaultEjectTimeout
+	}
+	sys, err := kvm.Open(opts.KVMPath)
+	if err != nil {
+		return nil, fmt.Errorf("KVM: %w", err)
+	}
+	v := &VMM{opts: opts, log: opts.Log, sys: sys, events: make(chan machineEvent, 4), done: make(chan struct{})}
+	for _, c := range []kvm.Cap{kvm.CapIRQChip, kvm.CapUserMemory, kvm.CapSetTSSAddr, kvm.CapExtCPUID,
+		kvm.CapPIT2, kvm.CapIRQFD, kvm.CapIRQRouting, kvm.CapImmediateExit, kvm.CapSetIdentityMapAddr} {
+		if n, err := sys.CheckExtension(c); err != nil || n == 0 {
+			sys.Close()
+			return nil, fmt.Errorf("KVM lacks %v", c)
+		}
+	}
+	if v.cpuid, err = sys.SupportedCPUID(); err != nil {
+		sys.Close()
+		return nil, err
+	}
+	v.cpuid = WithBrand(v.cpuid, hostBrand())
+	n, _ := sys.CheckExtension(kvm.CapTSCDeadlineTimer)
+	v.tscDeadline = n > 0
+	if v.hostMaxCPUs, _ = sys.CheckExtension(kvm.CapMaxVCPUs); v.hostMaxCPUs == 0 {
+		v.hostMaxCPUs, _ = sys.CheckExtension(kvm.CapNrVCPUs)
+	}
+	go v.handleEvents()
+	return v, nil
+}
+
+// notSupported is the error of operations this VMM does not implement yet.
+func notSupported(op string) error {
+	return invalidf("%s: not supported yet", op)
+}
+
+// Create sets the VM's configuration after checking it as a whole,
+// including that the kernel is a bzImage and the files exist. Nothing runs
+// until Boot.
+func (v *VMM) Create(cfg config.VM) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ended() {
+		return fmt.Errorf("create: the VMM is shutting down: %w", ErrState)
+	}
+	if v.cfg != nil {
+		return fmt.Errorf("create: a VM already exists: %w", ErrState)
+	}
+	if err := v.check(&cfg); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	c := cfg
+	v.cfg = &c
+	v.state = StateCreated
+	return nil
+}
+
+// check validates cfg for this host and this VMM's features.
+func (v *VMM) check(cfg *config.VM) error {
+	if err := cfg.Validate(v.hostMaxCPUs); err != nil {
+		return invalid(err)
+	}
+	if cfg.CPUs.MaxVCPUs > acpi.MaxCPUs {
+		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.CPUs.MaxVCPUs, acpi.MaxCPUs)
+	}
+	if cfg.Console.Mode != config.ModeOff && cfg.Console.Mode != config.ModeNull {
+		return notSupported("virtio console")
+	}
+	if err := checkVirtio(cfg); err != nil {
+		return err
+	}
+	if _, _, err := loadPayload(cfg.Payload); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Boot builds the VM from its configuration and starts it.
+func (v *VMM) Boot() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("boot: %w", ErrNoVM)
+	}
+	if v.state != StateCreated && v.state != StateShutdown {
+		return fmt.Errorf("boot: the VM is %s: %w", v.state, ErrState)
+	}
+	if v.ended() {
+		return fmt.Errorf("boot: the VMM is shutting down: %w", ErrState)
+	}
+	if err := v.bootLocked(); err != nil {
+		return fmt.Errorf("boot: %w", err)
+	}
+	return nil
+}
+
+// bootLocked builds a machine from the current config and runs it.
+func (v *VMM) bootLocked() error {
+	v.applyNextRAMLocked()
+	if v.console == nil {
+		c, err := openConsole(v.cfg.Serial, v.opts.Stdin, v.opts.Stdout, v.log)
+		if err != nil {
+			return err
+		}
+		v.console = c
+	}
+	m, err := newMachine(*v.cfg, machineDeps{
+		sys: v.sys, cpuid: v.cpuid, tscDeadline: v.tscDeadline,
+		serialOut: v.console.out, log: v.log, events: v.events,
+		firstRun: func() {
+			v.firstRun.Do(func() {
+				v.log.Info("first KVM_RUN", "since_start_ms", time.Since(v.opts.Start).Milliseconds())
+			})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	v.cfg.Net = m.cfg.Net // the tap names and MACs the nets got
+	v.console.attach(m.serial)
+	if err := m.start(); err != nil {
+		v.console.attach(nil)
+		m.close()
+		return err
+	}
+	v.m = m
+	v.state = StateRunning
+	v.log.Info("VM running", "vcpus", v.cfg.CPUs.BootVCPUs, "max_vcpus", v.cfg.CPUs.MaxVCPUs, "memory_mib", v.cfg.Memory.Size>>20)
+	return nil
+}
+
+// stopLocked tears the current machine down, if any. The vCPUs the guest
+// left present are the next boot's.
+func (v *VMM) stopLocked() {
+	if v.m == nil {
+		return
+	}
+	v.syncVCPUsLocked()
+	if v.console != nil {
+		v.console.attach(nil)
+	}
+	v.m.close()
+	v.m = nil
+}
+
+// Shutdown stops the VM; its configuration stays, and Boot starts it again.
+func (v *VMM) Shutdown() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("shutdown: %w", ErrNoVM)
+	}
+	if v.state != StateRunning && v.state != StatePaused {
+		return fmt.Errorf("shutdown: the VM is %s: %w", v.state, ErrState)
+	}
+	v.stopLocked()
+	v.state = StateShutdown
+	return nil
+}
+
+// Reboot tears the VM down and builds it again from its current
+// configuration, as a guest reset does.
+func (v *VMM) Reboot() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("reboot: %w", ErrNoVM)
+	}
+	if v.state != StateRunning && v.state != StatePaused {
+		return fmt.Errorf("reboot: the VM is %s: %w", v.state, ErrState)
+	}
+	if err := v.rebootLocked(); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	return nil
+}
+
+func (v *VMM) rebootLocked() error {
+	v.stopLocked()
+	v.state = StateShutdown
+	return v.bootLocked()
+}
+
+// Pause stops every vCPU; Resume lets them run again.
+func (v *VMM) Pause() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("pause: %w", ErrNoVM)
+	}
+	if v.state != StateRunning {
+		return fmt.Errorf("pause: the VM is %s: %w", v.state, ErrState)
+	}
+	v.m.cpus.pause()
+	v.state = StatePaused
+	return nil
+}
+
+// Resume undoes Pause.
+func (v *VMM) Resume() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("resume: %w", ErrNoVM)
+	}
+	if v.state != StatePaused {
+		return fmt.Errorf("resume: the VM is %s: %w", v.state, ErrState)
+	}
+	v.m.cpus.resume()
+	v.state = StateRunning
+	return nil
+}
+
+// PowerButton presses the guest's ACPI power button.
+func (v *VMM) PowerButton() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("power button: %w", ErrNoVM)
+	}
+	if v.state != StateRunning {
+		return fmt.Errorf("power button: the VM is %s: %w", v.state, ErrState)
+	}
+	if err := v.m.powerButton(); err != nil {
+		return fmt.Errorf("power button: %w", err)
+	}
+	return nil
+}
+
+// Info reports the configuration and state.
+func (v *VMM) Info() (Info, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return Info{}, ErrNoVM
+	}
+	v.syncVCPUsLocked()
+	info := Info{Config: *v.cfg, State: v.state, MemoryActualSize: v.cfg.Memory.Size}
+	if v.m != nil {
+		info.ActiveVCPUs = v.m.cpus.active()
+		info.MemoryActualSize = v.m.mem.Size()
+	}
+	return info, nil
+}
+
+// Delete stops the VM if it runs and forgets its configuration.
+func (v *VMM) Delete() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cfg == nil {
+		return fmt.Errorf("delete: %w", ErrNoVM)
+	}
+	v.stopLocked()
+	v.cfg = nil
+	v.state = ""
+	return nil
+}
+
+// Stop stops the VM if it runs and ends the VMM: Wait then returns nil.
+func (v *VMM) Stop() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.stopLocked()
+	if v.cfg != nil {
+		v.state = StateShutdown
+	}
+	v.endLocked(nil)
+	return nil
+}
+
+// Done is closed when the VMM has ended.
+func (v *VMM) Done() <-chan struct{} { return v.done }
+
+// Wait blocks until the VMM ends and returns nil after a guest power off or
+// Stop, or the error that ended it.
+func (v *VMM) Wait() error {
+	<-v.done
+	return v.exitErr
+}
+
+func (v *VMM) ended() bool {
+	select {
+	case <-v.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// endLocked ends the VMM once: the console is flushed and the terminal
+// restored, KVM closed, and Done closed.
+func (v *VMM) endLocked(err error) {
+	v.endOnce.Do(func() {
+		if v.console != nil {
+			v.console.close()
+		}
+		v.sys.Close()
+		v.exitErr = err
+		close(v.done)
+	})
+}
+
+// handleEvents acts on machines ending: a power off ends the VMM, a reset
+// rebuilds the VM, a failure ends the VMM with the error.
+func (v *VMM) handleEvents() {
+	for {
+		select {
+		case ev := <-v.events:
+			v.handleEvent(ev)
+		case <-v.done:
+			return
+		}
+	}
+}
+
+func (v *VMM) handleEvent(ev machineEvent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ev.m != v.m || v.m == nil {
+		ev.m.close() // a machine already replaced or stopped
+		return
+	}
+	switch ev.kind {
+	case eventPowerOff:
+		v.stopLocked()
+		v.state = StateShutdown
+		v.endLocked(nil)
+	case eventReset:
+		v.log.Info("rebooting", "source", ev.source)
+		if err := v.rebootLocked(); err != nil {
+			v.log.Error("reboot failed", "err", err)
+			v.endLocked(fmt.Errorf("reboot: %w", err))
+		}
+	default:
+		v.stopLocked()
+		v.state = StateShutdown
+		err := ev.err
+		if err == nil {
+			err = errors.New(ev.source)
+		}
+		v.endLocked(fmt.Errorf("VM failed: %w", err))
+	}
+}
