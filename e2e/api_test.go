@@ -525,7 +525,7 @@ var _ = Describe("the API of a vmm started with only --api-socket", Label("api")
 })
 
 // The seed's story is one spec on one guest, so that a retry (see
-// scripts/e2e.sh) starts it afresh.
+// e2e/runner) starts it afresh.
 var _ = Describe("the seed's curl lines against a booted vmm", Label("api"), func() {
 	// The seed's VM (boot=4,max=8, 1 GiB + 8 GiB hotplug) is created through
 	// the API; a no-op resize before boot must answer 204.

@@ -19,6 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gmeasure"
 
+	"github.com/vmmdev/vmm/e2e/runner"
 	"github.com/vmmdev/vmm/guest"
 	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/config"
@@ -47,6 +48,13 @@ func startGuest(ctx context.Context, name string, cfg config.VM) *guest.Machine 
 	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter})
 	Expect(err).NotTo(HaveOccurred(), "start the vmm")
 	DeferCleanup(func() {
+		// A spec that failed by its own check gets the emulation fault
+		// its guest shows, if any, which the e2e runner retries.
+		if CurrentSpecReport().Failed() {
+			if why := m.Diagnose(); why != "" {
+				AddReportEntry(runner.EmulationFaultEntry, why+" ("+name+")")
+			}
+		}
 		if err := m.Stop(); err != nil {
 			GinkgoWriter.Printf("stop %s: %v\n", name, err)
 		}
@@ -91,7 +99,7 @@ func vcpuThreads(pid int) []string {
 }
 
 // Each boot spec has a guest of its own: a boot costs about 10 s under
-// emulation, and a spec that Ginkgo retries (see scripts/e2e.sh) then
+// emulation, and a spec that is retried (see e2e/runner) then
 // starts afresh, where a guest shared through BeforeAll would hand the
 // retry the same dead guest.
 var _ = Describe("booting Debian's kernel", Label("boot"), func() {

@@ -155,7 +155,7 @@ func writeGuestMarker(ctx SpecContext, m *guest.Machine) {
 }
 
 // Each device spec has a guest of its own (a boot costs about 10 s under
-// emulation), so that a retried spec starts afresh (see scripts/e2e.sh).
+// emulation), so that a retried spec starts afresh (see e2e/runner).
 var _ = Describe("virtio devices", Label("devices"), func() {
 	It("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info", func(ctx SpecContext) {
 		m, disk, ro, _ := devicesGuest(ctx, "devices")
@@ -230,9 +230,9 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 })
 
 var _ = Describe("virtio-net under load", Label("devices"), func() {
-	// make test sends 16 MiB; make stress the 100 MiB of issue 9
+	// make test sends 16 MiB; make stress sends 100 MiB
 	// (VMM_NET_MIB). Under emulation, bulk traffic sometimes kills the
-	// guest or freezes the KVM host (see scripts/e2e.sh), more often the
+	// guest or freezes the KVM host (docs/testing.md), more often the
 	// longer it runs.
 	mib := 16
 	if n, err := strconv.Atoi(os.Getenv("VMM_NET_MIB")); err == nil && n >= 4 {

@@ -101,7 +101,7 @@ var _ = Describe("a failing scenario", Label("scenarios"), func() {
 
 // scenarioLabels labels a scenario's spec with the topic its file name
 // starts with (cpu_stress.lua: "cpu"), so that a run can pick or split the
-// scenarios by topic (scripts/e2e.sh runs "cpu" in a KVM host of its own).
+// scenarios by topic (e2e/runner runs "cpu" in a KVM host of its own).
 func scenarioLabels(file string) Labels {
 	topic, _, ok := strings.Cut(filepath.Base(file), "_")
 	if !ok {

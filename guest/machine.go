@@ -89,6 +89,7 @@ type Machine struct {
 	client  *api.Client
 	http    *http.Client
 	stopT   time.Duration
+	emu     *EmulationSignatures // nil outside the emulated KVM host
 
 	done    chan struct{} // closed once the process is reaped
 	waitErr error         // cmd.Wait's result, set before done closes
@@ -132,6 +133,7 @@ func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 		client:  api.NewClient(socket),
 		http:    unixHTTPClient(socket),
 		stopT:   opts.StopTimeout,
+		emu:     LoadEmulationSignatures(),
 		done:    make(chan struct{}),
 		boots:   1,
 	}
@@ -456,7 +458,7 @@ func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error
 		if errors.Is(err, context.DeadlineExceeded) {
 			dump = m.StateDump()
 		}
-		return fmt.Errorf("%s: %w%s%s", m.name, err, m.vmmLogTail(), dump)
+		return fmt.Errorf("%s: %w%s%s%s", m.name, err, m.vmmLogTail(), dump, m.emulationNote())
 	}
 	return nil
 }
@@ -673,6 +675,7 @@ func (m *Machine) logs() string {
 	if t := tailLines([]byte(m.stderr.String()), tailOnError); t != "" {
 		fmt.Fprintf(&b, "\n%s vmm log (last lines):\n%s", m.name, t)
 	}
+	b.WriteString(m.emulationNote())
 	return b.String()
 }
 

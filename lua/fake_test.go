@@ -28,7 +28,8 @@ type fakeVM struct {
 	replies  map[string]fakeReply
 	shOut    map[string]fakeSh
 	stopErr  error
-	shBlocks bool // Sh waits for its context to end
+	shBlocks bool   // Sh waits for its context to end
+	emuFault string // what Diagnose returns
 
 	mu       sync.Mutex
 	requests []string
@@ -124,6 +125,8 @@ func (f *fakeVM) PowerOffFromGuest(context.Context) error {
 func (f *fakeVM) CPUs(context.Context) (guest.CPUs, error) { return f.cpus, nil }
 func (f *fakeVM) MemTotal(context.Context) (uint64, error) { return f.mem, nil }
 func (f *fakeVM) Wait(context.Context) (int, error)        { return 0, nil }
+
+func (f *fakeVM) Diagnose() string { return f.emuFault }
 
 func (f *fakeVM) Stop() error {
 	f.mu.Lock()

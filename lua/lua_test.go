@@ -13,6 +13,7 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
+	"github.com/vmmdev/vmm/guest"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -508,5 +509,20 @@ func TestEveryScenarioCompiles(t *testing.T) {
 			t.Errorf("%v", loadError(f, err))
 		}
 		L.Close()
+	}
+}
+
+func TestAFailedScriptNamesTheEmulationFaultItsVMShowsWithFakeVM(t *testing.T) {
+	l := &fakeLauncher{prepare: func(vm *fakeVM) { vm.emuFault = "vCPU 1 runs with CR3 0x1f0000, outside guest RAM" }}
+	r := &Runner{Launcher: l}
+	res := r.RunFile(context.Background(), writeScript(t, "e.lua", "local vm = vmm.start{}\nexpect.eq(1, 2, 'one')\n"))
+	se := scriptErr(t, res)
+	if want := guest.EmulationFaultMarker + "vCPU 1 runs with CR3 0x1f0000, outside guest RAM (vm1)"; !strings.Contains(se.Message, want) {
+		t.Errorf("error = %v, want it to say %q", se, want)
+	}
+	// A passing script is not diagnosed.
+	res = r.RunFile(context.Background(), writeScript(t, "p.lua", "vmm.start{}\n"))
+	if res.Err != nil {
+		t.Errorf("a passing script failed: %v", res.Err)
 	}
 }

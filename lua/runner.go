@@ -13,6 +13,8 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/vmmdev/vmm/guest"
 )
 
 // Default bounds of what a script waits for (see Timeouts). They are
@@ -170,6 +172,9 @@ func (r *Runner) RunFile(ctx context.Context, path string) *Result {
 	defer rn.L.Close()
 
 	err := rn.exec(ctx)
+	if se, ok := err.(*ScriptError); ok {
+		rn.diagnose(se)
+	}
 	res.Cleanup = rn.stopAll()
 	if rn.tmp != "" {
 		if rerr := os.RemoveAll(rn.tmp); rerr != nil {
@@ -319,6 +324,21 @@ func newRun(r *Runner, script string, res *Result) *run {
 	}
 	rn.install()
 	return rn
+}
+
+// diagnose adds to a failure the signature of an emulation fault that one
+// of the script's VMs shows, unless the message names one already: the
+// e2e runner retries such a failure (guest.EmulationFaultMarker).
+func (rn *run) diagnose(se *ScriptError) {
+	if strings.Contains(se.Message, guest.EmulationFaultMarker) {
+		return
+	}
+	for _, h := range rn.vms {
+		if why := h.vm.Diagnose(); why != "" {
+			se.Message += fmt.Sprintf("\n%s%s (%s)", guest.EmulationFaultMarker, why, h.name)
+			return
+		}
+	}
 }
 
 // stopAll stops every VM, last started first, and records them.

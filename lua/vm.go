@@ -41,6 +41,9 @@ type VM interface {
 	Wait(ctx context.Context) (int, error)
 	// Stop ends the vmm process; it is safe to call more than once.
 	Stop() error
+	// Diagnose returns the signature of an emulation fault of the KVM host
+	// that the vmm's state shows, or "" (see guest.Machine.Diagnose).
+	Diagnose() string
 }
 
 var _ VM = (*guest.Machine)(nil)

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 n=${1:-8} out=${2:-.build/compare-emulators.tsv}
 # A frozen copy of the binaries, so that building meanwhile changes nothing.
 B=.build/compare/bin
-rm -rf "$B" && mkdir -p "$B" && cp .build/vmm .build/vmmctl .build/kvmhost .build/e2e.test "$B"/
+rm -rf "$B" && mkdir -p "$B" && cp .build/vmm .build/vmmctl .build/e2erun .build/e2e.test "$B"/
 stock=$(VMM_EMULATOR=stock images/emulator/build.sh)
 patched=$(images/emulator/build.sh)
 [ "$stock" != "$patched" ] || { echo "compare-emulators: no patched emulator was built" >&2; exit 1; }
@@ -28,17 +28,16 @@ for i in $(seq 1 "$n"); do
 			esac
 			t0=$SECONDS
 			BUILD=$B KVMHOST_QEMU=$q VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 \
-				E2E_FLAKE_ATTEMPTS=1 E2E_RETRY=0 E2E_HOST_ATTEMPTS=1 GINKGO_FLAGS="-ginkgo.focus=$focus" \
-				scripts/e2e.sh "$group" >".build/compare/$emu-$spec-$i.log" 2>&1
+				E2E_EMULATION_RETRIES=0 E2E_HOST_ATTEMPTS=1 GINKGO_FLAGS="-ginkgo.focus=$focus" \
+				"$B/e2erun" "$group" >".build/compare/$emu-$spec-$i.log" 2>&1
 			rc=$?
 			log=$B/results/$group/console.log
 			cp "$log" ".build/compare/$emu-$spec-$i.console.log" 2>/dev/null
-			code=$(grep -o 'kvmhost: mode [a-z]*, [0-9]* attempt(s), exit [0-9]*' ".build/compare/$emu-$spec-$i.log" | grep -o '[0-9]*$' | tail -1)
-			grep -q 'the KVM host broke' ".build/compare/$emu-$spec-$i.log" && code=3
-			why=""
+			code=0 why=""
 			if [ "$rc" != 0 ]; then
-				why=$(grep -m1 -E 'the KVM host broke|triple fault|KVM_EXIT_FAIL_ENTRY|EMULATION FAULT|rebooted by itself|timed out|context deadline|\[FAILED\]|Expected' \
-					".build/compare/$emu-$spec-$i.log" "$log" 2>/dev/null | cut -c1-200 | tr '\t' ' ')
+				code=1
+				grep -q 'every KVM host broke' ".build/compare/$emu-$spec-$i.log" && code=3
+				why=$(grep -m1 -E '===   (failed|a KVM host broke)' ".build/compare/$emu-$spec-$i.log" | cut -c1-240 | tr '\t' ' ')
 			fi
 			printf '%s\t%s\t%d\t%s\t%d\t%s\n' "$emu" "$spec" "$i" "${code:-?}" $((SECONDS - t0)) "$why" | tee -a "$out"
 		done

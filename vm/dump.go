@@ -87,11 +87,11 @@ func (m *machine) dumpState() {
 		}
 	}
 	for _, id := range m.cpus.ids() {
-		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code(id)))
+		m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, m.mem, code(id)))
 	}
 	if goodCR3 != 0 {
 		for _, id := range again {
-			m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, code(id)))
+			m.log.Warn("state dump", "vcpu", id, "state", m.cpus.dumpVCPU(id, m.mem, code(id)))
 		}
 	}
 }
@@ -141,8 +141,8 @@ func (m *cpuManager) ids() []int {
 
 // dumpVCPU describes vCPU id: its thread (scheduler state and CPU time from
 // /proc), KVM_RUN returns so far, and, read on its thread, its registers,
-// MP state and local APIC.
-func (m *cpuManager) dumpVCPU(id int, code func(cr3, cr4, rip uint64) string) string {
+// MP state and local APIC. A CR3 outside the guest's RAM (mem) is marked.
+func (m *cpuManager) dumpVCPU(id int, mem *memory.Guest, code func(cr3, cr4, rip uint64) string) string {
 	m.mu.Lock()
 	c, ok := m.vcpus[id]
 	var tid int
@@ -160,7 +160,7 @@ func (m *cpuManager) dumpVCPU(id int, code func(cr3, cr4, rip uint64) string) st
 	go func() {
 		var s string
 		err := m.onThread(id, func(kv *kvm.VCPU) error {
-			s = describeVCPU(kv, code)
+			s = describeVCPU(kv, mem, code)
 			return nil
 		})
 		if err != nil {
@@ -193,9 +193,15 @@ func threadStat(tid int) string {
 	return fmt.Sprintf("%s/utime=%s/stime=%s", f[0], f[11], f[12])
 }
 
+// CR3OutsideRAM follows a CR3 in the state dump that points outside guest
+// RAM: a vCPU with paging on cannot run from such page tables, so it is
+// running someone else's context (under the emulated KVM host, the KVM
+// host's own: docs/testing.md).
+const CR3OutsideRAM = "(outside guest RAM)"
+
 // describeVCPU reads vCPU kv's state on its thread; code reads the guest's
 // bytes at an address (see guestCode).
-func describeVCPU(kv *kvm.VCPU, code func(cr3, cr4, rip uint64) string) string {
+func describeVCPU(kv *kvm.VCPU, mem *memory.Guest, code func(cr3, cr4, rip uint64) string) string {
 	var b strings.Builder
 	r, rerr := kv.Regs()
 	if rerr == nil {
@@ -203,6 +209,9 @@ func describeVCPU(kv *kvm.VCPU, code func(cr3, cr4, rip uint64) string) string {
 	}
 	if sr, err := kv.Sregs(); err == nil {
 		fmt.Fprintf(&b, " cr2=%#x cr3=%#x cr4=%#x", sr.CR2, sr.CR3, sr.CR4)
+		if boot.PagingOn(sr.CR0) && mem != nil && !mem.Contains(sr.CR3&^(layout.PageSize-1)) {
+			b.WriteString(" " + CR3OutsideRAM)
+		}
 		if rerr == nil && boot.PagingOn(sr.CR0) {
 			fmt.Fprintf(&b, " code=%s", code(sr.CR3, sr.CR4, r.RIP))
 		}

@@ -602,7 +602,10 @@ func (m *cpuManager) run(c *vcpu) {
 			}
 		case kvm.ExitFailEntry:
 			reason, cpu := kv.FailEntry()
-			m.handler.fail(fmt.Errorf("vCPU %d: KVM_EXIT_FAIL_ENTRY: hardware entry failure reason %#x on host CPU %d", c.id, reason, cpu))
+			// The count tells a first entry refused for the state this
+			// VMM set up from a running vCPU's entry failing (docs/testing.md).
+			m.handler.fail(fmt.Errorf("vCPU %d: KVM_EXIT_FAIL_ENTRY: hardware entry failure reason %#x on host CPU %d after %d exits",
+				c.id, reason, cpu, c.exits.Load()-1))
 			return
 		case kvm.ExitInternalError:
 			sub, data := kv.InternalError()

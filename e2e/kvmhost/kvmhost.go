@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -58,6 +59,27 @@ const (
 type File struct {
 	Src string // path on this machine
 	Dst string // path relative to the payload directory
+}
+
+// DirFiles lists the files under the directory src as payload files under
+// dst, keeping their relative paths.
+func DirFiles(src, dst string) ([]File, error) {
+	var files []File
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Src: p, Dst: filepath.Join(dst, rel)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payload directory %s: %w", src, err)
+	}
+	return files, nil
 }
 
 // Options describe one run.

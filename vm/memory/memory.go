@@ -152,6 +152,18 @@ func (g *Guest) Size() uint64 {
 	return n
 }
 
+// Contains says whether guest physical address gpa is RAM.
+func (g *Guest) Contains(gpa uint64) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, r := range g.regions {
+		if gpa >= r.Start && gpa < r.End() {
+			return true
+		}
+	}
+	return false
+}
+
 // Slice returns the host bytes behind guest physical [gpa, gpa+n), which
 // must lie inside one region.
 func (g *Guest) Slice(gpa, n uint64) ([]byte, error) {

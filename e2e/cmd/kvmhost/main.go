@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -92,18 +91,12 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "kvmhost: -dir %q: want SRC:DST\n", d)
 			return 2
 		}
-		err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			rel, _ := filepath.Rel(src, p)
-			opts.Files = append(opts.Files, kvmhost.File{Src: p, Dst: filepath.Join(dst, rel)})
-			return nil
-		})
+		more, err := kvmhost.DirFiles(src, dst)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "kvmhost: -dir %s: %v\n", src, err)
+			fmt.Fprintf(os.Stderr, "kvmhost: -dir: %v\n", err)
 			return 2
 		}
+		opts.Files = append(opts.Files, more...)
 	}
 	for _, e := range envs {
 		k, v, ok := strings.Cut(e, "=")
