@@ -450,6 +450,11 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 		a.broken = fmt.Sprintf("no exit status within %s%s", opts.Timeout, con.why())
 	case ctx.Err() != nil:
 		return a, fmt.Errorf("interrupted: %w", ctx.Err())
+	case !con.started && con.brokenBy == "" && waitErr != nil:
+		// The emulator itself failed before the KVM host ran anything
+		// (a missing firmware file, a bad option): a setup error, not
+		// a KVM host that broke, so not retried.
+		return a, fmt.Errorf("%s failed before the KVM host started: %w (see %s)", qemu, waitErr, filepath.Join(opts.ResultsDir, "console.log"))
 	default:
 		a.broken = fmt.Sprintf("the KVM host ended without an exit status (%v)%s", errors.Join(waitErr, readErr), con.why())
 	}
@@ -467,6 +472,7 @@ type console struct {
 	start    time.Time
 
 	exit     *int
+	started  bool // the payload's start marker was seen
 	overhead time.Duration
 	brokenBy string
 	broken   chan struct{} // closed when brokenBy is set
@@ -510,6 +516,7 @@ func (c *console) read(r io.Reader) error {
 			fileName = filepath.Base(strings.TrimPrefix(line, markerFile))
 			continue
 		case line == markerStart:
+			c.started = true
 			c.overhead = time.Since(c.start)
 			fmt.Fprintf(c.out, "[kvmhost] payload started %.1fs after the KVM host\n", c.overhead.Seconds())
 			continue
