@@ -58,7 +58,7 @@ fuzz: deps
 # KVM-host boot per group of labels (e2e/runner): a KVM host that breaks
 # under emulation costs one group, and only a failure recognised as the
 # emulation's by its signature is retried, and reported as such.
-E2E_GROUPS ?= core api devices cpu scenarios
+E2E_GROUPS ?= core api devices cpu scenarios distro
 export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_EMULATION_RETRIES E2E_BUDGET_MIN E2E_HOST_ATTEMPTS E2E_HOST_CPUS E2E_HOST_APPEND
 e2e: images build emulator
 	@rm -rf $(BUILD)/results; KVMHOST_QEMU=$${KVMHOST_QEMU:-$$(cat $(BUILD)/emulator)} $(BUILD)/e2erun $(E2E_GROUPS)

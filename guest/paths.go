@@ -24,6 +24,11 @@ const (
 	EnvRootfs = "VMM_GUEST_ROOTFS"
 	// EnvScenarios is the directory of Lua scenarios.
 	EnvScenarios = "VMM_SCENARIOS"
+	// EnvDistroRootfs is the distro guest's root file system image,
+	// gzipped (images/debian/build.sh).
+	EnvDistroRootfs = "VMM_DISTRO_ROOTFS"
+	// EnvDistroInitrd is the distro guest's own initrd.
+	EnvDistroInitrd = "VMM_DISTRO_INITRD"
 )
 
 // Fallback locations, relative to the module root. `make build` puts the
@@ -35,6 +40,8 @@ const (
 	relInitramfs = ".cache/guest/initramfs.cpio.gz"
 	relRootfs    = ".cache/guest/rootfs.ext4.gz"
 	relScenarios = "scenarios"
+	relDistro    = ".cache/debian/rootfs.ext4.gz"
+	relDistroRD  = ".cache/debian/initrd.img"
 )
 
 // moduleName is the module path go.mod must declare for its directory to
@@ -64,10 +71,15 @@ type Paths struct {
 	Rootfs string
 	// Scenarios is the directory of Lua scenarios.
 	Scenarios string
+	// DistroRootfs and DistroInitrd are the distro guest: a Debian system
+	// (gzipped ext4, see UnpackDistroRootfs) and the initrd Debian's
+	// initramfs-tools made for the same kernel as Kernel.
+	DistroRootfs, DistroInitrd string
 }
 
 // ResolvePaths returns the paths from the environment (VMM_BIN, VMMCTL_BIN,
-// VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_GUEST_ROOTFS, VMM_SCENARIOS), falling back to the
+// VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_GUEST_ROOTFS, VMM_SCENARIOS,
+// VMM_DISTRO_ROOTFS, VMM_DISTRO_INITRD), falling back to the
 // module root found by walking up from the working directory, then from the
 // executable's directory, to the module's go.mod. Without a module root a binary
 // falls back to a file of that name next to the executable, then to its bare
@@ -92,6 +104,8 @@ func ResolvePaths() Paths {
 	p.Initramfs = resolveFile(EnvInitramfs, root, relInitramfs)
 	p.Rootfs = resolveFile(EnvRootfs, root, relRootfs)
 	p.Scenarios = resolveFile(EnvScenarios, root, relScenarios)
+	p.DistroRootfs = resolveFile(EnvDistroRootfs, root, relDistro)
+	p.DistroInitrd = resolveFile(EnvDistroInitrd, root, relDistroRD)
 	return p
 }
 

@@ -16,12 +16,28 @@ const RootCmdline = DefaultCmdline + " root=/dev/vda"
 // that a guest can tell it runs from the disk rather than the initramfs.
 const RootfsMarker = "/etc/vmm-rootfs"
 
+// DistroCmdline is the distro guest's kernel command line: its root disk,
+// the serial console, and systemd quiet on it so that the console shell's
+// output is the commands'.
+const DistroCmdline = "console=ttyS0 root=/dev/vda rw quiet systemd.show_status=0 panic=-1"
+
 // UnpackRootfs writes a fresh, writable copy of the guest's root file
 // system image (an ext4 file system, shipped gzipped; see ResolvePaths) to
 // dst. Runs of zeros become holes, so the 64 MiB image takes a few.
 func UnpackRootfs(dst string) error {
-	src := ResolvePaths().Rootfs
-	if err := checkFile("guest root file system", src, EnvRootfs); err != nil {
+	return unpackImage("guest root file system", ResolvePaths().Rootfs, EnvRootfs, dst)
+}
+
+// UnpackDistroRootfs writes a fresh, writable copy of the distro guest's
+// root file system (a Debian system; see ResolvePaths) to dst, sparse like
+// UnpackRootfs. Boot it with Paths.DistroInitrd and DistroCmdline.
+func UnpackDistroRootfs(dst string) error {
+	return unpackImage("distro root file system", ResolvePaths().DistroRootfs, EnvDistroRootfs, dst)
+}
+
+// unpackImage gunzips the image src (what, set by env) to dst, sparse.
+func unpackImage(what, src, env, dst string) error {
+	if err := checkFile(what, src, env); err != nil {
 		return err
 	}
 	in, err := os.Open(src)
@@ -31,7 +47,7 @@ func UnpackRootfs(dst string) error {
 	defer in.Close()
 	zr, err := gzip.NewReader(in)
 	if err != nil {
-		return fmt.Errorf("root file system %s: %w", src, err)
+		return fmt.Errorf("%s %s: %w", what, src, err)
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -46,7 +62,7 @@ func UnpackRootfs(dst string) error {
 	}
 	if err != nil {
 		os.Remove(dst)
-		return fmt.Errorf("unpack root file system %s to %s: %w", src, dst, err)
+		return fmt.Errorf("unpack %s %s to %s: %w", what, src, dst, err)
 	}
 	return nil
 }

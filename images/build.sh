@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the guest (L2) kernel and initramfs and the KVM host (L1) initramfs
+# Builds the guest (L2) kernel and initramfs, the distro guest (a Debian
+# system, images/debian) and the KVM host (L1) initramfs
 # into CACHE/guest and CACHE/kvmhost, from Debian's packages only. Each image
 # is rebuilt only when its inputs change: the kernel package that
 # linux-image-amd64 depends on today, busybox, the init script, the module
@@ -52,3 +53,6 @@ rootfs() {
 }
 rootfs
 build kvmhost "$here/kvmhost-init" "$cache/kvmhost/initramfs.cpio" "$kvmhost_modules" "curl"
+
+# The distro guest: a Debian 12 system on its own disk (images/debian).
+"$here/debian/build.sh" "$cache"

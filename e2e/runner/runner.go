@@ -33,19 +33,22 @@ import (
 )
 
 // Groups are the suite's groups in the order make test runs them.
-var Groups = []string{"core", "api", "devices", "cpu", "scenarios"}
+var Groups = []string{"core", "api", "devices", "cpu", "scenarios", "distro"}
 
 // Filter is the Ginkgo label filter of a group: "core" is every spec
 // without another group's label (benchmarks run in make bench), "cpu" the
-// CPU scenarios, "scenarios" the others; any other name is a label.
+// CPU scenarios, "distro" the scenarios in the distro guest, "scenarios"
+// the others; any other name is a label.
 func Filter(group string) string {
 	switch group {
 	case "core":
 		return "!api && !devices && !scenarios && !benchmark"
 	case "cpu":
 		return "scenarios && cpu"
+	case "distro":
+		return "scenarios && distro"
 	case "scenarios":
-		return "scenarios && !cpu"
+		return "scenarios && !cpu && !distro"
 	}
 	return group
 }
@@ -65,9 +68,13 @@ type Options struct {
 	// out their -ginkgo.focus, which the retried specs replace).
 	GinkgoFlags []string
 	// Env is exported in the KVM host (the scenarios' knobs).
-	Env    map[string]string
-	Out    io.Writer
-	Logger *slog.Logger
+	Env map[string]string
+	// GroupFiles and GroupEnv add payload files and variables to one
+	// group's KVM host only (the distro guest's large disk image).
+	GroupFiles map[string][]kvmhost.File
+	GroupEnv   map[string]map[string]string
+	Out        io.Writer
+	Logger     *slog.Logger
 }
 
 // GroupResult is what happened to one group.
@@ -168,6 +175,10 @@ func runHost(ctx context.Context, opts Options, group, dir string, focus []strin
 	for k, v := range opts.Env {
 		h.Env[k] = v
 	}
+	for k, v := range opts.GroupEnv[group] {
+		h.Env[k] = v
+	}
+	h.Files = append(append([]kvmhost.File(nil), opts.Host.Files...), opts.GroupFiles[group]...)
 	h.Command = []string{"./bin/e2e.test", "-test.v", "-ginkgo.v", "-ginkgo.no-color",
 		"-ginkgo.timeout=" + opts.SuiteTimeout.String(),
 		"-ginkgo.junit-report=$RESULTS/junit.xml", "-ginkgo.json-report=$RESULTS/report.json",

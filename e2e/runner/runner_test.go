@@ -82,7 +82,7 @@ func TestJudgeFailsARunWithoutAReport(t *testing.T) {
 func TestFilterGivesEachGroupItsLabels(t *testing.T) {
 	for g, want := range map[string]string{
 		"core": "!api && !devices && !scenarios && !benchmark", "cpu": "scenarios && cpu",
-		"scenarios": "scenarios && !cpu", "api": "api", "distro": "distro",
+		"scenarios": "scenarios && !cpu && !distro", "api": "api", "distro": "scenarios && distro", "boot": "boot",
 	} {
 		if got := Filter(g); got != want {
 			t.Errorf("Filter(%q) = %q, want %q", g, got, want)

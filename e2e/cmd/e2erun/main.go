@@ -2,7 +2,7 @@
 // labels in a KVM host of its own, with retries only for failures
 // recognised as the emulated KVM host's (package runner).
 //
-//	e2erun [flags] [GROUP...]     (groups: core api devices cpu scenarios)
+//	e2erun [flags] [GROUP...]     (groups: core api devices cpu scenarios distro)
 //
 // Flags default to the environment variables make passes on (BUILD, CACHE,
 // KVMHOST_MODE, KVMHOST_QEMU, E2E_TIMEOUT, E2E_HOST_ATTEMPTS, E2E_HOST_CPUS,
@@ -127,6 +127,22 @@ func run(args []string) int {
 		Env:              map[string]string{},
 		Out:              os.Stdout,
 		Logger:           slog.Default(),
+	}
+	// The distro guest's disk and initrd go only to the group that boots it.
+	opts.GroupFiles = map[string][]kvmhost.File{"distro": {
+		{Src: filepath.Join(C, "debian/rootfs.ext4.gz"), Dst: "distro/rootfs.ext4.gz"},
+		{Src: filepath.Join(C, "debian/initrd.img"), Dst: "distro/initrd.img"},
+	}}
+	opts.GroupEnv = map[string]map[string]string{"distro": {
+		"VMM_DISTRO_ROOTFS": "$PAYLOAD/distro/rootfs.ext4.gz", "VMM_DISTRO_INITRD": "$PAYLOAD/distro/initrd.img",
+	}}
+	for _, g := range groups {
+		for _, f := range opts.GroupFiles[g] {
+			if _, err := os.Stat(f.Src); err != nil {
+				fmt.Fprintf(os.Stderr, "e2erun: %v (make images)\n", err)
+				return 2
+			}
+		}
 	}
 	for _, k := range []string{"VMM_STRESS_CYCLES", "VMM_STRESS_MAX", "VMM_NET_MIB"} {
 		if v := os.Getenv(k); v != "" {
