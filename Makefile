@@ -33,7 +33,7 @@ build: deps
 	$(GO) test -c -o $(BUILD)/e2e.test ./e2e
 
 # The emulator of the KVM host, when one is needed (no usable /dev/kvm):
-# Debian's QEMU rebuilt with images/emulator/svm-fixes.patch, cached in
+# Debian's QEMU rebuilt with images/emulator/tcg-fixes.patch, cached in
 # ~/.cache/vmm/emulator; its path goes to .build/emulator, which the e2e,
 # demo and bench scripts pass on (KVMHOST_QEMU overrides it, and
 # VMM_EMULATOR=stock picks Debian's binary).

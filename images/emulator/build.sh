@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the path of the QEMU that runs the emulated KVM host: Debian's own
-# qemu-system-x86_64 rebuilt from its source package with svm-fixes.patch
-# (fixes to QEMU's nested SVM emulation, see the patch and
+# qemu-system-x86_64 rebuilt from its source package with tcg-fixes.patch
+# (fixes to its TCG emulation of x86 and nested SVM, see the patch and
 # docs/testing.md), built once and cached outside the clone, so that later
 # clones and CI runs on this machine reuse it. When it cannot be built, it
 # says why on stderr and prints Debian's binary instead.
@@ -26,7 +26,7 @@ fallback() {
 # The source of the installed binary package, so the patched build differs
 # from Debian's only by the patch.
 version=$(dpkg-query -W -f='${source:Version}' qemu-system-x86 2>/dev/null) || fallback "qemu-system-x86 is not installed"
-key=$( { echo "$version"; cat "$here/svm-fixes.patch" "$0"; } | sha256sum | cut -c1-12)
+key=$( { echo "$version"; cat "$here/tcg-fixes.patch" "$0"; } | sha256sum | cut -c1-12)
 cache=${VMM_EMULATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/emulator}
 out=$cache/qemu-${version#*:}-$key
 bin=$out/qemu-system-x86_64
@@ -77,11 +77,11 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 apt=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/apt/parts"
 	-o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o APT::Sandbox::User=root)
-echo "emulator: building Debian's qemu $version with images/emulator/svm-fixes.patch (a few minutes, once)" >&2
+echo "emulator: building Debian's qemu $version with images/emulator/tcg-fixes.patch (a few minutes, once)" >&2
 apt-get -qq "${apt[@]}" update >&2 || fallback "apt-get update of the source lists failed"
 (cd "$work" && apt-get -qq "${apt[@]}" source --download-only "qemu=$version" >&2) || fallback "no source package qemu=$version"
 (cd "$work" && dpkg-source -x qemu_*.dsc src >/dev/null) || fallback "dpkg-source -x failed"
-(cd "$work/src" && patch -p1 -s <"$here/svm-fixes.patch") || fallback "svm-fixes.patch does not apply to $version"
+(cd "$work/src" && patch -p1 -s <"$here/tcg-fixes.patch") || fallback "tcg-fixes.patch does not apply to $version"
 mkdir -p "$work/src/build"
 (
 	cd "$work/src/build"
@@ -94,7 +94,7 @@ mkdir -p "$work/src/build"
 ) || { tail -n 20 "$work"/*.log >&2; fallback "the build failed"; }
 rm -rf "$out" && mkdir -p "$out"
 cp "$work/src/build/qemu-system-x86_64" "$bin"
-cp "$here/svm-fixes.patch" "$out/"
+cp "$here/tcg-fixes.patch" "$out/"
 echo "$version" >"$out/.done"
 echo "emulator: $bin" >&2
 echo "$bin"
