@@ -65,7 +65,7 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 			case cfg.Memory.HotplugSize == 0:
 				return p, invalidf("resize: desired_ram=%d: the VM has no hot plug space (--memory hotplug_size=)", b)
 			case add%config.HotplugBlock != 0:
-				return p, invalidf("resize: desired_ram=%d: the %d bytes to add are not a multiple of 128 config.MiB (the guest's memory block size)", b, add)
+				return p, invalidf("resize: desired_ram=%d: the %d bytes to add are not a multiple of 128 MiB (the guest's memory block size)", b, add)
 			case n > ram.limit:
 				return p, invalidf("resize: desired_ram=%d: above size + hotplug_size (%d bytes)", b, ram.limit)
 			case ram.freeSlots < 1:
@@ -75,7 +75,7 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 		case n < ram.current:
 			// Applied at the next reboot, as boot RAM.
 			if n < config.MinMemory || n%4096 != 0 {
-				return p, invalidf("resize: desired_ram=%d: boot RAM must be at least %d config.MiB and a multiple of 4 KiB", b, config.MinMemory/config.MiB)
+				return p, invalidf("resize: desired_ram=%d: boot RAM must be at least %d MiB and a multiple of 4 KiB", b, config.MinMemory/config.MiB)
 			}
 			p.nextRAM = n
 		}
