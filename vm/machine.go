@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -171,11 +170,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
 	}
 	for _, r := range m.mem.Regions() {
-		host := r.Host()
-		if err = m.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
-			Slot: r.Slot, GuestPhysAddr: r.Start, MemorySize: r.Size,
-			UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0]))),
-		}); err != nil {
+		if err = m.vm.SetUserMemoryRegion(kvm.MemoryRegion(r.Slot, r.Start, r.Host())); err != nil {
 			return nil, err
 		}
 	}

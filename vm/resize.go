@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
@@ -211,9 +210,7 @@ func (m *machine) addRAM(n uint64) error {
 	if err != nil {
 		return fmt.Errorf("add RAM at %#x: %w", base, err)
 	}
-	host := r.Host()
-	region := kvm.UserspaceMemoryRegion{Slot: slot, GuestPhysAddr: base, MemorySize: n,
-		UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}
+	region := kvm.MemoryRegion(slot, base, r.Host())
 	if err := m.vm.SetUserMemoryRegion(region); err != nil {
 		_ = m.mem.Remove(base)
 		return fmt.Errorf("add RAM at %#x: memslot %d: %w", base, slot, err)

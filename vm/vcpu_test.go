@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/memory"
@@ -218,8 +217,7 @@ func newTestVM(t *testing.T, size uint64) (*kvm.System, *kvm.VM, *memory.Guest) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
-	host := mem.Regions()[0].Host()
-	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{MemorySize: size, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}); err != nil {
+	if err := vm.SetUserMemoryRegion(kvm.MemoryRegion(0, 0, mem.Regions()[0].Host())); err != nil {
 		t.Fatal(err)
 	}
 	return sys, vm, mem
