@@ -9,13 +9,10 @@
 package guest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,9 +44,6 @@ const apiPollInterval = 50 * time.Millisecond
 // waitDelay bounds how long reaping waits for the vmm's output pipes to close
 // after the vmm exits.
 const waitDelay = 5 * time.Second
-
-// maxRequestReply bounds what Request reads of a reply.
-const maxRequestReply = 4 << 20
 
 // stderrKeep is how much of the vmm's standard error a Machine keeps for
 // failure messages.
@@ -87,7 +81,6 @@ type Machine struct {
 	stderr  *tailBuffer
 	shell   *Shell
 	client  *api.Client
-	http    *http.Client
 	stopT   time.Duration
 	emu     *EmulationSignatures // nil outside the emulated KVM host
 
@@ -131,7 +124,6 @@ func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 		console: NewConsole(opts.ConsoleLog),
 		stderr:  &tailBuffer{max: stderrKeep, tee: opts.VmmLog},
 		client:  api.NewClient(socket),
-		http:    unixHTTPClient(socket),
 		stopT:   opts.StopTimeout,
 		emu:     LoadEmulationSignatures(),
 		done:    make(chan struct{}),
@@ -575,31 +567,14 @@ func (m *Machine) Resize(ctx context.Context, req vm.ResizeRequest) error {
 
 // Request sends one raw API request, method to /api/v1/<route> with body
 // (none when nil), and returns the reply's status and body whatever the
-// status. Only failing to get a reply is an error. It is for requests the
-// typed client cannot make, such as malformed ones.
+// status (see api.Client.Do). Only failing to get a reply is an error. It is
+// for requests the typed client cannot make, such as malformed ones.
 func (m *Machine) Request(ctx context.Context, method, route string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+api.Prefix+route, rd)
+	status, reply, err := m.client.Do(ctx, method, route, body)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %s %s: %w", m.name, method, route, err)
+		return status, reply, fmt.Errorf("%s: %w", m.name, err)
 	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %s %s: %w", m.name, method, route, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRequestReply))
-	if err != nil {
-		return resp.StatusCode, data, fmt.Errorf("%s: %s %s: read reply: %w", m.name, method, route, err)
-	}
-	return resp.StatusCode, data, nil
+	return status, reply, nil
 }
 
 // Stop ends the vmm: it asks the API for vmm.shutdown and waits, then sends
@@ -617,7 +592,6 @@ func (m *Machine) stop() error {
 	defer func() {
 		m.stdin.Close()
 		m.client.CloseIdleConnections()
-		m.http.CloseIdleConnections()
 		os.RemoveAll(m.dir)
 	}()
 	if m.exited() {
@@ -684,17 +658,6 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// unixHTTPClient is an HTTP client whose every connection goes to socket.
-func unixHTTPClient(socket string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableCompression: true,
-	}}
 }
 
 // tailBuffer keeps the last max bytes written to it and copies every write

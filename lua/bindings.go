@@ -571,7 +571,7 @@ func (rn *run) vmResize(L *glua.LState) int {
 	status, msg := rn.request(L, h, http.MethodPut, api.RouteResize, body)
 	rn.note(NoteAction, h.name, fmt.Sprintf("resize{%s} -> %d %s", strings.Join(desc, ", "), status, msg))
 	L.Push(glua.LNumber(status))
-	if status >= 200 && status <= 299 {
+	if api.Succeeded(status) {
 		L.Push(glua.LNil)
 	} else {
 		L.Push(glua.LString(msg))
@@ -589,22 +589,10 @@ func (rn *run) request(L *glua.LState, h *vmHandle, method, route string, body [
 	if err != nil {
 		raise(L, err)
 	}
-	if status >= 200 && status <= 299 {
+	if api.Succeeded(status) {
 		return status, ""
 	}
-	return status, errorMessage(status, reply)
-}
-
-// errorMessage reads an API error body: a JSON array of strings, or text.
-func errorMessage(status int, body []byte) string {
-	var msgs []string
-	if err := json.Unmarshal(body, &msgs); err == nil && len(msgs) > 0 {
-		return strings.Join(msgs, ": ")
-	}
-	if s := strings.TrimSpace(string(body)); s != "" {
-		return s
-	}
-	return http.StatusText(status)
+	return status, api.ReplyError(status, reply).Message()
 }
 
 // vm:api(method, route [, body]) -> status, reply body: a raw request, for
@@ -648,8 +636,8 @@ func (rn *run) getJSON(L *glua.LState, h *vmHandle, route string) glua.LValue {
 	if err != nil {
 		raise(L, err)
 	}
-	if status < 200 || status > 299 {
-		raise(L, fmt.Errorf("%s: %s: %d %s", h.name, route, status, errorMessage(status, reply)))
+	if !api.Succeeded(status) {
+		raise(L, fmt.Errorf("%s: %s: %d %s", h.name, route, status, api.ReplyError(status, reply).Message()))
 	}
 	v, err := fromJSON(L, reply)
 	if err != nil {

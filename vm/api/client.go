@@ -169,28 +169,52 @@ func (c *Client) ShutdownVMM(ctx context.Context) error {
 	return c.Call(ctx, http.MethodPut, RouteShutdownVMM, nil, nil)
 }
 
-// Call sends one request to /api/v1/<route> and decodes a 200 reply's body
+// Call sends one request to /api/v1/<route> and decodes a 2xx reply's body
 // into out (when out is not nil). body is sent as is when it is a []byte or
 // json.RawMessage, JSON-encoded otherwise, and omitted when nil. A non-2xx
 // reply is returned as an *APIError.
 func (c *Client) Call(ctx context.Context, method, route string, body, out any) error {
-	var rd io.Reader
+	var data []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd = bytes.NewReader(b)
+		data = b
 	case json.RawMessage:
-		rd = bytes.NewReader(b)
+		data = b
 	default:
-		data, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return fmt.Errorf("%s: encode request: %w", route, err)
 		}
-		rd = bytes.NewReader(data)
+	}
+	status, reply, err := c.Do(ctx, method, route, data)
+	if err != nil {
+		return err
+	}
+	if !Succeeded(status) {
+		return ReplyError(status, reply)
+	}
+	if out != nil && len(bytes.TrimSpace(reply)) > 0 {
+		if err := json.Unmarshal(reply, out); err != nil {
+			return fmt.Errorf("%s: decode reply: %w", route, err)
+		}
+	}
+	return nil
+}
+
+// Do sends one raw request, method to /api/v1/<route> with body (none when
+// nil, JSON otherwise), and returns the reply's status and body whatever the
+// status: only failing to get a reply is an error. It is for requests the
+// typed methods cannot make, such as malformed ones; ReplyError reads an
+// error reply.
+func (c *Client) Do(ctx context.Context, method, route string, body []byte) (status int, reply []byte, err error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+Prefix+route, rd)
 	if err != nil {
-		return fmt.Errorf("%s: %w", route, err)
+		return 0, nil, fmt.Errorf("%s: %w", route, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if rd != nil {
@@ -202,36 +226,32 @@ func (c *Client) Call(ctx context.Context, method, route string, body, out any) 
 		if errors.As(err, &ue) {
 			err = ue.Err // drop the made-up URL; the socket path says more
 		}
-		return fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	reply, err = io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
 	if err != nil {
-		return fmt.Errorf("%s: read reply: %w", route, err)
+		return resp.StatusCode, reply, fmt.Errorf("%s: read reply: %w", route, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Status: resp.StatusCode, Messages: errorMessages(data)}
-	}
-	if out != nil && len(bytes.TrimSpace(data)) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s: decode reply: %w", route, err)
-		}
-	}
-	return nil
+	return resp.StatusCode, reply, nil
 }
 
-// errorMessages reads an error body: a JSON array of strings, or anything
-// else, kept as one message.
-func errorMessages(body []byte) []string {
+// Succeeded reports whether status is a 2xx: the request was done.
+func Succeeded(status int) bool { return status >= 200 && status <= 299 }
+
+// ReplyError is the error a reply with the non-2xx status and body stands
+// for: body is Cloud Hypervisor's JSON array of strings, or anything else,
+// kept as one message.
+func ReplyError(status int, body []byte) *APIError {
+	e := &APIError{Status: status}
 	t := bytes.TrimSpace(body)
 	if len(t) == 0 {
-		return nil
+		return e
 	}
-	var msgs []string
-	if err := json.Unmarshal(t, &msgs); err == nil {
-		return msgs
+	if err := json.Unmarshal(t, &e.Messages); err != nil {
+		e.Messages = []string{string(t)}
 	}
-	return []string{string(t)}
+	return e
 }
 
 // IsStatus reports whether err is an *APIError with the given status.
