@@ -171,7 +171,7 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 		Eventually(func(ctx context.Context) uint64 { return memTotal(ctx, g) }).WithContext(ctx).
 			WithTimeout(2*time.Minute).WithPolling(20*time.Millisecond).
 			Should(BeNumerically(">=", before+uint64(size)*9/10), "%s: MemTotal after +%d MiB", who, size>>20)
-		emitDuration(fmt.Sprintf("memory hot add %s: request to MemTotal grown", guest.FormatSize(uint64(size))), who, time.Since(t0))
+		emitDuration(fmt.Sprintf("memory hot add %s: request to MemTotal grown", config.FormatSize(uint64(size))), who, time.Since(t0))
 	}
 	rssAfter, _, err := rssSplit(g.pid())
 	Expect(err).NotTo(HaveOccurred())

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -118,7 +117,7 @@ func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 	m := &Machine{
 		name:    name,
 		cfg:     cfg,
-		args:    append(Flags(cfg, socket), opts.ExtraArgs...),
+		args:    append(append(cfg.Args(), "--api-socket", socket), opts.ExtraArgs...),
 		dir:     dir,
 		socket:  socket,
 		console: NewConsole(opts.ConsoleLog),
@@ -198,63 +197,6 @@ func completeConfig(cfg config.VM, bin string) (config.VM, string, error) {
 		}
 	}
 	return cfg, bin, nil
-}
-
-// Flags is the vmm command line for cfg with its API on socket. Sizes are
-// written in bytes, or with a K, M or G suffix when exact.
-func Flags(cfg config.VM, socket string) []string {
-	args := []string{"--kernel", cfg.Payload.Kernel}
-	if cfg.Payload.Initramfs != "" {
-		args = append(args, "--initramfs", cfg.Payload.Initramfs)
-	}
-	if cfg.Payload.Cmdline != "" {
-		args = append(args, "--cmdline", cfg.Payload.Cmdline)
-	}
-	args = append(args, "--cpus", fmt.Sprintf("boot=%d,max=%d", cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs))
-	mem := "size=" + FormatSize(cfg.Memory.Size)
-	if cfg.Memory.HotplugSize > 0 {
-		mem += ",hotplug_size=" + FormatSize(cfg.Memory.HotplugSize)
-	}
-	args = append(args, "--memory", mem)
-	for _, d := range cfg.Disks {
-		v := "path=" + d.Path
-		if d.Readonly {
-			v += ",readonly=on"
-		}
-		args = append(args, "--disk", v)
-	}
-	for _, n := range cfg.Net {
-		args = append(args, "--net", fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.MAC, n.IP, n.Mask))
-	}
-	if cfg.RNG != nil {
-		args = append(args, "--rng")
-		if cfg.RNG.Src != "" {
-			args = append(args, "src="+cfg.RNG.Src)
-		}
-	}
-	args = append(args, "--serial", "tty")
-	switch cfg.Console.Mode {
-	case "", config.ModeOff:
-	case config.ModeFile:
-		args = append(args, "--console", "file="+cfg.Console.File)
-	default:
-		args = append(args, "--console", strings.ToLower(string(cfg.Console.Mode)))
-	}
-	return append(args, "--api-socket", socket)
-}
-
-// FormatSize writes a byte count the way --memory reads it: with the largest
-// of the G, M and K suffixes that divides it exactly, else in bytes.
-func FormatSize(n uint64) string {
-	for _, u := range []struct {
-		suffix string
-		size   uint64
-	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n != 0 && n%u.size == 0 {
-			return strconv.FormatUint(n/u.size, 10) + u.suffix
-		}
-	}
-	return strconv.FormatUint(n, 10)
 }
 
 // reap waits for the process and closes the console, failing waits on it.

@@ -221,7 +221,7 @@ func luaFormatSize(L *glua.LState) int {
 	if err != nil || n < 0 {
 		L.ArgError(1, "a non-negative integer expected")
 	}
-	L.Push(glua.LString(guest.FormatSize(uint64(n))))
+	L.Push(glua.LString(config.FormatSize(uint64(n))))
 	return 1
 }
 
@@ -509,12 +509,7 @@ func forList(v glua.LValue, what string, f func(int, *glua.LTable) error) error 
 
 // describeConfig is the config in the command line's words, for notes.
 func describeConfig(cfg config.VM) []string {
-	d := []string{fmt.Sprintf("cpus boot=%d,max=%d", cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs)}
-	mem := "memory size=" + guest.FormatSize(cfg.Memory.Size)
-	if cfg.Memory.HotplugSize > 0 {
-		mem += ",hotplug_size=" + guest.FormatSize(cfg.Memory.HotplugSize)
-	}
-	d = append(d, mem)
+	d := []string{"cpus " + cfg.CPUs.Arg(), "memory " + cfg.Memory.Arg()}
 	if len(cfg.Disks) > 0 {
 		d = append(d, fmt.Sprintf("disks=%d", len(cfg.Disks)))
 	}
