@@ -103,6 +103,22 @@ type PingResponse struct {
 	Features     []string `json:"features,omitempty"`
 }
 
+// Summary renders the reply for people: "vmm VERSION (build B), pid P,
+// features: F, ...", leaving out what the server did not say.
+func (p PingResponse) Summary() string {
+	line := "vmm " + p.Version
+	if p.BuildVersion != "" {
+		line += " (build " + p.BuildVersion + ")"
+	}
+	if p.Pid != 0 {
+		line += fmt.Sprintf(", pid %d", p.Pid)
+	}
+	if len(p.Features) > 0 {
+		line += ", features: " + strings.Join(p.Features, ", ")
+	}
+	return line
+}
+
 // Ping asks the VMM for its version; it works with or without a VM.
 func (c *Client) Ping(ctx context.Context) (PingResponse, error) {
 	var p PingResponse

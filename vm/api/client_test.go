@@ -146,3 +146,17 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+func TestPingSummaryLeavesOutWhatTheServerDidNotSay(t *testing.T) {
+	for _, tc := range []struct {
+		p    PingResponse
+		want string
+	}{
+		{PingResponse{Version: "v1"}, "vmm v1"},
+		{PingResponse{Version: "v1", BuildVersion: "b2", Pid: 7, Features: []string{"x", "y"}}, "vmm v1 (build b2), pid 7, features: x, y"},
+	} {
+		if got := tc.p.Summary(); got != tc.want {
+			t.Errorf("Summary() = %q, want %q", got, tc.want)
+		}
+	}
+}
