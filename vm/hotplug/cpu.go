@@ -1,7 +1,6 @@
 package hotplug
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -37,11 +36,14 @@ type CPUHotplug struct {
 	owner CPUOwner
 
 	mu       sync.Mutex
-	selected uint32
+	sel      selector
 	ostEvent uint32 // the last _OST event written
 	ostCode  uint32 // the _OST status being written
 	cpus     []cpuState
 }
+
+// cpuAML names the AML objects over the CPU controller's block.
+var cpuAML = blockAML{region: "CREG", mutex: "CMTX", selector: "CSEL", enabled: "CPEN", inserting: "CINS"}
 
 // NewCPUHotplug returns the controller for maxCPUs (1 to acpi.MaxCPUs)
 // possible CPUs with its block at base, CPUs 0 to bootCPUs-1 present.
@@ -53,19 +55,10 @@ func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUOwner) (*CPUHotp
 		return nil, fmt.Errorf("cpu hotplug: no owner")
 	}
 	c := &CPUHotplug{base: base, owner: owner, cpus: make([]cpuState, maxCPUs)}
-	c.Reset(bootCPUs)
-	return c, nil
-}
-
-// Reset makes CPUs 0 to bootCPUs-1 present and the others absent, with no
-// event pending, for a new boot.
-func (c *CPUHotplug) Reset(bootCPUs int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.selected, c.ostEvent, c.ostCode = 0, 0, 0
-	for i := range c.cpus {
-		c.cpus[i] = cpuState{present: i < bootCPUs}
+	for id := range bootCPUs {
+		c.cpus[id].present = true
 	}
+	return c, nil
 }
 
 // MaxCPUs returns the number of possible CPUs.
@@ -174,17 +167,12 @@ func (c *CPUHotplug) PendingEject() bool {
 
 // status returns the status byte of the selected CPU; the lock is held.
 func (c *CPUHotplug) status() byte {
-	if int64(c.selected) >= int64(len(c.cpus)) {
+	id, ok := c.sel.index(len(c.cpus))
+	if !ok {
 		return 0
 	}
-	s := c.cpus[c.selected]
-	var b byte
-	if s.present {
-		b |= CPUEnabled
-	}
-	if s.inserting {
-		b |= CPUInserting
-	}
+	s := c.cpus[id]
+	b := plugStatus(s.present, s.inserting)
 	if s.removing {
 		b |= CPURemoving
 	}
@@ -195,10 +183,9 @@ func (c *CPUHotplug) status() byte {
 func (c *CPUHotplug) Read(offset uint64, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var image [CPUBlockSize]byte
-	binary.LittleEndian.PutUint32(image[CPUSelectOffset:], c.selected)
+	image := c.sel.image(CPUBlockSize)
 	image[CPUStatusOffset] = c.status()
-	readImage(image[:], offset, data)
+	readImage(image, offset, data)
 }
 
 // Write sets the selector, acts on the selected CPU's status byte
@@ -211,16 +198,13 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 	for i, b := range data {
 		off := offset + uint64(i)
 		switch {
-		case off >= CPUSelectOffset && off < CPUSelectOffset+4:
-			c.selected = setByte(c.selected, off-CPUSelectOffset, b)
+		case c.sel.write(off, b):
 		case off == CPUStatusOffset:
 			if id, ok := c.writeStatus(b); ok {
 				ejected = id
 			}
-		case off >= CPUOSTEventOffset && off < CPUOSTEventOffset+4:
-			c.ostEvent = setByte(c.ostEvent, off-CPUOSTEventOffset, b)
-		case off >= CPUOSTStatusOffset && off < CPUOSTStatusOffset+4:
-			c.ostCode = setByte(c.ostCode, off-CPUOSTStatusOffset, b)
+		case writeReg32(&c.ostEvent, CPUOSTEventOffset, off, b):
+		case writeReg32(&c.ostCode, CPUOSTStatusOffset, off, b):
 			ost = true
 		}
 	}
@@ -244,7 +228,8 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 // request answered with a failure (anything but success or "in progress")
 // will never be followed by an eject. The lock is held.
 func (c *CPUHotplug) reportOST() (int, bool) {
-	if int64(c.selected) >= int64(len(c.cpus)) {
+	id, ok := c.sel.index(len(c.cpus))
+	if !ok {
 		return 0, false
 	}
 	if c.ostEvent != OSTEjectRequest && c.ostEvent != OSTOSPMEject {
@@ -253,7 +238,6 @@ func (c *CPUHotplug) reportOST() (int, bool) {
 	if c.ostCode == OSTSuccess || c.ostCode == OSTEjectInProgress {
 		return 0, false
 	}
-	id := int(c.selected)
 	s := &c.cpus[id]
 	if !s.ejecting {
 		return 0, false // the guest's own eject failed: nothing was asked
@@ -265,10 +249,10 @@ func (c *CPUHotplug) reportOST() (int, bool) {
 // writeStatus applies a status write to the selected CPU and reports the
 // CPU it ejected, if any; the lock is held.
 func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
-	if int64(c.selected) >= int64(len(c.cpus)) {
+	id, ok := c.sel.index(len(c.cpus))
+	if !ok {
 		return 0, false
 	}
-	id := int(c.selected)
 	s := &c.cpus[id]
 	if b&CPUInserting != 0 {
 		s.inserting = false
@@ -296,49 +280,30 @@ func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
 // (ACPI0007) per possible CPU with _UID, _STA, _MAT, _EJ0 and _OST.
 func (c *CPUHotplug) AML() acpi.Aml {
 	n := len(c.cpus)
-	body := []acpi.Aml{
+	body := append([]acpi.Aml{
 		acpi.Name("_HID", acpi.String("ACPI0010")),
 		acpi.Name("_CID", acpi.EISAID("PNP0A05")),
-		acpi.Mutex("CMTX", 0),
-		acpi.OperationRegion("CREG", acpi.SystemMemory, c.base, CPUBlockSize),
+	}, cpuAML.declare(c.base, CPUBlockSize)...)
+	body = append(body,
 		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(CPUSelectOffset), acpi.FieldUnit{Name: "CSEL", Bits: 32}),
-		acpi.Field("CREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(CPUStatusOffset),
-			acpi.FieldUnit{Name: "CPEN", Bits: 1}, // CPUEnabled
-			acpi.FieldUnit{Name: "CINS", Bits: 1}, // CPUInserting
-			acpi.FieldUnit{Name: "CRMV", Bits: 1}, // CPURemoving
-			acpi.FieldUnit{Name: "CEJF", Bits: 1}, // CPUEject
-		),
+		// CPEN (CPUEnabled), CINS (CPUInserting), CRMV (CPURemoving),
+		// CEJF (CPUEject).
+		cpuAML.statusField(CPUStatusOffset, acpi.FieldUnit{Name: "CRMV", Bits: 1}, acpi.FieldUnit{Name: "CEJF", Bits: 1}),
 		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(CPUOSTEventOffset),
 			acpi.FieldUnit{Name: "OEVT", Bits: 32},
 			acpi.FieldUnit{Name: "OSTS", Bits: 32},
 		),
 		// CSTA(id): 0xF when the CPU is present, else 0.
-		acpi.Method("CSTA", 1, true,
-			acpi.Acquire("CMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
-			acpi.Store(acpi.Zero, acpi.Local(0)),
-			acpi.If(acpi.LEqual(acpi.Path("CPEN"), acpi.One), acpi.Store(acpi.Int(0xf), acpi.Local(0))),
-			acpi.Release("CMTX"),
-			acpi.Return(acpi.Local(0)),
-		),
+		cpuAML.staMethod("CSTA"),
 		// CEJ0(id): eject the CPU.
-		acpi.Method("CEJ0", 1, true,
-			acpi.Acquire("CMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
-			acpi.Store(acpi.One, acpi.Path("CEJF")),
-			acpi.Release("CMTX"),
-		),
+		acpi.Method("CEJ0", 1, true, cpuAML.locked(acpi.Store(acpi.One, acpi.Path("CEJF")))...),
 		// COST(id, event, status): the guest's _OST report on a CPU.
-		acpi.Method("COST", 3, true,
-			acpi.Acquire("CMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
+		acpi.Method("COST", 3, true, cpuAML.locked(
 			acpi.Store(acpi.Arg(1), acpi.Path("OEVT")),
 			acpi.Store(acpi.Arg(2), acpi.Path("OSTS")),
-			acpi.Release("CMTX"),
-		),
+		)...),
 		notifyMethod("CTFY", n, cpuDeviceName),
 		// CSCN: for each CPU, notify and acknowledge insertions (1: device
 		// check) and removal requests (3: eject request).
@@ -359,7 +324,7 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("CMTX"),
 		),
-	}
+	)
 	for id := 0; id < n; id++ {
 		body = append(body, cpuDevice(id))
 	}
@@ -385,15 +350,4 @@ func cpuDevice(id int) acpi.Aml {
 		// _OST(event, status, info): how the guest handled a notification.
 		acpi.Method("_OST", 3, false, acpi.Call("COST", acpi.Int(id), acpi.Arg(0), acpi.Arg(1))),
 	)
-}
-
-// notifyMethod returns Method name(id, event) that notifies the device
-// deviceName(id) for id 0 to n-1 with the event.
-func notifyMethod(name string, n int, deviceName func(int) string) acpi.Aml {
-	body := make([]acpi.Aml, 0, n)
-	for id := 0; id < n; id++ {
-		body = append(body, acpi.If(acpi.LEqual(acpi.Arg(0), acpi.Int(id)),
-			acpi.Notify(acpi.Path(deviceName(id)), acpi.Arg(1))))
-	}
-	return acpi.Method(name, 2, false, body...)
 }

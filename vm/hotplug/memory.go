@@ -26,10 +26,13 @@ type memSlot struct {
 type MemoryHotplug struct {
 	base uint64
 
-	mu       sync.Mutex
-	selected uint32
-	slots    []memSlot
+	mu    sync.Mutex
+	sel   selector
+	slots []memSlot
 }
+
+// memoryAML names the AML objects over the memory controller's block.
+var memoryAML = blockAML{region: "MREG", mutex: "MMTX", selector: "MSEL", enabled: "MEN", inserting: "MINS"}
 
 // NewMemoryHotplug returns the controller for the given number of slots
 // (1 to MaxMemorySlots) with its block at base, all slots empty.
@@ -75,33 +78,17 @@ func (m *MemoryHotplug) Used() int {
 	return n
 }
 
-// Reset empties every slot, for a new boot.
-func (m *MemoryHotplug) Reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.selected = 0
-	clear(m.slots)
-}
-
 // Read reads the selector, the selected slot's base, length or status, or
 // the next slot with an insertion to acknowledge.
 func (m *MemoryHotplug) Read(offset uint64, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var image [MemoryBlockSize]byte
-	binary.LittleEndian.PutUint32(image[MemorySelectOffset:], m.selected)
-	if int64(m.selected) < int64(len(m.slots)) {
-		s := m.slots[m.selected]
+	image := m.sel.image(MemoryBlockSize)
+	if i, ok := m.sel.index(len(m.slots)); ok {
+		s := m.slots[i]
 		binary.LittleEndian.PutUint64(image[MemoryBaseOffset:], s.base)
 		binary.LittleEndian.PutUint64(image[MemoryLengthOffset:], s.length)
-		var st byte
-		if s.enabled {
-			st |= MemoryEnabled
-		}
-		if s.inserting {
-			st |= MemoryInserting
-		}
-		image[MemoryStatusOffset] = st
+		image[MemoryStatusOffset] = plugStatus(s.enabled, s.inserting)
 	}
 	next := len(m.slots)
 	for i, s := range m.slots {
@@ -111,7 +98,7 @@ func (m *MemoryHotplug) Read(offset uint64, data []byte) {
 		}
 	}
 	binary.LittleEndian.PutUint32(image[MemoryNextOffset:], uint32(next))
-	readImage(image[:], offset, data)
+	readImage(image, offset, data)
 }
 
 // Write sets the selector or acknowledges the selected slot's insertion
@@ -122,11 +109,10 @@ func (m *MemoryHotplug) Write(offset uint64, data []byte) {
 	for i, b := range data {
 		off := offset + uint64(i)
 		switch {
-		case off >= MemorySelectOffset && off < MemorySelectOffset+4:
-			m.selected = setByte(m.selected, off-MemorySelectOffset, b)
+		case m.sel.write(off, b):
 		case off == MemoryStatusOffset:
-			if b&MemoryInserting != 0 && int64(m.selected) < int64(len(m.slots)) {
-				m.slots[m.selected].inserting = false
+			if i, ok := m.sel.index(len(m.slots)); ok && b&MemoryInserting != 0 {
+				m.slots[i].inserting = false
 			}
 		}
 	}
@@ -143,11 +129,11 @@ func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
 // _CRS.
 func (m *MemoryHotplug) AML() acpi.Aml {
 	n := len(m.slots)
-	body := []acpi.Aml{
+	body := append([]acpi.Aml{
 		acpi.Name("_HID", acpi.EISAID("PNP0A06")),
 		acpi.Name("_UID", acpi.String("Memory Hotplug Controller")),
-		acpi.Mutex("MMTX", 0),
-		acpi.OperationRegion("MREG", acpi.SystemMemory, m.base, MemoryBlockSize),
+	}, memoryAML.declare(m.base, MemoryBlockSize)...)
+	body = append(body,
 		acpi.Field("MREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(MemorySelectOffset), acpi.FieldUnit{Name: "MSEL", Bits: 32},
 			acpi.FieldOffset(MemoryBaseOffset),
@@ -156,34 +142,12 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			acpi.FieldUnit{Name: "MLL", Bits: 32}, acpi.FieldUnit{Name: "MLH", Bits: 32},
 			acpi.FieldOffset(MemoryNextOffset), acpi.FieldUnit{Name: "MNXT", Bits: 32},
 		),
-		acpi.Field("MREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(MemoryStatusOffset),
-			acpi.FieldUnit{Name: "MEN", Bits: 1},  // MemoryEnabled
-			acpi.FieldUnit{Name: "MINS", Bits: 1}, // MemoryInserting
-		),
+		// MEN (MemoryEnabled), MINS (MemoryInserting).
+		memoryAML.statusField(MemoryStatusOffset),
 		// MSTA(slot): 0xF when the slot holds memory, else 0.
-		acpi.Method("MSTA", 1, true,
-			acpi.Acquire("MMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("MSEL")),
-			acpi.Store(acpi.Zero, acpi.Local(0)),
-			acpi.If(acpi.LEqual(acpi.Path("MEN"), acpi.One), acpi.Store(acpi.Int(0xf), acpi.Local(0))),
-			acpi.Release("MMTX"),
-			acpi.Return(acpi.Local(0)),
-		),
+		memoryAML.staMethod("MSTA"),
 		// MCRS(slot): a QWordMemory descriptor of the slot's range.
-		acpi.Method("MCRS", 1, true,
-			acpi.Name("MR64", acpi.ResourceTemplate(acpi.QWordMemory{Caching: acpi.Cacheable})),
-			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMinOffset, "MINL"),
-			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMaxOffset, "MAXL"),
-			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryLengthOffset, "LENL"),
-			acpi.Acquire("MMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("MSEL")),
-			acpi.Or(acpi.ShiftLeft(acpi.Path("MBH"), acpi.Int(32), nil), acpi.Path("MBL"), acpi.Path("MINL")),
-			acpi.Or(acpi.ShiftLeft(acpi.Path("MLH"), acpi.Int(32), nil), acpi.Path("MLL"), acpi.Path("LENL")),
-			acpi.Release("MMTX"),
-			acpi.Subtract(acpi.Add(acpi.Path("MINL"), acpi.Path("LENL"), nil), acpi.One, acpi.Path("MAXL")),
-			acpi.Return(acpi.Path("MR64")),
-		),
+		mcrsMethod(),
 		notifyMethod("MTFY", n, memoryDeviceName),
 		// MSCN: notify and acknowledge each slot with an insertion
 		// pending, as MNXT names them, lowest first: three register
@@ -199,7 +163,7 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("MMTX"),
 		),
-	}
+	)
 	for i := 0; i < n; i++ {
 		body = append(body, acpi.Device(memoryDeviceName(i),
 			acpi.Name("_HID", acpi.EISAID("PNP0C80")),
@@ -209,4 +173,24 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 		))
 	}
 	return acpi.Device("MHPC", body...)
+}
+
+// mcrsMethod is MCRS(slot), the _CRS of slot's device: a QWordMemory
+// descriptor whose minimum and length it reads from the base and length
+// registers, and whose maximum it computes.
+func mcrsMethod() acpi.Aml {
+	body := []acpi.Aml{
+		acpi.Name("MR64", acpi.ResourceTemplate(acpi.QWordMemory{Caching: acpi.Cacheable})),
+		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMinOffset, "MINL"),
+		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMaxOffset, "MAXL"),
+		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryLengthOffset, "LENL"),
+	}
+	body = append(body, memoryAML.locked(
+		acpi.Or(acpi.ShiftLeft(acpi.Path("MBH"), acpi.Int(32), nil), acpi.Path("MBL"), acpi.Path("MINL")),
+		acpi.Or(acpi.ShiftLeft(acpi.Path("MLH"), acpi.Int(32), nil), acpi.Path("MLL"), acpi.Path("LENL")),
+	)...)
+	return acpi.Method("MCRS", 1, true, append(body,
+		acpi.Subtract(acpi.Add(acpi.Path("MINL"), acpi.Path("LENL"), nil), acpi.One, acpi.Path("MAXL")),
+		acpi.Return(acpi.Path("MR64")),
+	)...)
 }
