@@ -64,31 +64,29 @@ func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUOwner) (*CPUHotp
 // MaxCPUs returns the number of possible CPUs.
 func (c *CPUHotplug) MaxCPUs() int { return len(c.cpus) }
 
-func (c *CPUHotplug) checkID(id int) error {
+// update runs f on CPU id's state with the lock held.
+func (c *CPUHotplug) update(id int, f func(s *cpuState) error) error {
 	if id < 0 || id >= len(c.cpus) {
 		return fmt.Errorf("cpu hotplug: CPU %d out of range 0-%d", id, len(c.cpus)-1)
 	}
-	return nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return f(&c.cpus[id])
 }
 
 // SetInserting makes CPU id present and flags it for the guest's next scan
 // (follow with GED.Trigger(EventCPU)). It does nothing for a CPU already
 // present, and fails for a CPU whose removal is still pending.
 func (c *CPUHotplug) SetInserting(id int) error {
-	if err := c.checkID(id); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.cpus[id]
-	switch {
-	case s.ejecting:
-		return fmt.Errorf("cpu hotplug: CPU %d: its removal is still pending", id)
-	case s.present:
+	return c.update(id, func(s *cpuState) error {
+		switch {
+		case s.ejecting:
+			return fmt.Errorf("cpu hotplug: CPU %d: its removal is still pending", id)
+		case !s.present:
+			*s = cpuState{present: true, inserting: true}
+		}
 		return nil
-	}
-	*s = cpuState{present: true, inserting: true}
-	return nil
+	})
 }
 
 // SetRemoving asks the guest to eject CPU id at its next scan (follow with
@@ -96,20 +94,15 @@ func (c *CPUHotplug) SetInserting(id int) error {
 // eject bit; asking again meanwhile does nothing. It fails for a CPU that
 // is not present.
 func (c *CPUHotplug) SetRemoving(id int) error {
-	if err := c.checkID(id); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.cpus[id]
-	switch {
-	case !s.present:
-		return fmt.Errorf("cpu hotplug: CPU %d is not present", id)
-	case s.ejecting:
+	return c.update(id, func(s *cpuState) error {
+		switch {
+		case !s.present:
+			return fmt.Errorf("cpu hotplug: CPU %d is not present", id)
+		case !s.ejecting:
+			s.removing, s.ejecting = true, true
+		}
 		return nil
-	}
-	s.removing, s.ejecting = true, true
-	return nil
+	})
 }
 
 // CancelRemoves withdraws every removal asked with SetRemoving that the
@@ -131,12 +124,12 @@ func (c *CPUHotplug) CancelRemoves() []int {
 
 // Present reports whether CPU id is present (the guest's _STA says enabled).
 func (c *CPUHotplug) Present(id int) bool {
-	if c.checkID(id) != nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cpus[id].present
+	present := false
+	_ = c.update(id, func(s *cpuState) error {
+		present = s.present
+		return nil
+	})
+	return present
 }
 
 // PresentCount returns how many CPUs are present.
