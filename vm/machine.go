@@ -357,7 +357,7 @@ func (m *machine) close() {
 	})
 }
 
-// pio, mmio, halted, reset, powerOff and fail make the machine the vCPUs'
+// pio, mmio, halted, Reset, PowerOff and fail make the machine the vCPUs'
 // exitHandler.
 func (m *machine) pio(port uint16, data []byte, write bool) {
 	if write {
@@ -394,15 +394,13 @@ func (m *machine) end(kind eventKind, source string, err error) {
 	}
 }
 
-// Reset implements devices.Power.
+// Reset implements devices.Power for the devices and the vCPUs.
 func (m *machine) Reset(source string) { m.end(eventReset, source, nil) }
 
-// PowerOff implements devices.Power.
+// PowerOff implements devices.Power for the devices and the vCPUs.
 func (m *machine) PowerOff(source string) { m.end(eventPowerOff, source, nil) }
 
-func (m *machine) reset(source string)    { m.Reset(source) }
-func (m *machine) powerOff(source string) { m.PowerOff(source) }
-func (m *machine) fail(err error)         { m.end(eventFailed, err.Error(), err) }
+func (m *machine) fail(err error) { m.end(eventFailed, err.Error(), err) }
 
 // irqLine is an edge-triggered GSI raised through an irqfd: one eventfd
 // write, no exit to KVM_IRQ_LINE.

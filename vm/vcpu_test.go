@@ -40,8 +40,8 @@ func (h *countingHandler) pio(port uint16, data []byte, write bool) {
 }
 func (h *countingHandler) mmio(uint64, []byte, bool) {}
 func (h *countingHandler) halted() bool              { return h.halt.Load() }
-func (h *countingHandler) reset(string)              { h.halt.Store(true) }
-func (h *countingHandler) powerOff(string)           { h.halt.Store(true) }
+func (h *countingHandler) Reset(string)              { h.halt.Store(true) }
+func (h *countingHandler) PowerOff(string)           { h.halt.Store(true) }
 func (h *countingHandler) fail(err error) {
 	h.mu.Lock()
 	h.failure = err
