@@ -21,13 +21,13 @@ import (
 	"github.com/vmmdev/vmm/guest"
 )
 
-// The seed's curl lines (shared/seeds/hotplug.md), word for word but for
-// the socket path, which curlLine substitutes.
+// The curl lines of Cloud Hypervisor's hot plug guide, word for word but
+// for the socket path, which curlLine substitutes.
 const (
-	seedSocket     = "/tmp/ch-socket"
-	seedResizeUp   = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\":8}" http://localhost/api/v1/vm.resize`
-	seedResizeDown = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\":2}" http://localhost/api/v1/vm.resize`
-	seedResizeRAM  = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\": 4, \"desired_ram\" : 3221225472}" http://localhost/api/v1/vm.resize`
+	guideSocket     = "/tmp/ch-socket"
+	guideResizeUp   = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\":8}" http://localhost/api/v1/vm.resize`
+	guideResizeDown = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\":2}" http://localhost/api/v1/vm.resize`
+	guideResizeRAM  = `curl -H "Accept: application/json" -H "Content-Type: application/json" -i -XPUT --unix-socket /tmp/ch-socket -d "{ \"desired_vcpus\": 4, \"desired_ram\" : 3221225472}" http://localhost/api/v1/vm.resize`
 )
 
 // Bounds for the API specs under emulation.
@@ -213,11 +213,11 @@ func curlStatus(args ...string) int {
 	return code
 }
 
-// curlLine runs one shell command line from the seed with its socket
-// replaced by sock, and parses the reply (the seed's lines use -i).
+// curlLine runs one shell command line from the guide with its socket
+// replaced by sock, and parses the reply (the guide's lines use -i).
 func curlLine(line, sock string) curlReply {
 	GinkgoHelper()
-	line = strings.ReplaceAll(line, seedSocket, sock)
+	line = strings.ReplaceAll(line, guideSocket, sock)
 	out, err := exec.Command("sh", "-c", line).Output()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -524,10 +524,10 @@ var _ = Describe("the API of a vmm started with only --api-socket", Label("api")
 	})
 })
 
-// The seed's story is one spec on one guest, so that a retry (see
+// The guide's story is one spec on one guest, so that a retry (see
 // e2e/runner) starts it afresh.
-var _ = Describe("the seed's curl lines against a booted vmm", Label("api"), func() {
-	// The seed's VM (boot=4,max=8, 1 GiB + 8 GiB hotplug) is created through
+var _ = Describe("the hot plug guide's curl lines against a booted vmm", Label("api"), func() {
+	// The guide's VM (boot=4,max=8, 1 GiB + 8 GiB hotplug) is created through
 	// the API; a no-op resize before boot must answer 204.
 	It("add vCPUs, remove them (429 only while an eject is pending), and add RAM with vCPUs", func(ctx SpecContext) {
 		p := guest.ResolvePaths()
@@ -549,22 +549,22 @@ var _ = Describe("the seed's curl lines against a booted vmm", Label("api"), fun
 		v.waitConsole(ctx, 0, guest.ReadyMarker, apiBootTimeout)
 
 		By("adding vCPUs: 204, and vm.info reports 8")
-		r = curlLine(seedResizeUp, sock)
+		r = curlLine(guideResizeUp, sock)
 		Expect(r.status).To(Equal(204), r.raw)
 		vmCfg := vmInfo(sock)["config"].(map[string]any)
 		Expect(vmCfg["cpus"]).To(HaveKeyWithValue("boot_vcpus", BeEquivalentTo(8)))
 
 		By("removing vCPUs: 204, with 429 only while an eject is pending")
-		r = curlLine(seedResizeDown, sock)
+		r = curlLine(guideResizeDown, sock)
 		Expect(r.status).To(BeElementOf(204, 429), r.raw)
-		Eventually(func() int { return curlLine(seedResizeDown, sock).status }).
+		Eventually(func() int { return curlLine(guideResizeDown, sock).status }).
 			WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Equal(204))
 
 		By("adding RAM with vCPUs: 204, and vm.info reports 3 GiB")
 		v.sh(ctx, "echo online > /sys/devices/system/memory/auto_online_blocks")
-		r = curlLine(seedResizeRAM, sock)
+		r = curlLine(guideResizeRAM, sock)
 		Expect(r.status).To(BeElementOf(204, 429), r.raw)
-		Eventually(func() int { return curlLine(seedResizeRAM, sock).status }).
+		Eventually(func() int { return curlLine(guideResizeRAM, sock).status }).
 			WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Equal(204))
 		Expect(vmInfo(sock)["memory_actual_size"]).To(BeEquivalentTo(3 << 30))
 	}, SpecTimeout(8*time.Minute))

@@ -26,7 +26,7 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 )
 
-// The hot plug benchmark (issue 10): vmm and QEMU (q35, the same kernel and
+// The hot plug benchmark: vmm and QEMU (q35, the same kernel and
 // initramfs, in the same KVM host) take turns, each run on a fresh guest
 // with 2 of 6 vCPUs and 1 GiB with room for 8 GiB more. Every value is
 // printed as a BENCHDATA line (package bench) for cmd/benchreport; the

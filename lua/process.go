@@ -12,7 +12,7 @@ import (
 // procRoot is where the process file system is mounted.
 const procRoot = "/proc"
 
-// vcpuThreadName is how the vmm names a vCPU's thread (vmm/vcpu.go).
+// vcpuThreadName is how the vmm names a plugged vCPU's thread (vm/vcpu_run.go).
 var vcpuThreadName = regexp.MustCompile(`^vcpu[0-9]+$`)
 
 // processCounts is what vm:process() reports of the vmm process.

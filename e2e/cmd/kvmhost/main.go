@@ -3,8 +3,8 @@
 //
 //	kvmhost [flags] -- COMMAND [ARG...]
 //
-// Its exit status is the command's; 3 when the KVM host itself broke twice;
-// 2 on misuse.
+// Its exit status is the command's; 3 when every KVM host it was allowed to
+// boot (-attempts) broke itself; 2 on misuse.
 package main
 
 import (
