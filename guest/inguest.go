@@ -55,25 +55,23 @@ func (m *Machine) Sh(ctx context.Context, cmd string) (string, int, error) {
 }
 
 // CPUs returns the guest's online, offline and present CPUs.
-func (m *Machine) CPUs(ctx context.Context) (CPUs, error) {
-	var c CPUs
-	err := m.inGuest(ctx, func(ctx context.Context) error {
-		var err error
-		c, err = ReadCPUs(ctx, m.shell)
-		return err
-	})
-	return c, err
-}
+func (m *Machine) CPUs(ctx context.Context) (CPUs, error) { return readInGuest(ctx, m, ReadCPUs) }
 
 // MemTotal returns the guest's MemTotal from /proc/meminfo, in bytes.
 func (m *Machine) MemTotal(ctx context.Context) (uint64, error) {
-	var n uint64
+	return readInGuest(ctx, m, ReadMemTotal)
+}
+
+// readInGuest runs read on the guest's shell once the guest is ready, as
+// Sh runs a command, and returns what it read.
+func readInGuest[T any](ctx context.Context, m *Machine, read func(context.Context, *Shell) (T, error)) (T, error) {
+	var v T
 	err := m.inGuest(ctx, func(ctx context.Context) error {
 		var err error
-		n, err = ReadMemTotal(ctx, m.shell)
+		v, err = read(ctx, m.shell)
 		return err
 	})
-	return n, err
+	return v, err
 }
 
 // ErrGuestRebooted is the cause of a guest command's failure when the guest

@@ -1,6 +1,7 @@
 package lua
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -70,16 +71,23 @@ func (rn *run) vmResize(L *glua.LState) int {
 // status, the server's message chain joined with ": ". Only a failure to
 // get a reply fails the script.
 func (rn *run) request(L *glua.LState, h *vmHandle, method, route string, body []byte) (int, string) {
+	status, reply := rn.send(L, h, method, route, body)
+	if api.Succeeded(status) {
+		return status, ""
+	}
+	return status, api.ReplyError(status, reply).Message()
+}
+
+// send sends one raw API request and returns the reply's status and body.
+// Only a failure to get a reply fails the script.
+func (rn *run) send(L *glua.LState, h *vmHandle, method, route string, body []byte) (int, []byte) {
 	ctx, cancel := rn.ctx(rn.t.API)
 	defer cancel()
 	status, reply, err := h.vm.Request(ctx, method, route, body)
 	if err != nil {
 		raise(L, err)
 	}
-	if api.Succeeded(status) {
-		return status, ""
-	}
-	return status, api.ReplyError(status, reply).Message()
+	return status, reply
 }
 
 // vm:api(method, route [, body]) -> status, reply body: a raw request, for
@@ -102,12 +110,7 @@ func (rn *run) vmAPI(L *glua.LState) int {
 	default:
 		L.ArgError(4, "body: want a string or a table")
 	}
-	ctx, cancel := rn.ctx(rn.t.API)
-	defer cancel()
-	status, reply, err := h.vm.Request(ctx, method, route, body)
-	if err != nil {
-		raise(L, err)
-	}
+	status, reply := rn.send(L, h, method, route, body)
 	rn.note(NoteAction, h.name, fmt.Sprintf("%s %s %s -> %d %s", method, route, body, status, strings.TrimSpace(string(reply))))
 	L.Push(glua.LNumber(status))
 	L.Push(glua.LString(reply))
@@ -117,12 +120,7 @@ func (rn *run) vmAPI(L *glua.LState) int {
 // getJSON sends a GET and returns the reply as a Lua value; an error status
 // fails the script.
 func (rn *run) getJSON(L *glua.LState, h *vmHandle, route string) glua.LValue {
-	ctx, cancel := rn.ctx(rn.t.API)
-	defer cancel()
-	status, reply, err := h.vm.Request(ctx, http.MethodGet, route, nil)
-	if err != nil {
-		raise(L, err)
-	}
+	status, reply := rn.send(L, h, http.MethodGet, route, nil)
 	if !api.Succeeded(status) {
 		raise(L, fmt.Errorf("%s: %s: %d %s", h.name, route, status, api.ReplyError(status, reply).Message()))
 	}
@@ -145,17 +143,18 @@ func (rn *run) vmPing(L *glua.LState) int {
 	return 1
 }
 
-// via reads the via = "api" | "guest" option.
-func via(L *glua.LState, t *glua.LTable, what string) string {
+// via reads the via = "api" | "guest" option and returns its value and the
+// one of api and inGuest it picks.
+func via(L *glua.LState, t *glua.LTable, what string, api, inGuest func(context.Context) error) (string, func(context.Context) error) {
 	v := t.RawGetString("via")
 	switch v {
 	case glua.LNil, glua.LString("api"):
-		return "api"
+		return "api", api
 	case glua.LString("guest"):
-		return "guest"
+		return "guest", inGuest
 	}
 	L.RaiseError("%s: via: want \"api\" or \"guest\", got %s", what, render(v))
-	return ""
+	return "", nil
 }
 
 // vm:reboot{via = "api"|"guest", wait = true, timeout = s}
@@ -165,20 +164,14 @@ func (rn *run) vmReboot(L *glua.LState) int {
 	if err := checkKeys(t, "", []string{"via", "wait", "timeout"}); err != nil {
 		L.ArgError(2, err.Error())
 	}
-	how := via(L, t, "reboot")
+	how, reboot := via(L, t, "reboot", h.vm.Reboot, h.vm.RebootFromGuest)
 	wait := t.RawGetString("wait") != glua.LFalse
 	bootT := optSeconds(L, t.RawGetString("timeout"), rn.t.Boot, "reboot: timeout")
 	ctx, cancel := rn.ctx(bootT)
 	defer cancel()
 	rn.note(NoteAction, h.name, "reboot via "+how)
 	began := time.Now()
-	var err error
-	if how == "api" {
-		err = h.vm.Reboot(ctx)
-	} else {
-		err = h.vm.RebootFromGuest(ctx)
-	}
-	if err != nil {
+	if err := reboot(ctx); err != nil {
 		raise(L, err)
 	}
 	if wait {
@@ -197,19 +190,9 @@ func (rn *run) vmShutdown(L *glua.LState) int {
 	if err := checkKeys(t, "", []string{"via"}); err != nil {
 		L.ArgError(2, err.Error())
 	}
-	how := via(L, t, "shutdown")
-	ctx, cancel := rn.ctx(rn.t.API)
-	defer cancel()
+	how, shutdown := via(L, t, "shutdown", h.vm.Shutdown, h.vm.PowerOffFromGuest)
 	rn.note(NoteAction, h.name, "shutdown via "+how)
-	var err error
-	if how == "api" {
-		err = h.vm.Shutdown(ctx)
-	} else {
-		err = h.vm.PowerOffFromGuest(ctx)
-	}
-	if err != nil {
-		raise(L, err)
-	}
+	rn.do(L, rn.t.API, shutdown)
 	return 0
 }
 
@@ -226,12 +209,7 @@ func (rn *run) vmStop(L *glua.LState) int {
 // vm:wait_exit([timeout]) -> the vmm's exit status.
 func (rn *run) vmWaitExit(L *glua.LState) int {
 	h := checkVM(L, 1)
-	ctx, cancel := rn.ctx(optSeconds(L, L.Get(2), rn.t.Boot, "wait_exit: timeout"))
-	defer cancel()
-	code, err := h.vm.Wait(ctx)
-	if err != nil {
-		raise(L, err)
-	}
+	code := within(rn, L, optSeconds(L, L.Get(2), rn.t.Boot, "wait_exit: timeout"), h.vm.Wait)
 	rn.note(NoteAction, h.name, fmt.Sprintf("vmm exited with status %d", code))
 	L.Push(glua.LNumber(code))
 	return 1

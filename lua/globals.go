@@ -1,6 +1,7 @@
 package lua
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -129,6 +130,23 @@ func checkVM(L *glua.LState, n int) *vmHandle {
 // raise fails the script at the caller's line with err's message.
 func raise(L *glua.LState, err error) {
 	L.RaiseError("%s", err.Error())
+}
+
+// within calls f with a context bounded by d (and by the script's own) and
+// returns its value; an error fails the script.
+func within[T any](rn *run, L *glua.LState, d time.Duration, f func(context.Context) (T, error)) T {
+	ctx, cancel := rn.ctx(d)
+	defer cancel()
+	v, err := f(ctx)
+	if err != nil {
+		raise(L, err)
+	}
+	return v
+}
+
+// do is within for an f that returns only an error.
+func (rn *run) do(L *glua.LState, d time.Duration, f func(context.Context) error) {
+	within(rn, L, d, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
 }
 
 // step(name, fn) runs fn as a named step and returns what fn returns.

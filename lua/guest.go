@@ -128,23 +128,14 @@ func (rn *run) callQuietly(L *glua.LState, fn *glua.LFunction) {
 // vm:wait_ready([timeout])
 func (rn *run) vmWaitReady(L *glua.LState) int {
 	h := checkVM(L, 1)
-	ctx, cancel := rn.ctx(optSeconds(L, L.Get(2), rn.t.Boot, "wait_ready: timeout"))
-	defer cancel()
-	if err := h.vm.WaitReady(ctx); err != nil {
-		raise(L, err)
-	}
+	rn.do(L, optSeconds(L, L.Get(2), rn.t.Boot, "wait_ready: timeout"), h.vm.WaitReady)
 	return 0
 }
 
 // vm:cpus() -> {online = {...}, offline = {...}, present = {...}}
 func (rn *run) vmCPUs(L *glua.LState) int {
 	h := checkVM(L, 1)
-	ctx, cancel := rn.ctx(rn.t.Command)
-	defer cancel()
-	c, err := h.vm.CPUs(ctx)
-	if err != nil {
-		raise(L, err)
-	}
+	c := within(rn, L, rn.t.Command, h.vm.CPUs)
 	rn.note(NoteGuest, h.name, fmt.Sprintf("CPUs online %s, offline %s, present %s", cpuList(c.Online), cpuList(c.Offline), cpuList(c.Present)))
 	t := L.NewTable()
 	for _, f := range []struct {
@@ -164,12 +155,7 @@ func (rn *run) vmCPUs(L *glua.LState) int {
 // vm:memory() -> {total = bytes}
 func (rn *run) vmMemory(L *glua.LState) int {
 	h := checkVM(L, 1)
-	ctx, cancel := rn.ctx(rn.t.Command)
-	defer cancel()
-	n, err := h.vm.MemTotal(ctx)
-	if err != nil {
-		raise(L, err)
-	}
+	n := within(rn, L, rn.t.Command, h.vm.MemTotal)
 	rn.note(NoteGuest, h.name, fmt.Sprintf("MemTotal %d bytes (%.1f MiB)", n, float64(n)/(1<<20)))
 	t := L.NewTable()
 	L.SetField(t, "total", glua.LNumber(n))
