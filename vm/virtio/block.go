@@ -138,12 +138,7 @@ func (b *Block) Readonly() bool { return b.readonly }
 func (b *Block) Sectors() uint64 { return b.sectors }
 
 // Close closes the image.
-func (b *Block) Close() error {
-	if err := b.file.Close(); err != nil {
-		return fmt.Errorf("disk %s: %w", b.path, err)
-	}
-	return nil
-}
+func (b *Block) Close() error { return closeFile(b.file, "disk "+b.path) }
 
 func (b *Block) deviceID() uint32 { return blockDeviceID }
 

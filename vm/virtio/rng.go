@@ -55,9 +55,12 @@ func (r *RNG) Kind() string { return "virtio-rng" }
 func (r *RNG) Source() string { return r.src }
 
 // Close closes the source.
-func (r *RNG) Close() error {
-	if err := r.file.Close(); err != nil {
-		return fmt.Errorf("rng src %s: %w", r.src, err)
+func (r *RNG) Close() error { return closeFile(r.file, "rng src "+r.src) }
+
+// closeFile closes the file behind a device, named what in the error.
+func closeFile(f *os.File, what string) error {
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
