@@ -94,11 +94,8 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("resize: %w", ErrNoVM)
-	}
-	if v.state == StatePaused {
-		return fmt.Errorf("resize: the VM is %s: %w", v.state, ErrState)
+	if err := v.checkLocked("resize", StateCreated, StateRunning, StateShutdown); err != nil {
+		return err
 	}
 	ram := ramState{current: v.cfg.Memory.Size, limit: v.cfg.Memory.Size + v.cfg.Memory.HotplugSize}
 	if v.m != nil {
