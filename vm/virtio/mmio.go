@@ -143,6 +143,15 @@ type Device interface {
 	deactivate()
 }
 
+// queueOnly is embedded by the devices that do all their work in process:
+// their configuration space is read-only (writes are ignored) and they have
+// nothing to start or stop with the driver.
+type queueOnly struct{}
+
+func (queueOnly) writeConfig(uint64, []byte) {}
+func (queueOnly) activate(queues)            {}
+func (queueOnly) deactivate()                {}
+
 // queues is how a device's own goroutines reach its live queues.
 type queues interface {
 	// with runs f with queue i locked and raises the interrupt afterwards
