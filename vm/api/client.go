@@ -48,53 +48,6 @@ func (c *Client) SocketPath() string { return c.socketPath }
 // CloseIdleConnections closes the connections the client keeps for reuse.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// APIError is a non-2xx reply from the server: its HTTP status and the
-// messages of the error body (Cloud Hypervisor's JSON array of strings,
-// outermost first).
-//
-// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404
-// and vm.ErrBusy for 429, so callers can branch on the same kinds as the
-// server's backend.
-type APIError struct {
-	// Status is the HTTP status code of the reply.
-	Status int
-	// Messages is the error chain, outermost first. It holds the raw body
-	// when the body is not a JSON array of strings, and is empty when the
-	// body is empty.
-	Messages []string
-}
-
-// Error renders the status and the message chain on one line.
-func (e *APIError) Error() string {
-	s := fmt.Sprintf("API error %d %s", e.Status, http.StatusText(e.Status))
-	if len(e.Messages) > 0 {
-		s += ": " + strings.Join(e.Messages, ": ")
-	}
-	return s
-}
-
-// Message is the server's message chain joined with ": ", or the status
-// text when the body carried none.
-func (e *APIError) Message() string {
-	if len(e.Messages) == 0 {
-		return http.StatusText(e.Status)
-	}
-	return strings.Join(e.Messages, ": ")
-}
-
-// Unwrap maps the status to the vmm error kind it stands for, if any.
-func (e *APIError) Unwrap() error {
-	switch e.Status {
-	case http.StatusBadRequest:
-		return vm.ErrInvalid
-	case http.StatusNotFound:
-		return vm.ErrNoVM
-	case http.StatusTooManyRequests:
-		return vm.ErrBusy
-	}
-	return nil
-}
-
 // PingResponse is the body of GET vmm.ping, as Cloud Hypervisor's.
 type PingResponse struct {
 	BuildVersion string   `json:"build_version,omitempty"`
@@ -146,43 +99,32 @@ func (c *Client) Create(ctx context.Context, cfg config.VM) error {
 }
 
 // Boot boots the created VM.
-func (c *Client) Boot(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteBoot, nil, nil)
-}
+func (c *Client) Boot(ctx context.Context) error { return c.put(ctx, RouteBoot) }
 
 // Shutdown stops the VM; it can be booted again.
-func (c *Client) Shutdown(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteShutdown, nil, nil)
-}
+func (c *Client) Shutdown(ctx context.Context) error { return c.put(ctx, RouteShutdown) }
 
 // Reboot rebuilds the VM from its current configuration and boots it.
-func (c *Client) Reboot(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteReboot, nil, nil)
-}
+func (c *Client) Reboot(ctx context.Context) error { return c.put(ctx, RouteReboot) }
 
 // Pause stops the VM's vCPUs.
-func (c *Client) Pause(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RoutePause, nil, nil)
-}
+func (c *Client) Pause(ctx context.Context) error { return c.put(ctx, RoutePause) }
 
 // Resume restarts the vCPUs of a paused VM.
-func (c *Client) Resume(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteResume, nil, nil)
-}
+func (c *Client) Resume(ctx context.Context) error { return c.put(ctx, RouteResume) }
 
 // PowerButton presses the VM's ACPI power button.
-func (c *Client) PowerButton(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RoutePowerButton, nil, nil)
-}
+func (c *Client) PowerButton(ctx context.Context) error { return c.put(ctx, RoutePowerButton) }
 
 // Delete deletes the VM; a new one may then be created.
-func (c *Client) Delete(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteDelete, nil, nil)
-}
+func (c *Client) Delete(ctx context.Context) error { return c.put(ctx, RouteDelete) }
 
 // ShutdownVMM asks the VMM process to exit.
-func (c *Client) ShutdownVMM(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteShutdownVMM, nil, nil)
+func (c *Client) ShutdownVMM(ctx context.Context) error { return c.put(ctx, RouteShutdownVMM) }
+
+// put sends a body-less PUT to route, the request of every VM action.
+func (c *Client) put(ctx context.Context, route string) error {
+	return c.Call(ctx, http.MethodPut, route, nil, nil)
 }
 
 // Call sends one request to /api/v1/<route> and decodes a 2xx reply's body
@@ -250,28 +192,4 @@ func (c *Client) Do(ctx context.Context, method, route string, body []byte) (sta
 		return resp.StatusCode, reply, fmt.Errorf("%s: read reply: %w", route, err)
 	}
 	return resp.StatusCode, reply, nil
-}
-
-// Succeeded reports whether status is a 2xx: the request was done.
-func Succeeded(status int) bool { return status >= 200 && status <= 299 }
-
-// ReplyError is the error a reply with the non-2xx status and body stands
-// for: body is Cloud Hypervisor's JSON array of strings, or anything else,
-// kept as one message.
-func ReplyError(status int, body []byte) *APIError {
-	e := &APIError{Status: status}
-	t := bytes.TrimSpace(body)
-	if len(t) == 0 {
-		return e
-	}
-	if err := json.Unmarshal(t, &e.Messages); err != nil {
-		e.Messages = []string{string(t)}
-	}
-	return e
-}
-
-// IsStatus reports whether err is an *APIError with the given status.
-func IsStatus(err error, status int) bool {
-	var ae *APIError
-	return errors.As(err, &ae) && ae.Status == status
 }
