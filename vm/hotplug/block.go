@@ -2,6 +2,7 @@ package hotplug
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/vmmdev/vmm/acpi"
 )
@@ -86,22 +87,28 @@ func writeReg32(reg *uint32, at, off uint64, b byte) bool {
 	return true
 }
 
-// blockAML names the AML objects over a controller's register block.
+// blockAML names the AML objects over a controller's register block of
+// size bytes at base.
 type blockAML struct {
-	region   string // the operation region over the block
-	mutex    string // serialises the guest's use of the selector
-	selector string // the selector field
+	device     string // the controller's container device
+	base, size uint64
+	region     string // the operation region over the block
+	mutex      string // serialises the guest's use of the selector
+	selector   string // the selector field
 	// enabled and inserting are the selected item's status bits.
 	enabled, inserting string
 }
 
-// declare returns the mutex and the operation region over the size-byte
-// block at base.
-func (b blockAML) declare(base, size uint64) []acpi.Aml {
-	return []acpi.Aml{
-		acpi.Mutex(b.mutex, 0),
-		acpi.OperationRegion(b.region, acpi.SystemMemory, base, size),
+// container is the controller's device: ids (its _HID and the like), the
+// mutex and the operation region over the block, body (the fields and
+// methods), then the devices item makes for items 0 to n-1.
+func (b blockAML) container(ids, body []acpi.Aml, n int, item func(int) acpi.Aml) acpi.Aml {
+	block := []acpi.Aml{acpi.Mutex(b.mutex, 0), acpi.OperationRegion(b.region, acpi.SystemMemory, b.base, b.size)}
+	all := slices.Concat(ids, block, body)
+	for i := range n {
+		all = append(all, item(i))
 	}
+	return acpi.Device(b.device, all...)
 }
 
 // statusField declares the status byte at offset: the enabled and

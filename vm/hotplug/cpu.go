@@ -42,8 +42,11 @@ type CPUHotplug struct {
 	cpus     []cpuState
 }
 
-// cpuAML names the AML objects over the CPU controller's block.
-var cpuAML = blockAML{region: "CREG", mutex: "CMTX", selector: "CSEL", enabled: "CPEN", inserting: "CINS"}
+// blockAML names the AML objects over the CPU controller's block.
+func (c *CPUHotplug) blockAML() blockAML {
+	return blockAML{device: "CPUS", base: c.base, size: CPUBlockSize,
+		region: "CREG", mutex: "CMTX", selector: "CSEL", enabled: "CPEN", inserting: "CINS"}
+}
 
 // NewCPUHotplug returns the controller for maxCPUs (1 to acpi.MaxCPUs)
 // possible CPUs with its block at base, CPUs 0 to bootCPUs-1 present.
@@ -273,27 +276,25 @@ func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
 // (ACPI0007) per possible CPU with _UID, _STA, _MAT, _EJ0 and _OST.
 func (c *CPUHotplug) AML() acpi.Aml {
 	n := len(c.cpus)
-	body := append([]acpi.Aml{
-		acpi.Name("_HID", acpi.String("ACPI0010")),
-		acpi.Name("_CID", acpi.EISAID("PNP0A05")),
-	}, cpuAML.declare(c.base, CPUBlockSize)...)
-	body = append(body,
+	b := c.blockAML()
+	ids := []acpi.Aml{acpi.Name("_HID", acpi.String("ACPI0010")), acpi.Name("_CID", acpi.EISAID("PNP0A05"))}
+	return b.container(ids, []acpi.Aml{
 		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(CPUSelectOffset), acpi.FieldUnit{Name: "CSEL", Bits: 32}),
 		// CPEN (CPUEnabled), CINS (CPUInserting), CRMV (CPURemoving),
 		// CEJF (CPUEject).
-		cpuAML.statusField(CPUStatusOffset, acpi.FieldUnit{Name: "CRMV", Bits: 1}, acpi.FieldUnit{Name: "CEJF", Bits: 1}),
+		b.statusField(CPUStatusOffset, acpi.FieldUnit{Name: "CRMV", Bits: 1}, acpi.FieldUnit{Name: "CEJF", Bits: 1}),
 		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(CPUOSTEventOffset),
 			acpi.FieldUnit{Name: "OEVT", Bits: 32},
 			acpi.FieldUnit{Name: "OSTS", Bits: 32},
 		),
 		// CSTA(id): 0xF when the CPU is present, else 0.
-		cpuAML.staMethod("CSTA"),
+		b.staMethod("CSTA"),
 		// CEJ0(id): eject the CPU.
-		acpi.Method("CEJ0", 1, true, cpuAML.locked(acpi.Store(acpi.One, acpi.Path("CEJF")))...),
+		acpi.Method("CEJ0", 1, true, b.locked(acpi.Store(acpi.One, acpi.Path("CEJF")))...),
 		// COST(id, event, status): the guest's _OST report on a CPU.
-		acpi.Method("COST", 3, true, cpuAML.locked(
+		acpi.Method("COST", 3, true, b.locked(
 			acpi.Store(acpi.Arg(1), acpi.Path("OEVT")),
 			acpi.Store(acpi.Arg(2), acpi.Path("OSTS")),
 		)...),
@@ -317,11 +318,7 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("CMTX"),
 		),
-	)
-	for id := 0; id < n; id++ {
-		body = append(body, cpuDevice(id))
-	}
-	return acpi.Device("CPUS", body...)
+	}, n, cpuDevice)
 }
 
 // cpuDevice is the processor device of CPU id inside \_SB.CPUS.

@@ -31,8 +31,11 @@ type MemoryHotplug struct {
 	slots []memSlot
 }
 
-// memoryAML names the AML objects over the memory controller's block.
-var memoryAML = blockAML{region: "MREG", mutex: "MMTX", selector: "MSEL", enabled: "MEN", inserting: "MINS"}
+// blockAML names the AML objects over the memory controller's block.
+func (m *MemoryHotplug) blockAML() blockAML {
+	return blockAML{device: "MHPC", base: m.base, size: MemoryBlockSize,
+		region: "MREG", mutex: "MMTX", selector: "MSEL", enabled: "MEN", inserting: "MINS"}
+}
 
 // NewMemoryHotplug returns the controller for the given number of slots
 // (1 to MaxMemorySlots) with its block at base, all slots empty.
@@ -129,11 +132,9 @@ func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
 // _CRS.
 func (m *MemoryHotplug) AML() acpi.Aml {
 	n := len(m.slots)
-	body := append([]acpi.Aml{
-		acpi.Name("_HID", acpi.EISAID("PNP0A06")),
-		acpi.Name("_UID", acpi.String("Memory Hotplug Controller")),
-	}, memoryAML.declare(m.base, MemoryBlockSize)...)
-	body = append(body,
+	b := m.blockAML()
+	ids := []acpi.Aml{acpi.Name("_HID", acpi.EISAID("PNP0A06")), acpi.Name("_UID", acpi.String("Memory Hotplug Controller"))}
+	return b.container(ids, []acpi.Aml{
 		acpi.Field("MREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(MemorySelectOffset), acpi.FieldUnit{Name: "MSEL", Bits: 32},
 			acpi.FieldOffset(MemoryBaseOffset),
@@ -143,11 +144,11 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			acpi.FieldOffset(MemoryNextOffset), acpi.FieldUnit{Name: "MNXT", Bits: 32},
 		),
 		// MEN (MemoryEnabled), MINS (MemoryInserting).
-		memoryAML.statusField(MemoryStatusOffset),
+		b.statusField(MemoryStatusOffset),
 		// MSTA(slot): 0xF when the slot holds memory, else 0.
-		memoryAML.staMethod("MSTA"),
+		b.staMethod("MSTA"),
 		// MCRS(slot): a QWordMemory descriptor of the slot's range.
-		mcrsMethod(),
+		mcrsMethod(b),
 		notifyMethod("MTFY", n, memoryDeviceName),
 		// MSCN: notify and acknowledge each slot with an insertion
 		// pending, as MNXT names them, lowest first: three register
@@ -163,29 +164,30 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("MMTX"),
 		),
+	}, n, memoryDevice)
+}
+
+// memoryDevice is the memory device of slot i inside \_SB.MHPC.
+func memoryDevice(i int) acpi.Aml {
+	return acpi.Device(memoryDeviceName(i),
+		acpi.Name("_HID", acpi.EISAID("PNP0C80")),
+		acpi.Name("_UID", acpi.Int(i)),
+		acpi.Method("_STA", 0, false, acpi.Return(acpi.Call("MSTA", acpi.Int(i)))),
+		acpi.Method("_CRS", 0, false, acpi.Return(acpi.Call("MCRS", acpi.Int(i)))),
 	)
-	for i := 0; i < n; i++ {
-		body = append(body, acpi.Device(memoryDeviceName(i),
-			acpi.Name("_HID", acpi.EISAID("PNP0C80")),
-			acpi.Name("_UID", acpi.Int(i)),
-			acpi.Method("_STA", 0, false, acpi.Return(acpi.Call("MSTA", acpi.Int(i)))),
-			acpi.Method("_CRS", 0, false, acpi.Return(acpi.Call("MCRS", acpi.Int(i)))),
-		))
-	}
-	return acpi.Device("MHPC", body...)
 }
 
 // mcrsMethod is MCRS(slot), the _CRS of slot's device: a QWordMemory
 // descriptor whose minimum and length it reads from the base and length
 // registers, and whose maximum it computes.
-func mcrsMethod() acpi.Aml {
+func mcrsMethod(b blockAML) acpi.Aml {
 	body := []acpi.Aml{
 		acpi.Name("MR64", acpi.ResourceTemplate(acpi.QWordMemory{Caching: acpi.Cacheable})),
 		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMinOffset, "MINL"),
 		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMaxOffset, "MAXL"),
 		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryLengthOffset, "LENL"),
 	}
-	body = append(body, memoryAML.locked(
+	body = append(body, b.locked(
 		acpi.Or(acpi.ShiftLeft(acpi.Path("MBH"), acpi.Int(32), nil), acpi.Path("MBL"), acpi.Path("MINL")),
 		acpi.Or(acpi.ShiftLeft(acpi.Path("MLH"), acpi.Int(32), nil), acpi.Path("MLL"), acpi.Path("LENL")),
 	)...)
