@@ -17,9 +17,11 @@ import (
 // serialises the guest's use of the selector, and methods that take the
 // mutex, select item Arg0 and read or write its registers.
 
-// Status bits every item has (CPUEnabled and MemoryEnabled, CPUInserting
+// The selector's offset (CPUSelectOffset, MemorySelectOffset) and the
+// status bits every item has (CPUEnabled and MemoryEnabled, CPUInserting
 // and MemoryInserting).
 const (
+	selectorOffset  = 0x00
 	statusEnabled   = 1 << 0
 	statusInserting = 1 << 1
 )
@@ -37,7 +39,7 @@ func plugStatus(present, inserting bool) byte {
 	return b
 }
 
-// selector is the selector register (at offset 0). The controller's lock
+// selector is the selector register. The controller's lock
 // guards it.
 type selector struct {
 	selected uint32
@@ -54,14 +56,14 @@ func (s *selector) index(n int) (int, bool) {
 // write applies byte b written at offset off, and reports whether off is
 // one of the selector's bytes.
 func (s *selector) write(off uint64, b byte) bool {
-	return writeReg32(&s.selected, 0, off, b)
+	return writeReg32(&s.selected, selectorOffset, off, b)
 }
 
 // image returns a size-byte image of a block with the selector filled in,
 // for the controller to add its registers and pass to readImage.
 func (s *selector) image(size int) []byte {
 	image := make([]byte, size)
-	binary.LittleEndian.PutUint32(image, s.selected)
+	binary.LittleEndian.PutUint32(image[selectorOffset:], s.selected)
 	return image
 }
 
@@ -109,6 +111,13 @@ func (b blockAML) container(ids, body []acpi.Aml, n int, item func(int) acpi.Aml
 		all = append(all, item(i))
 	}
 	return acpi.Device(b.device, all...)
+}
+
+// selectorField declares the 32-bit selector, then more
+// dword-accessed fields when given.
+func (b blockAML) selectorField(more ...acpi.FieldElement) acpi.Aml {
+	units := append([]acpi.FieldElement{acpi.FieldOffset(selectorOffset), acpi.FieldUnit{Name: b.selector, Bits: 32}}, more...)
+	return acpi.Field(b.region, acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros, units...)
 }
 
 // statusField declares the status byte at offset: the enabled and

@@ -279,8 +279,7 @@ func (c *CPUHotplug) AML() acpi.Aml {
 	b := c.blockAML()
 	ids := []acpi.Aml{acpi.Name("_HID", acpi.String("ACPI0010")), acpi.Name("_CID", acpi.EISAID("PNP0A05"))}
 	return b.container(ids, []acpi.Aml{
-		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(CPUSelectOffset), acpi.FieldUnit{Name: "CSEL", Bits: 32}),
+		b.selectorField(),
 		// CPEN (CPUEnabled), CINS (CPUInserting), CRMV (CPURemoving),
 		// CEJF (CPUEject).
 		b.statusField(CPUStatusOffset, acpi.FieldUnit{Name: "CRMV", Bits: 1}, acpi.FieldUnit{Name: "CEJF", Bits: 1}),

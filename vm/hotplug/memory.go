@@ -135,8 +135,7 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 	b := m.blockAML()
 	ids := []acpi.Aml{acpi.Name("_HID", acpi.EISAID("PNP0A06")), acpi.Name("_UID", acpi.String("Memory Hotplug Controller"))}
 	return b.container(ids, []acpi.Aml{
-		acpi.Field("MREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(MemorySelectOffset), acpi.FieldUnit{Name: "MSEL", Bits: 32},
+		b.selectorField(
 			acpi.FieldOffset(MemoryBaseOffset),
 			acpi.FieldUnit{Name: "MBL", Bits: 32}, acpi.FieldUnit{Name: "MBH", Bits: 32},
 			acpi.FieldOffset(MemoryLengthOffset),
