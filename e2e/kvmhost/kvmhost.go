@@ -47,6 +47,15 @@ const (
 	ModeNested Mode = "nested"
 )
 
+// ParseMode reads a mode's name: auto, direct or nested.
+func ParseMode(name string) (Mode, error) {
+	switch m := Mode(name); m {
+	case ModeAuto, ModeDirect, ModeNested:
+		return m, nil
+	}
+	return "", fmt.Errorf("-mode %q: want auto, direct or nested", name)
+}
+
 // Console marker lines printed by images/kvmhost-init.
 const (
 	markerStart = "@@KVMHOST-START"

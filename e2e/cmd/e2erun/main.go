@@ -73,10 +73,9 @@ func run(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	switch kvmhost.Mode(*mode) {
-	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
-	default:
-		fmt.Fprintf(os.Stderr, "e2erun: -mode %q: want auto, direct or nested\n", *mode)
+	hostMode, err := kvmhost.ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2erun: %v\n", err)
 		return 2
 	}
 	groups := fl.Args()
@@ -109,7 +108,7 @@ func run(args []string) int {
 	opts := runner.Options{
 		Build: B, Cache: C,
 		Host: kvmhost.Options{
-			Mode: kvmhost.Mode(*mode), QEMU: *qemu, Timeout: *timeout, MaxAttempts: *attempts,
+			Mode: hostMode, QEMU: *qemu, Timeout: *timeout, MaxAttempts: *attempts,
 			CPUs: *cpus, Append: *appendArgs, Files: files,
 			Kernel: filepath.Join(C, "kvmhost/bzImage"), Initramfs: filepath.Join(C, "kvmhost/initramfs.cpio"),
 			LockFile: filepath.Join(os.TempDir(), "vmm-kvmhost.lock"),

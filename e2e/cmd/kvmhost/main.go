@@ -30,6 +30,15 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+// srcDst splits the SRC:DST value v of the flag -name.
+func srcDst(name, v string) (src, dst string, err error) {
+	src, dst, ok := strings.Cut(v, ":")
+	if !ok || src == "" || dst == "" {
+		return "", "", fmt.Errorf("kvmhost: -%s %q: want SRC:DST", name, v)
+	}
+	return src, dst, nil
+}
+
 func run(args []string) int {
 	fl := flag.NewFlagSet("kvmhost", flag.ContinueOnError)
 	var files, dirs, envs listFlag
@@ -71,24 +80,22 @@ func run(args []string) int {
 		ResultsDir: *results, Timeout: *timeout, Kernel: *kernel, Initramfs: *initrd,
 		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts, Append: *appendArgs, QEMU: *qemu,
 	}
-	switch opts.Mode {
-	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
-	default:
-		fmt.Fprintf(os.Stderr, "kvmhost: -mode %q: want auto, direct or nested\n", *mode)
+	if _, err := kvmhost.ParseMode(*mode); err != nil {
+		fmt.Fprintf(os.Stderr, "kvmhost: %v\n", err)
 		return 2
 	}
 	for _, f := range files {
-		src, dst, ok := strings.Cut(f, ":")
-		if !ok || src == "" || dst == "" {
-			fmt.Fprintf(os.Stderr, "kvmhost: -file %q: want SRC:DST\n", f)
+		src, dst, err := srcDst("file", f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		opts.Files = append(opts.Files, kvmhost.File{Src: src, Dst: dst})
 	}
 	for _, d := range dirs {
-		src, dst, ok := strings.Cut(d, ":")
-		if !ok || src == "" || dst == "" {
-			fmt.Fprintf(os.Stderr, "kvmhost: -dir %q: want SRC:DST\n", d)
+		src, dst, err := srcDst("dir", d)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		more, err := kvmhost.DirFiles(src, dst)
