@@ -65,11 +65,13 @@ type VMM struct {
 	// nextRAM is boot RAM a resize lowered, applied at the next reboot
 	// (0: none).
 	nextRAM uint64
+	// ended is set when the VMM ends; done is closed then, and exitErr
+	// set, for Done and Wait.
+	ended   bool
+	done    chan struct{}
+	exitErr error
 
 	firstRun sync.Once
-	endOnce  sync.Once
-	done     chan struct{}
-	exitErr  error
 }
 
 // New opens KVM and returns a VMM with no VM. The VMM runs until Stop, a
@@ -130,7 +132,7 @@ func notSupported(op string) error {
 func (v *VMM) Create(cfg config.VM) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ended() {
+	if v.ended {
 		return fmt.Errorf("create: the VMM is shutting down: %w", ErrState)
 	}
 	if v.cfg != nil {
@@ -196,7 +198,7 @@ func (v *VMM) checkLocked(op string, allowed ...State) error {
 // Boot builds the VM from its configuration and starts it.
 func (v *VMM) Boot() error {
 	return v.lifecycle("boot", []State{StateCreated, StateShutdown}, func() error {
-		if v.ended() {
+		if v.ended {
 			return fmt.Errorf("the VMM is shutting down: %w", ErrState)
 		}
 		return v.bootLocked()
@@ -344,26 +346,19 @@ func (v *VMM) Wait() error {
 	return v.exitErr
 }
 
-func (v *VMM) ended() bool {
-	select {
-	case <-v.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // endLocked ends the VMM once: the console is flushed and the terminal
-// restored, KVM closed, and Done closed.
+// restored, KVM closed, and Done closed. Called with v.mu held.
 func (v *VMM) endLocked(err error) {
-	v.endOnce.Do(func() {
-		if v.console != nil {
-			v.console.close()
-		}
-		v.sys.Close()
-		v.exitErr = err
-		close(v.done)
-	})
+	if v.ended {
+		return
+	}
+	v.ended = true
+	if v.console != nil {
+		v.console.close()
+	}
+	v.sys.Close()
+	v.exitErr = err
+	close(v.done)
 }
 
 // handleEvents acts on machines ending: a power off ends the VMM, a reset
