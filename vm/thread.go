@@ -1,7 +1,9 @@
 package vm
 
 import (
+	"fmt"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -29,6 +31,18 @@ func lockOffMainThread() {
 		time.Sleep(time.Millisecond) // wake up on whichever thread is free
 	}
 	runtime.LockOSThread()
+}
+
+// VCPUThreadName is the name of plugged vCPU id's OS thread, as ps -T and
+// /proc/PID/task/TID/comm show it: vcpuN. A hot-unplugged vCPU's thread is
+// named otherwise while it is parked, so that the threads so named are
+// exactly the plugged vCPUs.
+func VCPUThreadName(id int) string { return fmt.Sprintf("vcpu%d", id) }
+
+// IsVCPUThread reports whether name is a VCPUThreadName.
+func IsVCPUThread(name string) bool {
+	n, ok := strings.CutPrefix(name, "vcpu")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // setThreadName names the calling OS thread (at most 15 bytes), as ps -T

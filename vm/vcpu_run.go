@@ -17,7 +17,7 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 	// its name or its vCPU.
 	lockOffMainThread()
 	defer close(c.done)
-	setThreadName(fmt.Sprintf("vcpu%d", c.id))
+	setThreadName(VCPUThreadName(c.id))
 	c.tid = unix.Gettid()
 
 	kv, err := m.vm.CreateVCPU(c.id)
@@ -38,7 +38,7 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 
 	// A hot-unplugged vCPU's thread is renamed while it is parked, so that
 	// exactly the plugged vCPUs have threads named vcpuN.
-	name, parkedName := fmt.Sprintf("vcpu%d", c.id), fmt.Sprintf("cpu%d-parked", c.id)
+	name, parkedName := VCPUThreadName(c.id), fmt.Sprintf("cpu%d-parked", c.id)
 	named := true
 	m.mu.Lock()
 	for {

@@ -222,3 +222,22 @@ func newTestVM(t *testing.T, size uint64) (*kvm.System, *kvm.VM, *memory.Guest) 
 	}
 	return sys, vm, mem
 }
+
+func TestIsVCPUThreadAcceptsExactlyTheNamesOfPluggedVCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{VCPUThreadName(0), true},
+		{VCPUThreadName(17), true},
+		{"vcpu", false},
+		{"vcpu1x", false},
+		{"cpu1-parked", false},
+		{"xvcpu1", false},
+		{"vmm", false},
+	} {
+		if got := IsVCPUThread(tc.name); got != tc.want {
+			t.Errorf("IsVCPUThread(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
