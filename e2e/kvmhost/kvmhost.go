@@ -47,6 +47,10 @@ const (
 	ModeNested Mode = "nested"
 )
 
+// DefaultLockFile is the lock every KVM host run on this machine takes
+// (Options.LockFile), so that only one runs at a time whoever starts it.
+func DefaultLockFile() string { return filepath.Join(os.TempDir(), "vmm-kvmhost.lock") }
+
 // ParseMode reads a mode's name: auto, direct or nested.
 func ParseMode(name string) (Mode, error) {
 	switch m := Mode(name); m {

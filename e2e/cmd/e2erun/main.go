@@ -111,7 +111,7 @@ func run(args []string) int {
 			Mode: hostMode, QEMU: *qemu, Timeout: *timeout, MaxAttempts: *attempts,
 			CPUs: *cpus, Append: *appendArgs, Files: files,
 			Kernel: filepath.Join(C, "kvmhost/bzImage"), Initramfs: filepath.Join(C, "kvmhost/initramfs.cpio"),
-			LockFile: filepath.Join(os.TempDir(), "vmm-kvmhost.lock"),
+			LockFile: kvmhost.DefaultLockFile(),
 			Env: map[string]string{
 				"VMM_BIN": "$PAYLOAD/bin/vmm", "VMMCTL_BIN": "$PAYLOAD/bin/vmmctl",
 				"VMM_GUEST_KERNEL": "$PAYLOAD/guest/bzImage", "VMM_GUEST_INITRAMFS": "$PAYLOAD/guest/initramfs.cpio.gz",

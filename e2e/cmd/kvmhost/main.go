@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +53,7 @@ func run(args []string) int {
 	appendArgs := fl.String("append", "", "added to the KVM host kernel's command line (kvm_amd.npt=0: module M's parameters as M.param=value)")
 	qemu := fl.String("qemu", os.Getenv("KVMHOST_QEMU"), "the KVM host's emulator, by default $KVMHOST_QEMU, else qemu-system-x86_64 (make emulator builds a patched one)")
 	printMode := fl.Bool("print-mode", false, "print the mode auto resolves to (direct or nested) and exit")
-	lockFile := fl.String("lock", filepath.Join(os.TempDir(), "vmm-kvmhost.lock"), "lock held while a KVM host runs")
+	lockFile := fl.String("lock", kvmhost.DefaultLockFile(), "lock held while a KVM host runs")
 	fl.Var(&files, "file", "SRC:DST, a file of the payload (repeatable)")
 	fl.Var(&dirs, "dir", "SRC:DST, a directory of the payload (repeatable)")
 	fl.Var(&envs, "env", "K=V exported before the command; V may use $PAYLOAD and $RESULTS (repeatable)")
