@@ -2,6 +2,7 @@ package hotplug
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/vmmdev/vmm/acpi"
@@ -90,10 +91,12 @@ func writeReg32(reg *uint32, at, off uint64, b byte) bool {
 }
 
 // blockAML names the AML objects over a controller's register block of
-// size bytes at base.
+// size bytes at base, which has items items.
 type blockAML struct {
 	device     string // the controller's container device
 	base, size uint64
+	items      int
+	itemName   string // the format of an item's device name, given its index
 	region     string // the operation region over the block
 	mutex      string // serialises the guest's use of the selector
 	selector   string // the selector field
@@ -103,12 +106,13 @@ type blockAML struct {
 
 // container is the controller's device: ids (its _HID and the like), the
 // mutex and the operation region over the block, body (the fields and
-// methods), then the devices item makes for items 0 to n-1.
-func (b blockAML) container(ids, body []acpi.Aml, n int, item func(int) acpi.Aml) acpi.Aml {
+// methods), then each item's device, which item makes given its name and
+// index.
+func (b blockAML) container(ids, body []acpi.Aml, item func(name string, i int) acpi.Aml) acpi.Aml {
 	block := []acpi.Aml{acpi.Mutex(b.mutex, 0), acpi.OperationRegion(b.region, acpi.SystemMemory, b.base, b.size)}
 	all := slices.Concat(ids, block, body)
-	for i := range n {
-		all = append(all, item(i))
+	for i := range b.items {
+		all = append(all, item(b.deviceName(i), i))
 	}
 	return acpi.Device(b.device, all...)
 }
@@ -148,13 +152,16 @@ func (b blockAML) staMethod(name string) acpi.Aml {
 	return acpi.Method(name, 1, true, append(body, acpi.Return(acpi.Local(0)))...)
 }
 
-// notifyMethod returns Method name(id, event) that notifies the device
-// deviceName(id) for id 0 to n-1 with the event.
-func notifyMethod(name string, n int, deviceName func(int) string) acpi.Aml {
-	body := make([]acpi.Aml, 0, n)
-	for id := 0; id < n; id++ {
+// deviceName is the AML name of item i's device.
+func (b blockAML) deviceName(i int) string { return fmt.Sprintf(b.itemName, i) }
+
+// notifyMethod returns Method name(id, event) that notifies item id's
+// device with the event.
+func (b blockAML) notifyMethod(name string) acpi.Aml {
+	body := make([]acpi.Aml, 0, b.items)
+	for id := range b.items {
 		body = append(body, acpi.If(acpi.LEqual(acpi.Arg(0), acpi.Int(id)),
-			acpi.Notify(acpi.Path(deviceName(id)), acpi.Arg(1))))
+			acpi.Notify(acpi.Path(b.deviceName(id)), acpi.Arg(1))))
 	}
 	return acpi.Method(name, 2, false, body...)
 }

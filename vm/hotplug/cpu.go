@@ -44,7 +44,8 @@ type CPUHotplug struct {
 
 // blockAML names the AML objects over the CPU controller's block.
 func (c *CPUHotplug) blockAML() blockAML {
-	return blockAML{device: "CPUS", base: c.base, size: CPUBlockSize,
+	// Processor devices CP00 to CPFE.
+	return blockAML{device: "CPUS", base: c.base, size: CPUBlockSize, items: len(c.cpus), itemName: "CP%02X",
 		region: "CREG", mutex: "CMTX", selector: "CSEL", enabled: "CPEN", inserting: "CINS"}
 }
 
@@ -265,9 +266,6 @@ func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
 	return id, true
 }
 
-// cpuDeviceName is the AML name of CPU id: CP00 to CPFE.
-func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
-
 // AML returns \_SB.CPUS: the processor container (ACPI0010) with the
 // register block's operation region and fields, its mutex CMTX, the methods
 // CSTA(id) (a CPU's _STA value), CEJ0(id) (eject), COST(id, event,
@@ -275,7 +273,6 @@ func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
 // device) and CSCN (the scan the GED calls), and one processor device
 // (ACPI0007) per possible CPU with _UID, _STA, _MAT, _EJ0 and _OST.
 func (c *CPUHotplug) AML() acpi.Aml {
-	n := len(c.cpus)
 	b := c.blockAML()
 	ids := []acpi.Aml{acpi.Name("_HID", acpi.String("ACPI0010")), acpi.Name("_CID", acpi.EISAID("PNP0A05"))}
 	return b.container(ids, []acpi.Aml{
@@ -297,13 +294,13 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			acpi.Store(acpi.Arg(1), acpi.Path("OEVT")),
 			acpi.Store(acpi.Arg(2), acpi.Path("OSTS")),
 		)...),
-		notifyMethod("CTFY", n, cpuDeviceName),
+		b.notifyMethod("CTFY"),
 		// CSCN: for each CPU, notify and acknowledge insertions (1: device
 		// check) and removal requests (3: eject request).
 		acpi.Method("CSCN", 0, true,
 			acpi.Acquire("CMTX", acpi.WaitForever),
 			acpi.Store(acpi.Zero, acpi.Local(0)),
-			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(b.items)),
 				acpi.Store(acpi.Local(0), acpi.Path("CSEL")),
 				acpi.If(acpi.LEqual(acpi.Path("CINS"), acpi.One),
 					acpi.Call("CTFY", acpi.Local(0), acpi.One),
@@ -317,17 +314,17 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("CMTX"),
 		),
-	}, n, cpuDevice)
+	}, cpuDevice)
 }
 
 // cpuDevice is the processor device of CPU id inside \_SB.CPUS.
-func cpuDevice(id int) acpi.Aml {
+func cpuDevice(name string, id int) acpi.Aml {
 	// _MAT: the MADT Local APIC entry, Enabled while present.
 	mat := func(flags uint32) acpi.Aml {
 		return acpi.Buffer(acpi.LocalAPIC(uint8(id), uint8(id), flags))
 	}
 	sta := acpi.Call("CSTA", acpi.Int(id))
-	return acpi.Device(cpuDeviceName(id),
+	return acpi.Device(name,
 		acpi.Name("_HID", acpi.String("ACPI0007")),
 		acpi.Name("_UID", acpi.Int(id)),
 		acpi.Method("_STA", 0, false, acpi.Return(sta)),

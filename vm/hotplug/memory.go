@@ -33,7 +33,8 @@ type MemoryHotplug struct {
 
 // blockAML names the AML objects over the memory controller's block.
 func (m *MemoryHotplug) blockAML() blockAML {
-	return blockAML{device: "MHPC", base: m.base, size: MemoryBlockSize,
+	// Memory devices M000 to MFFF.
+	return blockAML{device: "MHPC", base: m.base, size: MemoryBlockSize, items: len(m.slots), itemName: "M%03X",
 		region: "MREG", mutex: "MMTX", selector: "MSEL", enabled: "MEN", inserting: "MINS"}
 }
 
@@ -121,9 +122,6 @@ func (m *MemoryHotplug) Write(offset uint64, data []byte) {
 	}
 }
 
-// memoryDeviceName is the AML name of slot i: M000-MFFF.
-func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
-
 // AML returns \_SB.MHPC: a generic container (PNP0A06) with the register
 // block's operation region and fields, its mutex MMTX, the methods
 // MSTA(slot) (a slot's _STA value), MCRS(slot) (a slot's _CRS, built at run
@@ -131,7 +129,6 @@ func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
 // GED calls), and one memory device (PNP0C80) per slot with _UID, _STA and
 // _CRS.
 func (m *MemoryHotplug) AML() acpi.Aml {
-	n := len(m.slots)
 	b := m.blockAML()
 	ids := []acpi.Aml{acpi.Name("_HID", acpi.EISAID("PNP0A06")), acpi.Name("_UID", acpi.String("Memory Hotplug Controller"))}
 	return b.container(ids, []acpi.Aml{
@@ -148,14 +145,14 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 		b.staMethod("MSTA"),
 		// MCRS(slot): a QWordMemory descriptor of the slot's range.
 		mcrsMethod(b),
-		notifyMethod("MTFY", n, memoryDeviceName),
+		b.notifyMethod("MTFY"),
 		// MSCN: notify and acknowledge each slot with an insertion
 		// pending, as MNXT names them, lowest first: three register
 		// accesses per inserted slot, none for the others.
 		acpi.Method("MSCN", 0, true,
 			acpi.Acquire("MMTX", acpi.WaitForever),
 			acpi.Store(acpi.Path("MNXT"), acpi.Local(0)),
-			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(b.items)),
 				acpi.Call("MTFY", acpi.Local(0), acpi.One),
 				acpi.Store(acpi.Local(0), acpi.Path("MSEL")),
 				acpi.Store(acpi.One, acpi.Path("MINS")),
@@ -163,12 +160,12 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("MMTX"),
 		),
-	}, n, memoryDevice)
+	}, memoryDevice)
 }
 
 // memoryDevice is the memory device of slot i inside \_SB.MHPC.
-func memoryDevice(i int) acpi.Aml {
-	return acpi.Device(memoryDeviceName(i),
+func memoryDevice(name string, i int) acpi.Aml {
+	return acpi.Device(name,
 		acpi.Name("_HID", acpi.EISAID("PNP0C80")),
 		acpi.Name("_UID", acpi.Int(i)),
 		acpi.Method("_STA", 0, false, acpi.Return(acpi.Call("MSTA", acpi.Int(i)))),
