@@ -27,17 +27,45 @@ const (
 	statusInserting = 1 << 1
 )
 
-// plugStatus is the status byte of an item that is present, inserting or
-// both, before any bits of the controller's own.
-func plugStatus(present, inserting bool) byte {
+// plug is what the skeleton keeps of every item.
+type plug struct {
+	present   bool
+	inserting bool // not yet acknowledged by the guest
+}
+
+// isPresent reports whether the item is present.
+func (p plug) isPresent() bool { return p.present }
+
+// status is the item's status byte, before any bits of the controller's
+// own.
+func (p plug) status() byte {
 	var b byte
-	if present {
+	if p.present {
 		b |= statusEnabled
 	}
-	if inserting {
+	if p.inserting {
 		b |= statusInserting
 	}
 	return b
+}
+
+// acknowledge applies a status byte b the guest wrote: a 1 in the
+// inserting bit acknowledges the insertion.
+func (p *plug) acknowledge(b byte) {
+	if b&statusInserting != 0 {
+		p.inserting = false
+	}
+}
+
+// presentCount is how many of items are present.
+func presentCount[T interface{ isPresent() bool }](items []T) int {
+	n := 0
+	for _, it := range items {
+		if it.isPresent() {
+			n++
+		}
+	}
+	return n
 }
 
 // selector is the selector register. The controller's lock

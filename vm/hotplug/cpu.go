@@ -2,6 +2,7 @@ package hotplug
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmmdev/vmm/acpi"
@@ -22,10 +23,9 @@ type CPUOwner interface {
 
 // cpuState is one possible CPU's view from the guest.
 type cpuState struct {
-	present   bool
-	inserting bool // not yet acknowledged by the guest
-	removing  bool // not yet acknowledged by the guest
-	ejecting  bool // removal asked, eject not yet written
+	plug
+	removing bool // not yet acknowledged by the guest
+	ejecting bool // removal asked, eject not yet written
 }
 
 // CPUHotplug is the CPU hot plug controller: the register block of
@@ -87,7 +87,7 @@ func (c *CPUHotplug) SetInserting(id int) error {
 		case s.ejecting:
 			return fmt.Errorf("cpu hotplug: CPU %d: its removal is still pending", id)
 		case !s.present:
-			*s = cpuState{present: true, inserting: true}
+			*s = cpuState{plug: plug{present: true, inserting: true}}
 		}
 		return nil
 	})
@@ -140,13 +140,7 @@ func (c *CPUHotplug) Present(id int) bool {
 func (c *CPUHotplug) PresentCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, s := range c.cpus {
-		if s.present {
-			n++
-		}
-	}
-	return n
+	return presentCount(c.cpus)
 }
 
 // PendingEject reports whether a removal asked with SetRemoving has not been
@@ -154,12 +148,7 @@ func (c *CPUHotplug) PresentCount() int {
 func (c *CPUHotplug) PendingEject() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, s := range c.cpus {
-		if s.ejecting {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(c.cpus, func(s cpuState) bool { return s.ejecting })
 }
 
 // status returns the status byte of the selected CPU; the lock is held.
@@ -169,7 +158,7 @@ func (c *CPUHotplug) status() byte {
 		return 0
 	}
 	s := c.cpus[id]
-	b := plugStatus(s.present, s.inserting)
+	b := s.status()
 	if s.removing {
 		b |= CPURemoving
 	}
@@ -251,9 +240,7 @@ func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
 		return 0, false
 	}
 	s := &c.cpus[id]
-	if b&CPUInserting != 0 {
-		s.inserting = false
-	}
+	s.acknowledge(b)
 	if b&CPURemoving != 0 {
 		s.removing = false
 	}

@@ -349,3 +349,21 @@ func TestCPUHotplugWithFakeOwnerOSTFailureWithNothingPendingChangesNothing(t *te
 		t.Errorf("present %d pending %v refused %v", c.PresentCount(), c.PendingEject(), owner.refused)
 	}
 }
+
+func TestSharedSkeletonMatchesBothRegisterLayouts(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"CPUSelectOffset", CPUSelectOffset, selectorOffset},
+		{"MemorySelectOffset", MemorySelectOffset, selectorOffset},
+		{"CPUEnabled", CPUEnabled, statusEnabled},
+		{"MemoryEnabled", MemoryEnabled, statusEnabled},
+		{"CPUInserting", CPUInserting, statusInserting},
+		{"MemoryInserting", MemoryInserting, statusInserting},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %#x, the skeleton's %#x", tc.name, tc.got, tc.want)
+		}
+	}
+}

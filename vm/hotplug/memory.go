@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmmdev/vmm/acpi"
@@ -15,9 +16,8 @@ var ErrNoFreeSlot = errors.New("memory hotplug: no free slot")
 
 // memSlot is one memory slot's state.
 type memSlot struct {
+	plug         // present: the slot holds memory
 	base, length uint64
-	enabled      bool
-	inserting    bool // not yet acknowledged by the guest
 }
 
 // MemoryHotplug is the memory hot plug controller: the register block of
@@ -61,8 +61,8 @@ func (m *MemoryHotplug) AddSlot(base, length uint64) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i := range m.slots {
-		if !m.slots[i].enabled {
-			m.slots[i] = memSlot{base: base, length: length, enabled: true, inserting: true}
+		if !m.slots[i].present {
+			m.slots[i] = memSlot{plug: plug{present: true, inserting: true}, base: base, length: length}
 			return i, nil
 		}
 	}
@@ -73,13 +73,7 @@ func (m *MemoryHotplug) AddSlot(base, length uint64) (int, error) {
 func (m *MemoryHotplug) Used() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for _, s := range m.slots {
-		if s.enabled {
-			n++
-		}
-	}
-	return n
+	return presentCount(m.slots)
 }
 
 // Read reads the selector, the selected slot's base, length or status, or
@@ -92,14 +86,11 @@ func (m *MemoryHotplug) Read(offset uint64, data []byte) {
 		s := m.slots[i]
 		binary.LittleEndian.PutUint64(image[MemoryBaseOffset:], s.base)
 		binary.LittleEndian.PutUint64(image[MemoryLengthOffset:], s.length)
-		image[MemoryStatusOffset] = plugStatus(s.enabled, s.inserting)
+		image[MemoryStatusOffset] = s.status()
 	}
-	next := len(m.slots)
-	for i, s := range m.slots {
-		if s.inserting {
-			next = i
-			break
-		}
+	next := slices.IndexFunc(m.slots, func(s memSlot) bool { return s.inserting })
+	if next < 0 {
+		next = len(m.slots)
 	}
 	binary.LittleEndian.PutUint32(image[MemoryNextOffset:], uint32(next))
 	readImage(image, offset, data)
@@ -115,8 +106,8 @@ func (m *MemoryHotplug) Write(offset uint64, data []byte) {
 		switch {
 		case m.sel.write(off, b):
 		case off == MemoryStatusOffset:
-			if i, ok := m.sel.index(len(m.slots)); ok && b&MemoryInserting != 0 {
-				m.slots[i].inserting = false
+			if i, ok := m.sel.index(len(m.slots)); ok {
+				m.slots[i].acknowledge(b)
 			}
 		}
 	}
