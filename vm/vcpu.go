@@ -57,7 +57,8 @@ const (
 	threadWaiting threadState = iota
 	// threadRunning: in the run loop (KVM_RUN and the exits it returns).
 	threadRunning
-	// threadExited: the thread is gone and the vCPU fd closed.
+	// threadExited: the thread has left for good (it closes the vCPU fd
+	// on its way out), or never got its vCPU.
 	threadExited
 )
 
