@@ -61,6 +61,14 @@ func appendTerms(b []byte, list []Aml) []byte {
 	return b
 }
 
+// amlFunc is a construct whose encoding a function appends: the
+// constructors with no data type of their own return one, capturing their
+// arguments.
+type amlFunc func(b []byte) []byte
+
+// AppendAml calls f.
+func (f amlFunc) AppendAml(b []byte) []byte { return f(b) }
+
 // Terms is a list of constructs encoded one after another, such as the
 // objects a device contributes to a scope.
 type Terms []Aml

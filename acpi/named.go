@@ -4,41 +4,29 @@ import "encoding/binary"
 
 // Name declares a named data object: ASL Name(name, value).
 func Name(name string, value Aml) Aml {
-	return named{name: name, value: value}
-}
-
-type named struct {
-	name  string
-	value Aml
-}
-
-func (n named) AppendAml(b []byte) []byte {
-	b = appendNameString(append(b, nameOp), n.name)
-	return appendTerm(b, n.value)
+	return amlFunc(func(b []byte) []byte {
+		b = appendNameString(append(b, nameOp), name)
+		return appendTerm(b, value)
+	})
 }
 
 // Scope opens an existing namespace scope and adds body to it: ASL
 // Scope(name) { body }.
 func Scope(name string, body ...Aml) Aml {
-	return scope{op: []byte{scopeOp}, name: name, body: body}
+	return scope([]byte{scopeOp}, name, body)
 }
 
 // Device declares a device object holding body: ASL Device(name) { body }.
 func Device(name string, body ...Aml) Aml {
-	return scope{op: []byte{extOpPrefix, deviceOp}, name: name, body: body}
+	return scope([]byte{extOpPrefix, deviceOp}, name, body)
 }
 
 // scope is any package-length object made of a name and a term list.
-type scope struct {
-	op   []byte
-	name string
-	body []Aml
-}
-
-func (s scope) AppendAml(b []byte) []byte {
-	return appendPackage(b, s.op, func(c []byte) []byte {
-		c = appendNameString(c, s.name)
-		return appendTerms(c, s.body)
+func scope(op []byte, name string, body []Aml) Aml {
+	return amlFunc(func(b []byte) []byte {
+		return appendPackage(b, op, func(c []byte) []byte {
+			return appendTerms(appendNameString(c, name), body)
+		})
 	})
 }
 
@@ -46,48 +34,29 @@ func (s scope) AppendAml(b []byte) []byte {
 // A serialized method runs one invocation at a time; its sync level is 0.
 // ASL: Method(name, args, Serialized|NotSerialized) { body }.
 func Method(name string, args int, serialized bool, body ...Aml) Aml {
-	return method{name: name, args: args, serialized: serialized, body: body}
-}
-
-type method struct {
-	name       string
-	args       int
-	serialized bool
-	body       []Aml
-}
-
-func (m method) AppendAml(b []byte) []byte {
-	if m.args < 0 || m.args > 7 {
-		fail("method %q: %d arguments (0-7 allowed)", m.name, m.args)
-	}
-	flags := byte(m.args)
-	if m.serialized {
-		flags |= 1 << 3
-	}
-	return appendPackage(b, []byte{methodOp}, func(c []byte) []byte {
-		c = appendNameString(c, m.name)
-		c = append(c, flags)
-		return appendTerms(c, m.body)
+	return amlFunc(func(b []byte) []byte {
+		if args < 0 || args > 7 {
+			fail("method %q: %d arguments (0-7 allowed)", name, args)
+		}
+		flags := byte(args)
+		if serialized {
+			flags |= 1 << 3
+		}
+		return appendPackage(b, []byte{methodOp}, func(c []byte) []byte {
+			return appendTerms(append(appendNameString(c, name), flags), body)
+		})
 	})
 }
 
 // Mutex declares a mutex object with the given sync level (0 to 15):
 // ASL Mutex(name, syncLevel).
 func Mutex(name string, syncLevel uint8) Aml {
-	return mutex{name: name, level: syncLevel}
-}
-
-type mutex struct {
-	name  string
-	level uint8
-}
-
-func (m mutex) AppendAml(b []byte) []byte {
-	if m.level > 15 {
-		fail("mutex %q: sync level %d (0-15 allowed)", m.name, m.level)
-	}
-	b = appendNameString(append(b, extOpPrefix, mutexOp), m.name)
-	return append(b, m.level)
+	return amlFunc(func(b []byte) []byte {
+		if syncLevel > 15 {
+			fail("mutex %q: sync level %d (0-15 allowed)", name, syncLevel)
+		}
+		return append(appendNameString(append(b, extOpPrefix, mutexOp), name), syncLevel)
+	})
 }
 
 // WaitForever is the Acquire timeout that never expires.
@@ -97,28 +66,17 @@ const WaitForever = 0xffff
 // the mutex named mutex; as an expression it is true when the wait timed
 // out: ASL Acquire(mutex, timeout).
 func Acquire(mutex string, timeout uint16) Aml {
-	return acquire{mutex: mutex, timeout: timeout}
-}
-
-type acquire struct {
-	mutex   string
-	timeout uint16
-}
-
-func (a acquire) AppendAml(b []byte) []byte {
-	b = appendNameString(append(b, extOpPrefix, acquireOp), a.mutex)
-	return binary.LittleEndian.AppendUint16(b, a.timeout)
+	return amlFunc(func(b []byte) []byte {
+		b = appendNameString(append(b, extOpPrefix, acquireOp), mutex)
+		return binary.LittleEndian.AppendUint16(b, timeout)
+	})
 }
 
 // Release releases the mutex named mutex: ASL Release(mutex).
 func Release(mutex string) Aml {
-	return release(mutex)
-}
-
-type release string
-
-func (r release) AppendAml(b []byte) []byte {
-	return appendNameString(append(b, extOpPrefix, releaseOp), string(r))
+	return amlFunc(func(b []byte) []byte {
+		return appendNameString(append(b, extOpPrefix, releaseOp), mutex)
+	})
 }
 
 // RegionSpace is the address space of an operation region.
@@ -133,20 +91,12 @@ const (
 // OperationRegion declares a region of length bytes at offset in space:
 // ASL OperationRegion(name, space, offset, length).
 func OperationRegion(name string, space RegionSpace, offset, length uint64) Aml {
-	return opRegion{name: name, space: space, offset: offset, length: length}
-}
-
-type opRegion struct {
-	name           string
-	space          RegionSpace
-	offset, length uint64
-}
-
-func (r opRegion) AppendAml(b []byte) []byte {
-	b = appendNameString(append(b, extOpPrefix, opRegionOp), r.name)
-	b = append(b, byte(r.space))
-	b = Int(r.offset).AppendAml(b)
-	return Int(r.length).AppendAml(b)
+	return amlFunc(func(b []byte) []byte {
+		b = appendNameString(append(b, extOpPrefix, opRegionOp), name)
+		b = append(b, byte(space))
+		b = Int(offset).AppendAml(b)
+		return Int(length).AppendAml(b)
+	})
 }
 
 // AccessType is how a field's region is accessed.
@@ -236,59 +186,44 @@ func appendFieldLength(b []byte, bits uint64) []byte {
 // Field declares named fields over the operation region named region:
 // ASL Field(region, access, lock, update) { elements }.
 func Field(region string, access AccessType, lock LockRule, update UpdateRule, elements ...FieldElement) Aml {
-	return field{region: region, access: access, lock: lock, update: update, elements: elements}
-}
-
-type field struct {
-	region   string
-	access   AccessType
-	lock     LockRule
-	update   UpdateRule
-	elements []FieldElement
-}
-
-func (f field) AppendAml(b []byte) []byte {
-	if f.access > BufferAcc || f.lock > Lock || f.update > WriteAsZeros {
-		fail("field over %q: invalid access type %d, lock rule %d or update rule %d", f.region, f.access, f.lock, f.update)
-	}
-	// FieldFlags: bits 3-0 access type, bit 4 lock rule, bits 6-5 update
-	// rule.
-	flags := byte(f.access) | byte(f.lock)<<4 | byte(f.update)<<5
-	return appendPackage(b, []byte{extOpPrefix, fieldOp}, func(c []byte) []byte {
-		c = appendNameString(c, f.region)
-		c = append(c, flags)
-		var pos uint64
-		for _, e := range f.elements {
-			if e == nil {
-				fail("field over %q: nil element", f.region)
-			}
-			c = e.appendField(c, &pos)
+	return amlFunc(func(b []byte) []byte {
+		if access > BufferAcc || lock > Lock || update > WriteAsZeros {
+			fail("field over %q: invalid access type %d, lock rule %d or update rule %d", region, access, lock, update)
 		}
-		return c
+		// FieldFlags: bits 3-0 access type, bit 4 lock rule, bits 6-5
+		// update rule.
+		flags := byte(access) | byte(lock)<<4 | byte(update)<<5
+		return appendPackage(b, []byte{extOpPrefix, fieldOp}, func(c []byte) []byte {
+			c = append(appendNameString(c, region), flags)
+			var pos uint64
+			for _, e := range elements {
+				if e == nil {
+					fail("field over %q: nil element", region)
+				}
+				c = e.appendField(c, &pos)
+			}
+			return c
+		})
 	})
 }
 
 // CreateDWordField names the 32 bits of the buffer buf starting at byte
 // index: ASL CreateDWordField(buf, index, name).
 func CreateDWordField(buf Aml, index uint64, name string) Aml {
-	return createField{op: createDWordFieldOp, buf: buf, index: index, name: name}
+	return createField(createDWordFieldOp, buf, index, name)
 }
 
 // CreateQWordField names the 64 bits of the buffer buf starting at byte
 // index: ASL CreateQWordField(buf, index, name).
 func CreateQWordField(buf Aml, index uint64, name string) Aml {
-	return createField{op: createQWordFieldOp, buf: buf, index: index, name: name}
+	return createField(createQWordFieldOp, buf, index, name)
 }
 
-type createField struct {
-	op    byte
-	buf   Aml
-	index uint64
-	name  string
-}
-
-func (f createField) AppendAml(b []byte) []byte {
-	b = appendTerm(append(b, f.op), f.buf)
-	b = Int(f.index).AppendAml(b)
-	return appendNameString(b, f.name)
+// createField is a CreateXField with the opcode op.
+func createField(op byte, buf Aml, index uint64, name string) Aml {
+	return amlFunc(func(b []byte) []byte {
+		b = appendTerm(append(b, op), buf)
+		b = Int(index).AppendAml(b)
+		return appendNameString(b, name)
+	})
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 )
 
-// The hot plug benchmark (issue 10): vmm and QEMU (q35, the same kernel and
+// The hot plug benchmark: vmm and QEMU (q35, the same kernel and
 // initramfs, in the same KVM host) take turns, each run on a fresh guest
 // with 2 of 6 vCPUs and 1 GiB with room for 8 GiB more. Every value is
 // printed as a BENCHDATA line (package bench) for cmd/benchreport; the
@@ -171,7 +171,7 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 		Eventually(func(ctx context.Context) uint64 { return memTotal(ctx, g) }).WithContext(ctx).
 			WithTimeout(2*time.Minute).WithPolling(20*time.Millisecond).
 			Should(BeNumerically(">=", before+uint64(size)*9/10), "%s: MemTotal after +%d MiB", who, size>>20)
-		emitDuration(fmt.Sprintf("memory hot add %s: request to MemTotal grown", guest.FormatSize(uint64(size))), who, time.Since(t0))
+		emitDuration(fmt.Sprintf("memory hot add %s: request to MemTotal grown", config.FormatSize(uint64(size))), who, time.Since(t0))
 	}
 	rssAfter, _, err := rssSplit(g.pid())
 	Expect(err).NotTo(HaveOccurred())

@@ -19,7 +19,7 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 )
 
-// The device benchmark (issue 9): disk read and write throughput through
+// The device benchmark: disk read and write throughput through
 // virtio-blk and guest-to-host TCP throughput through virtio-net, for vmm
 // and for QEMU's microvm with its virtio-mmio devices (the same kernel,
 // initramfs and image size, in the same KVM host, the same guest

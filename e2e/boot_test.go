@@ -34,8 +34,8 @@ const (
 	cmdTimeout  = 2 * time.Minute
 )
 
-// bootConfig is issue 3's machine: 4 vCPUs, 1 GiB, the project's guest on
-// the serial console.
+// bootConfig is the boot specs' machine: 4 vCPUs, 1 GiB, the project's
+// guest on the serial console.
 func bootConfig() config.VM {
 	cfg := config.Default()
 	cfg.CPUs = config.CPUs{BootVCPUs: 4, MaxVCPUs: 4}
@@ -73,7 +73,7 @@ func sh(ctx context.Context, m *guest.Machine, cmd string) string {
 	return out
 }
 
-// expectFourCPUsAndOneGiB checks the guest's view of issue 3's machine.
+// expectFourCPUsAndOneGiB checks the guest's view of bootConfig's machine.
 func expectFourCPUsAndOneGiB(ctx context.Context, m *guest.Machine) {
 	GinkgoHelper()
 	Expect(sh(ctx, m, "grep -c ^processor /proc/cpuinfo")).To(Equal("4"), "processors in /proc/cpuinfo")

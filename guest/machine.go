@@ -9,24 +9,18 @@
 package guest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/config"
 )
@@ -47,13 +41,6 @@ const apiPollInterval = 50 * time.Millisecond
 // waitDelay bounds how long reaping waits for the vmm's output pipes to close
 // after the vmm exits.
 const waitDelay = 5 * time.Second
-
-// maxRequestReply bounds what Request reads of a reply.
-const maxRequestReply = 4 << 20
-
-// stderrKeep is how much of the vmm's standard error a Machine keeps for
-// failure messages.
-const stderrKeep = 64 << 10
 
 // Options tune Start. The zero value is usable.
 type Options struct {
@@ -87,7 +74,6 @@ type Machine struct {
 	stderr  *tailBuffer
 	shell   *Shell
 	client  *api.Client
-	http    *http.Client
 	stopT   time.Duration
 	emu     *EmulationSignatures // nil outside the emulated KVM host
 
@@ -125,13 +111,12 @@ func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 	m := &Machine{
 		name:    name,
 		cfg:     cfg,
-		args:    append(Flags(cfg, socket), opts.ExtraArgs...),
+		args:    append(append(cfg.Args(), "--api-socket", socket), opts.ExtraArgs...),
 		dir:     dir,
 		socket:  socket,
 		console: NewConsole(opts.ConsoleLog),
 		stderr:  &tailBuffer{max: stderrKeep, tee: opts.VmmLog},
 		client:  api.NewClient(socket),
-		http:    unixHTTPClient(socket),
 		stopT:   opts.StopTimeout,
 		emu:     LoadEmulationSignatures(),
 		done:    make(chan struct{}),
@@ -206,63 +191,6 @@ func completeConfig(cfg config.VM, bin string) (config.VM, string, error) {
 		}
 	}
 	return cfg, bin, nil
-}
-
-// Flags is the vmm command line for cfg with its API on socket. Sizes are
-// written in bytes, or with a K, M or G suffix when exact.
-func Flags(cfg config.VM, socket string) []string {
-	args := []string{"--kernel", cfg.Payload.Kernel}
-	if cfg.Payload.Initramfs != "" {
-		args = append(args, "--initramfs", cfg.Payload.Initramfs)
-	}
-	if cfg.Payload.Cmdline != "" {
-		args = append(args, "--cmdline", cfg.Payload.Cmdline)
-	}
-	args = append(args, "--cpus", fmt.Sprintf("boot=%d,max=%d", cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs))
-	mem := "size=" + FormatSize(cfg.Memory.Size)
-	if cfg.Memory.HotplugSize > 0 {
-		mem += ",hotplug_size=" + FormatSize(cfg.Memory.HotplugSize)
-	}
-	args = append(args, "--memory", mem)
-	for _, d := range cfg.Disks {
-		v := "path=" + d.Path
-		if d.Readonly {
-			v += ",readonly=on"
-		}
-		args = append(args, "--disk", v)
-	}
-	for _, n := range cfg.Net {
-		args = append(args, "--net", fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.MAC, n.IP, n.Mask))
-	}
-	if cfg.RNG != nil {
-		args = append(args, "--rng")
-		if cfg.RNG.Src != "" {
-			args = append(args, "src="+cfg.RNG.Src)
-		}
-	}
-	args = append(args, "--serial", "tty")
-	switch cfg.Console.Mode {
-	case "", config.ModeOff:
-	case config.ModeFile:
-		args = append(args, "--console", "file="+cfg.Console.File)
-	default:
-		args = append(args, "--console", strings.ToLower(string(cfg.Console.Mode)))
-	}
-	return append(args, "--api-socket", socket)
-}
-
-// FormatSize writes a byte count the way --memory reads it: with the largest
-// of the G, M and K suffixes that divides it exactly, else in bytes.
-func FormatSize(n uint64) string {
-	for _, u := range []struct {
-		suffix string
-		size   uint64
-	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n != 0 && n%u.size == 0 {
-			return strconv.FormatUint(n/u.size, 10) + u.suffix
-		}
-	}
-	return strconv.FormatUint(n, 10)
 }
 
 // reap waits for the process and closes the console, failing waits on it.
@@ -346,262 +274,6 @@ func (m *Machine) Wait(ctx context.Context) (int, error) {
 	}
 }
 
-// WaitReady waits until the guest of the current boot has printed
-// ReadyMarker: its shell is then about to read commands. After Reboot or
-// RebootFromGuest it waits for the next boot's marker.
-func (m *Machine) WaitReady(ctx context.Context) error {
-	m.mu.Lock()
-	want := m.boots
-	m.mu.Unlock()
-	lc := lineCounter{suffix: []byte(ReadyMarker)}
-	err := m.console.Wait(ctx, func(text []byte) bool { return lc.count(text) >= want })
-	if err != nil {
-		dump := ""
-		if errors.Is(err, context.DeadlineExceeded) {
-			dump = m.StateDump()
-		}
-		return fmt.Errorf("%s: waiting for the guest (boot %d) to print %s: %w%s%s", m.name, want, ReadyMarker, err, m.logs(), dump)
-	}
-	return nil
-}
-
-// WaitFor waits for re in the console text that came after the previous
-// WaitFor's match (from the start for the first) and returns the match.
-func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp) (string, error) {
-	m.mu.Lock()
-	from := m.waitFrom
-	m.mu.Unlock()
-	match, end, err := m.console.WaitFor(ctx, from, re)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w%s", m.name, err, m.logs())
-	}
-	m.mu.Lock()
-	m.waitFrom = end
-	m.mu.Unlock()
-	return match, nil
-}
-
-// Sh waits for the guest to be ready, runs cmd in its shell and returns the
-// output and the exit status (see Shell.Run). Should the guest reboot by
-// itself meanwhile (a reset, a panic), Sh fails at once with ErrGuestRebooted
-// instead of waiting out ctx; later calls go to the new boot.
-func (m *Machine) Sh(ctx context.Context, cmd string) (string, int, error) {
-	var out string
-	var status int
-	err := m.inGuest(ctx, func(ctx context.Context) error {
-		var err error
-		out, status, err = m.shell.Run(ctx, cmd)
-		return err
-	})
-	return out, status, err
-}
-
-// CPUs returns the guest's online, offline and present CPUs.
-func (m *Machine) CPUs(ctx context.Context) (CPUs, error) {
-	var c CPUs
-	err := m.inGuest(ctx, func(ctx context.Context) error {
-		var err error
-		c, err = ReadCPUs(ctx, m.shell)
-		return err
-	})
-	return c, err
-}
-
-// MemTotal returns the guest's MemTotal from /proc/meminfo, in bytes.
-func (m *Machine) MemTotal(ctx context.Context) (uint64, error) {
-	var n uint64
-	err := m.inGuest(ctx, func(ctx context.Context) error {
-		var err error
-		n, err = ReadMemTotal(ctx, m.shell)
-		return err
-	})
-	return n, err
-}
-
-// ErrGuestRebooted is the cause of a guest command's failure when the guest
-// booted again, unasked, while the command ran.
-var ErrGuestRebooted = errors.New("the guest rebooted by itself")
-
-// inGuest waits for the guest to be ready and runs f, whose context ends
-// with ErrGuestRebooted if a ready marker beyond the expected boots shows up
-// on the console.
-func (m *Machine) inGuest(ctx context.Context, f func(ctx context.Context) error) error {
-	if err := m.WaitReady(ctx); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	want := m.boots
-	m.mu.Unlock()
-	fctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		lc := lineCounter{suffix: []byte(ReadyMarker)}
-		seen := 0
-		err := m.console.Wait(fctx, func(text []byte) bool {
-			seen = lc.count(text)
-			return seen > want
-		})
-		if err == nil {
-			m.mu.Lock()
-			m.boots = max(m.boots, seen)
-			m.mu.Unlock()
-			cancel(fmt.Errorf("%w (boot %d began; see the console)", ErrGuestRebooted, seen))
-		}
-	}()
-	err := f(fctx)
-	cancel(nil)
-	<-watchDone
-	if err != nil {
-		dump := ""
-		if errors.Is(err, context.DeadlineExceeded) {
-			dump = m.StateDump()
-		}
-		return fmt.Errorf("%s: %w%s%s%s", m.name, err, m.vmmLogTail(), dump, m.emulationNote())
-	}
-	return nil
-}
-
-// StateDumpLines returns the lines of the vmm's state dumps (vm.DumpState,
-// logged on SIGUSR1) in the part of its log kept so far, oldest first.
-func (m *Machine) StateDumpLines() []string {
-	var lines []string
-	for _, l := range strings.Split(m.stderr.String(), "\n") {
-		if strings.Contains(l, `msg="state dump"`) {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-// stateDumpWait is how long stateDump gives the vmm to log its dump.
-const stateDumpWait = 3 * time.Second
-
-// StateDump asks the vmm for its state dump (SIGUSR1) and returns the dump's
-// lines from its log: for a guest that stopped answering, where its vCPUs
-// are and what its interrupt controllers and virtio queues hold.
-func (m *Machine) StateDump() string {
-	before := len(m.StateDumpLines())
-	if m.exited() || m.cmd.Process.Signal(syscall.SIGUSR1) != nil {
-		return ""
-	}
-	var lines []string
-	for deadline := time.Now().Add(stateDumpWait); time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-		lines = m.StateDumpLines()
-		if len(lines)-before >= 2+m.cfg.CPUs.BootVCPUs {
-			break
-		}
-	}
-	if len(lines) <= before {
-		return fmt.Sprintf("\n%s: no state dump from the vmm", m.name)
-	}
-	return fmt.Sprintf("\n%s vmm state dump:\n%s", m.name, strings.Join(lines[before:], "\n"))
-}
-
-// vmmLogTail is the end of the vmm's log for failure messages, which often
-// says why a guest went away.
-func (m *Machine) vmmLogTail() string {
-	if t := tailLines([]byte(m.stderr.String()), 5); t != "" {
-		return fmt.Sprintf("\n%s vmm log (last lines):\n%s", m.name, t)
-	}
-	return ""
-}
-
-// Reboot asks the API for vm.reboot. WaitReady then waits for the new boot.
-func (m *Machine) Reboot(ctx context.Context) error {
-	if err := m.client.Reboot(ctx); err != nil {
-		return fmt.Errorf("%s: reboot: %w", m.name, err)
-	}
-	m.addBoot()
-	return nil
-}
-
-// RebootFromGuest has the guest reboot itself at once ("reboot -f"), which
-// the vmm sees as a reset. WaitReady then waits for the new boot.
-func (m *Machine) RebootFromGuest(ctx context.Context) error {
-	if err := m.WaitReady(ctx); err != nil {
-		return err
-	}
-	if err := m.shell.Send("reboot -f"); err != nil {
-		return fmt.Errorf("%s: reboot from the guest: %w", m.name, err)
-	}
-	m.addBoot()
-	return nil
-}
-
-// PowerOffFromGuest has the guest power itself off at once ("poweroff -f").
-func (m *Machine) PowerOffFromGuest(ctx context.Context) error {
-	if err := m.WaitReady(ctx); err != nil {
-		return err
-	}
-	if err := m.shell.Send("poweroff -f"); err != nil {
-		return fmt.Errorf("%s: power off from the guest: %w", m.name, err)
-	}
-	return nil
-}
-
-func (m *Machine) addBoot() {
-	m.mu.Lock()
-	m.boots++
-	m.mu.Unlock()
-}
-
-// Shutdown asks the API for vm.shutdown: the VM stops, the vmm stays.
-func (m *Machine) Shutdown(ctx context.Context) error {
-	if err := m.client.Shutdown(ctx); err != nil {
-		return fmt.Errorf("%s: shutdown: %w", m.name, err)
-	}
-	return nil
-}
-
-// Info asks the API for vm.info.
-func (m *Machine) Info(ctx context.Context) (vm.Info, error) {
-	info, err := m.client.Info(ctx)
-	if err != nil {
-		return info, fmt.Errorf("%s: info: %w", m.name, err)
-	}
-	return info, nil
-}
-
-// Resize asks the API for vm.resize.
-func (m *Machine) Resize(ctx context.Context, req vm.ResizeRequest) error {
-	if err := m.client.Resize(ctx, req); err != nil {
-		return fmt.Errorf("%s: resize: %w", m.name, err)
-	}
-	return nil
-}
-
-// Request sends one raw API request, method to /api/v1/<route> with body
-// (none when nil), and returns the reply's status and body whatever the
-// status. Only failing to get a reply is an error. It is for requests the
-// typed client cannot make, such as malformed ones.
-func (m *Machine) Request(ctx context.Context, method, route string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+api.Prefix+route, rd)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %s %s: %w", m.name, method, route, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %s %s: %w", m.name, method, route, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRequestReply))
-	if err != nil {
-		return resp.StatusCode, data, fmt.Errorf("%s: %s %s: read reply: %w", m.name, method, route, err)
-	}
-	return resp.StatusCode, data, nil
-}
-
 // Stop ends the vmm: it asks the API for vmm.shutdown and waits, then sends
 // SIGTERM to the process group and waits, then SIGKILL; each wait is bounded
 // by Options.StopTimeout. It always reaps the process, closes the console
@@ -617,7 +289,6 @@ func (m *Machine) stop() error {
 	defer func() {
 		m.stdin.Close()
 		m.client.CloseIdleConnections()
-		m.http.CloseIdleConnections()
 		os.RemoveAll(m.dir)
 	}()
 	if m.exited() {
@@ -665,62 +336,9 @@ func (m *Machine) waitExit(d time.Duration) bool {
 	}
 }
 
-// logs is the tail of the console and of the vmm's log, for failure
-// messages.
-func (m *Machine) logs() string {
-	var b strings.Builder
-	if t := m.console.Tail(tailOnError); t != "" {
-		fmt.Fprintf(&b, "\n%s console (last lines):\n%s", m.name, t)
-	}
-	if t := tailLines([]byte(m.stderr.String()), tailOnError); t != "" {
-		fmt.Fprintf(&b, "\n%s vmm log (last lines):\n%s", m.name, t)
-	}
-	b.WriteString(m.emulationNote())
-	return b.String()
-}
-
 func exitText(err error) string {
 	if err == nil {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// unixHTTPClient is an HTTP client whose every connection goes to socket.
-func unixHTTPClient(socket string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableCompression: true,
-	}}
-}
-
-// tailBuffer keeps the last max bytes written to it and copies every write
-// to tee, when tee is not nil.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-	tee io.Writer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	t.mu.Unlock()
-	if t.tee != nil {
-		_, _ = t.tee.Write(p)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

@@ -381,30 +381,6 @@ func TestStartRefusesAMissingKernelOrASerialNotOnTty(t *testing.T) {
 	}
 }
 
-func TestFlagsFollowTheCommandLineSyntax(t *testing.T) {
-	cfg := testConfig()
-	cfg.Payload = config.Payload{Kernel: "/k", Initramfs: "/i", Cmdline: "console=ttyS0"}
-	cfg.Memory = config.Memory{Size: 1536 << 20, HotplugSize: 8 << 30}
-	cfg.Disks = []config.Disk{{Path: "/d.img", Readonly: true}}
-	cfg.RNG = &config.RNG{Src: "/dev/urandom"}
-	got := strings.Join(Flags(cfg, "/s.sock"), " ")
-	want := "--kernel /k --initramfs /i --cmdline console=ttyS0 --cpus boot=4,max=8 --memory size=1536M,hotplug_size=8G " +
-		"--disk path=/d.img,readonly=on --rng src=/dev/urandom --serial tty --api-socket /s.sock"
-	if got != want {
-		t.Errorf("Flags =\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestFormatSizeRoundTripsThroughParseSize(t *testing.T) {
-	for _, n := range []uint64{0, 1, 4096, 1 << 20, 1536 << 20, 1 << 30, 3 << 30, 1<<30 + 1} {
-		s := FormatSize(n)
-		back, err := config.ParseSize(s)
-		if err != nil || back != n {
-			t.Errorf("ParseSize(FormatSize(%d) = %q) = %d, %v", n, s, back, err)
-		}
-	}
-}
-
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  io.Writer

@@ -69,6 +69,7 @@ type ExitError struct {
 	Output string
 }
 
+// Error names the command and its status, then what it printed.
 func (e *ExitError) Error() string {
 	msg := fmt.Sprintf("guest command %q exited with status %d", e.Cmd, e.Status)
 	if e.Output != "" {

@@ -31,7 +31,8 @@ build() {
 }
 build guest "$here/guest-init" "$cache/guest/initramfs.cpio.gz" "$guest_modules"
 
-# The guest's root disk for root=/dev/vda (issue 9): an ext4 file system
+# The guest's root disk for root=/dev/vda (disk specs, benchmarks and
+# scenarios that boot from it): an ext4 file system
 # holding the guest initramfs's tree plus /etc/vmm-rootfs, shipped gzipped
 # (it is mostly empty) and rebuilt with the initramfs.
 rootfs() {

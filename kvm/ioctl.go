@@ -124,37 +124,22 @@ const (
 
 // String names a capability for messages.
 func (c Cap) String() string {
-	switch c {
-	case CapIRQChip:
-		return "KVM_CAP_IRQCHIP"
-	case CapUserMemory:
-		return "KVM_CAP_USER_MEMORY"
-	case CapSetTSSAddr:
-		return "KVM_CAP_SET_TSS_ADDR"
-	case CapExtCPUID:
-		return "KVM_CAP_EXT_CPUID"
-	case CapNrVCPUs:
-		return "KVM_CAP_NR_VCPUS"
-	case CapNrMemslots:
-		return "KVM_CAP_NR_MEMSLOTS"
-	case CapIRQRouting:
-		return "KVM_CAP_IRQ_ROUTING"
-	case CapIRQFD:
-		return "KVM_CAP_IRQFD"
-	case CapPIT2:
-		return "KVM_CAP_PIT2"
-	case CapIOEventFD:
-		return "KVM_CAP_IOEVENTFD"
-	case CapSetIdentityMapAddr:
-		return "KVM_CAP_SET_IDENTITY_MAP_ADDR"
-	case CapMaxVCPUs:
-		return "KVM_CAP_MAX_VCPUS"
-	case CapTSCDeadlineTimer:
-		return "KVM_CAP_TSC_DEADLINE_TIMER"
-	case CapMaxVCPUID:
-		return "KVM_CAP_MAX_VCPU_ID"
-	case CapImmediateExit:
-		return "KVM_CAP_IMMEDIATE_EXIT"
+	return kvmName("KVM_CAP", c, map[Cap]string{
+		CapIRQChip: "IRQCHIP", CapUserMemory: "USER_MEMORY", CapSetTSSAddr: "SET_TSS_ADDR",
+		CapExtCPUID: "EXT_CPUID", CapNrVCPUs: "NR_VCPUS", CapNrMemslots: "NR_MEMSLOTS",
+		CapIRQRouting: "IRQ_ROUTING", CapIRQFD: "IRQFD", CapPIT2: "PIT2", CapIOEventFD: "IOEVENTFD",
+		CapSetIdentityMapAddr: "SET_IDENTITY_MAP_ADDR", CapMaxVCPUs: "MAX_VCPUS",
+		CapTSCDeadlineTimer: "TSC_DEADLINE_TIMER", CapMaxVCPUID: "MAX_VCPU_ID",
+		CapImmediateExit: "IMMEDIATE_EXIT",
+	})
+}
+
+// kvmName is kvm.h's name of v, a constant of the family prefix
+// ("KVM_CAP", "KVM_EXIT"), from names; a value names lacks is shown as
+// prefix(v).
+func kvmName[T ~int | ~uint32](prefix string, v T, names map[T]string) string {
+	if n, ok := names[v]; ok {
+		return prefix + "_" + n
 	}
-	return fmt.Sprintf("KVM_CAP(%d)", int(c))
+	return fmt.Sprintf("%s(%d)", prefix, v)
 }

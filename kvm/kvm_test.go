@@ -186,3 +186,12 @@ func TestRedirEntryFieldsFollowThe82093AALayout(t *testing.T) {
 		t.Fatalf("%#x: an edge, unmasked entry reads as level %v masked %v remote %v", uint64(e), e.Level(), e.Masked(), e.RemoteIRR())
 	}
 }
+
+func TestMemoryRegionCoversTheWholeHostMapping(t *testing.T) {
+	host := make([]byte, 8192)
+	r := MemoryRegion(3, 0x10_0000, host)
+	want := UserspaceMemoryRegion{Slot: 3, GuestPhysAddr: 0x10_0000, MemorySize: 8192, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}
+	if r != want {
+		t.Errorf("MemoryRegion = %+v, want %+v", r, want)
+	}
+}

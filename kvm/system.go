@@ -17,6 +17,12 @@ const DevicePath = "/dev/kvm"
 
 // System is an open /dev/kvm: the handle for system ioctls and for creating VMs.
 type System struct {
+	handle
+}
+
+// handle is an open KVM file descriptor that answers KVM_CHECK_EXTENSION:
+// the system's or a VM's.
+type handle struct {
 	fd int
 }
 
@@ -27,11 +33,11 @@ func Open(path string) (*System, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	s := &System{fd: fd}
-	v, err := ioctl(fd, ioGetAPIVersion, 0)
+	s := &System{handle{fd: fd}}
+	v, err := s.APIVersion()
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
+		return nil, err
 	}
 	if v != APIVersion {
 		s.Close()
@@ -40,20 +46,31 @@ func Open(path string) (*System, error) {
 	return s, nil
 }
 
-// Close closes the device. VMs created from it stay valid.
-func (s *System) Close() error {
-	if s.fd < 0 {
+// APIVersion returns KVM_GET_API_VERSION, which Open checks is APIVersion.
+func (s *System) APIVersion() (int, error) {
+	v, err := ioctl(s.fd, ioGetAPIVersion, 0)
+	if err != nil {
+		return 0, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
+	}
+	return int(v), nil
+}
+
+// Close closes the fd. A VM stays valid after the system is closed, and the
+// kernel frees a VM once every vCPU fd and mapping of it is gone too.
+func (h *handle) Close() error {
+	if h.fd < 0 {
 		return nil
 	}
-	err := unix.Close(s.fd)
-	s.fd = -1
+	err := unix.Close(h.fd)
+	h.fd = -1
 	return err
 }
 
-// CheckExtension returns KVM_CHECK_EXTENSION for c on the system fd: 0 when
-// the capability is absent, otherwise a capability-specific value.
-func (s *System) CheckExtension(c Cap) (int, error) {
-	r, err := ioctl(s.fd, ioCheckExtension, uintptr(c))
+// CheckExtension returns KVM_CHECK_EXTENSION for c: 0 when the capability is
+// absent, otherwise a capability-specific value. Some capabilities
+// (KVM_CAP_NR_MEMSLOTS, KVM_CAP_MAX_VCPUS) answer per VM on a VM's fd.
+func (h *handle) CheckExtension(c Cap) (int, error) {
+	r, err := ioctl(h.fd, ioCheckExtension, uintptr(c))
 	if err != nil {
 		return 0, fmt.Errorf("KVM_CHECK_EXTENSION(%v): %w", c, err)
 	}
@@ -75,18 +92,28 @@ const maxCPUIDEntries = 4096
 // SupportedCPUID returns KVM_GET_SUPPORTED_CPUID: every leaf the host and
 // KVM can offer a guest, with KVM's own paravirtual leaves (0x40000000...).
 func (s *System) SupportedCPUID() ([]CPUIDEntry, error) {
+	entries, err := getCPUID(s.fd, ioGetSupportedCPUID)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
+	}
+	return entries, nil
+}
+
+// getCPUID reads a struct kvm_cpuid2 with the ioctl req on fd, offering a
+// larger buffer each time KVM says it is too small (E2BIG).
+func getCPUID(fd int, req uintptr) ([]CPUIDEntry, error) {
 	for n := 128; n <= maxCPUIDEntries; n *= 2 {
 		buf := newCPUIDBuffer(n)
-		_, err := ioctlPtr(s.fd, ioGetSupportedCPUID, unsafe.Pointer(&buf[0]))
+		_, err := ioctlPtr(fd, req, unsafe.Pointer(&buf[0]))
 		if errors.Is(err, unix.E2BIG) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
+			return nil, err
 		}
 		return cpuidEntries(buf), nil
 	}
-	return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: more than %d entries", maxCPUIDEntries)
+	return nil, fmt.Errorf("more than %d entries", maxCPUIDEntries)
 }
 
 // MSRIndexList returns KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and
@@ -113,19 +140,14 @@ func (s *System) CreateVM() (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fd uintptr
-	for {
-		// KVM_CREATE_VM can fail with EINTR while it waits for memory; retry.
-		fd, err = ioctl(s.fd, ioCreateVM, 0)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	// KVM_CREATE_VM can fail with EINTR while it waits for memory; ioctl
+	// retries it.
+	fd, err := ioctl(s.fd, ioCreateVM, 0)
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
 	unix.CloseOnExec(int(fd))
-	return &VM{fd: int(fd), runSize: size}, nil
+	return &VM{handle: handle{fd: int(fd)}, runSize: size}, nil
 }
 
 // cpuidHeader is the head of struct kvm_cpuid2.

@@ -272,7 +272,7 @@ const (
 
 // String names an exit reason for logs.
 func (r ExitReason) String() string {
-	names := map[ExitReason]string{
+	return kvmName("KVM_EXIT", r, map[ExitReason]string{
 		ExitUnknown: "UNKNOWN", ExitException: "EXCEPTION", ExitIO: "IO",
 		ExitHypercall: "HYPERCALL", ExitDebug: "DEBUG", ExitHLT: "HLT",
 		ExitMMIO: "MMIO", ExitIRQWindowOpen: "IRQ_WINDOW_OPEN",
@@ -281,11 +281,7 @@ func (r ExitReason) String() string {
 		ExitInternalError: "INTERNAL_ERROR", ExitSystemEvent: "SYSTEM_EVENT",
 		ExitIOAPICEOI: "IOAPIC_EOI", ExitX86RDMSR: "X86_RDMSR",
 		ExitX86WRMSR: "X86_WRMSR", ExitX86BusLock: "X86_BUS_LOCK", ExitNotify: "NOTIFY",
-	}
-	if n, ok := names[r]; ok {
-		return "KVM_EXIT_" + n
-	}
-	return fmt.Sprintf("KVM_EXIT(%d)", uint32(r))
+	})
 }
 
 // System event types in a KVM_EXIT_SYSTEM_EVENT (KVM_SYSTEM_EVENT_*).

@@ -133,52 +133,36 @@ func (c *VCPU) FailEntry() (reason uint64, cpu uint32) {
 }
 
 // Regs reads the general purpose registers.
-func (c *VCPU) Regs() (Regs, error) {
-	var r Regs
-	if _, err := ioctlPtr(c.fd, ioGetRegs, unsafe.Pointer(&r)); err != nil {
-		return r, fmt.Errorf("KVM_GET_REGS vCPU %d: %w", c.id, err)
-	}
-	return r, nil
-}
+func (c *VCPU) Regs() (Regs, error) { return vcpuGet[Regs](c, ioGetRegs, "KVM_GET_REGS") }
 
 // SetRegs writes the general purpose registers.
-func (c *VCPU) SetRegs(r Regs) error {
-	if _, err := ioctlPtr(c.fd, ioSetRegs, unsafe.Pointer(&r)); err != nil {
-		return fmt.Errorf("KVM_SET_REGS vCPU %d: %w", c.id, err)
-	}
-	return nil
-}
+func (c *VCPU) SetRegs(r Regs) error { return vcpuSet(c, ioSetRegs, "KVM_SET_REGS", r) }
 
 // Sregs reads the special registers.
-func (c *VCPU) Sregs() (Sregs, error) {
-	var s Sregs
-	if _, err := ioctlPtr(c.fd, ioGetSregs, unsafe.Pointer(&s)); err != nil {
-		return s, fmt.Errorf("KVM_GET_SREGS vCPU %d: %w", c.id, err)
-	}
-	return s, nil
-}
+func (c *VCPU) Sregs() (Sregs, error) { return vcpuGet[Sregs](c, ioGetSregs, "KVM_GET_SREGS") }
 
 // SetSregs writes the special registers.
-func (c *VCPU) SetSregs(s Sregs) error {
-	if _, err := ioctlPtr(c.fd, ioSetSregs, unsafe.Pointer(&s)); err != nil {
-		return fmt.Errorf("KVM_SET_SREGS vCPU %d: %w", c.id, err)
-	}
-	return nil
-}
+func (c *VCPU) SetSregs(s Sregs) error { return vcpuSet(c, ioSetSregs, "KVM_SET_SREGS", s) }
 
 // FPU reads the floating point state.
-func (c *VCPU) FPU() (FPU, error) {
-	var f FPU
-	if _, err := ioctlPtr(c.fd, ioGetFPU, unsafe.Pointer(&f)); err != nil {
-		return f, fmt.Errorf("KVM_GET_FPU vCPU %d: %w", c.id, err)
-	}
-	return f, nil
-}
+func (c *VCPU) FPU() (FPU, error) { return vcpuGet[FPU](c, ioGetFPU, "KVM_GET_FPU") }
 
 // SetFPU writes the floating point state.
-func (c *VCPU) SetFPU(f FPU) error {
-	if _, err := ioctlPtr(c.fd, ioSetFPU, unsafe.Pointer(&f)); err != nil {
-		return fmt.Errorf("KVM_SET_FPU vCPU %d: %w", c.id, err)
+func (c *VCPU) SetFPU(f FPU) error { return vcpuSet(c, ioSetFPU, "KVM_SET_FPU", f) }
+
+// vcpuGet reads a T from the vCPU with the ioctl req, named name in errors.
+func vcpuGet[T any](c *VCPU, req uintptr, name string) (T, error) {
+	var v T
+	if _, err := ioctlPtr(c.fd, req, unsafe.Pointer(&v)); err != nil {
+		return v, fmt.Errorf("%s vCPU %d: %w", name, c.id, err)
+	}
+	return v, nil
+}
+
+// vcpuSet writes v to the vCPU with the ioctl req, named name in errors.
+func vcpuSet[T any](c *VCPU, req uintptr, name string, v T) error {
+	if _, err := ioctlPtr(c.fd, req, unsafe.Pointer(&v)); err != nil {
+		return fmt.Errorf("%s vCPU %d: %w", name, c.id, err)
 	}
 	return nil
 }
@@ -198,18 +182,11 @@ func (c *VCPU) SetCPUID(entries []CPUIDEntry) error {
 
 // CPUID reads back the CPUID set on the vCPU (KVM_GET_CPUID2).
 func (c *VCPU) CPUID() ([]CPUIDEntry, error) {
-	for n := 128; n <= maxCPUIDEntries; n *= 2 {
-		buf := newCPUIDBuffer(n)
-		_, err := ioctlPtr(c.fd, ioGetCPUID2, unsafe.Pointer(&buf[0]))
-		if errors.Is(err, unix.E2BIG) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("KVM_GET_CPUID2 vCPU %d: %w", c.id, err)
-		}
-		return cpuidEntries(buf), nil
+	entries, err := getCPUID(c.fd, ioGetCPUID2)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_GET_CPUID2 vCPU %d: %w", c.id, err)
 	}
-	return nil, fmt.Errorf("KVM_GET_CPUID2 vCPU %d: too many entries", c.id)
+	return entries, nil
 }
 
 // msrsHeader is the head of struct kvm_msrs.
@@ -264,46 +241,24 @@ func (c *VCPU) MSRs(indexes ...uint32) ([]MSR, error) {
 
 // LAPIC reads the in-kernel local APIC's registers.
 func (c *VCPU) LAPIC() (LAPICState, error) {
-	var l LAPICState
-	if _, err := ioctlPtr(c.fd, ioGetLAPIC, unsafe.Pointer(&l)); err != nil {
-		return l, fmt.Errorf("KVM_GET_LAPIC vCPU %d: %w", c.id, err)
-	}
-	return l, nil
+	return vcpuGet[LAPICState](c, ioGetLAPIC, "KVM_GET_LAPIC")
 }
 
 // SetLAPIC writes the in-kernel local APIC's registers.
-func (c *VCPU) SetLAPIC(l LAPICState) error {
-	if _, err := ioctlPtr(c.fd, ioSetLAPIC, unsafe.Pointer(&l)); err != nil {
-		return fmt.Errorf("KVM_SET_LAPIC vCPU %d: %w", c.id, err)
-	}
-	return nil
-}
+func (c *VCPU) SetLAPIC(l LAPICState) error { return vcpuSet(c, ioSetLAPIC, "KVM_SET_LAPIC", l) }
 
 // Events reads the vCPU's pending and injected events (KVM_GET_VCPU_EVENTS).
 func (c *VCPU) Events() (VCPUEvents, error) {
-	var e VCPUEvents
-	if _, err := ioctlPtr(c.fd, ioGetVCPUEvents, unsafe.Pointer(&e)); err != nil {
-		return e, fmt.Errorf("KVM_GET_VCPU_EVENTS vCPU %d: %w", c.id, err)
-	}
-	return e, nil
+	return vcpuGet[VCPUEvents](c, ioGetVCPUEvents, "KVM_GET_VCPU_EVENTS")
 }
 
 // MPState reads the vCPU's multiprocessing state.
 func (c *VCPU) MPState() (MPState, error) {
-	var s MPState
-	if _, err := ioctlPtr(c.fd, ioGetMPState, unsafe.Pointer(&s)); err != nil {
-		return s, fmt.Errorf("KVM_GET_MP_STATE vCPU %d: %w", c.id, err)
-	}
-	return s, nil
+	return vcpuGet[MPState](c, ioGetMPState, "KVM_GET_MP_STATE")
 }
 
 // SetMPState writes the vCPU's multiprocessing state.
-func (c *VCPU) SetMPState(s MPState) error {
-	if _, err := ioctlPtr(c.fd, ioSetMPState, unsafe.Pointer(&s)); err != nil {
-		return fmt.Errorf("KVM_SET_MP_STATE vCPU %d: %w", c.id, err)
-	}
-	return nil
-}
+func (c *VCPU) SetMPState(s MPState) error { return vcpuSet(c, ioSetMPState, "KVM_SET_MP_STATE", s) }
 
 // LAPIC register offsets in LAPICState.Regs (Intel SDM vol. 3, table 11-1).
 const (

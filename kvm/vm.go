@@ -10,29 +10,15 @@ import (
 
 // VM is a KVM virtual machine fd.
 type VM struct {
-	fd      int
+	handle
 	runSize int
 }
 
-// Close closes the VM fd. The kernel frees the VM once every vCPU fd and
-// mapping is gone too.
-func (v *VM) Close() error {
-	if v.fd < 0 {
-		return nil
-	}
-	err := unix.Close(v.fd)
-	v.fd = -1
-	return err
-}
-
-// CheckExtension returns KVM_CHECK_EXTENSION for c on the VM fd, which some
-// capabilities (KVM_CAP_NR_MEMSLOTS, KVM_CAP_MAX_VCPUS) answer per VM.
-func (v *VM) CheckExtension(c Cap) (int, error) {
-	r, err := ioctl(v.fd, ioCheckExtension, uintptr(c))
-	if err != nil {
-		return 0, fmt.Errorf("KVM_CHECK_EXTENSION(%v): %w", c, err)
-	}
-	return int(r), nil
+// MemoryRegion is memslot slot mapping host, a host mapping of guest RAM,
+// at guest physical address gpa.
+func MemoryRegion(slot uint32, gpa uint64, host []byte) UserspaceMemoryRegion {
+	return UserspaceMemoryRegion{Slot: slot, GuestPhysAddr: gpa, MemorySize: uint64(len(host)),
+		UserspaceAddr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(host))))}
 }
 
 // SetUserMemoryRegion creates, moves or (with MemorySize 0) deletes a memslot.

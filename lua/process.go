@@ -4,16 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/vmmdev/vmm/vm"
 )
 
 // procRoot is where the process file system is mounted.
 const procRoot = "/proc"
-
-// vcpuThreadName is how the vmm names a vCPU's thread (vmm/vcpu.go).
-var vcpuThreadName = regexp.MustCompile(`^vcpu[0-9]+$`)
 
 // processCounts is what vm:process() reports of the vmm process.
 type processCounts struct {
@@ -37,7 +35,7 @@ func readProcessCounts(root string, pid int) (processCounts, error) {
 			continue
 		}
 		c.threads++
-		if vcpuThreadName.MatchString(strings.TrimSpace(string(comm))) {
+		if vm.IsVCPUThread(strings.TrimSpace(string(comm))) {
 			c.vcpuThreads++
 		}
 	}

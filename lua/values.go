@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,22 +23,29 @@ const renderDepth = 4
 
 // checkKeys fails on keys of t outside known, naming them with prefix.
 func checkKeys(t *glua.LTable, prefix string, known []string) error {
+	return forFields(t, func(k glua.LValue) error {
+		return fmt.Errorf("%sunexpected key %s (known: %s)", prefix, render(k), strings.Join(known, ", "))
+	}, func(k string, _ glua.LValue) error {
+		if slices.Contains(known, k) {
+			return nil
+		}
+		return fmt.Errorf("unknown field %s%s (known: %s)", prefix, k, strings.Join(known, ", "))
+	})
+}
+
+// forFields calls f for each field of t, a key that is a string, until f
+// fails; a key that is not a string fails with badKey's error.
+func forFields(t *glua.LTable, badKey func(k glua.LValue) error, f func(k string, v glua.LValue) error) error {
 	var err error
-	t.ForEach(func(k, _ glua.LValue) {
+	t.ForEach(func(k, v glua.LValue) {
 		if err != nil {
 			return
 		}
-		s, ok := k.(glua.LString)
-		if !ok {
-			err = fmt.Errorf("%sunexpected key %s (known: %s)", prefix, render(k), strings.Join(known, ", "))
-			return
+		if s, ok := k.(glua.LString); ok {
+			err = f(string(s), v)
+		} else {
+			err = badKey(k)
 		}
-		for _, kn := range known {
-			if string(s) == kn {
-				return
-			}
-		}
-		err = fmt.Errorf("unknown field %s%s (known: %s)", prefix, s, strings.Join(known, ", "))
 	})
 	return err
 }
@@ -310,17 +318,12 @@ func fromLua(v glua.LValue, depth int) (any, error) {
 			return out, nil
 		}
 		out := map[string]any{}
-		var err error
-		t.ForEach(func(k, e glua.LValue) {
-			if err != nil {
-				return
-			}
-			ks, ok := k.(glua.LString)
-			if !ok {
-				err = fmt.Errorf("JSON object keys must be strings, got %s", render(k))
-				return
-			}
-			out[string(ks)], err = fromLua(e, depth-1)
+		err := forFields(t, func(k glua.LValue) error {
+			return fmt.Errorf("JSON object keys must be strings, got %s", render(k))
+		}, func(k string, e glua.LValue) error {
+			var err error
+			out[k], err = fromLua(e, depth-1)
+			return err
 		})
 		return out, err
 	}

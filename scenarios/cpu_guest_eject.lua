@@ -77,5 +77,5 @@ step("with hot plug back on, the shrink to 2 works; a reboot keeps 2", function(
   local cpus = vm:cpus()
   expect.eq(cpus.present, {0, 1}, "present CPUs after the reboot")
   expect.eq(cpus.online, {0, 1}, "online CPUs after the reboot")
-  expect.eq(vm:process().vcpu_threads, 2, "vcpuN threads")
+  counts(vm, 2)
 end)

@@ -1,11 +1,11 @@
--- CPU hot plug end to end on one VM, as the seed tells it: boot at 4 of
--- max 8, grow to 8 (the new CPUs come up present and offline, the guest
--- onlines them), shrink to 2 (the guest offlines and ejects 6 CPUs by
--- itself; the vmm keeps exactly 2 threads named vcpuN), bad requests
--- (including one during the pending eject) are refused with the documented
--- codes while the guest keeps running, and after a reboot the guest boots
--- with 2 CPUs and grows to 8 again. busybox has no lscpu: the guest's view
--- is read from /sys/devices/system/cpu and /proc/cpuinfo.
+-- CPU hot plug end to end on one VM, as Cloud Hypervisor's hot plug guide
+-- tells it: boot at 4 of max 8, grow to 8 (the new CPUs come up present and
+-- offline, the guest onlines them), shrink to 2 (the guest offlines and
+-- ejects 6 CPUs by itself; the vmm keeps exactly 2 threads named vcpuN),
+-- bad requests (including one during the pending eject) are refused with
+-- the documented codes while the guest keeps running, and after a reboot
+-- the guest boots with 2 CPUs and grows to 8 again. busybox has no lscpu:
+-- the guest's view is read from /sys/devices/system/cpu and /proc/cpuinfo.
 
 local function ok(status, err, what)
   expect.eq(err, nil, what .. ": error")

@@ -6,10 +6,10 @@
 -- thread and fd counts stay where the first cycle left them. Each cycle's
 -- time is reported (a measurement, not an assertion).
 --
--- make test runs 3 cycles to 4 vCPUs; make stress runs issue 7's 30 cycles
+-- make test runs 3 cycles to 4 vCPUs; make stress runs the full 30 cycles
 -- to 8 (VMM_STRESS_CYCLES, VMM_STRESS_MAX). Under the emulated KVM host,
 -- CPU hot plug itself sometimes kills the guest, whatever the VMM: QEMU's
--- guest died at cycle 13 of the same stress there (see the issue notes), so
+-- guest died at cycle 13 of the same stress there, so
 -- the everyday run stays short.
 local cycles = tonumber(os.getenv("VMM_STRESS_CYCLES") or "") or 3
 local max = tonumber(os.getenv("VMM_STRESS_MAX") or "") or 4

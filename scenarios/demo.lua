@@ -1,8 +1,8 @@
--- The seed's walkthrough (shared/seeds/hotplug.md), narrated for `make demo`:
--- boot at 4 of max 8 vCPUs with 1G and 8G of hot plug space, grow to 8
--- vCPUs and online them, shrink to 2 with the guest offlining by itself,
--- grow memory to 3G, then reboot and find the counts kept. Each step says
--- what it does and what the guest sees.
+-- Cloud Hypervisor's hot plug guide as a walkthrough, narrated for
+-- `make demo`: boot at 4 of max 8 vCPUs with 1G and 8G of hot plug space,
+-- grow to 8 vCPUs and online them, shrink to 2 with the guest offlining by
+-- itself, grow memory to 3G, then reboot and find the counts kept. Each
+-- step says what it does and what the guest sees.
 local function show_cpus(vm)
   local c = vm:cpus()
   local function list(t) return #t == 0 and "none" or table.concat(t, ",") end

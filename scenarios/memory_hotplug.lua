@@ -1,12 +1,12 @@
--- RAM hot plug end to end on one VM, as the seed tells it: 1G with 8G of
--- hot plug space. Proves that the seed's {"desired_vcpus":4,
--- "desired_ram":3221225472} gives the guest ~3G (MemTotal and free -h) it
--- can allocate and touch, that lowering desired_ram changes nothing until
--- the reboot (then ~1G, and the vmm's RSS drops by what the guest had
--- touched),
--- that vCPUs and RAM resize together, that 16 successive +128M resizes
--- land, that a request valid in vCPUs but not in RAM changes nothing, that
--- exactly size + hotplug_size works and one block more is refused.
+-- RAM hot plug end to end on one VM, as Cloud Hypervisor's hot plug guide
+-- tells it: 1G with 8G of hot plug space. Proves that the guide's
+-- {"desired_vcpus":4, "desired_ram":3221225472} gives the guest ~3G
+-- (MemTotal and free -h) it can allocate and touch, that lowering
+-- desired_ram changes nothing until the reboot (then ~1G, and the vmm's RSS
+-- drops by what the guest had touched), that vCPUs and RAM resize together,
+-- that 16 successive +128M resizes land, that a request valid in vCPUs but
+-- not in RAM changes nothing, that exactly size + hotplug_size works and
+-- one block more is refused.
 local G, M = vmm.size("1G"), vmm.size("1M")
 
 local function ok(status, err, what)
@@ -34,11 +34,11 @@ local function memtotal(lo, hi, what)
   return t
 end
 
-step("the seed's resize: 4 vCPUs and 3G; MemTotal 90-100% of 3G", function()
+step("the guide's resize: 4 vCPUs and 3G; MemTotal 90-100% of 3G", function()
   vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
   local status, reply = vm:api("PUT", "vm.resize", '{"desired_vcpus": 4, "desired_ram" : 3221225472}')
-  expect.eq(status, 204, "seed resize: status (" .. reply .. ")")
-  memtotal(0.9 * 3 * G, 3 * G, "after the seed's resize")
+  expect.eq(status, 204, "the guide's resize: status (" .. reply .. ")")
+  memtotal(0.9 * 3 * G, 3 * G, "after the guide's resize")
   expect.eq(vm:info().memory_actual_size, 3 * G, "memory_actual_size")
 end)
 

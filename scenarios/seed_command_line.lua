@@ -1,6 +1,6 @@
--- The seed's whole command line (shared/seeds/hotplug.md), with a root file
--- system disk in place of the Clear Linux image and direct kernel boot in
--- place of the firmware:
+-- The whole command line of Cloud Hypervisor's hot plug guide, with a root
+-- file system disk in place of the Clear Linux image and direct kernel boot
+-- in place of the firmware:
 --   --cpus boot=4,max=8 --memory size=1024M,hotplug_size=8192M
 --   --disk path=ROOT --net "tap=,mac=,ip=,mask=" --rng --api-socket ...
 -- Proves that the guest runs from the ext4 disk (root=/dev/vda, read-write),
@@ -21,8 +21,8 @@ local function start(name)
   }
 end
 
-local vm = step("boot the seed's command line with an ext4 root disk", function()
-  return start("seed")
+local vm = step("boot the guide's command line with an ext4 root disk", function()
+  return start("guide")
 end)
 
 step("the root is /dev/vda, ext4, read-write; net and rng are there", function()
@@ -65,7 +65,7 @@ step("write and sync a file on the root disk, then power off", function()
 end)
 
 step("a second boot from the same disk finds the file, with no ext4 error", function()
-  local again = start("seed-again")
+  local again = start("guide-again")
   expect.eq(again:run("cat /root/hello"), "written-by-the-guest", "the file the first boot wrote")
   local errors = again:sh("dmesg | grep -c 'EXT4-fs error'")
   expect.eq(errors, "0", "ext4 errors in dmesg")

@@ -26,11 +26,11 @@ bench_host() {
 		"-ginkgo.label-filter=$2" || true
 }
 # Boot and hot plug first; the device benchmark's bulk traffic is what most
-# often breaks the emulated KVM host (issue 9's notes), so it gets a KVM
+# often breaks the emulated KVM host, so it gets a KVM
 # host of its own and cannot cost the others their samples.
 bench_host "$B/bench" 'benchmark && !io'
 bench_host "$B/bench-io" 'benchmark && io'
-# Every metric of issue 10 must have samples from both VMMs, except vmm's
+# Every metric of the report must have samples from both VMMs, except vmm's
 # own time to its first KVM_RUN, which QEMU reports only when traced.
 req="boot: process start to ready marker,boot: process start to first KVM_RUN"
 req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CPU hot remove (4): request to gone"

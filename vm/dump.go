@@ -131,7 +131,7 @@ func (m *cpuManager) ids() []int {
 	defer m.mu.Unlock()
 	var ids []int
 	for id, c := range m.vcpus {
-		if !c.exited {
+		if c.thread != threadExited {
 			ids = append(ids, id)
 		}
 	}
@@ -148,7 +148,7 @@ func (m *cpuManager) dumpVCPU(id int, mem *memory.Guest, code func(cr3, cr4, rip
 	var tid int
 	var plugged, running bool
 	if ok {
-		tid, plugged, running = c.tid, c.plugged, c.running
+		tid, plugged, running = c.tid, c.plug == plugIn, c.thread == threadRunning
 	}
 	m.mu.Unlock()
 	if !ok {

@@ -1,8 +1,6 @@
 package vm
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,9 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/acpi"
 	"github.com/vmmdev/vmm/kvm"
@@ -115,24 +110,6 @@ func loadPayload(p config.Payload) (*boot.BzImage, []byte, error) {
 	return k, initrd, nil
 }
 
-// gsiRoutes is the VM's interrupt routing: every GSI to the IOAPIC pin of
-// the same number, except GSI 0 (the PIT) to pin 2, as the MADT's interrupt
-// source override says. No GSI reaches the legacy PIC, which a
-// hardware-reduced guest never programs.
-func gsiRoutes() []kvm.IRQRoute {
-	var r []kvm.IRQRoute
-	for gsi := uint32(0); gsi < layout.IOAPICPins; gsi++ {
-		switch gsi {
-		case 0:
-			r = append(r, kvm.IRQRoute{GSI: 0, Chip: kvm.IRQChipIOAPIC, Pin: 2})
-		case 2:
-		default:
-			r = append(r, kvm.IRQRoute{GSI: gsi, Chip: kvm.IRQChipIOAPIC, Pin: gsi})
-		}
-	}
-	return r
-}
-
 // newMachine builds a VM from cfg and leaves it ready to run: nothing runs
 // until start. On error nothing is left behind.
 func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
@@ -171,11 +148,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
 	}
 	for _, r := range m.mem.Regions() {
-		host := r.Host()
-		if err = m.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
-			Slot: r.Slot, GuestPhysAddr: r.Start, MemorySize: r.Size,
-			UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0]))),
-		}); err != nil {
+		if err = m.vm.SetUserMemoryRegion(kvm.MemoryRegion(r.Slot, r.Start, r.Host())); err != nil {
 			return nil, err
 		}
 	}
@@ -362,7 +335,7 @@ func (m *machine) close() {
 	})
 }
 
-// pio, mmio, halted, reset, powerOff and fail make the machine the vCPUs'
+// pio, mmio, halted, Reset, PowerOff and fail make the machine the vCPUs'
 // exitHandler.
 func (m *machine) pio(port uint16, data []byte, write bool) {
 	if write {
@@ -399,53 +372,10 @@ func (m *machine) end(kind eventKind, source string, err error) {
 	}
 }
 
-// Reset implements devices.Power.
+// Reset implements devices.Power for the devices and the vCPUs.
 func (m *machine) Reset(source string) { m.end(eventReset, source, nil) }
 
-// PowerOff implements devices.Power.
+// PowerOff implements devices.Power for the devices and the vCPUs.
 func (m *machine) PowerOff(source string) { m.end(eventPowerOff, source, nil) }
 
-func (m *machine) reset(source string)    { m.Reset(source) }
-func (m *machine) powerOff(source string) { m.PowerOff(source) }
-func (m *machine) fail(err error)         { m.end(eventFailed, err.Error(), err) }
-
-// irqLine is an edge-triggered GSI raised through an irqfd: one eventfd
-// write, no exit to KVM_IRQ_LINE.
-type irqLine struct {
-	vm  *kvm.VM
-	gsi uint32
-	fd  int
-}
-
-func (m *machine) newIRQLine(gsi uint32) (*irqLine, error) {
-	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("eventfd for GSI %d: %w", gsi, err)
-	}
-	if err := m.vm.IRQFD(fd, gsi); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	l := &irqLine{vm: m.vm, gsi: gsi, fd: fd}
-	m.irqfds = append(m.irqfds, l)
-	return l, nil
-}
-
-// Trigger implements devices.Interrupt.
-func (l *irqLine) Trigger() error {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, err := unix.Write(l.fd, one[:])
-	if errors.Is(err, unix.EAGAIN) {
-		return nil // the counter is saturated: an edge is pending anyway
-	}
-	if err != nil {
-		return fmt.Errorf("raise GSI %d: %w", l.gsi, err)
-	}
-	return nil
-}
-
-func (l *irqLine) close() {
-	_ = l.vm.RemoveIRQFD(l.fd, l.gsi)
-	unix.Close(l.fd)
-}
+func (m *machine) fail(err error) { m.end(eventFailed, err.Error(), err) }

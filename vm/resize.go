@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
@@ -65,7 +64,7 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 			case cfg.Memory.HotplugSize == 0:
 				return p, invalidf("resize: desired_ram=%d: the VM has no hot plug space (--memory hotplug_size=)", b)
 			case add%config.HotplugBlock != 0:
-				return p, invalidf("resize: desired_ram=%d: the %d bytes to add are not a multiple of 128 config.MiB (the guest's memory block size)", b, add)
+				return p, invalidf("resize: desired_ram=%d: the %d bytes to add are not a multiple of 128 MiB (the guest's memory block size)", b, add)
 			case n > ram.limit:
 				return p, invalidf("resize: desired_ram=%d: above size + hotplug_size (%d bytes)", b, ram.limit)
 			case ram.freeSlots < 1:
@@ -75,7 +74,7 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 		case n < ram.current:
 			// Applied at the next reboot, as boot RAM.
 			if n < config.MinMemory || n%4096 != 0 {
-				return p, invalidf("resize: desired_ram=%d: boot RAM must be at least %d config.MiB and a multiple of 4 KiB", b, config.MinMemory/config.MiB)
+				return p, invalidf("resize: desired_ram=%d: boot RAM must be at least %d MiB and a multiple of 4 KiB", b, config.MinMemory/config.MiB)
 			}
 			p.nextRAM = n
 		}
@@ -95,11 +94,8 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("resize: %w", ErrNoVM)
-	}
-	if v.state == StatePaused {
-		return fmt.Errorf("resize: the VM is %s: %w", v.state, ErrState)
+	if err := v.checkLocked("resize", StateCreated, StateRunning, StateShutdown); err != nil {
+		return err
 	}
 	ram := ramState{current: v.cfg.Memory.Size, limit: v.cfg.Memory.Size + v.cfg.Memory.HotplugSize}
 	if v.m != nil {
@@ -211,9 +207,7 @@ func (m *machine) addRAM(n uint64) error {
 	if err != nil {
 		return fmt.Errorf("add RAM at %#x: %w", base, err)
 	}
-	host := r.Host()
-	region := kvm.UserspaceMemoryRegion{Slot: slot, GuestPhysAddr: base, MemorySize: n,
-		UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}
+	region := kvm.MemoryRegion(slot, base, r.Host())
 	if err := m.vm.SetUserMemoryRegion(region); err != nil {
 		_ = m.mem.Remove(base)
 		return fmt.Errorf("add RAM at %#x: memslot %d: %w", base, slot, err)

@@ -61,7 +61,7 @@ func TestPlanResizeValidatesTheWholeRequest(t *testing.T) {
 		{"grow RAM by one block", ResizeRequest{DesiredRAM: i(config.GiB + 128*config.MiB)}, 0, 128 * config.MiB, 0, false},
 		{"grow RAM to exactly size+hotplug_size", ResizeRequest{DesiredRAM: i(9 * config.GiB)}, 0, 8 * config.GiB, 0, false},
 		{"grow RAM one block past the limit refused", ResizeRequest{DesiredRAM: i(9*config.GiB + 128*config.MiB)}, 0, 0, 0, true},
-		{"grow RAM not by 128 config.MiB blocks refused", ResizeRequest{DesiredRAM: i(config.GiB + 64*config.MiB)}, 0, 0, 0, true},
+		{"grow RAM not by 128 MiB blocks refused", ResizeRequest{DesiredRAM: i(config.GiB + 64*config.MiB)}, 0, 0, 0, true},
 		{"shrink RAM waits for the reboot", ResizeRequest{DesiredRAM: i(512 * config.MiB)}, 0, 0, 512 * config.MiB, false},
 		{"shrink RAM below the minimum refused", ResizeRequest{DesiredRAM: i(config.MiB)}, 0, 0, 0, true},
 		{"vCPUs and RAM together", ResizeRequest{DesiredVCPUs: i(8), DesiredRAM: i(2 * config.GiB)}, 8, config.GiB, 0, false},

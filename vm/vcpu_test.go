@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/memory"
@@ -41,8 +40,8 @@ func (h *countingHandler) pio(port uint16, data []byte, write bool) {
 }
 func (h *countingHandler) mmio(uint64, []byte, bool) {}
 func (h *countingHandler) halted() bool              { return h.halt.Load() }
-func (h *countingHandler) reset(string)              { h.halt.Store(true) }
-func (h *countingHandler) powerOff(string)           { h.halt.Store(true) }
+func (h *countingHandler) Reset(string)              { h.halt.Store(true) }
+func (h *countingHandler) PowerOff(string)           { h.halt.Store(true) }
 func (h *countingHandler) fail(err error) {
 	h.mu.Lock()
 	h.failure = err
@@ -218,9 +217,27 @@ func newTestVM(t *testing.T, size uint64) (*kvm.System, *kvm.VM, *memory.Guest) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
-	host := mem.Regions()[0].Host()
-	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{MemorySize: size, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}); err != nil {
+	if err := vm.SetUserMemoryRegion(kvm.MemoryRegion(0, 0, mem.Regions()[0].Host())); err != nil {
 		t.Fatal(err)
 	}
 	return sys, vm, mem
+}
+
+func TestIsVCPUThreadAcceptsExactlyTheNamesOfPluggedVCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{VCPUThreadName(0), true},
+		{VCPUThreadName(17), true},
+		{"vcpu", false},
+		{"vcpu1x", false},
+		{"cpu1-parked", false},
+		{"xvcpu1", false},
+		{"vmm", false},
+	} {
+		if got := IsVCPUThread(tc.name); got != tc.want {
+			t.Errorf("IsVCPUThread(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

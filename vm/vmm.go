@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,11 +65,13 @@ type VMM struct {
 	// nextRAM is boot RAM a resize lowered, applied at the next reboot
 	// (0: none).
 	nextRAM uint64
+	// ended is set when the VMM ends; done is closed then, and exitErr
+	// set, for Done and Wait.
+	ended   bool
+	done    chan struct{}
+	exitErr error
 
 	firstRun sync.Once
-	endOnce  sync.Once
-	done     chan struct{}
-	exitErr  error
 }
 
 // New opens KVM and returns a VMM with no VM. The VMM runs until Stop, a
@@ -129,7 +132,7 @@ func notSupported(op string) error {
 func (v *VMM) Create(cfg config.VM) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ended() {
+	if v.ended {
 		return fmt.Errorf("create: the VMM is shutting down: %w", ErrState)
 	}
 	if v.cfg != nil {
@@ -164,23 +167,42 @@ func (v *VMM) check(cfg *config.VM) error {
 	return nil
 }
 
-// Boot builds the VM from its configuration and starts it.
-func (v *VMM) Boot() error {
+// lifecycle runs step under the lock once a VM exists in one of the
+// allowed states (in any state when none is given); step's error is
+// prefixed with op.
+func (v *VMM) lifecycle(op string, allowed []State, step func() error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("boot: %w", ErrNoVM)
+	if err := v.checkLocked(op, allowed...); err != nil {
+		return err
 	}
-	if v.state != StateCreated && v.state != StateShutdown {
-		return fmt.Errorf("boot: the VM is %s: %w", v.state, ErrState)
-	}
-	if v.ended() {
-		return fmt.Errorf("boot: the VMM is shutting down: %w", ErrState)
-	}
-	if err := v.bootLocked(); err != nil {
-		return fmt.Errorf("boot: %w", err)
+	if err := step(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
+}
+
+// checkLocked fails op with ErrNoVM when there is no VM and with ErrState
+// when the VM is in none of the allowed states (any state will do when none
+// is given). Called with v.mu held.
+func (v *VMM) checkLocked(op string, allowed ...State) error {
+	if v.cfg == nil {
+		return fmt.Errorf("%s: %w", op, ErrNoVM)
+	}
+	if len(allowed) > 0 && !slices.Contains(allowed, v.state) {
+		return fmt.Errorf("%s: the VM is %s: %w", op, v.state, ErrState)
+	}
+	return nil
+}
+
+// Boot builds the VM from its configuration and starts it.
+func (v *VMM) Boot() error {
+	return v.lifecycle("boot", []State{StateCreated, StateShutdown}, func() error {
+		if v.ended {
+			return fmt.Errorf("the VMM is shutting down: %w", ErrState)
+		}
+		return v.bootLocked()
+	})
 }
 
 // bootLocked builds a machine from the current config and runs it.
@@ -234,34 +256,17 @@ func (v *VMM) stopLocked() {
 
 // Shutdown stops the VM; its configuration stays, and Boot starts it again.
 func (v *VMM) Shutdown() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("shutdown: %w", ErrNoVM)
-	}
-	if v.state != StateRunning && v.state != StatePaused {
-		return fmt.Errorf("shutdown: the VM is %s: %w", v.state, ErrState)
-	}
-	v.stopLocked()
-	v.state = StateShutdown
-	return nil
+	return v.lifecycle("shutdown", []State{StateRunning, StatePaused}, func() error {
+		v.stopLocked()
+		v.state = StateShutdown
+		return nil
+	})
 }
 
 // Reboot tears the VM down and builds it again from its current
 // configuration, as a guest reset does.
 func (v *VMM) Reboot() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("reboot: %w", ErrNoVM)
-	}
-	if v.state != StateRunning && v.state != StatePaused {
-		return fmt.Errorf("reboot: the VM is %s: %w", v.state, ErrState)
-	}
-	if err := v.rebootLocked(); err != nil {
-		return fmt.Errorf("reboot: %w", err)
-	}
-	return nil
+	return v.lifecycle("reboot", []State{StateRunning, StatePaused}, v.rebootLocked)
 }
 
 func (v *VMM) rebootLocked() error {
@@ -272,48 +277,25 @@ func (v *VMM) rebootLocked() error {
 
 // Pause stops every vCPU; Resume lets them run again.
 func (v *VMM) Pause() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("pause: %w", ErrNoVM)
-	}
-	if v.state != StateRunning {
-		return fmt.Errorf("pause: the VM is %s: %w", v.state, ErrState)
-	}
-	v.m.cpus.pause()
-	v.state = StatePaused
-	return nil
+	return v.lifecycle("pause", []State{StateRunning}, func() error {
+		v.m.cpus.pause()
+		v.state = StatePaused
+		return nil
+	})
 }
 
 // Resume undoes Pause.
 func (v *VMM) Resume() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("resume: %w", ErrNoVM)
-	}
-	if v.state != StatePaused {
-		return fmt.Errorf("resume: the VM is %s: %w", v.state, ErrState)
-	}
-	v.m.cpus.resume()
-	v.state = StateRunning
-	return nil
+	return v.lifecycle("resume", []State{StatePaused}, func() error {
+		v.m.cpus.resume()
+		v.state = StateRunning
+		return nil
+	})
 }
 
 // PowerButton presses the guest's ACPI power button.
 func (v *VMM) PowerButton() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("power button: %w", ErrNoVM)
-	}
-	if v.state != StateRunning {
-		return fmt.Errorf("power button: the VM is %s: %w", v.state, ErrState)
-	}
-	if err := v.m.powerButton(); err != nil {
-		return fmt.Errorf("power button: %w", err)
-	}
-	return nil
+	return v.lifecycle("power button", []State{StateRunning}, func() error { return v.m.powerButton() })
 }
 
 // Info reports the configuration and state.
@@ -334,15 +316,12 @@ func (v *VMM) Info() (Info, error) {
 
 // Delete stops the VM if it runs and forgets its configuration.
 func (v *VMM) Delete() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.cfg == nil {
-		return fmt.Errorf("delete: %w", ErrNoVM)
-	}
-	v.stopLocked()
-	v.cfg = nil
-	v.state = ""
-	return nil
+	return v.lifecycle("delete", nil, func() error {
+		v.stopLocked()
+		v.cfg = nil
+		v.state = ""
+		return nil
+	})
 }
 
 // Stop stops the VM if it runs and ends the VMM: Wait then returns nil.
@@ -367,26 +346,19 @@ func (v *VMM) Wait() error {
 	return v.exitErr
 }
 
-func (v *VMM) ended() bool {
-	select {
-	case <-v.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // endLocked ends the VMM once: the console is flushed and the terminal
-// restored, KVM closed, and Done closed.
+// restored, KVM closed, and Done closed. Called with v.mu held.
 func (v *VMM) endLocked(err error) {
-	v.endOnce.Do(func() {
-		if v.console != nil {
-			v.console.close()
-		}
-		v.sys.Close()
-		v.exitErr = err
-		close(v.done)
-	})
+	if v.ended {
+		return
+	}
+	v.ended = true
+	if v.console != nil {
+		v.console.close()
+	}
+	v.sys.Close()
+	v.exitErr = err
+	close(v.done)
 }
 
 // handleEvents acts on machines ending: a power off ends the VMM, a reset

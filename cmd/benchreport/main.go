@@ -1,5 +1,5 @@
 // Command benchreport turns the console logs of a benchmark run into a
-// report: it reads the BENCHDATA lines (format: package vmm/bench) from each
+// report: it reads the BENCHDATA lines (format: package bench) from each
 // log, prints a Markdown table of per-metric median, minimum, maximum and
 // sample count for vmm and QEMU with their ratio, and writes the table, the
 // results JSON and a PNG chart to the files named by its flags.

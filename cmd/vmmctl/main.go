@@ -17,18 +17,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/api"
-	"github.com/vmmdev/vmm/vm/config"
 )
 
 const (
@@ -79,21 +75,22 @@ type command struct {
 }
 
 // commands is the dispatch table, in the order usage lists them. A new
-// command is one more entry; `run` is cmdRun in run.go (package lua).
+// command is one more entry: most are requests (commands.go); `run` is
+// cmdRun in run.go (package lua).
 func commands() []command {
 	return []command{
-		{"ping", "", "show the VMM's version and pid", cmdPing},
-		{"info", "", "show the VM's configuration and state", cmdInfo},
+		request("ping", "", "show the VMM's version and pid", 0, cmdPing),
+		request("info", "", "show the VM's configuration and state", 0, cmdInfo),
 		{"resize", "[--cpus N] [--memory SIZE]", "set the vCPU count and/or RAM (SIZE: bytes or K/M/G)", cmdResize},
 		{"create", "FILE.json", "create a VM from a JSON VmConfig (- reads stdin)", cmdCreate},
-		{"boot", "", "boot the created VM", action("boot", api.RouteBoot)},
-		{"pause", "", "pause the VM's vCPUs", action("pause", api.RoutePause)},
-		{"resume", "", "resume a paused VM", action("resume", api.RouteResume)},
-		{"reboot", "", "reboot the VM", action("reboot", api.RouteReboot)},
-		{"shutdown", "", "shut the VM down", action("shutdown", api.RouteShutdown)},
-		{"power-button", "", "press the VM's ACPI power button", action("power-button", api.RoutePowerButton)},
-		{"delete", "", "delete the VM", action("delete", api.RouteDelete)},
-		{"shutdown-vmm", "", "make the VMM process exit", action("shutdown-vmm", api.RouteShutdownVMM)},
+		request("boot", "", "boot the created VM", 0, put(api.RouteBoot)),
+		request("pause", "", "pause the VM's vCPUs", 0, put(api.RoutePause)),
+		request("resume", "", "resume a paused VM", 0, put(api.RouteResume)),
+		request("reboot", "", "reboot the VM", 0, put(api.RouteReboot)),
+		request("shutdown", "", "shut the VM down", 0, put(api.RouteShutdown)),
+		request("power-button", "", "press the VM's ACPI power button", 0, put(api.RoutePowerButton)),
+		request("delete", "", "delete the VM", 0, put(api.RouteDelete)),
+		request("shutdown-vmm", "", "make the VMM process exit", 0, put(api.RouteShutdownVMM)),
 		{"run", runUsage, "run Lua scenarios (package lua), each with its own vmm", cmdRun},
 	}
 }
@@ -237,220 +234,4 @@ options (before or after the command):
 
 exit status: 0 success, 1 the request failed, 2 misuse
 `, socketEnv, defaultSocket, defaultTimeout)
-}
-
-// withTimeout bounds one request.
-func (e *env) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, e.timeout)
-}
-
-// printJSON writes v as indented JSON (a json.RawMessage is re-indented).
-func (e *env) printJSON(v any) error {
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode output: %w", err)
-	}
-	_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-	return err
-}
-
-func cmdPing(ctx context.Context, e *env, args []string) error {
-	if _, err := parse(e.flagSet("ping"), args, 0); err != nil {
-		return err
-	}
-	ctx, cancel := e.withTimeout(ctx)
-	defer cancel()
-	if e.json {
-		var raw json.RawMessage
-		if err := e.client().Call(ctx, http.MethodGet, api.RoutePing, nil, &raw); err != nil {
-			return err
-		}
-		return e.printJSON(raw)
-	}
-	p, err := e.client().Ping(ctx)
-	if err != nil {
-		return err
-	}
-	line := "vmm " + p.Version
-	if p.BuildVersion != "" {
-		line += " (build " + p.BuildVersion + ")"
-	}
-	if p.Pid != 0 {
-		line += fmt.Sprintf(", pid %d", p.Pid)
-	}
-	if len(p.Features) > 0 {
-		line += ", features: " + strings.Join(p.Features, ", ")
-	}
-	_, err = fmt.Fprintln(e.stdout, line)
-	return err
-}
-
-func cmdInfo(ctx context.Context, e *env, args []string) error {
-	if _, err := parse(e.flagSet("info"), args, 0); err != nil {
-		return err
-	}
-	ctx, cancel := e.withTimeout(ctx)
-	defer cancel()
-	var raw json.RawMessage
-	if err := e.client().Call(ctx, http.MethodGet, api.RouteInfo, nil, &raw); err != nil {
-		return err
-	}
-	if e.json {
-		return e.printJSON(raw)
-	}
-	var info vm.Info
-	if err := json.Unmarshal(raw, &info); err != nil {
-		return fmt.Errorf("decode vm.info reply: %w", err)
-	}
-	_, err := io.WriteString(e.stdout, formatInfo(info))
-	return err
-}
-
-// formatInfo renders vm.info for people.
-func formatInfo(info vm.Info) string {
-	var b strings.Builder
-	c := info.Config
-	row := func(k, format string, args ...any) {
-		fmt.Fprintf(&b, "%-11s %s\n", k+":", fmt.Sprintf(format, args...))
-	}
-	row("state", "%s", info.State)
-	row("vcpus", "%d (boot %d, max %d)", info.ActiveVCPUs, c.CPUs.BootVCPUs, c.CPUs.MaxVCPUs)
-	mem := fmt.Sprintf("%s (configured %s", formatSize(info.MemoryActualSize), formatSize(c.Memory.Size))
-	if c.Memory.HotplugSize > 0 {
-		mem += ", hotplug " + formatSize(c.Memory.HotplugSize)
-	}
-	row("memory", "%s)", mem)
-	row("kernel", "%s", orNone(c.Payload.Kernel))
-	if c.Payload.Initramfs != "" {
-		row("initramfs", "%s", c.Payload.Initramfs)
-	}
-	if c.Payload.Cmdline != "" {
-		row("cmdline", "%s", c.Payload.Cmdline)
-	}
-	for _, d := range c.Disks {
-		ro := ""
-		if d.Readonly {
-			ro = " (read-only)"
-		}
-		row("disk", "%s%s", d.Path, ro)
-	}
-	for _, n := range c.Net {
-		row("net", "tap=%s mac=%s ip=%s mask=%s", n.Tap, n.MAC, n.IP, n.Mask)
-	}
-	if c.RNG != nil {
-		row("rng", "%s", c.RNG.Src)
-	}
-	row("serial", "%s", formatConsole(c.Serial))
-	row("console", "%s", formatConsole(c.Console))
-	return b.String()
-}
-
-func formatConsole(cc config.Console) string {
-	if cc.File != "" {
-		return fmt.Sprintf("%s %s", cc.Mode, cc.File)
-	}
-	return orNone(string(cc.Mode))
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// formatSize renders bytes with the largest binary unit that divides them.
-func formatSize(n uint64) string {
-	for _, u := range []struct {
-		size uint64
-		name string
-	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
-		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
-		}
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
-func cmdResize(ctx context.Context, e *env, args []string) error {
-	fs := e.flagSet("resize")
-	var req vm.ResizeRequest
-	fs.Func("cpus", "desired vCPU count", func(s string) error {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 1 {
-			return fmt.Errorf("%q is not a vCPU count (a whole number, at least 1)", s)
-		}
-		req.DesiredVCPUs = &n
-		return nil
-	})
-	fs.Func("memory", "desired RAM: bytes or K/M/G", func(s string) error {
-		n, err := parseSize(s)
-		if err != nil {
-			return err
-		}
-		req.DesiredRAM = &n
-		return nil
-	})
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if req.DesiredVCPUs == nil && req.DesiredRAM == nil {
-		return misuse("resize needs --cpus N and/or --memory SIZE")
-	}
-	ctx, cancel := e.withTimeout(ctx)
-	defer cancel()
-	return e.client().Resize(ctx, req)
-}
-
-// parseSize reads a RAM size (bytes, or K/M/G binary suffixes) as the
-// signed byte count vm.resize takes.
-func parseSize(s string) (int64, error) {
-	n, err := config.ParseSize(s)
-	if err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("size %q: must be above 0", s)
-	}
-	if n > math.MaxInt64 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return int64(n), nil
-}
-
-func cmdCreate(ctx context.Context, e *env, args []string) error {
-	rest, err := parse(e.flagSet("create"), args, 1)
-	if err != nil {
-		return err
-	}
-	var data []byte
-	if rest[0] == "-" {
-		data, err = io.ReadAll(io.LimitReader(e.stdin, api.DefaultMaxBodyBytes+1))
-	} else {
-		data, err = os.ReadFile(rest[0])
-	}
-	if err != nil {
-		return fmt.Errorf("read VM config: %w", err)
-	}
-	if !json.Valid(data) {
-		return fmt.Errorf("%s is not valid JSON", rest[0])
-	}
-	ctx, cancel := e.withTimeout(ctx)
-	defer cancel()
-	// The file goes as is, so the server's checks (unknown fields, types)
-	// apply to what the user wrote.
-	return e.client().Call(ctx, http.MethodPut, api.RouteCreate, data, nil)
-}
-
-// action is a command that sends one body-less PUT and prints nothing on
-// success.
-func action(name, route string) func(ctx context.Context, e *env, args []string) error {
-	return func(ctx context.Context, e *env, args []string) error {
-		if _, err := parse(e.flagSet(name), args, 0); err != nil {
-			return err
-		}
-		ctx, cancel := e.withTimeout(ctx)
-		defer cancel()
-		return e.client().Call(ctx, http.MethodPut, route, nil, nil)
-	}
 }

@@ -47,6 +47,19 @@ const (
 	ModeNested Mode = "nested"
 )
 
+// DefaultLockFile is the lock every KVM host run on this machine takes
+// (Options.LockFile), so that only one runs at a time whoever starts it.
+func DefaultLockFile() string { return filepath.Join(os.TempDir(), "vmm-kvmhost.lock") }
+
+// ParseMode reads a mode's name: auto, direct or nested.
+func ParseMode(name string) (Mode, error) {
+	switch m := Mode(name); m {
+	case ModeAuto, ModeDirect, ModeNested:
+		return m, nil
+	}
+	return "", fmt.Errorf("-mode %q: want auto, direct or nested", name)
+}
+
 // Console marker lines printed by images/kvmhost-init.
 const (
 	markerStart = "@@KVMHOST-START"
@@ -127,14 +140,15 @@ type Result struct {
 	Elapsed  time.Duration
 }
 
-// ErrHostBroken is returned when the KVM host itself failed twice (a panic,
-// a lockup, no exit status): not a verdict on the command.
+// ErrHostBroken is returned when every KVM host a run was allowed to boot
+// (Options.MaxAttempts) broke itself (a panic, a lockup, no exit status):
+// not a verdict on the command.
 var ErrHostBroken = errors.New("the KVM host broke (not a test failure)")
 
 // brokenHost matches console lines of the KVM host's own kernel (they
 // start with its printk time stamp; a guest's console reaches the KVM
-// host's console only behind a prefix) that show it failing (see
-// ../shared/notes/nested-kvm.md).
+// host's console only behind a prefix) that show it failing: its own
+// kernel panicking, locking up or stalling under the emulation.
 var brokenHost = regexp.MustCompile(`^\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|soft lockup|hard LOCKUP|BUG: |self-detected stall|general protection fault)`)
 
 // DefaultBrokenGrace is how long a KVM host that reported itself broken
@@ -165,8 +179,9 @@ func Resolve(m Mode) (Mode, string) {
 	return ModeDirect, "/dev/kvm runs guests"
 }
 
-// Run runs opts.Command in the mode chosen, retrying once when the KVM host
-// breaks. A command that fails is never retried.
+// Run runs opts.Command in the mode chosen, booting another KVM host when
+// one breaks, up to opts.MaxAttempts in all. A command that fails is never
+// retried.
 func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

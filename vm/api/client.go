@@ -48,59 +48,28 @@ func (c *Client) SocketPath() string { return c.socketPath }
 // CloseIdleConnections closes the connections the client keeps for reuse.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// APIError is a non-2xx reply from the server: its HTTP status and the
-// messages of the error body (Cloud Hypervisor's JSON array of strings,
-// outermost first).
-//
-// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404
-// and vm.ErrBusy for 429, so callers can branch on the same kinds as the
-// server's backend.
-type APIError struct {
-	// Status is the HTTP status code of the reply.
-	Status int
-	// Messages is the error chain, outermost first. It holds the raw body
-	// when the body is not a JSON array of strings, and is empty when the
-	// body is empty.
-	Messages []string
-}
-
-// Error renders the status and the message chain on one line.
-func (e *APIError) Error() string {
-	s := fmt.Sprintf("API error %d %s", e.Status, http.StatusText(e.Status))
-	if len(e.Messages) > 0 {
-		s += ": " + strings.Join(e.Messages, ": ")
-	}
-	return s
-}
-
-// Message is the server's message chain joined with ": ", or the status
-// text when the body carried none.
-func (e *APIError) Message() string {
-	if len(e.Messages) == 0 {
-		return http.StatusText(e.Status)
-	}
-	return strings.Join(e.Messages, ": ")
-}
-
-// Unwrap maps the status to the vmm error kind it stands for, if any.
-func (e *APIError) Unwrap() error {
-	switch e.Status {
-	case http.StatusBadRequest:
-		return vm.ErrInvalid
-	case http.StatusNotFound:
-		return vm.ErrNoVM
-	case http.StatusTooManyRequests:
-		return vm.ErrBusy
-	}
-	return nil
-}
-
 // PingResponse is the body of GET vmm.ping, as Cloud Hypervisor's.
 type PingResponse struct {
 	BuildVersion string   `json:"build_version,omitempty"`
 	Version      string   `json:"version"`
 	Pid          int64    `json:"pid,omitempty"`
 	Features     []string `json:"features,omitempty"`
+}
+
+// Summary renders the reply for people: "vmm VERSION (build B), pid P,
+// features: F, ...", leaving out what the server did not say.
+func (p PingResponse) Summary() string {
+	line := "vmm " + p.Version
+	if p.BuildVersion != "" {
+		line += " (build " + p.BuildVersion + ")"
+	}
+	if p.Pid != 0 {
+		line += fmt.Sprintf(", pid %d", p.Pid)
+	}
+	if len(p.Features) > 0 {
+		line += ", features: " + strings.Join(p.Features, ", ")
+	}
+	return line
 }
 
 // Ping asks the VMM for its version; it works with or without a VM.
@@ -130,67 +99,80 @@ func (c *Client) Create(ctx context.Context, cfg config.VM) error {
 }
 
 // Boot boots the created VM.
-func (c *Client) Boot(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteBoot, nil, nil)
-}
+func (c *Client) Boot(ctx context.Context) error { return c.put(ctx, RouteBoot) }
 
 // Shutdown stops the VM; it can be booted again.
-func (c *Client) Shutdown(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteShutdown, nil, nil)
-}
+func (c *Client) Shutdown(ctx context.Context) error { return c.put(ctx, RouteShutdown) }
 
 // Reboot rebuilds the VM from its current configuration and boots it.
-func (c *Client) Reboot(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteReboot, nil, nil)
-}
+func (c *Client) Reboot(ctx context.Context) error { return c.put(ctx, RouteReboot) }
 
 // Pause stops the VM's vCPUs.
-func (c *Client) Pause(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RoutePause, nil, nil)
-}
+func (c *Client) Pause(ctx context.Context) error { return c.put(ctx, RoutePause) }
 
 // Resume restarts the vCPUs of a paused VM.
-func (c *Client) Resume(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteResume, nil, nil)
-}
+func (c *Client) Resume(ctx context.Context) error { return c.put(ctx, RouteResume) }
 
 // PowerButton presses the VM's ACPI power button.
-func (c *Client) PowerButton(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RoutePowerButton, nil, nil)
-}
+func (c *Client) PowerButton(ctx context.Context) error { return c.put(ctx, RoutePowerButton) }
 
 // Delete deletes the VM; a new one may then be created.
-func (c *Client) Delete(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteDelete, nil, nil)
-}
+func (c *Client) Delete(ctx context.Context) error { return c.put(ctx, RouteDelete) }
 
 // ShutdownVMM asks the VMM process to exit.
-func (c *Client) ShutdownVMM(ctx context.Context) error {
-	return c.Call(ctx, http.MethodPut, RouteShutdownVMM, nil, nil)
+func (c *Client) ShutdownVMM(ctx context.Context) error { return c.put(ctx, RouteShutdownVMM) }
+
+// put sends a body-less PUT to route, the request of every VM action.
+func (c *Client) put(ctx context.Context, route string) error {
+	return c.Call(ctx, http.MethodPut, route, nil, nil)
 }
 
-// Call sends one request to /api/v1/<route> and decodes a 200 reply's body
+// Call sends one request to /api/v1/<route> and decodes a 2xx reply's body
 // into out (when out is not nil). body is sent as is when it is a []byte or
 // json.RawMessage, JSON-encoded otherwise, and omitted when nil. A non-2xx
 // reply is returned as an *APIError.
 func (c *Client) Call(ctx context.Context, method, route string, body, out any) error {
-	var rd io.Reader
+	var data []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd = bytes.NewReader(b)
+		data = b
 	case json.RawMessage:
-		rd = bytes.NewReader(b)
+		data = b
 	default:
-		data, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(body); err != nil {
 			return fmt.Errorf("%s: encode request: %w", route, err)
 		}
-		rd = bytes.NewReader(data)
+	}
+	status, reply, err := c.Do(ctx, method, route, data)
+	if err != nil {
+		return err
+	}
+	if !Succeeded(status) {
+		return ReplyError(status, reply)
+	}
+	if out != nil && len(bytes.TrimSpace(reply)) > 0 {
+		if err := json.Unmarshal(reply, out); err != nil {
+			return fmt.Errorf("%s: decode reply: %w", route, err)
+		}
+	}
+	return nil
+}
+
+// Do sends one raw request, method to /api/v1/<route> with body (none when
+// nil, JSON otherwise), and returns the reply's status and body whatever the
+// status: only failing to get a reply is an error. It is for requests the
+// typed methods cannot make, such as malformed ones; ReplyError reads an
+// error reply.
+func (c *Client) Do(ctx context.Context, method, route string, body []byte) (status int, reply []byte, err error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+Prefix+route, rd)
 	if err != nil {
-		return fmt.Errorf("%s: %w", route, err)
+		return 0, nil, fmt.Errorf("%s: %w", route, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if rd != nil {
@@ -202,40 +184,12 @@ func (c *Client) Call(ctx context.Context, method, route string, body, out any) 
 		if errors.As(err, &ue) {
 			err = ue.Err // drop the made-up URL; the socket path says more
 		}
-		return fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	reply, err = io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
 	if err != nil {
-		return fmt.Errorf("%s: read reply: %w", route, err)
+		return resp.StatusCode, reply, fmt.Errorf("%s: read reply: %w", route, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Status: resp.StatusCode, Messages: errorMessages(data)}
-	}
-	if out != nil && len(bytes.TrimSpace(data)) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s: decode reply: %w", route, err)
-		}
-	}
-	return nil
-}
-
-// errorMessages reads an error body: a JSON array of strings, or anything
-// else, kept as one message.
-func errorMessages(body []byte) []string {
-	t := bytes.TrimSpace(body)
-	if len(t) == 0 {
-		return nil
-	}
-	var msgs []string
-	if err := json.Unmarshal(t, &msgs); err == nil {
-		return msgs
-	}
-	return []string{string(t)}
-}
-
-// IsStatus reports whether err is an *APIError with the given status.
-func IsStatus(err error, status int) bool {
-	var ae *APIError
-	return errors.As(err, &ae) && ae.Status == status
+	return resp.StatusCode, reply, nil
 }

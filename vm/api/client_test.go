@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -103,9 +104,25 @@ func TestAPIErrorRendering(t *testing.T) {
 		{"plain text\n", []string{"plain text"}},
 		{`{"error":"x"}`, []string{`{"error":"x"}`}},
 	} {
-		if got := errorMessages([]byte(tc.body)); !slices.Equal(got, tc.want) {
-			t.Errorf("errorMessages(%q) = %q, want %q", tc.body, got, tc.want)
+		if got := ReplyError(400, []byte(tc.body)).Messages; !slices.Equal(got, tc.want) {
+			t.Errorf("ReplyError(400, %q).Messages = %q, want %q", tc.body, got, tc.want)
 		}
+	}
+}
+
+func TestClientDoReturnsAnErrorReplyAsStatusAndBody(t *testing.T) {
+	s, _ := startFakeServer(t, Options{})
+	c := NewClient(s.SocketPath())
+	status, reply, err := c.Do(context.Background(), http.MethodPut, RouteResize, []byte(`{"desired_vcpus":`))
+	if err != nil || status != http.StatusBadRequest || Succeeded(status) {
+		t.Fatalf("Do(malformed resize) = %d, %q, %v; want 400 and no error", status, reply, err)
+	}
+	if msgs := ReplyError(status, reply).Messages; len(msgs) == 0 {
+		t.Errorf("the 400 reply %q carries no message", reply)
+	}
+	status, reply, err = c.Do(context.Background(), http.MethodGet, RoutePing, nil)
+	if err != nil || !Succeeded(status) || !strings.Contains(string(reply), `"version"`) {
+		t.Errorf("Do(ping) = %d, %q, %v", status, reply, err)
 	}
 }
 
@@ -128,4 +145,18 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+func TestPingSummaryLeavesOutWhatTheServerDidNotSay(t *testing.T) {
+	for _, tc := range []struct {
+		p    PingResponse
+		want string
+	}{
+		{PingResponse{Version: "v1"}, "vmm v1"},
+		{PingResponse{Version: "v1", BuildVersion: "b2", Pid: 7, Features: []string{"x", "y"}}, "vmm v1 (build b2), pid 7, features: x, y"},
+	} {
+		if got := tc.p.Summary(); got != tc.want {
+			t.Errorf("Summary() = %q, want %q", got, tc.want)
+		}
+	}
 }

@@ -14,7 +14,7 @@ import (
 // a 400 carries a JSON array of strings, and a resize the server accepts
 // has values in range.
 //
-//	go test -run='^$' -fuzz=FuzzDecodeBody -fuzztime=10s ./vmm/api
+//	go test -run='^$' -fuzz=FuzzDecodeBody -fuzztime=10s ./vm/api
 func FuzzDecodeBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"desired_vcpus":8}`,

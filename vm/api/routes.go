@@ -1,6 +1,14 @@
 package api
 
-import "net/http"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/config"
+)
 
 // Prefix is the path every API route lives under, as Cloud Hypervisor's.
 const Prefix = "/api/v1/"
@@ -51,7 +59,7 @@ func routes() []route {
 		{RoutePing, http.MethodGet, bodyIgnored, "The VMM could not be pinged", (*Server).handlePing},
 		{RouteShutdownVMM, http.MethodPut, bodyNone, "The VMM could not be shut down", (*Server).handleShutdownVMM},
 		{RouteInfo, http.MethodGet, bodyIgnored, "The VM information could not be retrieved", (*Server).handleInfo},
-		{RouteCreate, http.MethodPut, bodyJSON, "The VM could not be created", (*Server).handleCreate},
+		{RouteCreate, http.MethodPut, bodyJSON, "The VM could not be created", withBody(decodeCreate, (*Server).create)},
 		{RouteBoot, http.MethodPut, bodyNone, "The VM could not boot", action(Backend.Boot)},
 		{RouteDelete, http.MethodPut, bodyNone, "The VM could not be deleted", action(Backend.Delete)},
 		{RouteShutdown, http.MethodPut, bodyNone, "The VM could not be shut down", action(Backend.Shutdown)},
@@ -59,7 +67,7 @@ func routes() []route {
 		{RoutePause, http.MethodPut, bodyNone, "The VM could not be paused", action(Backend.Pause)},
 		{RouteResume, http.MethodPut, bodyNone, "The VM could not be resumed", action(Backend.Resume)},
 		{RoutePowerButton, http.MethodPut, bodyNone, "The power button could not be pressed", action(Backend.PowerButton)},
-		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", (*Server).handleResize},
+		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
 	}
 }
 
@@ -71,4 +79,80 @@ func RouteNames() []string {
 		names[i] = r.name
 	}
 	return names
+}
+
+// writeJSON sends a 200 reply with v as its JSON body.
+func writeJSON(w http.ResponseWriter, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	writeBody(w, http.StatusOK, data)
+	return nil
+}
+
+// writeBody sends a reply with a JSON body.
+func writeBody(w http.ResponseWriter, status int, data []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", fmt.Sprint(len(data)))
+	w.WriteHeader(status)
+	w.Write(data) //nolint:errcheck // the client may be gone; nothing to do.
+}
+
+// writeNoContent sends a 204 reply.
+func writeNoContent(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePing(w http.ResponseWriter, _ []byte) error {
+	return writeJSON(w, s.ping)
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, _ []byte) error {
+	info, err := s.backend.Info()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, info)
+}
+
+// create and resize are the backend calls behind vm.create and vm.resize.
+func (s *Server) create(cfg config.VM) error        { return s.backend.Create(cfg) }
+func (s *Server) resize(req vm.ResizeRequest) error { return s.backend.Resize(s.ctx, req) }
+
+// handleShutdownVMM answers 204, then asks the process to exit.
+func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ []byte) error {
+	if s.opts.ShutdownVMM == nil {
+		return errors.New("this server was started without a way to stop the VMM")
+	}
+	writeNoContent(w)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.shutdownVMMOnce.Do(func() { go s.opts.ShutdownVMM() })
+	return nil
+}
+
+// action adapts a Backend method without arguments to a route handler
+// answering 204.
+func action(f func(Backend) error) func(*Server, http.ResponseWriter, []byte) error {
+	return withBody(func([]byte) (struct{}, error) { return struct{}{}, nil },
+		func(s *Server, _ struct{}) error { return f(s.backend) })
+}
+
+// withBody adapts a backend call that takes the request body, as decode
+// reads it, to a route handler answering 204.
+func withBody[T any](decode func([]byte) (T, error), call func(*Server, T) error) func(*Server, http.ResponseWriter, []byte) error {
+	return func(s *Server, w http.ResponseWriter, body []byte) error {
+		v, err := decode(body)
+		if err != nil {
+			return err
+		}
+		if err := call(s, v); err != nil {
+			return err
+		}
+		writeNoContent(w)
+		return nil
+	}
 }

@@ -5,6 +5,7 @@ package bus
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -82,13 +83,12 @@ func (b *Bus) Insert(base, size uint64, name string, dev Device) error {
 func (b *Bus) Remove(base uint64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, m := range b.mappings {
-		if m.base == base {
-			b.mappings = append(b.mappings[:i], b.mappings[i+1:]...)
-			return nil
-		}
+	i := slices.IndexFunc(b.mappings, func(m mapping) bool { return m.base == base })
+	if i < 0 {
+		return fmt.Errorf("%s bus: nothing mapped at %#x", b.name, base)
 	}
-	return fmt.Errorf("%s bus: nothing mapped at %#x", b.name, base)
+	b.mappings = slices.Delete(b.mappings, i, i+1)
+	return nil
 }
 
 // find returns the device whose range holds the whole access, and the

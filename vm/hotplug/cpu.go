@@ -1,8 +1,8 @@
 package hotplug
 
 import (
-	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmmdev/vmm/acpi"
@@ -23,10 +23,9 @@ type CPUOwner interface {
 
 // cpuState is one possible CPU's view from the guest.
 type cpuState struct {
-	present   bool
-	inserting bool // not yet acknowledged by the guest
-	removing  bool // not yet acknowledged by the guest
-	ejecting  bool // removal asked, eject not yet written
+	plug
+	removing bool // not yet acknowledged by the guest
+	ejecting bool // removal asked, eject not yet written
 }
 
 // CPUHotplug is the CPU hot plug controller: the register block of
@@ -37,10 +36,17 @@ type CPUHotplug struct {
 	owner CPUOwner
 
 	mu       sync.Mutex
-	selected uint32
+	sel      selector
 	ostEvent uint32 // the last _OST event written
 	ostCode  uint32 // the _OST status being written
 	cpus     []cpuState
+}
+
+// blockAML names the AML objects over the CPU controller's block.
+func (c *CPUHotplug) blockAML() blockAML {
+	// Processor devices CP00 to CPFE.
+	return blockAML{device: "CPUS", base: c.base, size: CPUBlockSize, items: len(c.cpus), itemName: "CP%02X",
+		region: "CREG", mutex: "CMTX", selector: "CSEL", enabled: "CPEN", inserting: "CINS"}
 }
 
 // NewCPUHotplug returns the controller for maxCPUs (1 to acpi.MaxCPUs)
@@ -53,49 +59,38 @@ func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUOwner) (*CPUHotp
 		return nil, fmt.Errorf("cpu hotplug: no owner")
 	}
 	c := &CPUHotplug{base: base, owner: owner, cpus: make([]cpuState, maxCPUs)}
-	c.Reset(bootCPUs)
-	return c, nil
-}
-
-// Reset makes CPUs 0 to bootCPUs-1 present and the others absent, with no
-// event pending, for a new boot.
-func (c *CPUHotplug) Reset(bootCPUs int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.selected, c.ostEvent, c.ostCode = 0, 0, 0
-	for i := range c.cpus {
-		c.cpus[i] = cpuState{present: i < bootCPUs}
+	for id := range bootCPUs {
+		c.cpus[id].present = true
 	}
+	return c, nil
 }
 
 // MaxCPUs returns the number of possible CPUs.
 func (c *CPUHotplug) MaxCPUs() int { return len(c.cpus) }
 
-func (c *CPUHotplug) checkID(id int) error {
+// update runs f on CPU id's state with the lock held.
+func (c *CPUHotplug) update(id int, f func(s *cpuState) error) error {
 	if id < 0 || id >= len(c.cpus) {
 		return fmt.Errorf("cpu hotplug: CPU %d out of range 0-%d", id, len(c.cpus)-1)
 	}
-	return nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return f(&c.cpus[id])
 }
 
 // SetInserting makes CPU id present and flags it for the guest's next scan
 // (follow with GED.Trigger(EventCPU)). It does nothing for a CPU already
 // present, and fails for a CPU whose removal is still pending.
 func (c *CPUHotplug) SetInserting(id int) error {
-	if err := c.checkID(id); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.cpus[id]
-	switch {
-	case s.ejecting:
-		return fmt.Errorf("cpu hotplug: CPU %d: its removal is still pending", id)
-	case s.present:
+	return c.update(id, func(s *cpuState) error {
+		switch {
+		case s.ejecting:
+			return fmt.Errorf("cpu hotplug: CPU %d: its removal is still pending", id)
+		case !s.present:
+			*s = cpuState{plug: plug{present: true, inserting: true}}
+		}
 		return nil
-	}
-	*s = cpuState{present: true, inserting: true}
-	return nil
+	})
 }
 
 // SetRemoving asks the guest to eject CPU id at its next scan (follow with
@@ -103,20 +98,15 @@ func (c *CPUHotplug) SetInserting(id int) error {
 // eject bit; asking again meanwhile does nothing. It fails for a CPU that
 // is not present.
 func (c *CPUHotplug) SetRemoving(id int) error {
-	if err := c.checkID(id); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := &c.cpus[id]
-	switch {
-	case !s.present:
-		return fmt.Errorf("cpu hotplug: CPU %d is not present", id)
-	case s.ejecting:
+	return c.update(id, func(s *cpuState) error {
+		switch {
+		case !s.present:
+			return fmt.Errorf("cpu hotplug: CPU %d is not present", id)
+		case !s.ejecting:
+			s.removing, s.ejecting = true, true
+		}
 		return nil
-	}
-	s.removing, s.ejecting = true, true
-	return nil
+	})
 }
 
 // CancelRemoves withdraws every removal asked with SetRemoving that the
@@ -138,25 +128,19 @@ func (c *CPUHotplug) CancelRemoves() []int {
 
 // Present reports whether CPU id is present (the guest's _STA says enabled).
 func (c *CPUHotplug) Present(id int) bool {
-	if c.checkID(id) != nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cpus[id].present
+	present := false
+	_ = c.update(id, func(s *cpuState) error {
+		present = s.present
+		return nil
+	})
+	return present
 }
 
 // PresentCount returns how many CPUs are present.
 func (c *CPUHotplug) PresentCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, s := range c.cpus {
-		if s.present {
-			n++
-		}
-	}
-	return n
+	return presentCount(c.cpus)
 }
 
 // PendingEject reports whether a removal asked with SetRemoving has not been
@@ -164,27 +148,17 @@ func (c *CPUHotplug) PresentCount() int {
 func (c *CPUHotplug) PendingEject() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, s := range c.cpus {
-		if s.ejecting {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(c.cpus, func(s cpuState) bool { return s.ejecting })
 }
 
 // status returns the status byte of the selected CPU; the lock is held.
 func (c *CPUHotplug) status() byte {
-	if int64(c.selected) >= int64(len(c.cpus)) {
+	id, ok := c.sel.index(len(c.cpus))
+	if !ok {
 		return 0
 	}
-	s := c.cpus[c.selected]
-	var b byte
-	if s.present {
-		b |= CPUEnabled
-	}
-	if s.inserting {
-		b |= CPUInserting
-	}
+	s := c.cpus[id]
+	b := s.status()
 	if s.removing {
 		b |= CPURemoving
 	}
@@ -195,10 +169,9 @@ func (c *CPUHotplug) status() byte {
 func (c *CPUHotplug) Read(offset uint64, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var image [CPUBlockSize]byte
-	binary.LittleEndian.PutUint32(image[CPUSelectOffset:], c.selected)
+	image := c.sel.image(CPUBlockSize)
 	image[CPUStatusOffset] = c.status()
-	readImage(image[:], offset, data)
+	readImage(image, offset, data)
 }
 
 // Write sets the selector, acts on the selected CPU's status byte
@@ -211,16 +184,13 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 	for i, b := range data {
 		off := offset + uint64(i)
 		switch {
-		case off >= CPUSelectOffset && off < CPUSelectOffset+4:
-			c.selected = setByte(c.selected, off-CPUSelectOffset, b)
+		case c.sel.write(off, b):
 		case off == CPUStatusOffset:
 			if id, ok := c.writeStatus(b); ok {
 				ejected = id
 			}
-		case off >= CPUOSTEventOffset && off < CPUOSTEventOffset+4:
-			c.ostEvent = setByte(c.ostEvent, off-CPUOSTEventOffset, b)
-		case off >= CPUOSTStatusOffset && off < CPUOSTStatusOffset+4:
-			c.ostCode = setByte(c.ostCode, off-CPUOSTStatusOffset, b)
+		case writeReg32(&c.ostEvent, CPUOSTEventOffset, off, b):
+		case writeReg32(&c.ostCode, CPUOSTStatusOffset, off, b):
 			ost = true
 		}
 	}
@@ -244,7 +214,8 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 // request answered with a failure (anything but success or "in progress")
 // will never be followed by an eject. The lock is held.
 func (c *CPUHotplug) reportOST() (int, bool) {
-	if int64(c.selected) >= int64(len(c.cpus)) {
+	id, ok := c.sel.index(len(c.cpus))
+	if !ok {
 		return 0, false
 	}
 	if c.ostEvent != OSTEjectRequest && c.ostEvent != OSTOSPMEject {
@@ -253,7 +224,6 @@ func (c *CPUHotplug) reportOST() (int, bool) {
 	if c.ostCode == OSTSuccess || c.ostCode == OSTEjectInProgress {
 		return 0, false
 	}
-	id := int(c.selected)
 	s := &c.cpus[id]
 	if !s.ejecting {
 		return 0, false // the guest's own eject failed: nothing was asked
@@ -265,14 +235,12 @@ func (c *CPUHotplug) reportOST() (int, bool) {
 // writeStatus applies a status write to the selected CPU and reports the
 // CPU it ejected, if any; the lock is held.
 func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
-	if int64(c.selected) >= int64(len(c.cpus)) {
+	id, ok := c.sel.index(len(c.cpus))
+	if !ok {
 		return 0, false
 	}
-	id := int(c.selected)
 	s := &c.cpus[id]
-	if b&CPUInserting != 0 {
-		s.inserting = false
-	}
+	s.acknowledge(b)
 	if b&CPURemoving != 0 {
 		s.removing = false
 	}
@@ -285,9 +253,6 @@ func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
 	return id, true
 }
 
-// cpuDeviceName is the AML name of CPU id: CP00 to CPFE.
-func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
-
 // AML returns \_SB.CPUS: the processor container (ACPI0010) with the
 // register block's operation region and fields, its mutex CMTX, the methods
 // CSTA(id) (a CPU's _STA value), CEJ0(id) (eject), COST(id, event,
@@ -295,57 +260,34 @@ func cpuDeviceName(id int) string { return fmt.Sprintf("CP%02X", id) }
 // device) and CSCN (the scan the GED calls), and one processor device
 // (ACPI0007) per possible CPU with _UID, _STA, _MAT, _EJ0 and _OST.
 func (c *CPUHotplug) AML() acpi.Aml {
-	n := len(c.cpus)
-	body := []acpi.Aml{
-		acpi.Name("_HID", acpi.String("ACPI0010")),
-		acpi.Name("_CID", acpi.EISAID("PNP0A05")),
-		acpi.Mutex("CMTX", 0),
-		acpi.OperationRegion("CREG", acpi.SystemMemory, c.base, CPUBlockSize),
-		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(CPUSelectOffset), acpi.FieldUnit{Name: "CSEL", Bits: 32}),
-		acpi.Field("CREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(CPUStatusOffset),
-			acpi.FieldUnit{Name: "CPEN", Bits: 1}, // CPUEnabled
-			acpi.FieldUnit{Name: "CINS", Bits: 1}, // CPUInserting
-			acpi.FieldUnit{Name: "CRMV", Bits: 1}, // CPURemoving
-			acpi.FieldUnit{Name: "CEJF", Bits: 1}, // CPUEject
-		),
+	b := c.blockAML()
+	ids := []acpi.Aml{acpi.Name("_HID", acpi.String("ACPI0010")), acpi.Name("_CID", acpi.EISAID("PNP0A05"))}
+	return b.container(ids, []acpi.Aml{
+		b.selectorField(),
+		// CPEN (CPUEnabled), CINS (CPUInserting), CRMV (CPURemoving),
+		// CEJF (CPUEject).
+		b.statusField(CPUStatusOffset, acpi.FieldUnit{Name: "CRMV", Bits: 1}, acpi.FieldUnit{Name: "CEJF", Bits: 1}),
 		acpi.Field("CREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
 			acpi.FieldOffset(CPUOSTEventOffset),
 			acpi.FieldUnit{Name: "OEVT", Bits: 32},
 			acpi.FieldUnit{Name: "OSTS", Bits: 32},
 		),
 		// CSTA(id): 0xF when the CPU is present, else 0.
-		acpi.Method("CSTA", 1, true,
-			acpi.Acquire("CMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
-			acpi.Store(acpi.Zero, acpi.Local(0)),
-			acpi.If(acpi.LEqual(acpi.Path("CPEN"), acpi.One), acpi.Store(acpi.Int(0xf), acpi.Local(0))),
-			acpi.Release("CMTX"),
-			acpi.Return(acpi.Local(0)),
-		),
+		b.staMethod("CSTA"),
 		// CEJ0(id): eject the CPU.
-		acpi.Method("CEJ0", 1, true,
-			acpi.Acquire("CMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
-			acpi.Store(acpi.One, acpi.Path("CEJF")),
-			acpi.Release("CMTX"),
-		),
+		acpi.Method("CEJ0", 1, true, b.locked(acpi.Store(acpi.One, acpi.Path("CEJF")))...),
 		// COST(id, event, status): the guest's _OST report on a CPU.
-		acpi.Method("COST", 3, true,
-			acpi.Acquire("CMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("CSEL")),
+		acpi.Method("COST", 3, true, b.locked(
 			acpi.Store(acpi.Arg(1), acpi.Path("OEVT")),
 			acpi.Store(acpi.Arg(2), acpi.Path("OSTS")),
-			acpi.Release("CMTX"),
-		),
-		notifyMethod("CTFY", n, cpuDeviceName),
+		)...),
+		b.notifyMethod("CTFY"),
 		// CSCN: for each CPU, notify and acknowledge insertions (1: device
 		// check) and removal requests (3: eject request).
 		acpi.Method("CSCN", 0, true,
 			acpi.Acquire("CMTX", acpi.WaitForever),
 			acpi.Store(acpi.Zero, acpi.Local(0)),
-			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(b.items)),
 				acpi.Store(acpi.Local(0), acpi.Path("CSEL")),
 				acpi.If(acpi.LEqual(acpi.Path("CINS"), acpi.One),
 					acpi.Call("CTFY", acpi.Local(0), acpi.One),
@@ -359,21 +301,17 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("CMTX"),
 		),
-	}
-	for id := 0; id < n; id++ {
-		body = append(body, cpuDevice(id))
-	}
-	return acpi.Device("CPUS", body...)
+	}, cpuDevice)
 }
 
 // cpuDevice is the processor device of CPU id inside \_SB.CPUS.
-func cpuDevice(id int) acpi.Aml {
+func cpuDevice(name string, id int) acpi.Aml {
 	// _MAT: the MADT Local APIC entry, Enabled while present.
 	mat := func(flags uint32) acpi.Aml {
 		return acpi.Buffer(acpi.LocalAPIC(uint8(id), uint8(id), flags))
 	}
 	sta := acpi.Call("CSTA", acpi.Int(id))
-	return acpi.Device(cpuDeviceName(id),
+	return acpi.Device(name,
 		acpi.Name("_HID", acpi.String("ACPI0007")),
 		acpi.Name("_UID", acpi.Int(id)),
 		acpi.Method("_STA", 0, false, acpi.Return(sta)),
@@ -385,15 +323,4 @@ func cpuDevice(id int) acpi.Aml {
 		// _OST(event, status, info): how the guest handled a notification.
 		acpi.Method("_OST", 3, false, acpi.Call("COST", acpi.Int(id), acpi.Arg(0), acpi.Arg(1))),
 	)
-}
-
-// notifyMethod returns Method name(id, event) that notifies the device
-// deviceName(id) for id 0 to n-1 with the event.
-func notifyMethod(name string, n int, deviceName func(int) string) acpi.Aml {
-	body := make([]acpi.Aml, 0, n)
-	for id := 0; id < n; id++ {
-		body = append(body, acpi.If(acpi.LEqual(acpi.Arg(0), acpi.Int(id)),
-			acpi.Notify(acpi.Path(deviceName(id)), acpi.Arg(1))))
-	}
-	return acpi.Method(name, 2, false, body...)
 }

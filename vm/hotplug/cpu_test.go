@@ -259,18 +259,18 @@ func TestCPUHotplugWithFakeOwnerIsSafeForConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-func TestCPUHotplugResetRestoresTheBootState(t *testing.T) {
-	c, _ := newTestCPUs(t, 2, 4)
-	_ = c.SetInserting(3)
-	_ = c.SetRemoving(1)
-	c.Reset(3)
+func TestCPUHotplugStartsWithTheBootCPUsPresentAndNothingPending(t *testing.T) {
+	c, _ := newTestCPUs(t, 3, 4)
 	for id, want := range []bool{true, true, true, false} {
 		if c.Present(id) != want {
-			t.Errorf("CPU %d present %v after Reset(3)", id, c.Present(id))
+			t.Errorf("CPU %d present %v with 3 boot CPUs", id, c.Present(id))
+		}
+		if st := cpuStatus(c, uint32(id)); st&(CPUInserting|CPURemoving) != 0 {
+			t.Errorf("CPU %d status %#x: an event pending at boot", id, st)
 		}
 	}
 	if c.PendingEject() {
-		t.Error("eject pending after Reset")
+		t.Error("eject pending at boot")
 	}
 }
 
@@ -347,5 +347,23 @@ func TestCPUHotplugWithFakeOwnerOSTFailureWithNothingPendingChangesNothing(t *te
 	cpuOST(c, 200, OSTEjectRequest, 1) // out of range
 	if c.PresentCount() != 4 || c.PendingEject() || len(owner.refused) != 0 {
 		t.Errorf("present %d pending %v refused %v", c.PresentCount(), c.PendingEject(), owner.refused)
+	}
+}
+
+func TestSharedSkeletonMatchesBothRegisterLayouts(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"CPUSelectOffset", CPUSelectOffset, selectorOffset},
+		{"MemorySelectOffset", MemorySelectOffset, selectorOffset},
+		{"CPUEnabled", CPUEnabled, statusEnabled},
+		{"MemoryEnabled", MemoryEnabled, statusEnabled},
+		{"CPUInserting", CPUInserting, statusInserting},
+		{"MemoryInserting", MemoryInserting, statusInserting},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %#x, the skeleton's %#x", tc.name, tc.got, tc.want)
+		}
 	}
 }

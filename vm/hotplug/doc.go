@@ -106,7 +106,7 @@
 // QEMU's does) costs two per slot of the whole hot plug space, each an exit. The guest evaluates Mxxx._STA (0xF) and Mxxx._CRS, a
 // QWordMemory resource whose minimum, maximum and length the AML fills at
 // run time from the base and length registers. Memory is never removed at
-// run time: [MemoryHotplug.Reset] empties every slot for a new boot.
+// run time: a reboot builds a new controller, every slot empty.
 //
 // # Power button
 //

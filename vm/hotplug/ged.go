@@ -79,13 +79,6 @@ func (g *GED) Pending() uint32 {
 	return g.pending
 }
 
-// Reset drops pending events, for a new boot.
-func (g *GED) Reset() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.pending = 0
-}
-
 // Read reads the event register: the pending bits in the bytes read, which
 // are then cleared.
 func (g *GED) Read(offset uint64, data []byte) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmmdev/vmm/acpi"
@@ -15,9 +16,8 @@ var ErrNoFreeSlot = errors.New("memory hotplug: no free slot")
 
 // memSlot is one memory slot's state.
 type memSlot struct {
+	plug         // present: the slot holds memory
 	base, length uint64
-	enabled      bool
-	inserting    bool // not yet acknowledged by the guest
 }
 
 // MemoryHotplug is the memory hot plug controller: the register block of
@@ -26,9 +26,16 @@ type memSlot struct {
 type MemoryHotplug struct {
 	base uint64
 
-	mu       sync.Mutex
-	selected uint32
-	slots    []memSlot
+	mu    sync.Mutex
+	sel   selector
+	slots []memSlot
+}
+
+// blockAML names the AML objects over the memory controller's block.
+func (m *MemoryHotplug) blockAML() blockAML {
+	// Memory devices M000 to MFFF.
+	return blockAML{device: "MHPC", base: m.base, size: MemoryBlockSize, items: len(m.slots), itemName: "M%03X",
+		region: "MREG", mutex: "MMTX", selector: "MSEL", enabled: "MEN", inserting: "MINS"}
 }
 
 // NewMemoryHotplug returns the controller for the given number of slots
@@ -54,8 +61,8 @@ func (m *MemoryHotplug) AddSlot(base, length uint64) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i := range m.slots {
-		if !m.slots[i].enabled {
-			m.slots[i] = memSlot{base: base, length: length, enabled: true, inserting: true}
+		if !m.slots[i].present {
+			m.slots[i] = memSlot{plug: plug{present: true, inserting: true}, base: base, length: length}
 			return i, nil
 		}
 	}
@@ -66,21 +73,7 @@ func (m *MemoryHotplug) AddSlot(base, length uint64) (int, error) {
 func (m *MemoryHotplug) Used() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for _, s := range m.slots {
-		if s.enabled {
-			n++
-		}
-	}
-	return n
-}
-
-// Reset empties every slot, for a new boot.
-func (m *MemoryHotplug) Reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.selected = 0
-	clear(m.slots)
+	return presentCount(m.slots)
 }
 
 // Read reads the selector, the selected slot's base, length or status, or
@@ -88,30 +81,19 @@ func (m *MemoryHotplug) Reset() {
 func (m *MemoryHotplug) Read(offset uint64, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var image [MemoryBlockSize]byte
-	binary.LittleEndian.PutUint32(image[MemorySelectOffset:], m.selected)
-	if int64(m.selected) < int64(len(m.slots)) {
-		s := m.slots[m.selected]
+	image := m.sel.image(MemoryBlockSize)
+	if i, ok := m.sel.index(len(m.slots)); ok {
+		s := m.slots[i]
 		binary.LittleEndian.PutUint64(image[MemoryBaseOffset:], s.base)
 		binary.LittleEndian.PutUint64(image[MemoryLengthOffset:], s.length)
-		var st byte
-		if s.enabled {
-			st |= MemoryEnabled
-		}
-		if s.inserting {
-			st |= MemoryInserting
-		}
-		image[MemoryStatusOffset] = st
+		image[MemoryStatusOffset] = s.status()
 	}
-	next := len(m.slots)
-	for i, s := range m.slots {
-		if s.inserting {
-			next = i
-			break
-		}
+	next := slices.IndexFunc(m.slots, func(s memSlot) bool { return s.inserting })
+	if next < 0 {
+		next = len(m.slots)
 	}
 	binary.LittleEndian.PutUint32(image[MemoryNextOffset:], uint32(next))
-	readImage(image[:], offset, data)
+	readImage(image, offset, data)
 }
 
 // Write sets the selector or acknowledges the selected slot's insertion
@@ -122,18 +104,14 @@ func (m *MemoryHotplug) Write(offset uint64, data []byte) {
 	for i, b := range data {
 		off := offset + uint64(i)
 		switch {
-		case off >= MemorySelectOffset && off < MemorySelectOffset+4:
-			m.selected = setByte(m.selected, off-MemorySelectOffset, b)
+		case m.sel.write(off, b):
 		case off == MemoryStatusOffset:
-			if b&MemoryInserting != 0 && int64(m.selected) < int64(len(m.slots)) {
-				m.slots[m.selected].inserting = false
+			if i, ok := m.sel.index(len(m.slots)); ok {
+				m.slots[i].acknowledge(b)
 			}
 		}
 	}
 }
-
-// memoryDeviceName is the AML name of slot i: M000-MFFF.
-func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
 
 // AML returns \_SB.MHPC: a generic container (PNP0A06) with the register
 // block's operation region and fields, its mutex MMTX, the methods
@@ -142,56 +120,30 @@ func memoryDeviceName(i int) string { return fmt.Sprintf("M%03X", i) }
 // GED calls), and one memory device (PNP0C80) per slot with _UID, _STA and
 // _CRS.
 func (m *MemoryHotplug) AML() acpi.Aml {
-	n := len(m.slots)
-	body := []acpi.Aml{
-		acpi.Name("_HID", acpi.EISAID("PNP0A06")),
-		acpi.Name("_UID", acpi.String("Memory Hotplug Controller")),
-		acpi.Mutex("MMTX", 0),
-		acpi.OperationRegion("MREG", acpi.SystemMemory, m.base, MemoryBlockSize),
-		acpi.Field("MREG", acpi.DWordAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(MemorySelectOffset), acpi.FieldUnit{Name: "MSEL", Bits: 32},
+	b := m.blockAML()
+	ids := []acpi.Aml{acpi.Name("_HID", acpi.EISAID("PNP0A06")), acpi.Name("_UID", acpi.String("Memory Hotplug Controller"))}
+	return b.container(ids, []acpi.Aml{
+		b.selectorField(
 			acpi.FieldOffset(MemoryBaseOffset),
 			acpi.FieldUnit{Name: "MBL", Bits: 32}, acpi.FieldUnit{Name: "MBH", Bits: 32},
 			acpi.FieldOffset(MemoryLengthOffset),
 			acpi.FieldUnit{Name: "MLL", Bits: 32}, acpi.FieldUnit{Name: "MLH", Bits: 32},
 			acpi.FieldOffset(MemoryNextOffset), acpi.FieldUnit{Name: "MNXT", Bits: 32},
 		),
-		acpi.Field("MREG", acpi.ByteAcc, acpi.NoLock, acpi.WriteAsZeros,
-			acpi.FieldOffset(MemoryStatusOffset),
-			acpi.FieldUnit{Name: "MEN", Bits: 1},  // MemoryEnabled
-			acpi.FieldUnit{Name: "MINS", Bits: 1}, // MemoryInserting
-		),
+		// MEN (MemoryEnabled), MINS (MemoryInserting).
+		b.statusField(MemoryStatusOffset),
 		// MSTA(slot): 0xF when the slot holds memory, else 0.
-		acpi.Method("MSTA", 1, true,
-			acpi.Acquire("MMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("MSEL")),
-			acpi.Store(acpi.Zero, acpi.Local(0)),
-			acpi.If(acpi.LEqual(acpi.Path("MEN"), acpi.One), acpi.Store(acpi.Int(0xf), acpi.Local(0))),
-			acpi.Release("MMTX"),
-			acpi.Return(acpi.Local(0)),
-		),
+		b.staMethod("MSTA"),
 		// MCRS(slot): a QWordMemory descriptor of the slot's range.
-		acpi.Method("MCRS", 1, true,
-			acpi.Name("MR64", acpi.ResourceTemplate(acpi.QWordMemory{Caching: acpi.Cacheable})),
-			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMinOffset, "MINL"),
-			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMaxOffset, "MAXL"),
-			acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryLengthOffset, "LENL"),
-			acpi.Acquire("MMTX", acpi.WaitForever),
-			acpi.Store(acpi.Arg(0), acpi.Path("MSEL")),
-			acpi.Or(acpi.ShiftLeft(acpi.Path("MBH"), acpi.Int(32), nil), acpi.Path("MBL"), acpi.Path("MINL")),
-			acpi.Or(acpi.ShiftLeft(acpi.Path("MLH"), acpi.Int(32), nil), acpi.Path("MLL"), acpi.Path("LENL")),
-			acpi.Release("MMTX"),
-			acpi.Subtract(acpi.Add(acpi.Path("MINL"), acpi.Path("LENL"), nil), acpi.One, acpi.Path("MAXL")),
-			acpi.Return(acpi.Path("MR64")),
-		),
-		notifyMethod("MTFY", n, memoryDeviceName),
+		mcrsMethod(b),
+		b.notifyMethod("MTFY"),
 		// MSCN: notify and acknowledge each slot with an insertion
 		// pending, as MNXT names them, lowest first: three register
 		// accesses per inserted slot, none for the others.
 		acpi.Method("MSCN", 0, true,
 			acpi.Acquire("MMTX", acpi.WaitForever),
 			acpi.Store(acpi.Path("MNXT"), acpi.Local(0)),
-			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(n)),
+			acpi.While(acpi.LLess(acpi.Local(0), acpi.Int(b.items)),
 				acpi.Call("MTFY", acpi.Local(0), acpi.One),
 				acpi.Store(acpi.Local(0), acpi.Path("MSEL")),
 				acpi.Store(acpi.One, acpi.Path("MINS")),
@@ -199,14 +151,35 @@ func (m *MemoryHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("MMTX"),
 		),
+	}, memoryDevice)
+}
+
+// memoryDevice is the memory device of slot i inside \_SB.MHPC.
+func memoryDevice(name string, i int) acpi.Aml {
+	return acpi.Device(name,
+		acpi.Name("_HID", acpi.EISAID("PNP0C80")),
+		acpi.Name("_UID", acpi.Int(i)),
+		acpi.Method("_STA", 0, false, acpi.Return(acpi.Call("MSTA", acpi.Int(i)))),
+		acpi.Method("_CRS", 0, false, acpi.Return(acpi.Call("MCRS", acpi.Int(i)))),
+	)
+}
+
+// mcrsMethod is MCRS(slot), the _CRS of slot's device: a QWordMemory
+// descriptor whose minimum and length it reads from the base and length
+// registers, and whose maximum it computes.
+func mcrsMethod(b blockAML) acpi.Aml {
+	body := []acpi.Aml{
+		acpi.Name("MR64", acpi.ResourceTemplate(acpi.QWordMemory{Caching: acpi.Cacheable})),
+		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMinOffset, "MINL"),
+		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryMaxOffset, "MAXL"),
+		acpi.CreateQWordField(acpi.Path("MR64"), acpi.QWordMemoryLengthOffset, "LENL"),
 	}
-	for i := 0; i < n; i++ {
-		body = append(body, acpi.Device(memoryDeviceName(i),
-			acpi.Name("_HID", acpi.EISAID("PNP0C80")),
-			acpi.Name("_UID", acpi.Int(i)),
-			acpi.Method("_STA", 0, false, acpi.Return(acpi.Call("MSTA", acpi.Int(i)))),
-			acpi.Method("_CRS", 0, false, acpi.Return(acpi.Call("MCRS", acpi.Int(i)))),
-		))
-	}
-	return acpi.Device("MHPC", body...)
+	body = append(body, b.locked(
+		acpi.Or(acpi.ShiftLeft(acpi.Path("MBH"), acpi.Int(32), nil), acpi.Path("MBL"), acpi.Path("MINL")),
+		acpi.Or(acpi.ShiftLeft(acpi.Path("MLH"), acpi.Int(32), nil), acpi.Path("MLL"), acpi.Path("LENL")),
+	)...)
+	return acpi.Method("MCRS", 1, true, append(body,
+		acpi.Subtract(acpi.Add(acpi.Path("MINL"), acpi.Path("LENL"), nil), acpi.One, acpi.Path("MAXL")),
+		acpi.Return(acpi.Path("MR64")),
+	)...)
 }

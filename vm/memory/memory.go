@@ -6,6 +6,7 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"unsafe"
@@ -182,22 +183,23 @@ func (g *Guest) Slice(gpa, n uint64) ([]byte, error) {
 }
 
 // WriteAt copies p to guest physical address gpa.
-func (g *Guest) WriteAt(p []byte, gpa uint64) error {
-	s, err := g.Slice(gpa, uint64(len(p)))
-	if err != nil {
-		return err
-	}
-	copy(s, p)
-	return nil
-}
+func (g *Guest) WriteAt(p []byte, gpa uint64) error { return g.copyAt(gpa, p, true) }
 
 // ReadAt copies guest physical memory at gpa into p.
-func (g *Guest) ReadAt(p []byte, gpa uint64) error {
+func (g *Guest) ReadAt(p []byte, gpa uint64) error { return g.copyAt(gpa, p, false) }
+
+// copyAt copies p to guest physical address gpa when write is set, and the
+// guest memory there into p otherwise.
+func (g *Guest) copyAt(gpa uint64, p []byte, write bool) error {
 	s, err := g.Slice(gpa, uint64(len(p)))
 	if err != nil {
 		return err
 	}
-	copy(p, s)
+	if write {
+		copy(s, p)
+	} else {
+		copy(p, s)
+	}
 	return nil
 }
 
@@ -206,16 +208,16 @@ func (g *Guest) ReadAt(p []byte, gpa uint64) error {
 func (g *Guest) Remove(start uint64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for i, r := range g.regions {
-		if r.Start == start {
-			g.regions = append(g.regions[:i], g.regions[i+1:]...)
-			if err := unmap(r.mem); err != nil {
-				return fmt.Errorf("unmap guest RAM at %#x: %w", start, err)
-			}
-			return nil
-		}
+	i := slices.IndexFunc(g.regions, func(r *Region) bool { return r.Start == start })
+	if i < 0 {
+		return fmt.Errorf("guest RAM at %#x: %w", start, ErrNoRAM)
 	}
-	return fmt.Errorf("guest RAM at %#x: %w", start, ErrNoRAM)
+	r := g.regions[i]
+	g.regions = slices.Delete(g.regions, i, i+1)
+	if err := unmap(r.mem); err != nil {
+		return fmt.Errorf("unmap guest RAM at %#x: %w", start, err)
+	}
+	return nil
 }
 
 // Close unmaps all guest RAM. The VM using it must be gone.

@@ -60,6 +60,9 @@ const blkSegMax = MaxQueueSize - 2
 // block device. Requests run on the queue's worker goroutine with
 // pread/pwrite; a guest flush is an fdatasync of the image.
 type Block struct {
+	// queueOnly: only writeback (VIRTIO_BLK_F_CONFIG_WCE, not offered)
+	// would make the configuration writable.
+	queueOnly
 	path     string
 	readonly bool
 	file     *os.File
@@ -138,12 +141,7 @@ func (b *Block) Readonly() bool { return b.readonly }
 func (b *Block) Sectors() uint64 { return b.sectors }
 
 // Close closes the image.
-func (b *Block) Close() error {
-	if err := b.file.Close(); err != nil {
-		return fmt.Errorf("disk %s: %w", b.path, err)
-	}
-	return nil
-}
+func (b *Block) Close() error { return closeFile(b.file, "disk "+b.path) }
 
 func (b *Block) deviceID() uint32 { return blockDeviceID }
 
@@ -162,14 +160,6 @@ func (b *Block) readConfig(offset uint64, data []byte) {
 		copy(data, b.config[offset:])
 	}
 }
-
-// writeConfig ignores writes: only writeback (VIRTIO_BLK_F_CONFIG_WCE, not
-// offered) is writable.
-func (b *Block) writeConfig(uint64, []byte) {}
-
-func (b *Block) activate(queues) {}
-
-func (b *Block) deactivate() {}
 
 // process serves every available request.
 func (b *Block) process(_ int, q *vring) {

@@ -53,8 +53,8 @@
 //
 // # INTEGRATION
 //
-// What the machine (package vmm) does to give a guest its virtio devices.
-// Addresses and GSIs come from vmm/layout.
+// What the machine (package vm) does to give a guest its virtio devices.
+// Addresses and GSIs come from vm/layout.
 //
 // 1. Backends, at machine build, from the VmConfig, in this order: disks,
 // nets, rng (the order numbers the devices; the guest probes them in DSDT

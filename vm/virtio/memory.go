@@ -8,7 +8,7 @@ import (
 )
 
 // Memory is guest physical memory as the devices see it. The machine's
-// guest RAM (vmm/memory.Guest) implements it.
+// guest RAM (vm/memory.Guest) implements it.
 //
 // Slice returns the host bytes behind guest physical [gpa, gpa+n), which
 // must lie inside one RAM region, or an error when they do not. The bytes

@@ -172,12 +172,7 @@ func (n *Net) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), n.ma
 func (n *Net) Dropped() uint64 { return n.dropped.Load() }
 
 // Close closes the tap; a tap this device created goes away with it.
-func (n *Net) Close() error {
-	if err := n.file.Close(); err != nil {
-		return fmt.Errorf("net: tap %s: %w", n.tapName, err)
-	}
-	return nil
-}
+func (n *Net) Close() error { return closeFile(n.file, "net: tap "+n.tapName) }
 
 func (n *Net) deviceID() uint32 { return netDeviceID }
 func (n *Net) features() uint64 {

@@ -23,6 +23,7 @@ const (
 // RNG is a virtio-rng device: it fills the guest's buffers from a source
 // file, /dev/urandom by default.
 type RNG struct {
+	queueOnly
 	src     string
 	file    *os.File
 	scratch [][]byte
@@ -55,20 +56,20 @@ func (r *RNG) Kind() string { return "virtio-rng" }
 func (r *RNG) Source() string { return r.src }
 
 // Close closes the source.
-func (r *RNG) Close() error {
-	if err := r.file.Close(); err != nil {
-		return fmt.Errorf("rng src %s: %w", r.src, err)
+func (r *RNG) Close() error { return closeFile(r.file, "rng src "+r.src) }
+
+// closeFile closes the file behind a device, named what in the error.
+func closeFile(f *os.File, what string) error {
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
 
-func (r *RNG) deviceID() uint32           { return rngDeviceID }
-func (r *RNG) features() uint64           { return 0 }
-func (r *RNG) numQueues() int             { return 1 }
-func (r *RNG) readConfig(uint64, []byte)  {}
-func (r *RNG) writeConfig(uint64, []byte) {}
-func (r *RNG) activate(queues)            {}
-func (r *RNG) deactivate()                {}
+func (r *RNG) deviceID() uint32          { return rngDeviceID }
+func (r *RNG) features() uint64          { return 0 }
+func (r *RNG) numQueues() int            { return 1 }
+func (r *RNG) readConfig(uint64, []byte) {}
 
 // process fills every available buffer. A source that ends or fails
 // yields what it gave so far: a short (possibly empty) buffer.

@@ -73,10 +73,9 @@ func run(args []string) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	switch kvmhost.Mode(*mode) {
-	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
-	default:
-		fmt.Fprintf(os.Stderr, "e2erun: -mode %q: want auto, direct or nested\n", *mode)
+	hostMode, err := kvmhost.ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2erun: %v\n", err)
 		return 2
 	}
 	groups := fl.Args()
@@ -109,10 +108,10 @@ func run(args []string) int {
 	opts := runner.Options{
 		Build: B, Cache: C,
 		Host: kvmhost.Options{
-			Mode: kvmhost.Mode(*mode), QEMU: *qemu, Timeout: *timeout, MaxAttempts: *attempts,
+			Mode: hostMode, QEMU: *qemu, Timeout: *timeout, MaxAttempts: *attempts,
 			CPUs: *cpus, Append: *appendArgs, Files: files,
 			Kernel: filepath.Join(C, "kvmhost/bzImage"), Initramfs: filepath.Join(C, "kvmhost/initramfs.cpio"),
-			LockFile: filepath.Join(os.TempDir(), "vmm-kvmhost.lock"),
+			LockFile: kvmhost.DefaultLockFile(),
 			Env: map[string]string{
 				"VMM_BIN": "$PAYLOAD/bin/vmm", "VMMCTL_BIN": "$PAYLOAD/bin/vmmctl",
 				"VMM_GUEST_KERNEL": "$PAYLOAD/guest/bzImage", "VMM_GUEST_INITRAMFS": "$PAYLOAD/guest/initramfs.cpio.gz",

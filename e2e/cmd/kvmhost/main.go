@@ -3,8 +3,8 @@
 //
 //	kvmhost [flags] -- COMMAND [ARG...]
 //
-// Its exit status is the command's; 3 when the KVM host itself broke twice;
-// 2 on misuse.
+// Its exit status is the command's; 3 when every KVM host it was allowed to
+// boot (-attempts) broke itself; 2 on misuse.
 package main
 
 import (
@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +28,15 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() { os.Exit(run(os.Args[1:])) }
+
+// srcDst splits the SRC:DST value v of the flag -name.
+func srcDst(name, v string) (src, dst string, err error) {
+	src, dst, ok := strings.Cut(v, ":")
+	if !ok || src == "" || dst == "" {
+		return "", "", fmt.Errorf("kvmhost: -%s %q: want SRC:DST", name, v)
+	}
+	return src, dst, nil
+}
 
 func run(args []string) int {
 	fl := flag.NewFlagSet("kvmhost", flag.ContinueOnError)
@@ -45,7 +53,7 @@ func run(args []string) int {
 	appendArgs := fl.String("append", "", "added to the KVM host kernel's command line (kvm_amd.npt=0: module M's parameters as M.param=value)")
 	qemu := fl.String("qemu", os.Getenv("KVMHOST_QEMU"), "the KVM host's emulator, by default $KVMHOST_QEMU, else qemu-system-x86_64 (make emulator builds a patched one)")
 	printMode := fl.Bool("print-mode", false, "print the mode auto resolves to (direct or nested) and exit")
-	lockFile := fl.String("lock", filepath.Join(os.TempDir(), "vmm-kvmhost.lock"), "lock held while a KVM host runs")
+	lockFile := fl.String("lock", kvmhost.DefaultLockFile(), "lock held while a KVM host runs")
 	fl.Var(&files, "file", "SRC:DST, a file of the payload (repeatable)")
 	fl.Var(&dirs, "dir", "SRC:DST, a directory of the payload (repeatable)")
 	fl.Var(&envs, "env", "K=V exported before the command; V may use $PAYLOAD and $RESULTS (repeatable)")
@@ -71,24 +79,22 @@ func run(args []string) int {
 		ResultsDir: *results, Timeout: *timeout, Kernel: *kernel, Initramfs: *initrd,
 		MemoryMiB: *memory, CPUs: *cpus, LockFile: *lockFile, TCGThread: *tcgThread, MaxAttempts: *attempts, Append: *appendArgs, QEMU: *qemu,
 	}
-	switch opts.Mode {
-	case kvmhost.ModeAuto, kvmhost.ModeDirect, kvmhost.ModeNested:
-	default:
-		fmt.Fprintf(os.Stderr, "kvmhost: -mode %q: want auto, direct or nested\n", *mode)
+	if _, err := kvmhost.ParseMode(*mode); err != nil {
+		fmt.Fprintf(os.Stderr, "kvmhost: %v\n", err)
 		return 2
 	}
 	for _, f := range files {
-		src, dst, ok := strings.Cut(f, ":")
-		if !ok || src == "" || dst == "" {
-			fmt.Fprintf(os.Stderr, "kvmhost: -file %q: want SRC:DST\n", f)
+		src, dst, err := srcDst("file", f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		opts.Files = append(opts.Files, kvmhost.File{Src: src, Dst: dst})
 	}
 	for _, d := range dirs {
-		src, dst, ok := strings.Cut(d, ":")
-		if !ok || src == "" || dst == "" {
-			fmt.Fprintf(os.Stderr, "kvmhost: -dir %q: want SRC:DST\n", d)
+		src, dst, err := srcDst("dir", d)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		more, err := kvmhost.DirFiles(src, dst)

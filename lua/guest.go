@@ -1,0 +1,211 @@
+package lua
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	glua "github.com/yuin/gopher-lua"
+
+	"github.com/vmmdev/vmm/guest"
+)
+
+// The VM methods that go to the guest: sh, run, wait_for, wait_ready,
+// cpus, memory, process and console.
+
+// shArgs reads (cmd [, {timeout = s}]).
+func (rn *run) shArgs(L *glua.LState, what string) (*vmHandle, string, time.Duration) {
+	h := checkVM(L, 1)
+	cmd := L.CheckString(2)
+	t := L.OptTable(3, L.NewTable())
+	if err := checkKeys(t, "", []string{"timeout"}); err != nil {
+		L.ArgError(3, err.Error())
+	}
+	return h, cmd, optSeconds(L, t.RawGetString("timeout"), rn.t.Command, what+": timeout")
+}
+
+// vm:sh(cmd [, {timeout = s}]) -> output, status
+func (rn *run) vmSh(L *glua.LState) int {
+	h, cmd, d := rn.shArgs(L, "sh")
+	out, status := rn.sh(L, h, cmd, d)
+	L.Push(glua.LString(out))
+	L.Push(glua.LNumber(status))
+	return 2
+}
+
+// vm:run(cmd [, {timeout = s}]) -> output; a non-zero status fails.
+func (rn *run) vmRun(L *glua.LState) int {
+	h, cmd, d := rn.shArgs(L, "run")
+	out, status := rn.sh(L, h, cmd, d)
+	if status != 0 {
+		raise(L, fmt.Errorf("%s: %w", h.name, &guest.ExitError{Cmd: cmd, Status: status, Output: out}))
+	}
+	L.Push(glua.LString(out))
+	return 1
+}
+
+func (rn *run) sh(L *glua.LState, h *vmHandle, cmd string, d time.Duration) (string, int) {
+	ctx, cancel := rn.ctx(d)
+	defer cancel()
+	rn.note(NoteCommand, h.name, cmd)
+	out, status, err := h.vm.Sh(ctx, cmd)
+	if err != nil {
+		raise(L, err)
+	}
+	rn.note(NoteOutput, h.name, out)
+	if status != 0 {
+		rn.note(NoteOutput, h.name, fmt.Sprintf("(exit status %d)", status))
+	}
+	return out, status
+}
+
+// vm:wait_for(pattern | fn [, timeout [, interval]]) -> match | fn's results
+func (rn *run) vmWaitFor(L *glua.LState) int {
+	h := checkVM(L, 1)
+	target := L.Get(2)
+	d := optSeconds(L, L.Get(3), rn.t.WaitFor, "wait_for: timeout")
+	switch t := target.(type) {
+	case glua.LString:
+		re, err := regexp.Compile(string(t))
+		if err != nil {
+			L.ArgError(2, "bad pattern: "+err.Error())
+		}
+		ctx, cancel := rn.ctx(d)
+		defer cancel()
+		m, err := h.vm.WaitFor(ctx, re)
+		if err != nil {
+			raise(L, fmt.Errorf("wait_for /%s/ (%v): %w", re, d, err))
+		}
+		rn.note(NoteAction, h.name, fmt.Sprintf("console matched /%s/: %q", re, m))
+		L.Push(glua.LString(m))
+		return 1
+	case *glua.LFunction:
+		interval := optSeconds(L, L.Get(4), defaultPollInterval, "wait_for: interval")
+		return rn.poll(L, h, t, d, interval)
+	}
+	L.ArgError(2, "a pattern (string) or a function expected")
+	return 0
+}
+
+// poll calls fn until its first result is truthy and returns its results.
+func (rn *run) poll(L *glua.LState, h *vmHandle, fn *glua.LFunction, d, interval time.Duration) int {
+	began := time.Now()
+	deadline := began.Add(d)
+	base := L.GetTop()
+	for tries := 1; ; tries++ {
+		rn.callQuietly(L, fn)
+		n := L.GetTop() - base
+		if n > 0 && glua.LVAsBool(L.Get(base+1)) {
+			rn.note(NoteAction, h.name, fmt.Sprintf("wait_for: condition met after %d tries (%.1fs)", tries, time.Since(began).Seconds()))
+			return n
+		}
+		last := glua.LValue(glua.LNil)
+		if n > 0 {
+			last = L.Get(base + 1)
+		}
+		L.SetTop(base)
+		if !time.Now().Add(interval).Before(deadline) {
+			raise(L, fmt.Errorf("%s: wait_for: condition still %s after %v (%d tries)", h.name, render(last), d, tries))
+		}
+		ctx, cancel := rn.ctx(interval)
+		<-ctx.Done()
+		cancel()
+		if err := rn.L.Context().Err(); err != nil {
+			raise(L, fmt.Errorf("%s: wait_for: %w", h.name, err))
+		}
+	}
+}
+
+// callQuietly calls fn with notes muted, even when fn raises an error.
+func (rn *run) callQuietly(L *glua.LState, fn *glua.LFunction) {
+	rn.quiet++
+	defer func() { rn.quiet-- }()
+	L.Push(fn)
+	L.Call(0, glua.MultRet)
+}
+
+// vm:wait_ready([timeout])
+func (rn *run) vmWaitReady(L *glua.LState) int {
+	h := checkVM(L, 1)
+	rn.do(L, optSeconds(L, L.Get(2), rn.t.Boot, "wait_ready: timeout"), h.vm.WaitReady)
+	return 0
+}
+
+// vm:cpus() -> {online = {...}, offline = {...}, present = {...}}
+func (rn *run) vmCPUs(L *glua.LState) int {
+	h := checkVM(L, 1)
+	c := within(rn, L, rn.t.Command, h.vm.CPUs)
+	rn.note(NoteGuest, h.name, fmt.Sprintf("CPUs online %s, offline %s, present %s", cpuList(c.Online), cpuList(c.Offline), cpuList(c.Present)))
+	t := L.NewTable()
+	for _, f := range []struct {
+		key string
+		ids []int
+	}{{"online", c.Online}, {"offline", c.Offline}, {"present", c.Present}} {
+		l := L.NewTable()
+		for _, id := range f.ids {
+			l.Append(glua.LNumber(id))
+		}
+		L.SetField(t, f.key, l)
+	}
+	L.Push(t)
+	return 1
+}
+
+// vm:memory() -> {total = bytes}
+func (rn *run) vmMemory(L *glua.LState) int {
+	h := checkVM(L, 1)
+	n := within(rn, L, rn.t.Command, h.vm.MemTotal)
+	rn.note(NoteGuest, h.name, fmt.Sprintf("MemTotal %d bytes (%.1f MiB)", n, float64(n)/(1<<20)))
+	t := L.NewTable()
+	L.SetField(t, "total", glua.LNumber(n))
+	L.Push(t)
+	return 1
+}
+
+// vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}:
+// the vmm process's threads (those named vcpuN apart) and open file
+// descriptors (sockets apart), from /proc, for leak checks.
+func (rn *run) vmProcess(L *glua.LState) int {
+	h := checkVM(L, 1)
+	p, err := readProcessCounts(procRoot, h.vm.Pid())
+	if err != nil {
+		raise(L, fmt.Errorf("%s: %w", h.name, err))
+	}
+	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm process: %d threads (%d vcpuN), %d files, %d sockets",
+		p.threads, p.vcpuThreads, p.files, p.sockets))
+	t := L.NewTable()
+	L.SetField(t, "threads", glua.LNumber(p.threads))
+	L.SetField(t, "vcpu_threads", glua.LNumber(p.vcpuThreads))
+	L.SetField(t, "files", glua.LNumber(p.files))
+	L.SetField(t, "sockets", glua.LNumber(p.sockets))
+	L.Push(t)
+	return 1
+}
+
+// vm:console() -> the console text so far.
+func (rn *run) vmConsole(L *glua.LState) int {
+	L.Push(glua.LString(checkVM(L, 1).vm.ConsoleText()))
+	return 1
+}
+
+// cpuList writes CPU numbers the kernel's way: "0-3,6".
+func cpuList(ids []int) string {
+	if len(ids) == 0 {
+		return "(none)"
+	}
+	var parts []string
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", ids[i], ids[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(ids[i]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}

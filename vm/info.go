@@ -1,0 +1,88 @@
+package vm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/vmmdev/vmm/vm/config"
+)
+
+// Info is the body of GET vm.info: Cloud Hypervisor's fields, plus the
+// live vCPU count, which Cloud Hypervisor does not report.
+type Info struct {
+	Config           config.VM `json:"config"`
+	State            State     `json:"state"`
+	MemoryActualSize uint64    `json:"memory_actual_size"`
+	// ActiveVCPUs is the number of vCPUs whose threads run now; it differs
+	// from config.cpus.boot_vcpus while an eject is pending.
+	ActiveVCPUs int `json:"active_vcpus"`
+}
+
+// Summary renders the info for people, one "name: value" line per item:
+// state, vCPUs, memory, payload, devices, serial port and console.
+func (info Info) Summary() string {
+	var b strings.Builder
+	c := info.Config
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(&b, "%-11s %s\n", k+":", fmt.Sprintf(format, args...))
+	}
+	row("state", "%s", info.State)
+	row("vcpus", "%d (boot %d, max %d)", info.ActiveVCPUs, c.CPUs.BootVCPUs, c.CPUs.MaxVCPUs)
+	mem := fmt.Sprintf("%s (configured %s", humanSize(info.MemoryActualSize), humanSize(c.Memory.Size))
+	if c.Memory.HotplugSize > 0 {
+		mem += ", hotplug " + humanSize(c.Memory.HotplugSize)
+	}
+	row("memory", "%s)", mem)
+	row("kernel", "%s", orNone(c.Payload.Kernel))
+	if c.Payload.Initramfs != "" {
+		row("initramfs", "%s", c.Payload.Initramfs)
+	}
+	if c.Payload.Cmdline != "" {
+		row("cmdline", "%s", c.Payload.Cmdline)
+	}
+	for _, d := range c.Disks {
+		ro := ""
+		if d.Readonly {
+			ro = " (read-only)"
+		}
+		row("disk", "%s%s", d.Path, ro)
+	}
+	for _, n := range c.Net {
+		row("net", "tap=%s mac=%s ip=%s mask=%s", n.Tap, n.MAC, n.IP, n.Mask)
+	}
+	if c.RNG != nil {
+		row("rng", "%s", c.RNG.Src)
+	}
+	row("serial", "%s", formatConsole(c.Serial))
+	row("console", "%s", formatConsole(c.Console))
+	return b.String()
+}
+
+// formatConsole renders a console's mode and file.
+func formatConsole(cc config.Console) string {
+	if cc.File != "" {
+		return fmt.Sprintf("%s %s", cc.Mode, cc.File)
+	}
+	return orNone(string(cc.Mode))
+}
+
+// orNone is s, or "-" for an empty s.
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// formatSize renders bytes with the largest binary unit that divides them.
+func humanSize(n uint64) string {
+	for _, u := range []struct {
+		size uint64
+		name string
+	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,65 @@
+package virtio
+
+import "log/slog"
+
+// Interrupt raises a device's interrupt line in the guest: one edge on its
+// GSI. The machine implements it with an irqfd (an eventfd write); the
+// transport sets the cause in InterruptStatus before calling it. Trigger
+// may be called from any goroutine and must not block. It has the shape of
+// vm/devices.Interrupt, so the machine's irqfd line fits both.
+type Interrupt interface {
+	Trigger() error
+}
+
+// InterruptFunc adapts a function to Interrupt.
+type InterruptFunc func() error
+
+// Trigger calls f.
+func (f InterruptFunc) Trigger() error { return f() }
+
+// Device is a virtio device model: a *Block, *Net or *RNG. Its behaviour
+// is reached through an MMIO transport (NewMMIO); the transport closes it.
+type Device interface {
+	// Kind names the device type for logs: "virtio-blk", "virtio-net",
+	// "virtio-rng".
+	Kind() string
+	// Close releases the device's backend (file, tap). The transport's
+	// Close calls it.
+	Close() error
+
+	deviceID() uint32
+	features() uint64
+	numQueues() int
+	readConfig(offset uint64, data []byte)
+	writeConfig(offset uint64, data []byte)
+	// activate starts the device after the driver set DRIVER_OK; qs
+	// reaches its queues from the device's own goroutines.
+	activate(qs queues)
+	// process handles a notification of queue i. It runs on that queue's
+	// worker goroutine with the queue locked, never on a vCPU thread.
+	process(i int, q *vring)
+	// deactivate stops what activate started and returns when nothing of
+	// the device touches guest memory any more.
+	deactivate()
+}
+
+// queueOnly is embedded by the devices that do all their work in process:
+// their configuration space is read-only (writes are ignored) and they have
+// nothing to start or stop with the driver.
+type queueOnly struct{}
+
+func (queueOnly) writeConfig(uint64, []byte) {}
+
+func (queueOnly) activate(queues) {}
+
+func (queueOnly) deactivate() {}
+
+// queues is how a device's own goroutines reach its live queues.
+type queues interface {
+	// with runs f with queue i locked and raises the interrupt afterwards
+	// if f used buffers. It returns false, without calling f, when the
+	// queue is not live (reset, not ready, broken).
+	with(i int, f func(q *vring)) bool
+	// logger is the device's log.
+	logger() *slog.Logger
+}
