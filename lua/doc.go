@@ -19,7 +19,10 @@
 //	vmm.root_disk([name]) -> path       a fresh writable copy of the guest's root file
 //	                          system (ext4), removed when the script ends; boot it
 //	                          as the first disk with cmdline = vmm.root_cmdline
-//	vmm.script, vmm.default_cmdline, vmm.root_cmdline
+//	vmm.distro_disk([name]) -> path: a fresh copy of the distro guest's disk
+//	                          (Debian 12), booted with vmm.distro.initramfs and
+//	                          vmm.distro.cmdline
+//	vmm.script, vmm.default_cmdline, vmm.root_cmdline, vmm.distro
 //	step("name", fn) -> fn's results     a named, timed, reported part of the run
 //	say(...), print(...)                 narration in the report
 //	sleep(seconds)

@@ -28,19 +28,31 @@ const defaultPollInterval = 500 * time.Millisecond
 // vmm.root_disk([name]) -> path: a fresh writable copy of the guest's root
 // file system image in the script's temporary directory.
 func (rn *run) rootDisk(L *glua.LState) int {
-	name := L.OptString(1, "root")
+	return rn.unpackDisk(L, "vmm.root_disk", "root", guest.UnpackRootfs)
+}
+
+// vmm.distro_disk([name]) -> path: a fresh writable copy of the distro
+// guest's root file system (Debian) in the script's temporary directory.
+func (rn *run) distroDisk(L *glua.LState) int {
+	return rn.unpackDisk(L, "vmm.distro_disk", "distro", guest.UnpackDistroRootfs)
+}
+
+// unpackDisk has unpack write a disk named by argument 1 (def when absent)
+// into the script's temporary directory and pushes its path.
+func (rn *run) unpackDisk(L *glua.LState, fn, def string, unpack func(dst string) error) int {
+	name := L.OptString(1, def)
 	if name == "" || strings.ContainsAny(name, "/\x00") {
 		L.ArgError(1, "a file name without a slash")
 	}
 	dir, err := rn.tempDir()
 	if err == nil {
 		p := filepath.Join(dir, name+".ext4")
-		if err = guest.UnpackRootfs(p); err == nil {
+		if err = unpack(p); err == nil {
 			L.Push(glua.LString(p))
 			return 1
 		}
 	}
-	L.RaiseError("vmm.root_disk: %v", err)
+	L.RaiseError("%s: %v", fn, err)
 	return 0
 }
 
@@ -71,12 +83,18 @@ func (rn *run) install() {
 	L.SetFuncs(mod, map[string]glua.LGFunction{
 		"start":       rn.start,
 		"root_disk":   rn.rootDisk,
+		"distro_disk": rn.distroDisk,
 		"size":        luaSize,
 		"format_size": luaFormatSize,
 	})
 	L.SetField(mod, "script", glua.LString(rn.script))
 	L.SetField(mod, "default_cmdline", glua.LString(guest.DefaultCmdline))
 	L.SetField(mod, "root_cmdline", glua.LString(guest.RootCmdline))
+	// vmm.distro: how to boot the distro guest's disk (vmm.distro_disk).
+	distro := L.NewTable()
+	L.SetField(distro, "initramfs", glua.LString(guest.ResolvePaths().DistroInitrd))
+	L.SetField(distro, "cmdline", glua.LString(guest.DistroCmdline))
+	L.SetField(mod, "distro", distro)
 	L.SetGlobal("vmm", mod)
 
 	mt := L.NewTypeMetatable(vmTypeName)
