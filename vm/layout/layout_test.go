@@ -33,3 +33,15 @@ func TestDeviceWindowHoldsItsBlocksBelowTheIOAPIC(t *testing.T) {
 		t.Error("KVM's private pages collide")
 	}
 }
+
+func TestPVHStructuresStayInTheZeroPagesPage(t *testing.T) {
+	// Sizes from xen/include/public/arch-x86/hvm/start_info.h: struct
+	// hvm_start_info is 56 bytes, hvm_modlist_entry 32, hvm_memmap_table_entry 24.
+	if PVHStartInfoStart+56 > PVHModlistStart || PVHModlistStart+32 > PVHMemmapStart {
+		t.Errorf("start info %#x, module list %#x, memory map %#x overlap", PVHStartInfoStart, PVHModlistStart, PVHMemmapStart)
+	}
+	end := PVHMemmapStart + PVHMemmapMax*24
+	if end > ZeroPageStart+PageSize || ZeroPageStart+PageSize > BootStackTop || PVHStartInfoStart < IDTStart+8 {
+		t.Errorf("PVH structures %#x..%#x leave the zero page's page", PVHStartInfoStart, end)
+	}
+}
