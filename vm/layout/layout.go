@@ -6,7 +6,7 @@
 // Guest-physical map (x86_64):
 //
 //	0x0000_0000  real-mode IVT and BIOS data area (left zero)
-//	0x0000_0500  boot GDT, then the (empty) boot IDT
+//	0x0000_0500  boot GDT (5 descriptors), then the (empty) boot IDT at 0x528
 //	0x0000_7000  zero page (struct boot_params), or for a PVH boot
 //	             hvm_start_info, its module list and its memory map
 //	0x0000_8ff0  boot stack top (grows down)
@@ -45,8 +45,9 @@ const (
 	// __BOOT_DS = 0x18.
 	GDTStart = 0x500
 	// IDTStart holds an empty boot IDT; the guest runs with interrupts off
-	// until it loads its own.
-	IDTStart = 0x520
+	// until it loads its own. It follows the GDT's five 8-byte descriptors
+	// (at 0x520 it held the TSS descriptor, which the IDT's zeros wiped).
+	IDTStart = GDTStart + 5*8
 	// ZeroPageStart is struct boot_params, passed to the kernel in RSI.
 	ZeroPageStart = 0x7000
 	// PVHStartInfoStart is struct hvm_start_info of the PVH boot protocol,
