@@ -114,6 +114,7 @@ type cpuConfig struct {
 	maxVCPUs    int
 	cpuid       []kvm.CPUIDEntry // KVM_GET_SUPPORTED_CPUID
 	tscDeadline bool
+	entry       boot.Entry // the boot vCPU's start, from boot.Load
 }
 
 // cpuManager owns a VM's vCPU threads: it creates vCPUs on demand (up to
@@ -157,7 +158,7 @@ func (m *cpuManager) want(c *vcpu) vcpuWant {
 }
 
 // create makes vCPU id and its thread, parked; the thread sets the vCPU up
-// (CPUID, MSRs, LAPIC, and for the boot vCPU the 64-bit entry state).
+// (CPUID, MSRs, LAPIC, and for the boot vCPU the payload's entry state).
 func (m *cpuManager) create(id int, bootCPU bool) error {
 	if id < 0 || id >= m.cfg.maxVCPUs {
 		return fmt.Errorf("vCPU %d: outside 0..%d", id, m.cfg.maxVCPUs-1)
@@ -464,8 +465,9 @@ func setThreadName(name string) {
 }
 
 // setup gives a new vCPU its CPUID, MSRs and LAPIC wiring; the boot vCPU
-// also gets the registers of the kernel's 64-bit entry. Other vCPUs wait for
-// the guest's INIT and SIPI, as KVM starts them.
+// also gets the registers of the payload's entry (the bzImage's 64-bit
+// entry or a PVH entry). Other vCPUs wait for the guest's INIT and SIPI, as
+// KVM starts them.
 func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
 	id := kv.ID()
 	if err := kv.SetCPUID(CPUIDFor(m.cfg.cpuid, id, m.cfg.maxVCPUs, m.cfg.tscDeadline)); err != nil {
@@ -485,10 +487,10 @@ func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
 	if err != nil {
 		return err
 	}
-	if err := kv.SetSregs(boot.Sregs(s)); err != nil {
+	if err := kv.SetSregs(m.cfg.entry.Sregs(s)); err != nil {
 		return err
 	}
-	return kv.SetRegs(boot.Regs())
+	return kv.SetRegs(m.cfg.entry.Regs())
 }
 
 // KVM's paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst) and their

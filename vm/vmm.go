@@ -158,7 +158,7 @@ func (v *VMM) check(cfg *config.VM) error {
 	if err := checkVirtio(cfg); err != nil {
 		return err
 	}
-	if _, _, err := loadPayload(cfg.Payload); err != nil {
+	if _, err := loadPayload(*cfg); err != nil {
 		return err
 	}
 	return nil

@@ -1,0 +1,322 @@
+package boot
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vmmdev/vmm/vm/memory"
+)
+
+// testSeg is a program header and its bytes for buildELF.
+type testSeg struct {
+	typ   uint32
+	paddr uint64
+	data  []byte
+	memsz uint64 // 0: len(data)
+	align uint64
+}
+
+// buildELF lays out an ELF64 x86-64 executable: the header, the program
+// headers right after it, then each segment's bytes in order.
+func buildELF(segs ...testSeg) []byte {
+	le := binary.LittleEndian
+	h := make([]byte, elf64HeaderSize+len(segs)*elf64PhdrSize)
+	copy(h, elfMagic)
+	h[4], h[5], h[6] = elfClass64, elfData2LSB, elfVersion
+	le.PutUint16(h[16:], elfTypeExec)
+	le.PutUint16(h[18:], elfMachineX64)
+	le.PutUint32(h[20:], elfVersion)
+	le.PutUint64(h[24:], 0x1000000) // e_entry: not the PVH entry
+	le.PutUint64(h[32:], elf64HeaderSize)
+	le.PutUint16(h[52:], elf64HeaderSize)
+	le.PutUint16(h[54:], elf64PhdrSize)
+	le.PutUint16(h[56:], uint16(len(segs)))
+	off := uint64(len(h))
+	var body []byte
+	for i, s := range segs {
+		ph := h[elf64HeaderSize+i*elf64PhdrSize:]
+		memsz := s.memsz
+		if memsz == 0 {
+			memsz = uint64(len(s.data))
+		}
+		le.PutUint32(ph[0:], s.typ)
+		le.PutUint64(ph[8:], off)
+		le.PutUint64(ph[16:], 0xffffffff80000000+s.paddr) // p_vaddr: ignored
+		le.PutUint64(ph[24:], s.paddr)
+		le.PutUint64(ph[32:], uint64(len(s.data)))
+		le.PutUint64(ph[40:], memsz)
+		le.PutUint64(ph[48:], s.align)
+		body = append(body, s.data...)
+		off += uint64(len(s.data))
+	}
+	return append(h, body...)
+}
+
+// elfNote encodes one note with its name and descriptor padded to align.
+func elfNote(name string, typ uint32, desc []byte, align int) []byte {
+	le := binary.LittleEndian
+	b := make([]byte, 12)
+	n := append([]byte(name), 0)
+	le.PutUint32(b[0:], uint32(len(n)))
+	le.PutUint32(b[4:], uint32(len(desc)))
+	le.PutUint32(b[8:], typ)
+	pad := func(p []byte) []byte {
+		for len(p)%align != 0 {
+			p = append(p, 0)
+		}
+		return p
+	}
+	b = append(b, pad(n)...)
+	return append(b, pad(append([]byte(nil), desc...))...)
+}
+
+func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+func u32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+
+// Where the test image lives: 16 MiB, as Linux links its x86_64 kernel.
+const (
+	testKernelAt = 0x100_0000
+	testEntry    = testKernelAt + 0x850
+)
+
+// testNotes are notes as a vmlinux has them: others before the PVH one.
+func testNotes(entryDesc []byte) []byte {
+	var n []byte
+	n = append(n, elfNote("Xen", 6, []byte("linux\x00"), 4)...)         // XEN_ELFNOTE_GUEST_OS
+	n = append(n, elfNote("GNU", 3, bytes.Repeat([]byte{7}, 20), 4)...) // NT_GNU_BUILD_ID
+	n = append(n, elfNote("Linux", 0x101, []byte("6.1\x00"), 4)...)
+	return append(n, elfNote("Xen", xenElfnotePhys32Entry, entryDesc, 4)...)
+}
+
+// testELF is a vmlinux in miniature: text, data with a bss, a PT_NOTE with
+// the PVH entry as 8 bytes (what Linux writes on x86_64), and a
+// PT_GNU_STACK with no bytes.
+func testELF() []byte {
+	text := bytes.Repeat([]byte{0x90}, 0x1000)
+	return buildELF(
+		testSeg{typ: ptLoad, paddr: testKernelAt, data: text, align: 0x200000},
+		testSeg{typ: ptLoad, paddr: testKernelAt + 0x20_0000, data: bytes.Repeat([]byte{0xdd}, 0x800), memsz: 0x3000, align: 0x200000},
+		testSeg{typ: ptNote, paddr: testKernelAt + 0x900, data: testNotes(u64(testEntry)), align: 4},
+		testSeg{typ: 0x6474e551}, // PT_GNU_STACK
+	)
+}
+
+func TestParseELFReadsSegmentsAndThePVHEntry(t *testing.T) {
+	e, err := ParseELF(testELF())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.PVHEntry != testEntry {
+		t.Errorf("PVH entry %#x, want %#x", e.PVHEntry, testEntry)
+	}
+	if len(e.Segments) != 2 {
+		t.Fatalf("segments %+v", e.Segments)
+	}
+	s0, s1 := e.Segments[0], e.Segments[1]
+	if s0.Paddr != testKernelAt || len(s0.Data) != 0x1000 || s0.MemSize != 0x1000 || s0.Data[0] != 0x90 {
+		t.Errorf("segment 0: at %#x, %d bytes, memsz %#x", s0.Paddr, len(s0.Data), s0.MemSize)
+	}
+	if s1.Paddr != testKernelAt+0x20_0000 || len(s1.Data) != 0x800 || s1.MemSize != 0x3000 || s1.End() != testKernelAt+0x20_3000 {
+		t.Errorf("segment 1: at %#x, %d bytes, memsz %#x", s1.Paddr, len(s1.Data), s1.MemSize)
+	}
+}
+
+func TestParseELFReadsThePVHNoteInEveryForm(t *testing.T) {
+	text := testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x1000)}
+	for _, c := range []struct {
+		name  string
+		notes []testSeg
+	}{
+		{"4-byte descriptor", []testSeg{{typ: ptNote, data: elfNote("Xen", 18, u32(testEntry), 4), align: 4}}},
+		{"8-byte descriptor", []testSeg{{typ: ptNote, data: elfNote("Xen", 18, u64(testEntry), 4), align: 4}}},
+		{"8-byte aligned notes", []testSeg{{typ: ptNote, data: append(elfNote("GNU", 3, make([]byte, 20), 8),
+			elfNote("Xen", 18, u64(testEntry), 8)...), align: 8}}},
+		{"second PT_NOTE", []testSeg{
+			{typ: ptNote, data: elfNote("GNU", 3, make([]byte, 20), 4), align: 4},
+			{typ: ptNote, data: testNotes(u32(testEntry)), align: 4}}},
+		{"the first of two", []testSeg{{typ: ptNote, data: append(elfNote("Xen", 18, u32(testEntry), 4),
+			elfNote("Xen", 18, u32(testKernelAt), 4)...), align: 4}}},
+	} {
+		e, err := ParseELF(buildELF(append([]testSeg{text}, c.notes...)...))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if e.PVHEntry != testEntry {
+			t.Errorf("%s: PVH entry %#x, want %#x", c.name, e.PVHEntry, testEntry)
+		}
+	}
+}
+
+func TestParseELFRejectsWhatItCannotBoot(t *testing.T) {
+	good := testELF()
+	edit := func(f func(b []byte)) []byte {
+		b := append([]byte(nil), good...)
+		f(b)
+		return b
+	}
+	le := binary.LittleEndian
+	ph := func(i int) int { return elf64HeaderSize + i*elf64PhdrSize }
+	text := testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x1000)}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want error
+		says string
+	}{
+		{"empty", nil, ErrBadELF, "no ELF magic"},
+		{"header cut", good[:40], ErrBadELF, "shorter than an ELF64 header"},
+		{"program headers cut", good[:ph(2)+10], ErrBadELF, "program headers at file offset 0x40 end past"},
+		{"segment bytes cut", good[:len(good)-100], ErrBadELF, "segment 2's"},
+		{"32-bit", edit(func(b []byte) { b[4] = elfClass32 }), ErrBadELF, "32-bit ELF"},
+		{"class 7", edit(func(b []byte) { b[4] = 7 }), ErrBadELF, "unknown ELF class 7"},
+		{"big endian", edit(func(b []byte) { b[5] = 2 }), ErrBadELF, "not little-endian"},
+		{"version 2", edit(func(b []byte) { b[6] = 2 }), ErrBadELF, "unknown ELF version"},
+		{"relocatable", edit(func(b []byte) { le.PutUint16(b[16:], 1) }), ErrBadELF, "ELF type 1"},
+		{"aarch64", edit(func(b []byte) { le.PutUint16(b[18:], 183) }), ErrBadELF, "machine 183"},
+		{"no program headers", edit(func(b []byte) { le.PutUint16(b[56:], 0) }), ErrBadELF, "no program headers"},
+		{"PN_XNUM", edit(func(b []byte) { le.PutUint16(b[56:], 0xffff) }), ErrBadELF, "PN_XNUM"},
+		{"odd phentsize", edit(func(b []byte) { le.PutUint16(b[54:], 64) }), ErrBadELF, "program header size 64"},
+		{"phoff past the end", edit(func(b []byte) { le.PutUint64(b[32:], 1<<62) }), ErrBadELF, "end past the file"},
+		{"segment offset past the end", edit(func(b []byte) { le.PutUint64(b[ph(0)+8:], ^uint64(0)) }), ErrBadELF, "segment 0's"},
+		{"filesz past the end", edit(func(b []byte) { le.PutUint64(b[ph(0)+32:], ^uint64(0)-10) }), ErrBadELF, "segment 0's"},
+		{"filesz over memsz", edit(func(b []byte) { le.PutUint64(b[ph(1)+40:], 0x10) }), ErrBadELF, "only 16 in memory"},
+		{"wrapping segment", edit(func(b []byte) { le.PutUint64(b[ph(1)+24:], ^uint64(0)-0x100) }), ErrBadELF, "wraps around"},
+		{"no PT_LOAD", buildELF(testSeg{typ: ptNote, data: testNotes(u64(testEntry)), align: 4}), ErrBadELF, "no PT_LOAD"},
+		{"no PVH note", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 6, []byte("linux\x00"), 4), align: 4}), ErrNoPVH, "CONFIG_PVH"},
+		{"no PT_NOTE", buildELF(text), ErrNoPVH, "XEN_ELFNOTE_PHYS32_ENTRY"},
+		{"type 18 of another owner", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xenon", 18, u32(testEntry), 4), align: 4}), ErrNoPVH, ""},
+		{"a 2-byte entry", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, []byte{1, 2}, 4), align: 4}), ErrBadELF, "descriptor has 2 bytes"},
+		{"a note past its segment", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, u64(testEntry), 4)[:20], align: 4}), ErrBadELF, "runs past its segment"},
+		{"a cut note header", buildELF(text, testSeg{typ: ptNote, data: []byte{4, 0, 0, 0, 8}, align: 4}), ErrBadELF, "note header at 0x0 is truncated"},
+		{"a huge namesz", buildELF(text, testSeg{typ: ptNote, data: append(u32(0xffffffff), make([]byte, 16)...), align: 4}), ErrBadELF, "runs past"},
+		{"entry above 4 GiB", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, u64(1<<32|testEntry), 4), align: 4}), ErrBadELF, "above 4 GiB"},
+		{"entry outside the segments", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, u32(0x2000), 4), align: 4}), ErrBadELF, "not in the file bytes"},
+		{"entry in the bss", buildELF(testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x10), memsz: 0x1000},
+			testSeg{typ: ptNote, data: elfNote("Xen", 18, u32(testEntry), 4), align: 4}), ErrBadELF, "not in the file bytes"},
+	} {
+		_, err := ParseELF(c.data)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: err = %v, want %v saying %q", c.name, err, c.want, c.says)
+		}
+	}
+}
+
+func TestParseImageTellsTheKindFromTheBytes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		data []byte
+		kind string
+		err  error
+	}{
+		{"ELF", testELF(), "PVH ELF", nil},
+		{"bzImage", fakeBzImage(100), "bzImage", nil},
+		{"ELF without PVH", buildELF(testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 16)}), "", ErrNoPVH},
+		{"old bzImage", func() []byte {
+			b := fakeBzImage(100)
+			binary.LittleEndian.PutUint16(b[hdrVersion:], 0x0204)
+			return b
+		}(), "", ErrNotBzImage},
+		{"garbage", bytes.Repeat([]byte("not a kernel "), 1000), "", ErrUnknownImage},
+		{"empty", nil, "", ErrUnknownImage},
+		{"three bytes of ELF magic", []byte("\x7fEL"), "", ErrUnknownImage},
+	} {
+		img, err := ParseImage(c.data)
+		if !errors.Is(err, c.err) || (err == nil) != (c.err == nil) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.err)
+			continue
+		}
+		if err == nil && img.Kind() != c.kind {
+			t.Errorf("%s: kind %q, want %q", c.name, img.Kind(), c.kind)
+		}
+	}
+	if _, err := ParseImage(nil); !strings.Contains(err.Error(), "not a bzImage") {
+		t.Errorf("the unknown image's message %q no longer says \"not a bzImage\", which users and tests look for", err)
+	}
+}
+
+// cachedImage reads a file the harness caches under .cache/guest, or skips.
+func cachedImage(t *testing.T, name string) []byte {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", ".cache", "guest", name))
+	if err != nil {
+		t.Skipf("no cached guest %s (make images): %v", name, err)
+	}
+	return data
+}
+
+// images/build.sh extracts the vmlinux from Debian's bzImage; parse it
+// when it is there (VMM_GUEST_VMLINUX names another).
+func TestParseELFAcceptsDebiansVmlinux(t *testing.T) {
+	var data []byte
+	if path := os.Getenv("VMM_GUEST_VMLINUX"); path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		data = cachedImage(t, "vmlinux")
+	}
+	e, err := ParseELF(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.PVHEntry < testKernelAt {
+		t.Errorf("PVH entry %#x below the kernel's 16 MiB", e.PVHEntry)
+	}
+	p := Payload{Image: Image{ELF: e}, Initramfs: make([]byte, 2<<20), Cmdline: "console=ttyS0", RAM: memory.BootRAM(1 << 30)}
+	g, err := memory.Map(p.RAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	entry, err := Load(g, p)
+	if err != nil {
+		t.Fatalf("1 GiB does not hold it: %v", err)
+	}
+	code := make([]byte, 16)
+	_ = g.ReadAt(code, uint64(e.PVHEntry))
+	t.Logf("entry %+v, code there %x", entry, code)
+	for _, s := range e.Segments {
+		t.Logf("segment at %#x-%#x (%d bytes in the file)", s.Paddr, s.End(), len(s.Data))
+	}
+	t.Logf("PVH entry %#x", e.PVHEntry)
+}
+
+// FuzzParseELF: the ELF parser never panics, and what it accepts holds
+// together (its segments inside the input, the entry in one of them).
+// Seeds: the test image, cut and with its header fields and notes broken.
+func FuzzParseELF(f *testing.F) {
+	good := testELF()
+	f.Add(good)
+	f.Add(good[:elf64HeaderSize+elf64PhdrSize])
+	f.Add(buildELF(testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x100)},
+		testSeg{typ: ptNote, data: elfNote("Xen", 18, u32(testKernelAt), 8), align: 8}))
+	f.Add(buildELF(testSeg{typ: ptNote, data: []byte{0xff, 0xff, 0xff, 0xff, 4, 0, 0, 0, 18, 0, 0, 0}, align: 4}))
+	f.Add(fakeBzImage(64))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := ParseELF(data)
+		_, _ = ParseImage(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadELF) && !errors.Is(err, ErrNoPVH) {
+				t.Fatalf("error of no known kind: %v", err)
+			}
+			return
+		}
+		if len(e.Segments) == 0 || !e.loaded(uint64(e.PVHEntry)) {
+			t.Fatalf("accepted %d segments with the entry %#x outside them", len(e.Segments), e.PVHEntry)
+		}
+		for _, s := range e.Segments {
+			if uint64(len(s.Data)) > s.MemSize || s.End() < s.Paddr {
+				t.Fatalf("segment at %#x: %d bytes in the file, %d in memory", s.Paddr, len(s.Data), s.MemSize)
+			}
+		}
+	})
+}
