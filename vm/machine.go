@@ -96,11 +96,15 @@ type machine struct {
 	closeOnce sync.Once
 }
 
-// loadPayload reads the kernel (a bzImage or a PVH ELF) and initramfs
-// named by cfg and checks that they fit its boot RAM.
+// loadPayload reads the kernel (a bzImage or a PVH ELF) and initramfs, or
+// the firmware (a PVH ELF), named by cfg and checks that they fit its boot
+// RAM.
 func loadPayload(cfg config.VM) (boot.Payload, error) {
 	p := cfg.Payload
 	what, path := "kernel", p.Kernel
+	if p.Firmware != "" {
+		what, path = "firmware", p.Firmware
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return boot.Payload{}, invalidf("%s: %w", what, err)
@@ -108,6 +112,9 @@ func loadPayload(cfg config.VM) (boot.Payload, error) {
 	img, err := boot.ParseImage(data)
 	if err != nil {
 		return boot.Payload{}, invalidf("%s %s: %w", what, path, err)
+	}
+	if p.Firmware != "" && img.ELF == nil {
+		return boot.Payload{}, invalidf("firmware %s: a %s, not a PVH ELF firmware (a kernel goes with --kernel)", path, img.Kind())
 	}
 	bp := boot.Payload{Image: img, Cmdline: p.Cmdline, RAM: memory.BootRAM(cfg.Memory.Size), RSDPAddr: layout.ACPIStart}
 	if p.Initramfs != "" {

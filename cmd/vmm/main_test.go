@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,9 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
 		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
 		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
+		{"firmware", []string{"--firmware", "fw", "--cpus", "boot=2"}, func(c config.VM) bool {
+			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
+		}},
 	} {
 		cfg, _, _, err := parse(c.args, &bytes.Buffer{})
 		if err != nil {
@@ -42,23 +46,80 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 	}
 }
 
+// testELF is an ELF64 x86-64 executable with one 16-byte PT_LOAD segment
+// at paddr and, with pvh, a PT_NOTE holding the PVH entry note for paddr;
+// class sets its EI_CLASS (1 is 32-bit).
+func testELF(class byte, paddr uint64, pvh bool) []byte {
+	le := binary.LittleEndian
+	note := []byte{4, 0, 0, 0, 4, 0, 0, 0, 18, 0, 0, 0, 'X', 'e', 'n', 0}
+	note = le.AppendUint32(note, uint32(paddr))
+	phnum := 1
+	if pvh {
+		phnum = 2
+	}
+	data := 64 + 56*phnum
+	b := make([]byte, data+16)
+	copy(b, "\x7fELF")
+	b[4], b[5], b[6] = class, 1, 1
+	le.PutUint16(b[16:], 2)  // ET_EXEC
+	le.PutUint16(b[18:], 62) // EM_X86_64
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[32:], 64) // e_phoff
+	le.PutUint16(b[54:], 56)
+	le.PutUint16(b[56:], uint16(phnum))
+	ph := b[64:]
+	le.PutUint32(ph[0:], 1) // PT_LOAD
+	le.PutUint64(ph[8:], uint64(data))
+	le.PutUint64(ph[24:], paddr)
+	le.PutUint64(ph[32:], 16) // p_filesz
+	le.PutUint64(ph[40:], 16) // p_memsz
+	if pvh {
+		ph = b[64+56:]
+		le.PutUint32(ph[0:], 4) // PT_NOTE
+		le.PutUint64(ph[8:], uint64(len(b)))
+		le.PutUint64(ph[32:], uint64(len(note)))
+		le.PutUint64(ph[48:], 4)
+		b = append(b, note...)
+	}
+	return b
+}
+
 func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage")
-	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a kernel "), 10000), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
+	garbage := write("garbage", bytes.Repeat([]byte("not a kernel "), 10000))
+	noPVH := write("no-pvh.elf", testELF(2, 0x100_0000, false))
+	elf32 := write("elf32", testELF(1, 0x100_0000, true))
+	cut := write("cut.elf", testELF(2, 0x100_0000, true)[:100])
+	high := write("high.elf", testELF(2, 0x8000_0000, true))
+	low := write("low.elf", testELF(2, 0x7000, true))
 	for _, c := range []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
-		{"no kernel", nil, "--kernel is required"},
+		{"no kernel", nil, "--kernel or --firmware is required"},
+		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
 		{"stray argument", []string{"--kernel", "k", "extra"}, "unexpected argument"},
 		{"missing kernel file", []string{"--kernel", filepath.Join(dir, "nope")}, "no such file"},
-		{"garbage kernel", []string{"--kernel", garbage}, "not a bzImage"},
+		{"garbage kernel", []string{"--kernel", garbage}, "kernel " + garbage + ": not a bzImage or an ELF vmlinux"},
+		{"ELF kernel without PVH", []string{"--kernel", noPVH}, "kernel " + noPVH + ": no PVH entry point"},
+		{"32-bit ELF kernel", []string{"--kernel", elf32}, "kernel " + elf32 + ": not a bootable ELF image: a 32-bit ELF"},
+		{"truncated ELF kernel", []string{"--kernel", cut}, "kernel " + cut + ": not a bootable ELF image: truncated"},
+		{"garbage firmware", []string{"--firmware", garbage}, "firmware " + garbage + ": not a bzImage or an ELF vmlinux"},
+		{"ELF firmware without PVH", []string{"--firmware", noPVH, "--serial", "off"}, "firmware " + noPVH + ": no PVH entry point"},
+		{"missing firmware", []string{"--firmware", filepath.Join(dir, "nope")}, "firmware: open"},
+		{"ELF segment outside RAM", []string{"--kernel", high, "--memory", "size=512M"},
+			"kernel " + high + ": ELF segment 0 at 0x80000000-0x80000010 is outside guest RAM (0x0-0x20000000)"},
+		{"ELF segment on the zero page", []string{"--firmware", low}, "firmware " + low + ": ELF segment 0 at 0x7000-0x7010 overlaps the first MiB"},
 	} {
 		var stderr bytes.Buffer
 		code := run(c.args, time.Now(), strings.NewReader(""), &bytes.Buffer{}, &stderr)
