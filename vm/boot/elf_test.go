@@ -283,7 +283,7 @@ func TestParseELFAcceptsDebiansVmlinux(t *testing.T) {
 	}
 	code := make([]byte, 16)
 	_ = g.ReadAt(code, uint64(e.PVHEntry))
-	t.Logf("entry %+v, code there %x", entry, code)
+	t.Logf("%v entry at %#x, code there %x", entry.Protocol, entry.Addr, code)
 	for _, s := range e.Segments {
 		t.Logf("segment at %#x-%#x (%d bytes in the file)", s.Paddr, s.End(), len(s.Data))
 	}
