@@ -20,6 +20,8 @@
 //	                          system (ext4), removed when the script ends; boot it
 //	                          as the first disk with cmdline = vmm.root_cmdline
 //	vmm.script, vmm.default_cmdline, vmm.root_cmdline
+//	vmm.vmlinux                          the project's guest kernel as an ELF vmlinux
+//	                          (PVH entry): kernel = vmm.vmlinux boots it
 //	step("name", fn) -> fn's results     a named, timed, reported part of the run
 //	say(...), print(...)                 narration in the report
 //	sleep(seconds)
