@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -54,8 +53,11 @@ var _ = Describe("booting Debian's kernel as an ELF vmlinux", Label("boot"), fun
 		By("growing to 8 vCPUs: the new ones come up present and offline; the guest onlines them")
 		eight := int64(8)
 		Expect(m.Resize(ctx, vm.ResizeRequest{DesiredVCPUs: &eight})).To(Succeed())
-		Eventually(func() []int { return guestCPUs(ctx, m).Present }).WithContext(ctx).WithTimeout(cmdTimeout).
-			Should(Equal([]int{0, 1, 2, 3, 4, 5, 6, 7}), "present CPUs after the resize")
+		Eventually(func(g Gomega) []int {
+			c, err := m.CPUs(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			return c.Present
+		}).WithContext(ctx).WithTimeout(cmdTimeout).Should(Equal([]int{0, 1, 2, 3, 4, 5, 6, 7}), "present CPUs after the resize")
 		sh(ctx, m, "echo 1 | tee /sys/devices/system/cpu/cpu[4-7]/online >/dev/null")
 		Expect(sh(ctx, m, "cat /sys/devices/system/cpu/online")).To(Equal("0-7"), "online CPUs")
 		Expect(sh(ctx, m, "grep -c ^processor /proc/cpuinfo")).To(Equal("8"), "processors in /proc/cpuinfo")
@@ -66,9 +68,9 @@ var _ = Describe("booting Debian's kernel as an ELF vmlinux", Label("boot"), fun
 		twoGiB := int64(2 << 30)
 		Eventually(func() error { return m.Resize(ctx, vm.ResizeRequest{DesiredRAM: &twoGiB}) }).WithContext(ctx).
 			WithTimeout(cmdTimeout).Should(Succeed(), "resize to 2 GiB")
-		Eventually(func() uint64 {
+		Eventually(func(g Gomega) uint64 {
 			n, err := m.MemTotal(ctx)
-			Expect(err).NotTo(HaveOccurred())
+			g.Expect(err).NotTo(HaveOccurred())
 			return n
 		}).WithContext(ctx).WithTimeout(cmdTimeout).Should(BeNumerically(">=", 0.9*(2<<30)), "MemTotal after the resize")
 		info, err := m.Info(ctx)
@@ -78,14 +80,6 @@ var _ = Describe("booting Debian's kernel as an ELF vmlinux", Label("boot"), fun
 		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
 	}, SpecTimeout(bootTimeout+8*cmdTimeout))
 })
-
-// guestCPUs reads the guest's CPU lists, failing the spec on an error.
-func guestCPUs(ctx context.Context, m *guest.Machine) guest.CPUs {
-	GinkgoHelper()
-	c, err := m.CPUs(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	return c
-}
 
 // bzImageVersion reads the kernel version string a bzImage's setup header
 // points to (kernel_version at 0x20e, an offset from 0x200; boot.rst) and
