@@ -59,6 +59,9 @@ type ELF struct {
 
 // Segment is one PT_LOAD segment, loaded at its physical address.
 type Segment struct {
+	// Index is the segment's program header's index, as readelf -l counts
+	// them; messages name segments by it.
+	Index int
 	// Paddr is the segment's guest physical address (p_paddr).
 	Paddr uint64
 	// Data is the segment's bytes in the file (p_filesz of them).
@@ -114,7 +117,7 @@ func ParseELF(data []byte) (*ELF, error) {
 				return nil, fmt.Errorf("%w: segment %d at %#x of %#x bytes wraps around the address space", ErrBadELF, i, ph.paddr, ph.memsz)
 			}
 			if ph.memsz > 0 {
-				e.Segments = append(e.Segments, Segment{Paddr: ph.paddr, Data: body, MemSize: ph.memsz})
+				e.Segments = append(e.Segments, Segment{Index: i, Paddr: ph.paddr, Data: body, MemSize: ph.memsz})
 			}
 		case ptNote:
 			if found {

@@ -103,13 +103,13 @@ func planPVH(p Payload) (pvhPlan, error) {
 	if len(p.RAM) == 0 || p.RAM[0].Start != 0 || p.RAM[0].End() <= layout.KernelStart {
 		return plan, fmt.Errorf("boot RAM %v does not reach above 1 MiB", p.RAM)
 	}
-	for i, s := range e.Segments {
+	for _, s := range e.Segments {
 		if s.Paddr < layout.KernelStart {
 			return plan, fmt.Errorf("ELF segment %d at %#x-%#x overlaps the first MiB, where the VMM keeps its boot structures, ACPI tables and reset vector",
-				i, s.Paddr, s.End())
+				s.Index, s.Paddr, s.End())
 		}
 		if !inRAM(p.RAM, s.Paddr, s.End()) {
-			return plan, fmt.Errorf("ELF segment %d at %#x-%#x is outside guest RAM (%s)", i, s.Paddr, s.End(), ramString(p.RAM))
+			return plan, fmt.Errorf("ELF segment %d at %#x-%#x is outside guest RAM (%s)", s.Index, s.Paddr, s.End(), ramString(p.RAM))
 		}
 	}
 	info := PVHStartInfo{RSDPAddr: p.RSDPAddr, E820: E820Map(p.RAM)}
@@ -124,10 +124,10 @@ func planPVH(p Payload) (pvhPlan, error) {
 			return plan, fmt.Errorf("initramfs of %d MiB does not fit in %d MiB of low RAM", size>>20, lowEnd>>20)
 		}
 		addr := (lowEnd - size) &^ (layout.PageSize - 1)
-		for i, s := range e.Segments {
+		for _, s := range e.Segments {
 			if addr < s.End() && s.Paddr < addr+size {
 				return plan, fmt.Errorf("initramfs of %d MiB and ELF segment %d at %#x-%#x do not fit together in %d MiB of low RAM",
-					size>>20, i, s.Paddr, s.End(), lowEnd>>20)
+					size>>20, s.Index, s.Paddr, s.End(), lowEnd>>20)
 			}
 		}
 		plan.initrdAddr = addr
@@ -146,12 +146,12 @@ func loadPVH(mem Memory, p Payload) (Entry, error) {
 		return Entry{}, err
 	}
 	e := p.Image.ELF
-	for i, s := range e.Segments {
+	for _, s := range e.Segments {
 		if err := mem.WriteAt(s.Data, s.Paddr); err != nil {
-			return Entry{}, fmt.Errorf("load ELF segment %d: %w", i, err)
+			return Entry{}, fmt.Errorf("load ELF segment %d: %w", s.Index, err)
 		}
 		if err := zero(mem, s.Paddr+uint64(len(s.Data)), s.MemSize-uint64(len(s.Data))); err != nil {
-			return Entry{}, fmt.Errorf("clear ELF segment %d's memory: %w", i, err)
+			return Entry{}, fmt.Errorf("clear ELF segment %d's memory: %w", s.Index, err)
 		}
 	}
 	if len(p.Initramfs) > 0 {
