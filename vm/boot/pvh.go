@@ -119,7 +119,7 @@ func planPVH(p Payload) (pvhPlan, error) {
 	if size := uint64(len(p.Initramfs)); size > 0 {
 		// As high as low RAM goes, below 4 GiB (Linux keeps the initrd's
 		// address in 32 bits) and clear of every segment.
-		lowEnd := p.RAM[0].End()
+		lowEnd := min(p.RAM[0].End(), 1<<32)
 		if size > lowEnd-layout.KernelStart {
 			return plan, fmt.Errorf("initramfs of %d MiB does not fit in %d MiB of low RAM", size>>20, lowEnd>>20)
 		}
