@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -46,44 +46,6 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 	}
 }
 
-// testELF is an ELF64 x86-64 executable with one 16-byte PT_LOAD segment
-// at paddr and, with pvh, a PT_NOTE holding the PVH entry note for paddr;
-// class sets its EI_CLASS (1 is 32-bit).
-func testELF(class byte, paddr uint64, pvh bool) []byte {
-	le := binary.LittleEndian
-	note := []byte{4, 0, 0, 0, 4, 0, 0, 0, 18, 0, 0, 0, 'X', 'e', 'n', 0}
-	note = le.AppendUint32(note, uint32(paddr))
-	phnum := 1
-	if pvh {
-		phnum = 2
-	}
-	data := 64 + 56*phnum
-	b := make([]byte, data+16)
-	copy(b, "\x7fELF")
-	b[4], b[5], b[6] = class, 1, 1
-	le.PutUint16(b[16:], 2)  // ET_EXEC
-	le.PutUint16(b[18:], 62) // EM_X86_64
-	le.PutUint32(b[20:], 1)
-	le.PutUint64(b[32:], 64) // e_phoff
-	le.PutUint16(b[54:], 56)
-	le.PutUint16(b[56:], uint16(phnum))
-	ph := b[64:]
-	le.PutUint32(ph[0:], 1) // PT_LOAD
-	le.PutUint64(ph[8:], uint64(data))
-	le.PutUint64(ph[24:], paddr)
-	le.PutUint64(ph[32:], 16) // p_filesz
-	le.PutUint64(ph[40:], 16) // p_memsz
-	if pvh {
-		ph = b[64+56:]
-		le.PutUint32(ph[0:], 4) // PT_NOTE
-		le.PutUint64(ph[8:], uint64(len(b)))
-		le.PutUint64(ph[32:], uint64(len(note)))
-		le.PutUint64(ph[48:], 4)
-		b = append(b, note...)
-	}
-	return b
-}
-
 func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
@@ -94,11 +56,14 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		return path
 	}
 	garbage := write("garbage", bytes.Repeat([]byte("not a kernel "), 10000))
-	noPVH := write("no-pvh.elf", testELF(2, 0x100_0000, false))
-	elf32 := write("elf32", testELF(1, 0x100_0000, true))
-	cut := write("cut.elf", testELF(2, 0x100_0000, true)[:100])
-	high := write("high.elf", testELF(2, 0x8000_0000, true))
-	low := write("low.elf", testELF(2, 0x7000, true))
+	code := make([]byte, 16)
+	noPVH := write("no-pvh.elf", boottest.ELF(boottest.Segment{Type: boottest.PTLoad, Paddr: 0x100_0000, Data: code}))
+	b := boottest.PVHELF(0x100_0000, code)
+	b[4] = 1 // ELFCLASS32
+	elf32 := write("elf32", b)
+	cut := write("cut.elf", boottest.PVHELF(0x100_0000, code)[:100])
+	high := write("high.elf", boottest.PVHELF(0x8000_0000, code))
+	low := write("low.elf", boottest.PVHELF(0x7000, code))
 	for _, c := range []struct {
 		name string
 		args []string

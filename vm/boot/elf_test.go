@@ -10,71 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/memory"
 )
-
-// testSeg is a program header and its bytes for buildELF.
-type testSeg struct {
-	typ   uint32
-	paddr uint64
-	data  []byte
-	memsz uint64 // 0: len(data)
-	align uint64
-}
-
-// buildELF lays out an ELF64 x86-64 executable: the header, the program
-// headers right after it, then each segment's bytes in order.
-func buildELF(segs ...testSeg) []byte {
-	le := binary.LittleEndian
-	h := make([]byte, elf64HeaderSize+len(segs)*elf64PhdrSize)
-	copy(h, elfMagic)
-	h[4], h[5], h[6] = elfClass64, elfData2LSB, elfVersion
-	le.PutUint16(h[16:], elfTypeExec)
-	le.PutUint16(h[18:], elfMachineX64)
-	le.PutUint32(h[20:], elfVersion)
-	le.PutUint64(h[24:], 0x1000000) // e_entry: not the PVH entry
-	le.PutUint64(h[32:], elf64HeaderSize)
-	le.PutUint16(h[52:], elf64HeaderSize)
-	le.PutUint16(h[54:], elf64PhdrSize)
-	le.PutUint16(h[56:], uint16(len(segs)))
-	off := uint64(len(h))
-	var body []byte
-	for i, s := range segs {
-		ph := h[elf64HeaderSize+i*elf64PhdrSize:]
-		memsz := s.memsz
-		if memsz == 0 {
-			memsz = uint64(len(s.data))
-		}
-		le.PutUint32(ph[0:], s.typ)
-		le.PutUint64(ph[8:], off)
-		le.PutUint64(ph[16:], 0xffffffff80000000+s.paddr) // p_vaddr: ignored
-		le.PutUint64(ph[24:], s.paddr)
-		le.PutUint64(ph[32:], uint64(len(s.data)))
-		le.PutUint64(ph[40:], memsz)
-		le.PutUint64(ph[48:], s.align)
-		body = append(body, s.data...)
-		off += uint64(len(s.data))
-	}
-	return append(h, body...)
-}
-
-// elfNote encodes one note with its name and descriptor padded to align.
-func elfNote(name string, typ uint32, desc []byte, align int) []byte {
-	le := binary.LittleEndian
-	b := make([]byte, 12)
-	n := append([]byte(name), 0)
-	le.PutUint32(b[0:], uint32(len(n)))
-	le.PutUint32(b[4:], uint32(len(desc)))
-	le.PutUint32(b[8:], typ)
-	pad := func(p []byte) []byte {
-		for len(p)%align != 0 {
-			p = append(p, 0)
-		}
-		return p
-	}
-	b = append(b, pad(n)...)
-	return append(b, pad(append([]byte(nil), desc...))...)
-}
 
 func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 func u32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
@@ -88,10 +26,10 @@ const (
 // testNotes are notes as a vmlinux has them: others before the PVH one.
 func testNotes(entryDesc []byte) []byte {
 	var n []byte
-	n = append(n, elfNote("Xen", 6, []byte("linux\x00"), 4)...)         // XEN_ELFNOTE_GUEST_OS
-	n = append(n, elfNote("GNU", 3, bytes.Repeat([]byte{7}, 20), 4)...) // NT_GNU_BUILD_ID
-	n = append(n, elfNote("Linux", 0x101, []byte("6.1\x00"), 4)...)
-	return append(n, elfNote("Xen", xenElfnotePhys32Entry, entryDesc, 4)...)
+	n = append(n, boottest.Note("Xen", 6, []byte("linux\x00"), 4)...)         // XEN_ELFNOTE_GUEST_OS
+	n = append(n, boottest.Note("GNU", 3, bytes.Repeat([]byte{7}, 20), 4)...) // NT_GNU_BUILD_ID
+	n = append(n, boottest.Note("Linux", 0x101, []byte("6.1\x00"), 4)...)
+	return append(n, boottest.Note("Xen", xenElfnotePhys32Entry, entryDesc, 4)...)
 }
 
 // testELF is a vmlinux in miniature: text, data with a bss, a PT_NOTE with
@@ -99,11 +37,11 @@ func testNotes(entryDesc []byte) []byte {
 // PT_GNU_STACK with no bytes.
 func testELF() []byte {
 	text := bytes.Repeat([]byte{0x90}, 0x1000)
-	return buildELF(
-		testSeg{typ: ptLoad, paddr: testKernelAt, data: text, align: 0x200000},
-		testSeg{typ: ptLoad, paddr: testKernelAt + 0x20_0000, data: bytes.Repeat([]byte{0xdd}, 0x800), memsz: 0x3000, align: 0x200000},
-		testSeg{typ: ptNote, paddr: testKernelAt + 0x900, data: testNotes(u64(testEntry)), align: 4},
-		testSeg{typ: 0x6474e551}, // PT_GNU_STACK
+	return boottest.ELF(
+		boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: text, Align: 0x200000},
+		boottest.Segment{Type: ptLoad, Paddr: testKernelAt + 0x20_0000, Data: bytes.Repeat([]byte{0xdd}, 0x800), MemSize: 0x3000, Align: 0x200000},
+		boottest.Segment{Type: ptNote, Paddr: testKernelAt + 0x900, Data: testNotes(u64(testEntry)), Align: 4},
+		boottest.Segment{Type: 0x6474e551}, // PT_GNU_STACK
 	)
 }
 
@@ -128,22 +66,22 @@ func TestParseELFReadsSegmentsAndThePVHEntry(t *testing.T) {
 }
 
 func TestParseELFReadsThePVHNoteInEveryForm(t *testing.T) {
-	text := testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x1000)}
+	text := boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x1000)}
 	for _, c := range []struct {
 		name  string
-		notes []testSeg
+		notes []boottest.Segment
 	}{
-		{"4-byte descriptor", []testSeg{{typ: ptNote, data: elfNote("Xen", 18, u32(testEntry), 4), align: 4}}},
-		{"8-byte descriptor", []testSeg{{typ: ptNote, data: elfNote("Xen", 18, u64(testEntry), 4), align: 4}}},
-		{"8-byte aligned notes", []testSeg{{typ: ptNote, data: append(elfNote("GNU", 3, make([]byte, 20), 8),
-			elfNote("Xen", 18, u64(testEntry), 8)...), align: 8}}},
-		{"second PT_NOTE", []testSeg{
-			{typ: ptNote, data: elfNote("GNU", 3, make([]byte, 20), 4), align: 4},
-			{typ: ptNote, data: testNotes(u32(testEntry)), align: 4}}},
-		{"the first of two", []testSeg{{typ: ptNote, data: append(elfNote("Xen", 18, u32(testEntry), 4),
-			elfNote("Xen", 18, u32(testKernelAt), 4)...), align: 4}}},
+		{"4-byte descriptor", []boottest.Segment{{Type: ptNote, Data: boottest.Note("Xen", 18, u32(testEntry), 4), Align: 4}}},
+		{"8-byte descriptor", []boottest.Segment{{Type: ptNote, Data: boottest.Note("Xen", 18, u64(testEntry), 4), Align: 4}}},
+		{"8-byte aligned notes", []boottest.Segment{{Type: ptNote, Data: append(boottest.Note("GNU", 3, make([]byte, 20), 8),
+			boottest.Note("Xen", 18, u64(testEntry), 8)...), Align: 8}}},
+		{"second PT_NOTE", []boottest.Segment{
+			{Type: ptNote, Data: boottest.Note("GNU", 3, make([]byte, 20), 4), Align: 4},
+			{Type: ptNote, Data: testNotes(u32(testEntry)), Align: 4}}},
+		{"the first of two", []boottest.Segment{{Type: ptNote, Data: append(boottest.Note("Xen", 18, u32(testEntry), 4),
+			boottest.Note("Xen", 18, u32(testKernelAt), 4)...), Align: 4}}},
 	} {
-		e, err := ParseELF(buildELF(append([]testSeg{text}, c.notes...)...))
+		e, err := ParseELF(boottest.ELF(append([]boottest.Segment{text}, c.notes...)...))
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -163,7 +101,7 @@ func TestParseELFRejectsWhatItCannotBoot(t *testing.T) {
 	}
 	le := binary.LittleEndian
 	ph := func(i int) int { return elf64HeaderSize + i*elf64PhdrSize }
-	text := testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x1000)}
+	text := boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x1000)}
 	for _, c := range []struct {
 		name string
 		data []byte
@@ -188,18 +126,18 @@ func TestParseELFRejectsWhatItCannotBoot(t *testing.T) {
 		{"filesz past the end", edit(func(b []byte) { le.PutUint64(b[ph(0)+32:], ^uint64(0)-10) }), ErrBadELF, "segment 0's"},
 		{"filesz over memsz", edit(func(b []byte) { le.PutUint64(b[ph(1)+40:], 0x10) }), ErrBadELF, "only 16 in memory"},
 		{"wrapping segment", edit(func(b []byte) { le.PutUint64(b[ph(1)+24:], ^uint64(0)-0x100) }), ErrBadELF, "wraps around"},
-		{"no PT_LOAD", buildELF(testSeg{typ: ptNote, data: testNotes(u64(testEntry)), align: 4}), ErrBadELF, "no PT_LOAD"},
-		{"no PVH note", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 6, []byte("linux\x00"), 4), align: 4}), ErrNoPVH, "CONFIG_PVH"},
-		{"no PT_NOTE", buildELF(text), ErrNoPVH, "XEN_ELFNOTE_PHYS32_ENTRY"},
-		{"type 18 of another owner", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xenon", 18, u32(testEntry), 4), align: 4}), ErrNoPVH, ""},
-		{"a 2-byte entry", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, []byte{1, 2}, 4), align: 4}), ErrBadELF, "descriptor has 2 bytes"},
-		{"a note past its segment", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, u64(testEntry), 4)[:20], align: 4}), ErrBadELF, "runs past its segment"},
-		{"a cut note header", buildELF(text, testSeg{typ: ptNote, data: []byte{4, 0, 0, 0, 8}, align: 4}), ErrBadELF, "note header at 0x0 is truncated"},
-		{"a huge namesz", buildELF(text, testSeg{typ: ptNote, data: append(u32(0xffffffff), make([]byte, 16)...), align: 4}), ErrBadELF, "runs past"},
-		{"entry above 4 GiB", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, u64(1<<32|testEntry), 4), align: 4}), ErrBadELF, "above 4 GiB"},
-		{"entry outside the segments", buildELF(text, testSeg{typ: ptNote, data: elfNote("Xen", 18, u32(0x2000), 4), align: 4}), ErrBadELF, "not in the file bytes"},
-		{"entry in the bss", buildELF(testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x10), memsz: 0x1000},
-			testSeg{typ: ptNote, data: elfNote("Xen", 18, u32(testEntry), 4), align: 4}), ErrBadELF, "not in the file bytes"},
+		{"no PT_LOAD", boottest.ELF(boottest.Segment{Type: ptNote, Data: testNotes(u64(testEntry)), Align: 4}), ErrBadELF, "no PT_LOAD"},
+		{"no PVH note", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 6, []byte("linux\x00"), 4), Align: 4}), ErrNoPVH, "CONFIG_PVH"},
+		{"no PT_NOTE", boottest.ELF(text), ErrNoPVH, "XEN_ELFNOTE_PHYS32_ENTRY"},
+		{"type 18 of another owner", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: boottest.Note("Xenon", 18, u32(testEntry), 4), Align: 4}), ErrNoPVH, ""},
+		{"a 2-byte entry", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, []byte{1, 2}, 4), Align: 4}), ErrBadELF, "descriptor has 2 bytes"},
+		{"a note past its segment", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u64(testEntry), 4)[:20], Align: 4}), ErrBadELF, "runs past its segment"},
+		{"a cut note header", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: []byte{4, 0, 0, 0, 8}, Align: 4}), ErrBadELF, "note header at 0x0 is truncated"},
+		{"a huge namesz", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: append(u32(0xffffffff), make([]byte, 16)...), Align: 4}), ErrBadELF, "runs past"},
+		{"entry above 4 GiB", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u64(1<<32|testEntry), 4), Align: 4}), ErrBadELF, "above 4 GiB"},
+		{"entry outside the segments", boottest.ELF(text, boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u32(0x2000), 4), Align: 4}), ErrBadELF, "not in the file bytes"},
+		{"entry in the bss", boottest.ELF(boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x10), MemSize: 0x1000},
+			boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u32(testEntry), 4), Align: 4}), ErrBadELF, "not in the file bytes"},
 	} {
 		_, err := ParseELF(c.data)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
@@ -217,7 +155,7 @@ func TestParseImageTellsTheKindFromTheBytes(t *testing.T) {
 	}{
 		{"ELF", testELF(), "PVH ELF", nil},
 		{"bzImage", fakeBzImage(100), "bzImage", nil},
-		{"ELF without PVH", buildELF(testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 16)}), "", ErrNoPVH},
+		{"ELF without PVH", boottest.ELF(boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 16)}), "", ErrNoPVH},
 		{"old bzImage", func() []byte {
 			b := fakeBzImage(100)
 			binary.LittleEndian.PutUint16(b[hdrVersion:], 0x0204)
@@ -297,9 +235,9 @@ func FuzzParseELF(f *testing.F) {
 	good := testELF()
 	f.Add(good)
 	f.Add(good[:elf64HeaderSize+elf64PhdrSize])
-	f.Add(buildELF(testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x100)},
-		testSeg{typ: ptNote, data: elfNote("Xen", 18, u32(testKernelAt), 8), align: 8}))
-	f.Add(buildELF(testSeg{typ: ptNote, data: []byte{0xff, 0xff, 0xff, 0xff, 4, 0, 0, 0, 18, 0, 0, 0}, align: 4}))
+	f.Add(boottest.ELF(boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x100)},
+		boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u32(testKernelAt), 8), Align: 8}))
+	f.Add(boottest.ELF(boottest.Segment{Type: ptNote, Data: []byte{0xff, 0xff, 0xff, 0xff, 4, 0, 0, 0, 18, 0, 0, 0}, Align: 4}))
 	f.Add(fakeBzImage(64))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := ParseELF(data)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
 )
@@ -203,9 +204,9 @@ func TestCheckPVHRefusesWhatDoesNotFit(t *testing.T) {
 	// seg is an image with a segment at paddr and, after it, a small one
 	// at 16 MiB with the entry.
 	seg := func(paddr, size uint64) []byte {
-		return buildELF(testSeg{typ: ptLoad, paddr: paddr, data: make([]byte, 0x10), memsz: size},
-			testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x1000)},
-			testSeg{typ: ptNote, data: elfNote("Xen", 18, u64(testEntry), 4), align: 4})
+		return boottest.ELF(boottest.Segment{Type: ptLoad, Paddr: paddr, Data: make([]byte, 0x10), MemSize: size},
+			boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x1000)},
+			boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u64(testEntry), 4), Align: 4})
 	}
 	big := memory.BootRAM(layout.LowRAMEnd + layout.GiB)
 	for _, c := range []struct {
@@ -217,9 +218,9 @@ func TestCheckPVHRefusesWhatDoesNotFit(t *testing.T) {
 		says      string
 	}{
 		{"in the first MiB", seg(0x8000, 0x1000), ram, 0, 0, "segment 0 at 0x8000-0x9000 overlaps the first MiB"},
-		{"named by its program header", buildELF(testSeg{typ: ptNote, data: elfNote("Xen", 18, u64(testEntry), 4), align: 4},
-			testSeg{typ: ptLoad, paddr: testKernelAt, data: make([]byte, 0x1000)},
-			testSeg{typ: ptLoad, paddr: 0x9000, data: make([]byte, 0x10)}), ram, 0, 0, "segment 2 at 0x9000-0x9010 overlaps"},
+		{"named by its program header", boottest.ELF(boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u64(testEntry), 4), Align: 4},
+			boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x1000)},
+			boottest.Segment{Type: ptLoad, Paddr: 0x9000, Data: make([]byte, 0x10)}), ram, 0, 0, "segment 2 at 0x9000-0x9010 overlaps"},
 		{"over the ACPI tables", seg(0xf0000, 0x20000), ram, 0, 0, "overlaps the first MiB"},
 		{"past the end of RAM", seg(60*layout.MiB, 8*layout.MiB), ram, 0, 0, "segment 0 at 0x3c00000-0x4400000 is outside guest RAM (0x0-0x4000000)"},
 		{"in the 32-bit hole", seg(0xf000_0000, 0x1000), ram, 0, 0, "outside guest RAM"},
