@@ -18,6 +18,8 @@ const (
 	EnvVmmctlBin = "VMMCTL_BIN"
 	// EnvKernel is the guest kernel (a bzImage).
 	EnvKernel = "VMM_GUEST_KERNEL"
+	// EnvVmlinux is the same kernel as an ELF vmlinux with a PVH entry.
+	EnvVmlinux = "VMM_GUEST_VMLINUX"
 	// EnvInitramfs is the guest initramfs.
 	EnvInitramfs = "VMM_GUEST_INITRAMFS"
 	// EnvRootfs is the guest's root file system image, gzipped.
@@ -37,6 +39,7 @@ const (
 	relVmmBin    = ".build/vmm"
 	relVmmctlBin = ".build/vmmctl"
 	relKernel    = ".cache/guest/bzImage"
+	relVmlinux   = ".cache/guest/vmlinux"
 	relInitramfs = ".cache/guest/initramfs.cpio.gz"
 	relRootfs    = ".cache/guest/rootfs.ext4.gz"
 	relScenarios = "scenarios"
@@ -66,6 +69,8 @@ type Paths struct {
 	Vmm, Vmmctl string
 	// Kernel and Initramfs are the guest images.
 	Kernel, Initramfs string
+	// Vmlinux is Kernel as an uncompressed ELF with a PVH entry.
+	Vmlinux string
 	// Rootfs is the guest's root file system, a gzipped ext4 image of the
 	// initramfs's tree (see UnpackRootfs).
 	Rootfs string
@@ -78,7 +83,7 @@ type Paths struct {
 }
 
 // ResolvePaths returns the paths from the environment (VMM_BIN, VMMCTL_BIN,
-// VMM_GUEST_KERNEL, VMM_GUEST_INITRAMFS, VMM_GUEST_ROOTFS, VMM_SCENARIOS,
+// VMM_GUEST_KERNEL, VMM_GUEST_VMLINUX, VMM_GUEST_INITRAMFS, VMM_GUEST_ROOTFS, VMM_SCENARIOS,
 // VMM_DISTRO_ROOTFS, VMM_DISTRO_INITRD), falling back to the
 // module root found by walking up from the working directory, then from the
 // executable's directory, to the module's go.mod. Without a module root a binary
@@ -101,6 +106,7 @@ func ResolvePaths() Paths {
 	p.Vmm = resolveBinary(EnvVmmBin, root, relVmmBin, exeDir, "vmm")
 	p.Vmmctl = resolveBinary(EnvVmmctlBin, root, relVmmctlBin, exeDir, "vmmctl")
 	p.Kernel = resolveFile(EnvKernel, root, relKernel)
+	p.Vmlinux = resolveFile(EnvVmlinux, root, relVmlinux)
 	p.Initramfs = resolveFile(EnvInitramfs, root, relInitramfs)
 	p.Rootfs = resolveFile(EnvRootfs, root, relRootfs)
 	p.Scenarios = resolveFile(EnvScenarios, root, relScenarios)

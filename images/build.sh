@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the guest (L2) kernel and initramfs, the distro guest (a Debian
+# Builds the guest (L2) kernel and initramfs, the same kernel as an ELF
+# vmlinux (images/extract-vmlinux.sh), the distro guest (a Debian
 # system, images/debian) and the KVM host (L1) initramfs
 # into CACHE/guest and CACHE/kvmhost, from Debian's packages only. Each image
 # is rebuilt only when its inputs change: the kernel package that
@@ -53,6 +54,21 @@ rootfs() {
 	echo "images: $out (ext4, 64 MiB)" >&2
 }
 rootfs
+
+# The same guest kernel as an uncompressed ELF vmlinux (issue 17), booted
+# through its PVH entry: extracted from the bzImage, and again whenever the
+# bzImage or the extraction changes.
+vmlinux() {
+	local out=$cache/guest/vmlinux sum
+	sum=$(cat "$cache/guest/bzImage" "$here/extract-vmlinux.sh" | sha256sum | cut -c1-16)
+	if [ -f "$out" ] && [ "$(cat "$cache/guest/.vmlinux-inputs" 2>/dev/null)" = "$sum" ]; then
+		return 0
+	fi
+	"$here/extract-vmlinux.sh" "$cache/guest/bzImage" "$out"
+	echo "$sum" >"$cache/guest/.vmlinux-inputs"
+	echo "images: $out (ELF with a PVH entry, from $cache/guest/bzImage)" >&2
+}
+vmlinux
 build kvmhost "$here/kvmhost-init" "$cache/kvmhost/initramfs.cpio" "$kvmhost_modules" "curl"
 
 # The distro guest: a Debian 12 system on its own disk (images/debian).

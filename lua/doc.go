@@ -23,6 +23,8 @@
 //	                          (Debian 12), booted with vmm.distro.initramfs and
 //	                          vmm.distro.cmdline
 //	vmm.script, vmm.default_cmdline, vmm.root_cmdline, vmm.distro
+//	vmm.vmlinux                          the project's guest kernel as an ELF vmlinux
+//	                          (PVH entry): kernel = vmm.vmlinux boots it
 //	step("name", fn) -> fn's results     a named, timed, reported part of the run
 //	say(...), print(...)                 narration in the report
 //	sleep(seconds)

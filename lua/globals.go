@@ -90,6 +90,7 @@ func (rn *run) install() {
 	L.SetField(mod, "script", glua.LString(rn.script))
 	L.SetField(mod, "default_cmdline", glua.LString(guest.DefaultCmdline))
 	L.SetField(mod, "root_cmdline", glua.LString(guest.RootCmdline))
+	L.SetField(mod, "vmlinux", glua.LString(guest.ResolvePaths().Vmlinux))
 	// vmm.distro: how to boot the distro guest's disk (vmm.distro_disk).
 	distro := L.NewTable()
 	L.SetField(distro, "initramfs", glua.LString(guest.ResolvePaths().DistroInitrd))

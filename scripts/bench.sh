@@ -17,6 +17,7 @@ bench_host() {
 	"$B/kvmhost" -mode "${KVMHOST_MODE:-auto}" -timeout 40m -results "$1" -attempts "${BENCH_HOST_ATTEMPTS:-3}" \
 		-file "$B/e2e.test:bin/e2e.test" -file "$B/vmm:bin/vmm" -file "$B/vmmctl:bin/vmmctl" \
 		-file "$C/guest/bzImage:guest/bzImage" -file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz" \
+		-file "$C/guest/vmlinux:guest/vmlinux" -env 'VMM_GUEST_VMLINUX=$PAYLOAD/guest/vmlinux' \
 		-dir "$C/qemu:qemu" \
 		-env 'VMM_BIN=$PAYLOAD/bin/vmm' -env 'VMMCTL_BIN=$PAYLOAD/bin/vmmctl' \
 		-env 'VMM_GUEST_KERNEL=$PAYLOAD/guest/bzImage' \

@@ -2,7 +2,7 @@
 # Installs what the build and the tests need and is missing: Debian packages
 # (with apt) and Go modules (from the module proxy). Safe to run every time.
 set -euo pipefail
-pkgs=(qemu-system-x86 busybox-static cpio acpica-tools file curl gzip e2fsprogs iproute2)
+pkgs=(qemu-system-x86 busybox-static cpio acpica-tools file curl gzip e2fsprogs iproute2 xz-utils zstd binutils)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

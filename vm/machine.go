@@ -91,29 +91,42 @@ type machine struct {
 	closeOnce sync.Once
 }
 
-// loadPayload reads and checks the kernel and initramfs named by cfg.
-func loadPayload(p config.Payload) (*boot.BzImage, []byte, error) {
-	kdata, err := os.ReadFile(p.Kernel)
-	if err != nil {
-		return nil, nil, invalidf("kernel: %w", err)
+// loadPayload reads the kernel (a bzImage or a PVH ELF) and initramfs, or
+// the firmware (a PVH ELF), named by cfg and checks that they fit its boot
+// RAM.
+func loadPayload(cfg config.VM) (boot.Payload, error) {
+	p := cfg.Payload
+	what, path := "kernel", p.Kernel
+	if p.Firmware != "" {
+		what, path = "firmware", p.Firmware
 	}
-	k, err := boot.ParseBzImage(kdata)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, invalidf("kernel %s: %w", p.Kernel, err)
+		return boot.Payload{}, invalidf("%s: %w", what, err)
 	}
-	var initrd []byte
+	img, err := boot.ParseImage(data)
+	if err != nil {
+		return boot.Payload{}, invalidf("%s %s: %w", what, path, err)
+	}
+	if p.Firmware != "" && img.ELF == nil {
+		return boot.Payload{}, invalidf("firmware %s: a %s, not a PVH ELF firmware (a kernel goes with --kernel)", path, img.Kind())
+	}
+	bp := boot.Payload{Image: img, Cmdline: p.Cmdline, RAM: memory.BootRAM(cfg.Memory.Size), RSDPAddr: layout.ACPIStart}
 	if p.Initramfs != "" {
-		if initrd, err = os.ReadFile(p.Initramfs); err != nil {
-			return nil, nil, invalidf("initramfs: %w", err)
+		if bp.Initramfs, err = os.ReadFile(p.Initramfs); err != nil {
+			return boot.Payload{}, invalidf("initramfs: %w", err)
 		}
 	}
-	return k, initrd, nil
+	if err := boot.Check(bp); err != nil {
+		return boot.Payload{}, invalidf("%s %s: %w", what, path, err)
+	}
+	return bp, nil
 }
 
 // newMachine builds a VM from cfg and leaves it ready to run: nothing runs
 // until start. On error nothing is left behind.
 func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
-	kernel, initrd, err := loadPayload(cfg.Payload)
+	payload, err := loadPayload(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -178,14 +191,13 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if err = m.mem.WriteAt(boot.ResetStub(layout.ResetRegisterPort, layout.ResetValue), layout.ResetVector); err != nil {
 		return nil, fmt.Errorf("write reset vector: %w", err)
 	}
-	if err = boot.Load(m.mem, boot.Payload{
-		Kernel: kernel, Initramfs: initrd, Cmdline: cfg.Payload.Cmdline,
-		RAM: ram, RSDPAddr: layout.ACPIStart,
-	}); err != nil {
+	entry, err := boot.Load(m.mem, payload)
+	if err != nil {
 		return nil, invalid(err)
 	}
+	m.log.Debug("payload loaded", "image", payload.Image.Kind(), "protocol", entry.Protocol, "entry", fmt.Sprintf("%#x", entry.Addr))
 
-	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: deps.cpuid, tscDeadline: deps.tscDeadline},
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: deps.cpuid, tscDeadline: deps.tscDeadline, entry: entry},
 		m, m.log, deps.firstRun)
 	for id := range cfg.CPUs.BootVCPUs {
 		if err = m.cpus.create(id, id == 0); err != nil {

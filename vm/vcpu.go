@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/boot"
 	"github.com/vmmdev/vmm/vm/devices"
 )
 
@@ -90,6 +91,7 @@ type cpuConfig struct {
 	maxVCPUs    int
 	cpuid       []kvm.CPUIDEntry // KVM_GET_SUPPORTED_CPUID
 	tscDeadline bool
+	entry       boot.Entry // the boot vCPU's start, from boot.Load
 }
 
 // cpuManager owns a VM's vCPU threads: it creates vCPUs on demand (up to
@@ -133,7 +135,7 @@ func (m *cpuManager) want(c *vcpu) vcpuWant {
 }
 
 // create makes vCPU id and its thread, parked; the thread sets the vCPU up
-// (CPUID, MSRs, LAPIC, and for the boot vCPU the 64-bit entry state).
+// (CPUID, MSRs, LAPIC, and for the boot vCPU the payload's entry state).
 func (m *cpuManager) create(id int, bootCPU bool) error {
 	if id < 0 || id >= m.cfg.maxVCPUs {
 		return fmt.Errorf("vCPU %d: outside 0..%d", id, m.cfg.maxVCPUs-1)

@@ -46,8 +46,9 @@ const (
 )
 
 // setup gives a new vCPU its CPUID, MSRs and LAPIC wiring; the boot vCPU
-// also gets the registers of the kernel's 64-bit entry. Other vCPUs wait for
-// the guest's INIT and SIPI, as KVM starts them.
+// also gets the registers of the payload's entry (the bzImage's 64-bit
+// entry or a PVH entry). Other vCPUs wait for the guest's INIT and SIPI, as
+// KVM starts them.
 func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
 	id := kv.ID()
 	if err := kv.SetCPUID(CPUIDFor(m.cfg.cpuid, id, m.cfg.maxVCPUs, m.cfg.tscDeadline)); err != nil {
@@ -67,10 +68,10 @@ func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
 	if err != nil {
 		return err
 	}
-	if err := kv.SetSregs(boot.Sregs(s)); err != nil {
+	if err := kv.SetSregs(m.cfg.entry.Sregs(s)); err != nil {
 		return err
 	}
-	return kv.SetRegs(boot.Regs())
+	return kv.SetRegs(m.cfg.entry.Regs())
 }
 
 // KVM's paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst) and their

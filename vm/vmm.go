@@ -149,6 +149,9 @@ func (v *VMM) Create(cfg config.VM) error {
 
 // check validates cfg for this host and this VMM's features.
 func (v *VMM) check(cfg *config.VM) error {
+	if ignored := cfg.Payload.IgnoredWithFirmware(); len(ignored) > 0 {
+		v.log.Warn("a firmware is the payload: ignoring the kernel's fields", "ignored", ignored, "firmware", cfg.Payload.Firmware)
+	}
 	if err := cfg.Validate(v.hostMaxCPUs); err != nil {
 		return invalid(err)
 	}
@@ -161,7 +164,7 @@ func (v *VMM) check(cfg *config.VM) error {
 	if err := checkVirtio(cfg); err != nil {
 		return err
 	}
-	if _, _, err := loadPayload(cfg.Payload); err != nil {
+	if _, err := loadPayload(*cfg); err != nil {
 		return err
 	}
 	return nil

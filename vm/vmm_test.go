@@ -119,6 +119,8 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		{"no kernel", func(c *config.VM) { c.Payload.Kernel = "" }, "no kernel"},
 		{"missing kernel", func(c *config.VM) { c.Payload.Kernel = garbage + ".nope" }, "no such file"},
 		{"garbage kernel", func(c *config.VM) { c.Payload.Kernel = garbage }, "not a bzImage"},
+		{"a kernel and a firmware", func(c *config.VM) { c.Payload.Firmware = kernel }, "not both"},
+		{"a bzImage as firmware", func(c *config.VM) { c.Payload.Kernel, c.Payload.Firmware = "", kernel }, "a bzImage, not a PVH ELF firmware"},
 		{"missing initramfs", func(c *config.VM) { c.Payload.Initramfs = garbage + ".nope" }, "initramfs"},
 		{"too many vCPUs for the MADT", func(c *config.VM) { c.CPUs = config.CPUs{BootVCPUs: 1, MaxVCPUs: 300} }, "max=300"},
 		{"a missing disk", func(c *config.VM) { c.Disks = []config.Disk{{Path: garbage + ".nope"}} }, "disk " + garbage + ".nope: no such file"},

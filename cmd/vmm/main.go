@@ -5,10 +5,16 @@
 //	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
 //	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
 //
+// --kernel takes a bzImage or an uncompressed ELF vmlinux with a PVH entry
+// (told apart by their bytes); --firmware, instead of --kernel, a firmware
+// that boots through PVH (an ELF image too), which gets no command line or
+// initramfs.
+//
 // Exit status: 0 after the guest powers off or a SIGTERM, SIGINT or
 // vmm.shutdown request stops the VMM; 2 for a bad command line or a VM that
-// cannot be built from it (a missing file, a kernel that is not a bzImage,
-// more memory than the host can map); 1 for any other failure.
+// cannot be built from it (a missing file, a kernel that is neither a
+// bzImage nor a PVH ELF, more memory than the host can map); 1 for any
+// other failure.
 //
 // SIGUSR1 logs a state dump (each vCPU's registers and local APIC, the I/O
 // APIC's routes, the UART) and leaves the guest running.
@@ -104,7 +110,8 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, ve
 	// Errors are reported by the caller, in one line; -h prints the usage.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	kernel := fs.String("kernel", "", "bzImage of the Linux `kernel` to boot")
+	kernel := fs.String("kernel", "", "Linux `kernel` to boot: a bzImage or an ELF vmlinux with a PVH entry")
+	firmware := fs.String("firmware", "", "PVH ELF `firmware` to boot instead of a kernel")
 	initramfs := fs.String("initramfs", "", "initramfs (initrd) `file` for the kernel")
 	cmdline := fs.String("cmdline", "", "kernel command line")
 	cpus := fs.String("cpus", "boot=1", "vCPUs: boot=N[,max=M] (max defaults to boot)")
@@ -121,8 +128,9 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, ve
 	if err := fs.Parse(joinOptional(args, "rng")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "Usage: vmm --kernel bzImage [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M]\n"+
-				"           [--memory size=S] [--serial tty|file=PATH|off] [--api-socket PATH] [-v]")
+			fmt.Fprintln(stderr, "Usage: vmm --kernel bzImage|vmlinux [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M]\n"+
+				"           [--memory size=S] [--serial tty|file=PATH|off] [--api-socket PATH] [-v]\n"+
+				"       vmm --firmware FIRMWARE [--cpus ...] [--memory ...] [...]")
 			fs.PrintDefaults()
 			return cfg, "", false, err
 		}
@@ -133,7 +141,7 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, ve
 	}
 
 	cfg = config.Default()
-	cfg.Payload = config.Payload{Kernel: *kernel, Initramfs: *initramfs, Cmdline: *cmdline}
+	cfg.Payload = config.Payload{Kernel: *kernel, Firmware: *firmware, Initramfs: *initramfs, Cmdline: *cmdline}
 	if cfg.CPUs, err = config.ParseCPUs(*cpus); err != nil {
 		return cfg, "", false, usageError{err}
 	}
@@ -167,11 +175,17 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, ve
 		}
 		cfg.RNG = &rc
 	}
-	if cfg.Payload.Kernel == "" && apiSocket == "" {
-		return cfg, "", false, usageError{errors.New("--kernel is required (or --api-socket to create the VM through the API)")}
+	if *kernel != "" && *firmware != "" {
+		return cfg, "", false, usageError{errors.New("--kernel and --firmware: give one, not both")}
+	}
+	if !hasPayload(cfg) && apiSocket == "" {
+		return cfg, "", false, usageError{errors.New("--kernel or --firmware is required (or --api-socket to create the VM through the API)")}
 	}
 	return cfg, apiSocket, verbose, nil
 }
+
+// hasPayload reports whether the command line names something to boot.
+func hasPayload(cfg config.VM) bool { return cfg.Payload.Kernel != "" || cfg.Payload.Firmware != "" }
 
 // run is main without the exit, for tests.
 func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -205,7 +219,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		return exitFailure
 	}
 
-	if cfg.Payload.Kernel != "" {
+	if hasPayload(cfg) {
 		if err := v.Create(cfg); err != nil {
 			return fail(err)
 		}
@@ -218,7 +232,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		}
 		defer srv.Close()
 	}
-	if cfg.Payload.Kernel != "" {
+	if hasPayload(cfg) {
 		if err := v.Boot(); err != nil {
 			if srv != nil {
 				srv.Close()

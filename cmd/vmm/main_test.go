@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -30,6 +31,9 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
 		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
 		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
+		{"firmware", []string{"--firmware", "fw", "--cpus", "boot=2"}, func(c config.VM) bool {
+			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
+		}},
 	} {
 		cfg, _, _, err := parse(c.args, &bytes.Buffer{})
 		if err != nil {
@@ -44,21 +48,43 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 
 func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage")
-	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a kernel "), 10000), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
+	garbage := write("garbage", bytes.Repeat([]byte("not a kernel "), 10000))
+	code := make([]byte, 16)
+	noPVH := write("no-pvh.elf", boottest.ELF(boottest.Segment{Type: boottest.PTLoad, Paddr: 0x100_0000, Data: code}))
+	b := boottest.PVHELF(0x100_0000, code)
+	b[4] = 1 // ELFCLASS32
+	elf32 := write("elf32", b)
+	cut := write("cut.elf", boottest.PVHELF(0x100_0000, code)[:100])
+	high := write("high.elf", boottest.PVHELF(0x8000_0000, code))
+	low := write("low.elf", boottest.PVHELF(0x7000, code))
 	for _, c := range []struct {
 		name string
 		args []string
 		want string
 	}{
 		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
-		{"no kernel", nil, "--kernel is required"},
+		{"no kernel", nil, "--kernel or --firmware is required"},
+		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
 		{"stray argument", []string{"--kernel", "k", "extra"}, "unexpected argument"},
 		{"missing kernel file", []string{"--kernel", filepath.Join(dir, "nope")}, "no such file"},
-		{"garbage kernel", []string{"--kernel", garbage}, "not a bzImage"},
+		{"garbage kernel", []string{"--kernel", garbage}, "kernel " + garbage + ": not a bzImage or an ELF vmlinux"},
+		{"ELF kernel without PVH", []string{"--kernel", noPVH}, "kernel " + noPVH + ": no PVH entry point"},
+		{"32-bit ELF kernel", []string{"--kernel", elf32}, "kernel " + elf32 + ": not a bootable ELF image: a 32-bit ELF"},
+		{"truncated ELF kernel", []string{"--kernel", cut}, "kernel " + cut + ": not a bootable ELF image: truncated"},
+		{"garbage firmware", []string{"--firmware", garbage}, "firmware " + garbage + ": not a bzImage or an ELF vmlinux"},
+		{"ELF firmware without PVH", []string{"--firmware", noPVH, "--serial", "off"}, "firmware " + noPVH + ": no PVH entry point"},
+		{"missing firmware", []string{"--firmware", filepath.Join(dir, "nope")}, "firmware: open"},
+		{"ELF segment outside RAM", []string{"--kernel", high, "--memory", "size=512M"},
+			"kernel " + high + ": ELF segment 0 at 0x80000000-0x80000010 is outside guest RAM (0x0-0x20000000)"},
+		{"ELF segment on the zero page", []string{"--firmware", low}, "firmware " + low + ": ELF segment 0 at 0x7000-0x7010 overlaps the first MiB"},
 	} {
 		var stderr bytes.Buffer
 		code := run(c.args, time.Now(), strings.NewReader(""), &bytes.Buffer{}, &stderr)

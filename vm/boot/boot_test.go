@@ -179,9 +179,13 @@ func TestLoadPlacesInitramfsHighAndRefusesTooLongCmdline(t *testing.T) {
 	k, _ := ParseBzImage(fakeBzImage(4096))
 	initrd := make([]byte, 3*layout.MiB+5)
 	initrd[0] = 0x42
-	p := Payload{Kernel: k, Initramfs: initrd, Cmdline: "console=ttyS0", RAM: memory.BootRAM(256 * layout.MiB)}
-	if err := Load(g, p); err != nil {
+	p := Payload{Image: Image{BzImage: k}, Initramfs: initrd, Cmdline: "console=ttyS0", RAM: memory.BootRAM(256 * layout.MiB)}
+	entry, err := Load(g, p)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if entry != (Entry{Protocol: Linux64, Addr: 0x100200}) {
+		t.Errorf("entry %+v", entry)
 	}
 	zp := make([]byte, ZeroPageSize)
 	_ = g.ReadAt(zp, layout.ZeroPageStart)
@@ -199,12 +203,12 @@ func TestLoadPlacesInitramfsHighAndRefusesTooLongCmdline(t *testing.T) {
 		t.Error("kernel not written")
 	}
 	p.Cmdline = string(make([]byte, 3000))
-	if err := Load(g, p); err == nil {
+	if _, err := Load(g, p); err == nil || Check(p) == nil {
 		t.Error("a 3000-byte command line was accepted")
 	}
 	p.Cmdline = ""
 	p.Initramfs = make([]byte, 240*layout.MiB)
-	if err := Load(g, p); err == nil {
+	if _, err := Load(g, p); err == nil || Check(p) == nil {
 		t.Error("an initramfs overlapping the unpacking kernel was accepted")
 	}
 }

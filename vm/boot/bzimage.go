@@ -1,7 +1,12 @@
-// Package boot loads a Linux bzImage through the 64-bit boot protocol
-// (Documentation/arch/x86/boot.rst): it places the kernel, initramfs and
-// command line in guest memory, builds the zero page with its e820 map,
-// the boot page tables and GDT, and computes the boot vCPU's registers.
+// Package boot loads what a VM boots, recognised from its bytes
+// (ParseImage): a Linux bzImage through the 64-bit boot protocol
+// (Documentation/arch/x86/boot.rst), or an ELF image with a PVH entry (an
+// uncompressed vmlinux, or a PVH firmware) through the PVH boot protocol
+// (Xen's docs/misc/pvh.pandoc). It places the image, initramfs and command
+// line in guest memory, builds what the protocol hands over (the zero page
+// with its e820 map, the boot page tables and GDT; or hvm_start_info with
+// its memory map and a 32-bit GDT), and computes the boot vCPU's registers
+// (Entry).
 package boot
 
 import (

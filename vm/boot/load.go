@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/vmmdev/vmm/vm/layout"
@@ -14,7 +15,8 @@ type Memory interface {
 
 // Payload is what to boot.
 type Payload struct {
-	Kernel    *BzImage
+	// Image is the kernel or firmware.
+	Image     Image
 	Initramfs []byte // may be empty
 	Cmdline   string
 	// RAM is the boot RAM, for the e820 map and the initramfs placement.
@@ -23,40 +25,78 @@ type Payload struct {
 	RSDPAddr uint64
 }
 
-// Load writes the kernel, initramfs, command line, zero page, page tables
-// and GDT into guest memory. The boot vCPU then starts with Regs, Sregs and
-// FPU.
-func Load(mem Memory, p Payload) error {
-	k := p.Kernel
+// Check reports whether Load would place p in its RAM, without writing
+// anything: the errors are Load's, found before a VM is built.
+func Check(p Payload) error {
+	switch {
+	case p.Image.ELF != nil:
+		_, err := planPVH(p)
+		return err
+	case p.Image.BzImage != nil:
+		_, err := planBzImage(p)
+		return err
+	}
+	return errors.New("no kernel or firmware image to load")
+}
+
+// Load writes the image, initramfs, command line and the structures its
+// boot protocol hands over into guest memory: for a bzImage the zero page,
+// page tables and GDT; for a PVH ELF image its segments, hvm_start_info
+// and GDT. The boot vCPU then starts with the returned Entry's registers
+// and FPU.
+func Load(mem Memory, p Payload) (Entry, error) {
+	switch {
+	case p.Image.ELF != nil:
+		return loadPVH(mem, p)
+	case p.Image.BzImage != nil:
+		return loadBzImage(mem, p)
+	}
+	return Entry{}, errors.New("no kernel or firmware image to load")
+}
+
+// planBzImage checks that p's bzImage, command line and initramfs fit and
+// returns the initramfs's address (0 without one), without writing
+// anything.
+func planBzImage(p Payload) (uint64, error) {
+	k := p.Image.BzImage
 	if uint64(len(p.Cmdline)) >= uint64(k.CmdlineSize) || len(p.Cmdline) >= layout.CmdlineMax {
-		return fmt.Errorf("kernel command line: %d bytes, the kernel takes at most %d", len(p.Cmdline), min(k.CmdlineSize, layout.CmdlineMax-1))
+		return 0, fmt.Errorf("kernel command line: %d bytes, the kernel takes at most %d", len(p.Cmdline), min(k.CmdlineSize, layout.CmdlineMax-1))
 	}
 	if len(p.RAM) == 0 || p.RAM[0].Start != 0 || p.RAM[0].End() <= layout.KernelStart {
-		return fmt.Errorf("boot RAM %v does not reach above 1 MiB", p.RAM)
+		return 0, fmt.Errorf("boot RAM %v does not reach above 1 MiB", p.RAM)
 	}
 	lowEnd := p.RAM[0].End()
 	kernelEnd := uint64(layout.KernelStart) + uint64(len(k.Payload))
 	if kernelEnd > lowEnd {
-		return fmt.Errorf("kernel of %d MiB does not fit in %d MiB of RAM", len(k.Payload)>>20, lowEnd>>20)
+		return 0, fmt.Errorf("kernel of %d MiB does not fit in %d MiB of RAM", len(k.Payload)>>20, lowEnd>>20)
+	}
+	if len(p.Initramfs) == 0 {
+		return 0, nil
+	}
+	return initrdAddr(k, lowEnd, uint64(len(p.Initramfs)))
+}
+
+// loadBzImage writes p's bzImage, initramfs, command line, zero page, page
+// tables and GDT into guest memory.
+func loadBzImage(mem Memory, p Payload) (Entry, error) {
+	k := p.Image.BzImage
+	initrd, err := planBzImage(p)
+	if err != nil {
+		return Entry{}, err
 	}
 	if err := mem.WriteAt(k.Payload, layout.KernelStart); err != nil {
-		return fmt.Errorf("load kernel: %w", err)
+		return Entry{}, fmt.Errorf("load kernel: %w", err)
 	}
-
 	zp := ZeroPage{Kernel: k, CmdlineAddr: layout.CmdlineStart, RSDPAddr: p.RSDPAddr, E820: E820Map(p.RAM)}
 	if len(p.Initramfs) > 0 {
-		addr, err := initrdAddr(k, lowEnd, uint64(len(p.Initramfs)))
-		if err != nil {
-			return err
+		if err := mem.WriteAt(p.Initramfs, initrd); err != nil {
+			return Entry{}, fmt.Errorf("load initramfs: %w", err)
 		}
-		if err := mem.WriteAt(p.Initramfs, addr); err != nil {
-			return fmt.Errorf("load initramfs: %w", err)
-		}
-		zp.InitrdAddr, zp.InitrdSize = addr, uint64(len(p.Initramfs))
+		zp.InitrdAddr, zp.InitrdSize = initrd, uint64(len(p.Initramfs))
 	}
 	zpBytes, err := zp.Bytes()
 	if err != nil {
-		return err
+		return Entry{}, err
 	}
 	for _, w := range []struct {
 		what string
@@ -70,10 +110,10 @@ func Load(mem Memory, p Payload) error {
 		{"IDT", make([]byte, 8), layout.IDTStart},
 	} {
 		if err := mem.WriteAt(w.b, w.at); err != nil {
-			return fmt.Errorf("write %s: %w", w.what, err)
+			return Entry{}, fmt.Errorf("write %s: %w", w.what, err)
 		}
 	}
-	return nil
+	return Entry{Protocol: Linux64, Addr: layout.KernelStart + layout.Kernel64EntryOffset}, nil
 }
 
 // initrdAddr places an initramfs of size bytes as high as the kernel allows

@@ -36,8 +36,11 @@ type VM struct {
 	Console Console `json:"console"`
 }
 
-// Payload names what the VM boots.
+// Payload names what the VM boots: a kernel (a bzImage or an ELF vmlinux
+// with a PVH entry) with its command line and initramfs, or a firmware (an
+// ELF image with a PVH entry), never both, as in Cloud Hypervisor.
 type Payload struct {
+	Firmware  string `json:"firmware,omitempty"`
 	Kernel    string `json:"kernel,omitempty"`
 	Cmdline   string `json:"cmdline,omitempty"`
 	Initramfs string `json:"initramfs,omitempty"`
@@ -107,10 +110,18 @@ func Default() VM {
 }
 
 // Validate checks the configuration as a whole. hostMaxVCPUs is the host's
-// KVM_CAP_MAX_VCPUS, or 0 when unknown. Every rule lives here, once.
+// KVM_CAP_MAX_VCPUS, or 0 when unknown. Every rule lives here, once. Like
+// Cloud Hypervisor's validation it also edits the payload: a firmware
+// boots without a command line or an initramfs, which are dropped (see
+// IgnoredWithFirmware).
 func (c *VM) Validate(hostMaxVCPUs int) error {
-	if c.Payload.Kernel == "" {
-		return errors.New("no kernel: --kernel is required")
+	switch p := &c.Payload; {
+	case p.Firmware != "" && p.Kernel != "":
+		return errors.New("payload: a kernel and a firmware: give one of --kernel and --firmware, not both")
+	case p.Firmware != "":
+		p.Cmdline, p.Initramfs = "", ""
+	case p.Kernel == "":
+		return errors.New("no kernel: --kernel (or --firmware) is required")
 	}
 	if c.CPUs.BootVCPUs < 1 {
 		return fmt.Errorf("cpus: boot=%d: at least 1 vCPU is needed", c.CPUs.BootVCPUs)
@@ -150,4 +161,21 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 		}
 	}
 	return nil
+}
+
+// IgnoredWithFirmware names the payload fields Validate drops because a
+// firmware is the payload ("cmdline", "initramfs"), for a warning; Cloud
+// Hypervisor warns the same way.
+func (p Payload) IgnoredWithFirmware() []string {
+	if p.Firmware == "" || p.Kernel != "" {
+		return nil
+	}
+	var ignored []string
+	if p.Cmdline != "" {
+		ignored = append(ignored, "cmdline")
+	}
+	if p.Initramfs != "" {
+		ignored = append(ignored, "initramfs")
+	}
+	return ignored
 }

@@ -6,8 +6,9 @@
 // Guest-physical map (x86_64):
 //
 //	0x0000_0000  real-mode IVT and BIOS data area (left zero)
-//	0x0000_0500  boot GDT, then the (empty) boot IDT
-//	0x0000_7000  zero page (struct boot_params)
+//	0x0000_0500  boot GDT (5 descriptors), then the (empty) boot IDT at 0x528
+//	0x0000_7000  zero page (struct boot_params), or for a PVH boot
+//	             hvm_start_info, its module list and its memory map
 //	0x0000_8ff0  boot stack top (grows down)
 //	0x0000_9000  boot page tables: PML4, PDPT, 4 PDs (identity map of 4 GiB)
 //	0x0002_0000  kernel command line
@@ -44,10 +45,27 @@ const (
 	// __BOOT_DS = 0x18.
 	GDTStart = 0x500
 	// IDTStart holds an empty boot IDT; the guest runs with interrupts off
-	// until it loads its own.
-	IDTStart = 0x520
+	// until it loads its own. It follows the GDT's five 8-byte descriptors
+	// (at 0x520 it held the TSS descriptor, which the IDT's zeros wiped).
+	IDTStart = GDTStart + 5*8
 	// ZeroPageStart is struct boot_params, passed to the kernel in RSI.
 	ZeroPageStart = 0x7000
+	// PVHStartInfoStart is struct hvm_start_info of the PVH boot protocol,
+	// passed to the image in EBX (Xen's xen/include/public/arch-x86/hvm/
+	// start_info.h). A boot uses the zero page or the PVH structures,
+	// never both, so they share its page: the start info (56 bytes), the
+	// module list (one 32-byte hvm_modlist_entry: the initramfs) at
+	// PVHModlistStart and the memory map (24-byte hvm_memmap_table_entry
+	// each, at most PVHMemmapMax) at PVHMemmapStart, which ends at 0x7c80.
+	// Cloud Hypervisor keeps the same three in low memory (its
+	// arch/src/x86_64/layout.rs: PVH_INFO_START, MODLIST_START,
+	// MEMMAP_START); these addresses are this VMM's own.
+	PVHStartInfoStart = ZeroPageStart
+	PVHModlistStart   = ZeroPageStart + 0x40
+	PVHMemmapStart    = ZeroPageStart + 0x80
+	// PVHMemmapMax bounds the PVH memory map, as the zero page's 128 e820
+	// entries bound the bzImage's.
+	PVHMemmapMax = 128
 	// BootStackTop is RSP and RBP at the kernel's 64-bit entry.
 	BootStackTop = 0x8ff0
 	// PML4Start, PDPTStart and PDStart are the boot page tables: an identity

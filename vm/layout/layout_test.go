@@ -33,3 +33,23 @@ func TestDeviceWindowHoldsItsBlocksBelowTheIOAPIC(t *testing.T) {
 		t.Error("KVM's private pages collide")
 	}
 }
+
+func TestBootGDTAndIDTDoNotOverlap(t *testing.T) {
+	// The GDT (null, null, code, data, TSS) is 5 descriptors of 8 bytes;
+	// the IDT is one empty 8-byte gate.
+	if GDTStart+5*8 > IDTStart || IDTStart+8 > ZeroPageStart {
+		t.Errorf("GDT at %#x, IDT at %#x collide", GDTStart, IDTStart)
+	}
+}
+
+func TestPVHStructuresStayInTheZeroPagesPage(t *testing.T) {
+	// Sizes from xen/include/public/arch-x86/hvm/start_info.h: struct
+	// hvm_start_info is 56 bytes, hvm_modlist_entry 32, hvm_memmap_table_entry 24.
+	if PVHStartInfoStart+56 > PVHModlistStart || PVHModlistStart+32 > PVHMemmapStart {
+		t.Errorf("start info %#x, module list %#x, memory map %#x overlap", PVHStartInfoStart, PVHModlistStart, PVHMemmapStart)
+	}
+	end := PVHMemmapStart + PVHMemmapMax*24
+	if end > ZeroPageStart+PageSize || ZeroPageStart+PageSize > BootStackTop || PVHStartInfoStart < IDTStart+8 {
+		t.Errorf("PVH structures %#x..%#x leave the zero page's page", PVHStartInfoStart, end)
+	}
+}

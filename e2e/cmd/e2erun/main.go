@@ -88,6 +88,7 @@ func run(args []string) int {
 		{Src: filepath.Join(B, "vmm"), Dst: "bin/vmm"},
 		{Src: filepath.Join(B, "vmmctl"), Dst: "bin/vmmctl"},
 		{Src: filepath.Join(C, "guest/bzImage"), Dst: "guest/bzImage"},
+		{Src: filepath.Join(C, "guest/vmlinux"), Dst: "guest/vmlinux"},
 		{Src: filepath.Join(C, "guest/initramfs.cpio.gz"), Dst: "guest/initramfs.cpio.gz"},
 		{Src: filepath.Join(C, "guest/rootfs.ext4.gz"), Dst: "guest/rootfs.ext4.gz"},
 	}
@@ -115,8 +116,9 @@ func run(args []string) int {
 			Env: map[string]string{
 				"VMM_BIN": "$PAYLOAD/bin/vmm", "VMMCTL_BIN": "$PAYLOAD/bin/vmmctl",
 				"VMM_GUEST_KERNEL": "$PAYLOAD/guest/bzImage", "VMM_GUEST_INITRAMFS": "$PAYLOAD/guest/initramfs.cpio.gz",
-				"VMM_GUEST_ROOTFS": "$PAYLOAD/guest/rootfs.ext4.gz",
-				"VMM_SCENARIOS":    "$PAYLOAD/scenarios", "VMM_TESTDATA": "$PAYLOAD/testdata",
+				"VMM_GUEST_VMLINUX": "$PAYLOAD/guest/vmlinux",
+				"VMM_GUEST_ROOTFS":  "$PAYLOAD/guest/rootfs.ext4.gz",
+				"VMM_SCENARIOS":     "$PAYLOAD/scenarios", "VMM_TESTDATA": "$PAYLOAD/testdata",
 			},
 		},
 		SuiteTimeout:     *timeout - 2*time.Minute,
