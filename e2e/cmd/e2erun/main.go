@@ -88,7 +88,6 @@ func run(args []string) int {
 		{Src: filepath.Join(B, "vmm"), Dst: "bin/vmm"},
 		{Src: filepath.Join(B, "vmmctl"), Dst: "bin/vmmctl"},
 		{Src: filepath.Join(C, "guest/bzImage"), Dst: "guest/bzImage"},
-		{Src: filepath.Join(C, "guest/vmlinux"), Dst: "guest/vmlinux"},
 		{Src: filepath.Join(C, "guest/initramfs.cpio.gz"), Dst: "guest/initramfs.cpio.gz"},
 		{Src: filepath.Join(C, "guest/rootfs.ext4.gz"), Dst: "guest/rootfs.ext4.gz"},
 	}
@@ -129,11 +128,16 @@ func run(args []string) int {
 		Out:              os.Stdout,
 		Logger:           slog.Default(),
 	}
-	// The distro guest's disk and initrd go only to the group that boots it.
-	opts.GroupFiles = map[string][]kvmhost.File{"distro": {
-		{Src: filepath.Join(C, "debian/rootfs.ext4.gz"), Dst: "distro/rootfs.ext4.gz"},
-		{Src: filepath.Join(C, "debian/initrd.img"), Dst: "distro/initrd.img"},
-	}}
+	// Large images go only to the groups that boot them: each group's KVM
+	// host unpacks its whole payload before it starts.
+	vmlinux := kvmhost.File{Src: filepath.Join(C, "guest/vmlinux"), Dst: "guest/vmlinux"}
+	opts.GroupFiles = map[string][]kvmhost.File{
+		"core": {vmlinux}, "scenarios": {vmlinux},
+		"distro": {
+			{Src: filepath.Join(C, "debian/rootfs.ext4.gz"), Dst: "distro/rootfs.ext4.gz"},
+			{Src: filepath.Join(C, "debian/initrd.img"), Dst: "distro/initrd.img"},
+		},
+	}
 	opts.GroupEnv = map[string]map[string]string{"distro": {
 		"VMM_DISTRO_ROOTFS": "$PAYLOAD/distro/rootfs.ext4.gz", "VMM_DISTRO_INITRD": "$PAYLOAD/distro/initrd.img",
 	}}
