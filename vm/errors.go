@@ -9,6 +9,9 @@ var (
 	// ErrInvalid: the request is malformed or asks for something the
 	// configuration does not allow (HTTP 400). Nothing was changed.
 	ErrInvalid = errors.New("invalid request")
+	// ErrConflict: the configuration gives two devices the same id (HTTP
+	// 409). Nothing was changed.
+	ErrConflict = errors.New("conflict")
 	// ErrBusy: an earlier operation is still in progress, such as a vCPU
 	// eject the guest has not finished (HTTP 429). Nothing was changed.
 	ErrBusy = errors.New("operation in progress")

@@ -13,13 +13,16 @@ type kindError struct {
 func (e *kindError) Error() string   { return e.err.Error() }
 func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }
 
-// invalid marks err as ErrInvalid: the request or configuration is at fault.
-func invalid(err error) error {
+// ofKind marks err as of kind, or returns nil for a nil err.
+func ofKind(err, kind error) error {
 	if err == nil {
 		return nil
 	}
-	return &kindError{err: err, kind: ErrInvalid}
+	return &kindError{err: err, kind: kind}
 }
+
+// invalid marks err as ErrInvalid: the request or configuration is at fault.
+func invalid(err error) error { return ofKind(err, ErrInvalid) }
 
 // invalidf is fmt.Errorf then invalid.
 func invalidf(format string, args ...any) error {

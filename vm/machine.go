@@ -157,7 +157,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 
 	ram := memory.BootRAM(cfg.Memory.Size)
-	if m.mem, err = memory.Map(ram); err != nil {
+	if m.mem, err = memory.MapWith(ram, memory.Options{NoTHP: !cfg.Memory.THPEnabled()}); err != nil {
 		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
 	}
 	for _, r := range m.mem.Regions() {
@@ -197,7 +197,11 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 	m.log.Debug("payload loaded", "image", payload.Image.Kind(), "protocol", entry.Protocol, "entry", fmt.Sprintf("%#x", entry.Addr))
 
-	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: deps.cpuid, tscDeadline: deps.tscDeadline, entry: entry},
+	cpuid := deps.cpuid
+	if !cfg.CPUs.NestedEnabled() {
+		cpuid = WithoutNested(cpuid)
+	}
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
 		m, m.log, deps.firstRun)
 	for id := range cfg.CPUs.BootVCPUs {
 		if err = m.cpus.create(id, id == 0); err != nil {

@@ -126,9 +126,12 @@ func notSupported(op string) error {
 	return invalidf("%s: not supported yet", op)
 }
 
-// Create sets the VM's configuration after checking it as a whole,
-// including that the kernel is a bzImage and the files exist. Nothing runs
-// until Boot.
+// Create sets the VM's configuration after checking it as a whole: Cloud
+// Hypervisor's rules, that vmm does what it asks (a field vmm does not do,
+// away from its default, is refused: config.CheckSupported), that the
+// kernel is one vmm boots and the files exist. The configuration is kept
+// with its defaults filled in, as vm.info shows it. Nothing runs until
+// Boot, and a refused configuration leaves no VM.
 func (v *VMM) Create(cfg config.VM) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -138,28 +141,33 @@ func (v *VMM) Create(cfg config.VM) error {
 	if v.cfg != nil {
 		return fmt.Errorf("create: a VM already exists: %w", ErrState)
 	}
-	if err := v.check(&cfg); err != nil {
+	c := cfg.Clone()
+	if err := v.check(&c); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	c := cfg
 	v.cfg = &c
 	v.state = StateCreated
 	return nil
 }
 
-// check validates cfg for this host and this VMM's features.
+// check fills in cfg's defaults and validates it for this host and this
+// VMM's features.
 func (v *VMM) check(cfg *config.VM) error {
+	cfg.SetDefaults()
 	if ignored := cfg.Payload.IgnoredWithFirmware(); len(ignored) > 0 {
 		v.log.Warn("a firmware is the payload: ignoring the kernel's fields", "ignored", ignored, "firmware", cfg.Payload.Firmware)
 	}
 	if err := cfg.Validate(v.hostMaxCPUs); err != nil {
+		if nu := (*config.NotUniqueError)(nil); errors.As(err, &nu) {
+			return ofKind(err, ErrConflict)
+		}
+		return invalid(err)
+	}
+	if err := cfg.CheckSupported(); err != nil {
 		return invalid(err)
 	}
 	if cfg.CPUs.MaxVCPUs > acpi.MaxCPUs {
 		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.CPUs.MaxVCPUs, acpi.MaxCPUs)
-	}
-	if cfg.Console.Mode != config.ModeOff && cfg.Console.Mode != config.ModeNull {
-		return notSupported("virtio console")
 	}
 	if err := checkVirtio(cfg); err != nil {
 		return err
@@ -309,7 +317,7 @@ func (v *VMM) Info() (Info, error) {
 		return Info{}, ErrNoVM
 	}
 	v.syncVCPUsLocked()
-	info := Info{Config: *v.cfg, State: v.state, MemoryActualSize: v.cfg.Memory.Size}
+	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.Size}
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
 		info.MemoryActualSize = v.m.mem.Size()

@@ -127,13 +127,18 @@ func decodeResize(body []byte) (vm.ResizeRequest, error) {
 	return req, nil
 }
 
-// decodeCreate decodes a vm.create body over config.Default, so absent
-// fields keep their defaults, as Cloud Hypervisor's do. The backend
-// validates the result.
+// decodeCreate decodes a vm.create body with config.Decode: over
+// config.Default, so absent fields keep their defaults, as Cloud
+// Hypervisor's do, and with every name Cloud Hypervisor defines known. The
+// backend validates the result.
 func decodeCreate(body []byte) (config.VM, error) {
-	cfg := config.Default()
-	if err := decodeStrict(body, &cfg); err != nil {
+	var raw json.RawMessage
+	if err := decodeStrict(body, &raw); err != nil {
 		return config.VM{}, err
+	}
+	cfg, err := config.Decode(raw)
+	if err != nil {
+		return config.VM{}, badRequest("request body: %s", describeDecodeError(err))
 	}
 	return cfg, nil
 }

@@ -20,9 +20,9 @@ import (
 // messages of the error body (Cloud Hypervisor's JSON array of strings,
 // outermost first).
 //
-// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404
-// and vm.ErrBusy for 429, so callers can branch on the same kinds as the
-// server's backend.
+// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404,
+// vm.ErrConflict for 409 and vm.ErrBusy for 429, so callers can branch on
+// the same kinds as the server's backend.
 type APIError struct {
 	// Status is the HTTP status code of the reply.
 	Status int
@@ -57,6 +57,8 @@ func (e *APIError) Unwrap() error {
 		return vm.ErrInvalid
 	case http.StatusNotFound:
 		return vm.ErrNoVM
+	case http.StatusConflict:
+		return vm.ErrConflict
 	case http.StatusTooManyRequests:
 		return vm.ErrBusy
 	}
@@ -95,6 +97,8 @@ func statusOf(err error) int {
 		return re.status
 	case errors.Is(err, vm.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, vm.ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, vm.ErrNoVM):
 		return http.StatusNotFound
 	case errors.Is(err, vm.ErrBusy):

@@ -157,6 +157,7 @@ func TestServerWithFakeBackend_CreateFillsDefaults(t *testing.T) {
 	want.Payload = config.Payload{Kernel: "/k", Cmdline: "console=ttyS0"}
 	want.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 4}
 	want.RNG = &config.RNG{Src: "/dev/urandom"}
+	want.SetDefaults()
 	gotJSON, _ := json.Marshal(got)
 	wantJSON, _ := json.Marshal(want)
 	if string(gotJSON) != string(wantJSON) {
@@ -199,7 +200,9 @@ func TestServerWithFakeBackend_BadBodiesGet400NamingTheProblem(t *testing.T) {
 		{"resize malformed", RouteResize, `{"desired_vcpus":}`, "malformed JSON at byte"},
 		{"resize truncated", RouteResize, `{"desired_vcpus":8`, "truncated JSON"},
 		{"resize trailing data", RouteResize, `{"desired_vcpus":8} {}`, "unexpected data after the JSON object"},
-		{"create unknown nested field", RouteCreate, `{"cpus":{"boot_vcpus":1,"topology":{}}}`, `unknown field "topology"`},
+		{"create unknown nested field", RouteCreate, `{"cpus":{"boot_vcpus":1,"topolgy":{}}}`, `unknown field "cpus.topolgy"`},
+		{"create unknown field in a list", RouteCreate, `{"disks":[{"path":"/a"},{"pth":"/b"}]}`, `unknown field "disks[1].pth"`},
+		{"create name in the wrong case", RouteCreate, `{"CPUS":{}}`, `unknown field "CPUS"`},
 		{"create wrong nested type", RouteCreate, `{"memory":{"size":"1G"}}`, `field "memory.size": want a non-negative integer, got string`},
 		{"create empty body", RouteCreate, ``, "needs a JSON request body"},
 	}
