@@ -1,6 +1,9 @@
 package vm
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // kindError is an error of one of the kinds in errors.go whose message does
 // not repeat the kind: "kernel x: not a bzImage" rather than "...: invalid
@@ -27,4 +30,21 @@ func invalid(err error) error { return ofKind(err, ErrInvalid) }
 // invalidf is fmt.Errorf then invalid.
 func invalidf(format string, args ...any) error {
 	return invalid(fmt.Errorf(format, args...))
+}
+
+// Cloud Hypervisor's texts for the errors its clients may match on, kept
+// word for word (capitals included).
+const (
+	textAlreadyCreated = "VM is already created"
+	textNotRunning     = "VM is not running"
+)
+
+// stateError is an ErrState error with the given text.
+func stateError(text string) error { return ofKind(errors.New(text), ErrState) }
+
+// transitionError is the ErrState error of an operation that would take
+// the VM from one state to another it cannot go to, in Cloud Hypervisor's
+// words.
+func transitionError(from, to State) error {
+	return ofKind(fmt.Errorf("invalid VM state transition: %s to %s", from, to), ErrState)
 }

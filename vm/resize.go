@@ -94,7 +94,7 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.checkLocked("resize", StateCreated, StateRunning, StateShutdown); err != nil {
+	if err := v.checkLocked(StateRunning, StateCreated, StateRunning, StateShutdown); err != nil {
 		return err
 	}
 	ram := ramState{current: v.cfg.Memory.Size, limit: v.cfg.Memory.Size + v.cfg.Memory.HotplugSize}

@@ -136,14 +136,14 @@ func (v *VMM) Create(cfg config.VM) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ended {
-		return fmt.Errorf("create: the VMM is shutting down: %w", ErrState)
+		return stateError("the VMM is shutting down")
 	}
 	if v.cfg != nil {
-		return fmt.Errorf("create: a VM already exists: %w", ErrState)
+		return stateError(textAlreadyCreated)
 	}
 	c := cfg.Clone()
 	if err := v.check(&c); err != nil {
-		return fmt.Errorf("create: %w", err)
+		return err
 	}
 	v.cfg = &c
 	v.state = StateCreated
@@ -179,38 +179,39 @@ func (v *VMM) check(cfg *config.VM) error {
 }
 
 // lifecycle runs step under the lock once a VM exists in one of the
-// allowed states (in any state when none is given); step's error is
-// prefixed with op.
-func (v *VMM) lifecycle(op string, allowed []State, step func() error) error {
+// allowed states (in any state when none is given); to is the state the
+// operation takes the VM to, for the error when it is in another.
+func (v *VMM) lifecycle(to State, allowed []State, step func() error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.checkLocked(op, allowed...); err != nil {
+	if err := v.checkLocked(to, allowed...); err != nil {
 		return err
 	}
-	if err := step(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return step()
 }
 
-// checkLocked fails op with ErrNoVM when there is no VM and with ErrState
-// when the VM is in none of the allowed states (any state will do when none
-// is given). Called with v.mu held.
-func (v *VMM) checkLocked(op string, allowed ...State) error {
-	if v.cfg == nil {
-		return fmt.Errorf("%s: %w", op, ErrNoVM)
+// checkLocked fails an operation taking the VM to state to with ErrNoVM
+// when there is no VM, and with an ErrState error in Cloud Hypervisor's
+// words when the VM is in none of the allowed states (any state will do
+// when none is given): "VM is not running" when it is not, an invalid
+// transition otherwise. Called with v.mu held.
+func (v *VMM) checkLocked(to State, allowed ...State) error {
+	switch {
+	case v.cfg == nil:
+		return ErrNoVM
+	case len(allowed) == 0 || slices.Contains(allowed, v.state):
+		return nil
+	case v.state == StateCreated || v.state == StateShutdown:
+		return stateError(textNotRunning)
 	}
-	if len(allowed) > 0 && !slices.Contains(allowed, v.state) {
-		return fmt.Errorf("%s: the VM is %s: %w", op, v.state, ErrState)
-	}
-	return nil
+	return transitionError(v.state, to)
 }
 
 // Boot builds the VM from its configuration and starts it.
 func (v *VMM) Boot() error {
-	return v.lifecycle("boot", []State{StateCreated, StateShutdown}, func() error {
+	return v.lifecycle(StateRunning, []State{StateCreated, StateShutdown}, func() error {
 		if v.ended {
-			return fmt.Errorf("the VMM is shutting down: %w", ErrState)
+			return stateError("the VMM is shutting down")
 		}
 		return v.bootLocked()
 	})
@@ -267,7 +268,7 @@ func (v *VMM) stopLocked() {
 
 // Shutdown stops the VM; its configuration stays, and Boot starts it again.
 func (v *VMM) Shutdown() error {
-	return v.lifecycle("shutdown", []State{StateRunning, StatePaused}, func() error {
+	return v.lifecycle(StateShutdown, []State{StateRunning, StatePaused}, func() error {
 		v.stopLocked()
 		v.state = StateShutdown
 		return nil
@@ -277,7 +278,7 @@ func (v *VMM) Shutdown() error {
 // Reboot tears the VM down and builds it again from its current
 // configuration, as a guest reset does.
 func (v *VMM) Reboot() error {
-	return v.lifecycle("reboot", []State{StateRunning, StatePaused}, v.rebootLocked)
+	return v.lifecycle(StateRunning, []State{StateRunning, StatePaused}, v.rebootLocked)
 }
 
 func (v *VMM) rebootLocked() error {
@@ -288,7 +289,7 @@ func (v *VMM) rebootLocked() error {
 
 // Pause stops every vCPU; Resume lets them run again.
 func (v *VMM) Pause() error {
-	return v.lifecycle("pause", []State{StateRunning}, func() error {
+	return v.lifecycle(StatePaused, []State{StateRunning}, func() error {
 		v.m.cpus.pause()
 		v.state = StatePaused
 		return nil
@@ -297,7 +298,7 @@ func (v *VMM) Pause() error {
 
 // Resume undoes Pause.
 func (v *VMM) Resume() error {
-	return v.lifecycle("resume", []State{StatePaused}, func() error {
+	return v.lifecycle(StateRunning, []State{StatePaused}, func() error {
 		v.m.cpus.resume()
 		v.state = StateRunning
 		return nil
@@ -306,7 +307,7 @@ func (v *VMM) Resume() error {
 
 // PowerButton presses the guest's ACPI power button.
 func (v *VMM) PowerButton() error {
-	return v.lifecycle("power button", []State{StateRunning}, func() error { return v.m.powerButton() })
+	return v.lifecycle(StateShutdown, []State{StateRunning}, func() error { return v.m.powerButton() })
 }
 
 // Info reports the configuration and state.
@@ -325,14 +326,15 @@ func (v *VMM) Info() (Info, error) {
 	return info, nil
 }
 
-// Delete stops the VM if it runs and forgets its configuration.
+// Delete stops the VM if it runs and forgets its configuration. Without a
+// VM it does nothing, as Cloud Hypervisor's.
 func (v *VMM) Delete() error {
-	return v.lifecycle("delete", nil, func() error {
-		v.stopLocked()
-		v.cfg = nil
-		v.state = ""
-		return nil
-	})
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.stopLocked()
+	v.cfg = nil
+	v.state = ""
+	return nil
 }
 
 // Stop stops the VM if it runs and ends the VMM: Wait then returns nil.

@@ -44,8 +44,11 @@ func TestVMMLifecycleFollowsCloudHypervisorStates(t *testing.T) {
 	if _, err := v.Info(); !errors.Is(err, ErrNoVM) {
 		t.Fatalf("Info before Create: %v, want ErrNoVM", err)
 	}
-	if err := v.Boot(); !errors.Is(err, ErrNoVM) {
+	if err := v.Boot(); !errors.Is(err, ErrNoVM) || err.Error() != "VM is not created" {
 		t.Errorf("Boot before Create: %v", err)
+	}
+	if err := v.Delete(); err != nil {
+		t.Errorf("Delete without a VM: %v, want nothing done, as Cloud Hypervisor", err)
 	}
 	cfg := config.Default()
 	cfg.Payload = config.Payload{Kernel: kernel, Initramfs: initramfs, Cmdline: "console=ttyS0"}
@@ -54,31 +57,35 @@ func TestVMMLifecycleFollowsCloudHypervisorStates(t *testing.T) {
 	if err := v.Create(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Create(cfg); !errors.Is(err, ErrState) {
-		t.Errorf("second Create: %v, want ErrState", err)
+	if err := v.Create(cfg); !errors.Is(err, ErrState) || err.Error() != "VM is already created" {
+		t.Errorf("second Create: %v, want ErrState saying VM is already created", err)
 	}
 	steps := []struct {
 		name string
 		op   func() error
 		want State
 		err  error
+		msg  string // the error's text, Cloud Hypervisor's
 	}{
-		{"pause before boot", v.Pause, StateCreated, ErrState},
-		{"boot", v.Boot, StateRunning, nil},
-		{"boot again", v.Boot, StateRunning, ErrState},
-		{"pause", v.Pause, StatePaused, nil},
-		{"pause again", v.Pause, StatePaused, ErrState},
-		{"resume", v.Resume, StateRunning, nil},
-		{"reboot", v.Reboot, StateRunning, nil},
-		{"resize", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StateRunning, ErrInvalid},
-		{"shutdown", v.Shutdown, StateShutdown, nil},
-		{"resume after shutdown", v.Resume, StateShutdown, ErrState},
-		{"boot after shutdown", v.Boot, StateRunning, nil},
+		{"pause before boot", v.Pause, StateCreated, ErrState, "VM is not running"},
+		{"boot", v.Boot, StateRunning, nil, ""},
+		{"boot again", v.Boot, StateRunning, ErrState, "invalid VM state transition: Running to Running"},
+		{"pause", v.Pause, StatePaused, nil, ""},
+		{"pause again", v.Pause, StatePaused, ErrState, "invalid VM state transition: Paused to Paused"},
+		{"resume", v.Resume, StateRunning, nil, ""},
+		{"reboot", v.Reboot, StateRunning, nil, ""},
+		{"resize", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StateRunning, ErrInvalid, ""},
+		{"shutdown", v.Shutdown, StateShutdown, nil, ""},
+		{"resume after shutdown", v.Resume, StateShutdown, ErrState, "VM is not running"},
+		{"boot after shutdown", v.Boot, StateRunning, nil, ""},
 	}
 	for _, s := range steps {
 		err := s.op()
 		if s.err == nil && err != nil || s.err != nil && !errors.Is(err, s.err) {
 			t.Fatalf("%s: %v, want %v", s.name, err, s.err)
+		}
+		if s.msg != "" && err.Error() != s.msg {
+			t.Errorf("%s: %q, want %q", s.name, err, s.msg)
 		}
 		info, err := v.Info()
 		if err != nil || info.State != s.want {

@@ -221,7 +221,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 
 	if hasPayload(cfg) {
 		if err := v.Create(cfg); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("create: %w", err))
 		}
 	}
 	var srv *api.Server
@@ -237,7 +237,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 			if srv != nil {
 				srv.Close()
 			}
-			return fail(err)
+			return fail(fmt.Errorf("boot: %w", err))
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
@@ -13,17 +14,33 @@ import (
 )
 
 // requestError is a request the server refuses before the backend sees it;
-// status is its HTTP status.
+// status is its HTTP status, head the first string of its error body (the
+// status text when empty).
 type requestError struct {
 	status int
+	head   string
 	msg    string
 }
 
 func (e *requestError) Error() string { return e.msg }
 
+// heading is the first string of the error body.
+func (e *requestError) heading() string {
+	if e.head != "" {
+		return e.head
+	}
+	return http.StatusText(e.status)
+}
+
 // badRequest returns a 400 requestError.
 func badRequest(format string, args ...any) error {
-	return &requestError{status: 400, msg: fmt.Sprintf(format, args...)}
+	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// undecodable is the 400 requestError of a body that does not decode, with
+// Cloud Hypervisor's head for it.
+func undecodable(format string, args ...any) error {
+	return &requestError{status: http.StatusBadRequest, head: "Failed to deserialize JSON", msg: fmt.Sprintf(format, args...)}
 }
 
 // decodeStrict decodes body, which must hold exactly one JSON object, into
@@ -41,7 +58,7 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(t))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequest("request body: %s", describeDecodeError(err))
+		return undecodable("request body: %s", describeDecodeError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("request body: unexpected data after the JSON object")
@@ -138,7 +155,7 @@ func decodeCreate(body []byte) (config.VM, error) {
 	}
 	cfg, err := config.Decode(raw)
 	if err != nil {
-		return config.VM{}, badRequest("request body: %s", describeDecodeError(err))
+		return config.VM{}, undecodable("request body: %s", describeDecodeError(err))
 	}
 	return cfg, nil
 }

@@ -41,13 +41,18 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Message is the server's message chain joined with ": ", or the status
-// text when the body carried none.
+// Message is the server's message chain joined with ": ", without Cloud
+// Hypervisor's generic "Error from API" at its head, or the status text
+// when the body carried none.
 func (e *APIError) Message() string {
-	if len(e.Messages) == 0 {
+	msgs := e.Messages
+	if len(msgs) > 1 && msgs[0] == errorFromAPI {
+		msgs = msgs[1:]
+	}
+	if len(msgs) == 0 {
 		return http.StatusText(e.Status)
 	}
-	return strings.Join(e.Messages, ": ")
+	return strings.Join(msgs, ": ")
 }
 
 // Unwrap maps the status to the vmm error kind it stands for, if any.
@@ -87,6 +92,27 @@ func ReplyError(status int, body []byte) *APIError {
 func IsStatus(err error, status int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == status
+}
+
+// errorFromAPI heads the error body of a failed backend call, as Cloud
+// Hypervisor's HttpError::ApiError does.
+const errorFromAPI = "Error from API"
+
+// errorBody is the error body for err, a failure of route rt answered with
+// status: Cloud Hypervisor's shapes. A request refused before the backend
+// saw it: the request error's head ("Bad Request", "Failed to deserialize
+// JSON", ...) then its message. A backend failure: "Error from API", the
+// route's failure text, then the error's chain; "Too Many Requests" and the
+// chain for 429.
+func errorBody(rt route, status int, err error) []string {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return []string{re.heading(), re.msg}
+	case status == http.StatusTooManyRequests:
+		return append([]string{http.StatusText(status)}, errorChain(err)...)
+	}
+	return append([]string{errorFromAPI, rt.failure}, errorChain(err)...)
 }
 
 // statusOf maps an error to its HTTP status.
