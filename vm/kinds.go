@@ -35,9 +35,24 @@ func invalidf(format string, args ...any) error {
 // Cloud Hypervisor's texts for the errors its clients may match on, kept
 // word for word (capitals included).
 const (
-	textAlreadyCreated = "VM is already created"
-	textNotRunning     = "VM is not running"
+	textAlreadyCreated  = "VM is already created"
+	textNotRunning      = "VM is not running"
+	textPendingRemoval  = "Still pending removed vCPU"
+	textZeroVCPUs       = "Requested zero vCPUs"
+	textVCPUsAboveMax   = "Requested vCPUs exceed maximum"
+	textInvalidRAMSize  = "The requested hotplug memory addition is not a valid size"
+	textNoHotplugSpace  = "Not enough space in the hotplug RAM region"
+	textNoACPISlot      = "No ACPI slot available"
+	textNoBalloon       = "Missing virtio-balloon, can't proceed as expected"
+	textInvalidRAMValue = "Invalid resize request"
 )
+
+// chError is an error whose chain carries Cloud Hypervisor's text as one
+// element and vmm's detail as the next, so that a client looking for Cloud
+// Hypervisor's text in the error body finds it whole.
+func chError(text, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", text, fmt.Errorf(format, args...))
+}
 
 // stateError is an ErrState error with the given text.
 func stateError(text string) error { return ofKind(errors.New(text), ErrState) }

@@ -241,12 +241,12 @@ func (m *machine) addDevices() error {
 // addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
 // (power button and CPU events, and memory events with a hot plug RAM
 // space), the CPU controller for max_vcpus CPUs, and the memory controller
-// with one slot per 128 MiB of hot plug space.
+// with one slot per whole 128 MiB block of hot plug space.
 func (m *machine) addHotplug() error {
 	var err error
 	events := hotplug.EventPowerButton | hotplug.EventCPU
-	if m.cfg.Memory.HotplugSize > 0 {
-		slots := min(int(m.cfg.Memory.HotplugSize/config.HotplugBlock), hotplug.MaxMemorySlots)
+	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 {
+		slots := int(min(blocks, hotplug.MaxMemorySlots))
 		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {
 			return err
 		}

@@ -62,9 +62,11 @@ type VMM struct {
 	state   State
 	m       *machine
 	console *console
-	// nextRAM is boot RAM a resize lowered, applied at the next reboot
-	// (0: none).
-	nextRAM uint64
+	// bootRAM is the boot RAM the hot plug space was laid out after: that
+	// of the running machine, or of the last one, or cfg's at create.
+	// size + hotplug_size stays bootRAM + hotplug_size when the next boot
+	// takes the RAM size a resize set (see layoutRAMLocked).
+	bootRAM uint64
 	// ended is set when the VMM ends; done is closed then, and exitErr
 	// set, for Done and Wait.
 	ended   bool
@@ -121,11 +123,6 @@ func New(opts Options) (*VMM, error) {
 	return v, nil
 }
 
-// notSupported is the error of operations this VMM does not implement yet.
-func notSupported(op string) error {
-	return invalidf("%s: not supported yet", op)
-}
-
 // Create sets the VM's configuration after checking it as a whole: Cloud
 // Hypervisor's rules, that vmm does what it asks (a field vmm does not do,
 // away from its default, is refused: config.CheckSupported), that the
@@ -147,6 +144,7 @@ func (v *VMM) Create(cfg config.VM) error {
 	}
 	v.cfg = &c
 	v.state = StateCreated
+	v.bootRAM = c.Memory.Size
 	return nil
 }
 
@@ -219,7 +217,7 @@ func (v *VMM) Boot() error {
 
 // bootLocked builds a machine from the current config and runs it.
 func (v *VMM) bootLocked() error {
-	v.applyNextRAMLocked()
+	v.layoutRAMLocked()
 	if v.console == nil {
 		c, err := openConsole(v.cfg.Serial, v.opts.Stdin, v.opts.Stdout, v.log)
 		if err != nil {
@@ -247,6 +245,7 @@ func (v *VMM) bootLocked() error {
 		return err
 	}
 	v.m = m
+	v.bootRAM = m.cfg.Memory.Size
 	v.state = StateRunning
 	v.log.Info("VM running", "vcpus", v.cfg.CPUs.BootVCPUs, "max_vcpus", v.cfg.CPUs.MaxVCPUs, "memory_mib", v.cfg.Memory.Size>>20)
 	return nil
@@ -334,6 +333,7 @@ func (v *VMM) Delete() error {
 	v.stopLocked()
 	v.cfg = nil
 	v.state = ""
+	v.bootRAM = 0
 	return nil
 }
 

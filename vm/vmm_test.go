@@ -144,3 +144,61 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		}
 	}
 }
+
+// RAM resizes follow Cloud Hypervisor's ACPI hot plug: memory.size is the
+// size asked for at once (more is hot-added, less waits for the next boot,
+// the current size cancels a lower one), and without a running guest a
+// resize only changes the configuration, whatever the hot plug slots.
+func TestVMMResizeRAMSetsMemorySizeAtOnce(t *testing.T) {
+	kernel, initramfs := cachedGuest(t)
+	v := newTestVMM(t)
+	cfg := config.Default()
+	cfg.Payload = config.Payload{Kernel: kernel, Initramfs: initramfs, Cmdline: "console=ttyS0"}
+	cfg.Memory = config.Memory{Size: config.GiB, HotplugSize: 4*config.GiB + 64*config.MiB}
+	cfg.Serial.Mode = config.ModeNull
+	if err := v.Create(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ram := func(n uint64) ResizeRequest { b := int64(n); return ResizeRequest{DesiredRAM: &b} }
+	expect := func(step string, size, hotplug, actual uint64) {
+		t.Helper()
+		info, err := v.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := info.Config.Memory; m.Size != size || m.HotplugSize != hotplug || info.MemoryActualSize != actual {
+			t.Errorf("%s: memory.size %d, hotplug_size %d, actual %d; want %d, %d, %d", step, m.Size, m.HotplugSize, info.MemoryActualSize, size, hotplug, actual)
+		}
+	}
+	resize := func(step string, n uint64) {
+		t.Helper()
+		if err := v.Resize(context.Background(), ram(n)); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	resize("more RAM before the first boot", 2*config.GiB)
+	expect("before the first boot", 2*config.GiB, 4*config.GiB+64*config.MiB, 2*config.GiB)
+	if err := v.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	// The limit, 1 GiB + 4 GiB, stays: the boot took 1 GiB of the space.
+	expect("booted", 2*config.GiB, 3*config.GiB, 2*config.GiB)
+	resize("hot add", 3*config.GiB)
+	expect("after a hot add", 3*config.GiB, 3*config.GiB, 3*config.GiB)
+	resize("less RAM", 2*config.GiB)
+	expect("after a decrease", 2*config.GiB, 3*config.GiB, 3*config.GiB)
+	resize("the current RAM", 3*config.GiB)
+	expect("after the decrease was cancelled", 3*config.GiB, 3*config.GiB, 3*config.GiB)
+	if err := v.Resize(context.Background(), ram(6*config.GiB)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Not enough space in the hotplug RAM region") {
+		t.Errorf("past the hot plug space: %v", err)
+	}
+	if err := v.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	resize("more RAM after a shutdown", 4*config.GiB)
+	expect("shut down", 4*config.GiB, 3*config.GiB, 4*config.GiB)
+	if err := v.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	expect("booted again", 4*config.GiB, config.GiB, 4*config.GiB)
+}
