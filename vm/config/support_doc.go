@@ -30,7 +30,7 @@ func SupportMarkdown() string {
 	}
 	fmt.Fprintf(&b, "%d fields in %d objects: %d honoured (%d of them for some values only, %d recorded), %d default only, %d not yet.\n",
 		total, len(supportTable), n[Honoured]+n[Partly]+n[Recorded], n[Partly], n[Recorded], n[DefaultOnly], n[NotYet])
-	defaults := defaultInstances()
+	defaults := ObjectDefaults()
 	paths := objectPaths()
 	for _, o := range supportTable {
 		fmt.Fprintf(&b, "\n### %s\n\n", o.Name)
@@ -115,10 +115,11 @@ func defaultText(jf jsonField, v reflect.Value) string {
 	return "`" + jsonText(v) + "`"
 }
 
-// defaultInstances are each object type's defaults: those of Default for
-// the objects a VM always has (cpus, memory, serial, ...), a new object's
-// for the others.
-func defaultInstances() map[reflect.Type]reflect.Value {
+// ObjectDefaults is, for each object type of the schema, an object with
+// the defaults vmm gives it: Default's (filled in) for the objects a VM
+// always has (cpus, memory, serial, ...), Cloud Hypervisor's for a new
+// object of the others.
+func ObjectDefaults() map[reflect.Type]reflect.Value {
 	out := map[reflect.Type]reflect.Value{}
 	for _, t := range objectTypes() {
 		out[t] = defaultObject(t)
