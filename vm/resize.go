@@ -121,7 +121,10 @@ func planRAM(p *resizePlan, cfg config.VM, ram ramState, b int64) error {
 func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.checkLocked(StateRunning, StateCreated, StateRunning, StateShutdown); err != nil {
+	if v.cfg != nil && v.state == StatePaused {
+		return stateError("the VM is paused: resume it to resize it")
+	}
+	if err := v.checkLocked(StateRunning); err != nil {
 		return err
 	}
 	ram := v.ramStateLocked()

@@ -72,6 +72,7 @@ func TestVMMLifecycleFollowsCloudHypervisorStates(t *testing.T) {
 		{"boot again", v.Boot, StateRunning, ErrState, "invalid VM state transition: Running to Running"},
 		{"pause", v.Pause, StatePaused, nil, ""},
 		{"pause again", v.Pause, StatePaused, ErrState, "invalid VM state transition: Paused to Paused"},
+		{"resize while paused", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StatePaused, ErrState, "the VM is paused: resume it to resize it"},
 		{"resume", v.Resume, StateRunning, nil, ""},
 		{"reboot", v.Reboot, StateRunning, nil, ""},
 		{"resize", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StateRunning, ErrInvalid, ""},
