@@ -203,3 +203,34 @@ func TestVMMResizeRAMSetsMemorySizeAtOnce(t *testing.T) {
 	}
 	expect("booted again", 4*config.GiB, config.GiB, 4*config.GiB)
 }
+
+// The body Kata Containers' Cloud Hypervisor driver sends is taken as it
+// is (but for its files), and the VM boots from it.
+func TestVMMTakesKataContainersBody(t *testing.T) {
+	kernel, initramfs := cachedGuest(t)
+	v := newTestVMM(t)
+	data, err := os.ReadFile("../e2e/testdata/kata-vm-create.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Payload.Kernel, cfg.Payload.Initramfs = kernel, initramfs
+	if err := v.Create(cfg); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := v.Boot(); err != nil {
+		t.Fatalf("boot: %v", err)
+	}
+	info, err := v.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := info.Config
+	if c.CPUs.BootVCPUs != 4 || c.CPUs.MaxVCPUs != 8 || c.CPUs.Topology == nil || c.CPUs.Topology.CoresPerDie != 8 ||
+		c.Platform == nil || c.Platform.NumPCISegments != 2 || c.RNG == nil || info.ActiveVCPUs != 4 || info.State != StateRunning {
+		t.Errorf("info %+v", info)
+	}
+}
