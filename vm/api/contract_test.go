@@ -404,11 +404,11 @@ func compactJSON(v any) string {
 }
 
 // sameJSON compares a value of vm.info with the one sent; an empty string,
-// 0 or null sent stands for a field vm.info may leave out.
+// 0, false or null sent stands for a field vm.info may leave out.
 func sameJSON(got, want any) bool {
 	w := jsonValue(want)
 	if got == nil {
-		return w == nil || w == "" || w == float64(0)
+		return w == nil || w == "" || w == float64(0) || w == false
 	}
 	return reflect.DeepEqual(got, w)
 }

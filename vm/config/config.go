@@ -37,7 +37,8 @@ const (
 // VM is the whole description of a VM, Cloud Hypervisor's VmConfig. The
 // command line parses into it, vm.create decodes it, vm.info returns it, the
 // Lua bindings build it, and a reboot rebuilds the VM from it. Fields are in
-// Cloud Hypervisor's order.
+// Cloud Hypervisor's order; pvmemcontrol, gdb and ivshmem exist only in
+// Cloud Hypervisor builds with those features.
 type VM struct {
 	CPUs             CPUs               `json:"cpus"`
 	Memory           Memory             `json:"memory"`
@@ -57,16 +58,19 @@ type VM struct {
 	UserDevices      []UserDevice       `json:"user_devices,omitempty"`
 	Vdpa             []Vdpa             `json:"vdpa,omitempty"`
 	Vsock            *Vsock             `json:"vsock,omitempty"`
+	Pvmemcontrol     *Pvmemcontrol      `json:"pvmemcontrol,omitempty"`
 	Pvpanic          bool               `json:"pvpanic"`
 	IOMMU            bool               `json:"iommu"`
 	NUMA             []NUMA             `json:"numa,omitempty"`
 	Watchdog         bool               `json:"watchdog"`
 	RTC              *RTC               `json:"rtc,omitempty"`
+	GDB              bool               `json:"gdb,omitempty"`
 	PCISegments      []PCISegment       `json:"pci_segments,omitempty"`
 	Platform         *Platform          `json:"platform,omitempty"`
 	TPM              *TPM               `json:"tpm,omitempty"`
 	LandlockEnable   bool               `json:"landlock_enable"`
 	LandlockRules    []LandlockRule     `json:"landlock_rules,omitempty"`
+	Ivshmem          *Ivshmem           `json:"ivshmem,omitempty"`
 }
 
 // Payload names what the VM boots: a kernel (a bzImage or an ELF vmlinux

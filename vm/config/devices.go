@@ -120,6 +120,18 @@ type RTC struct {
 	PCIDevice
 }
 
+// Pvmemcontrol is Cloud Hypervisor's PvmemcontrolConfig: a
+// paravirtualised memory control device, with no settings.
+type Pvmemcontrol struct{}
+
+// Ivshmem is Cloud Hypervisor's IvshmemConfig: an inter-VM shared memory
+// device backed by the file at Path.
+type Ivshmem struct {
+	PCIDevice
+	Path string `json:"path"`
+	Size uint64 `json:"size" default:"134217728"`
+}
+
 // TPM is Cloud Hypervisor's TpmConfig: a TPM backed by swtpm's control
 // socket.
 type TPM struct {
