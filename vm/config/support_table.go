@@ -11,6 +11,7 @@ import (
 // marks it, and TestSupportTableCoversTheSchema fails when a field of a Go
 // type has no row.
 
+// honoured, recorded, notYet and defaultOnly are rows of that support.
 func honoured(name, note string) Field    { return Field{Name: name, Support: Honoured, Note: note} }
 func recorded(name, note string) Field    { return Field{Name: name, Support: Recorded, Note: note} }
 func notYet(name, note string) Field      { return Field{Name: name, Support: NotYet, Note: note} }
@@ -65,6 +66,8 @@ const (
 	noteTopology = "see cpus.topology"
 )
 
+// supportTable is the table: VmConfig first, then the objects in it, each
+// near the object holding it. Objects returns it.
 var supportTable = []Object{
 	object[VM]("VmConfig",
 		row(honoured("cpus", ""), honoured("memory", ""), honoured("payload", "")),
