@@ -77,7 +77,7 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			sb[1] = ged
-			blob, err := acpiTables(c.boot, c.max, pm, sb...)
+			blob, err := acpiTables(c.boot, flatTopology(c.max), pm, sb...)
 			if err != nil {
 				t.Fatal(err)
 			}

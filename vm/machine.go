@@ -181,7 +181,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 		sb = append(sb, m.memHP)
 	}
 	sb = append(sb, m.virtioDescribers()...)
-	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, sb...)
+	tables, err := acpiTables(cfg.CPUs.BootVCPUs, topologyOf(cfg.CPUs), pm, sb...)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if !cfg.CPUs.NestedEnabled() {
 		cpuid = WithoutNested(cpuid)
 	}
-	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, topo: topologyOf(cfg.CPUs), cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
 		m, m.log, deps.firstRun)
 	for id := range cfg.CPUs.BootVCPUs {
 		if err = m.cpus.create(id, id == 0); err != nil {
@@ -253,6 +253,9 @@ func (m *machine) addHotplug() error {
 		events |= hotplug.EventMemory
 	}
 	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.CPUs.BootVCPUs, m.cfg.CPUs.MaxVCPUs, m); err != nil {
+		return err
+	}
+	if err = m.cpuHP.SetAPICIDs(topologyOf(m.cfg.CPUs).APICIDs()); err != nil {
 		return err
 	}
 	gedIRQ, err := m.newIRQLine(layout.GEDIRQ)

@@ -167,6 +167,9 @@ func (v *VMM) check(cfg *config.VM) error {
 	if cfg.CPUs.MaxVCPUs > acpi.MaxCPUs {
 		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.CPUs.MaxVCPUs, acpi.MaxCPUs)
 	}
+	if err := topologyOf(cfg.CPUs).check(); err != nil {
+		return invalid(err)
+	}
 	if err := checkVirtio(cfg); err != nil {
 		return err
 	}

@@ -166,10 +166,10 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1} }, `balloon={"iommu":false,"pci_segment":0,"size":1,"deflate_on_oom":false,"free_page_reporting":false} is not supported yet`},
 		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, "memory.hugepages=true is not supported yet"},
 		{"an rng behind an IOMMU", func(c *VM) { c.RNG = &RNG{Src: "/dev/urandom", PCIDevice: PCIDevice{IOMMU: true}} }, "rng.iommu=true is not supported"},
-		{"another topology", func(c *VM) {
+		{"2 sockets of 2 cores of 2 threads", func(c *VM) {
 			c.CPUs.MaxVCPUs = 8
-			c.CPUs.Topology = &CPUTopology{ThreadsPerCore: 2, CoresPerDie: 4, DiesPerPackage: 1, Packages: 1}
-		}, `cpus.topology={"threads_per_core":2,"cores_per_die":4,"dies_per_package":1,"packages":1} is not supported yet`},
+			c.CPUs.Topology = &CPUTopology{ThreadsPerCore: 2, CoresPerDie: 2, DiesPerPackage: 1, Packages: 2}
+		}, ""},
 		{"vmm's topology", func(c *VM) {
 			c.CPUs.MaxVCPUs = 8
 			c.CPUs.Topology = &CPUTopology{ThreadsPerCore: 1, CoresPerDie: 8, DiesPerPackage: 1, Packages: 1}

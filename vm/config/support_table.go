@@ -47,17 +47,6 @@ func object[T any](name string, fields ...[]Field) Object {
 // row makes a list of single rows.
 func row(f ...Field) []Field { return f }
 
-// vmmTopology reports whether a CpusConfig's topology is the one vmm gives
-// every guest: one package of one die of max_vcpus cores of one thread.
-func vmmTopology(obj any) bool {
-	c, ok := obj.(CPUs)
-	if !ok {
-		return false
-	}
-	t := c.Topology
-	return t == nil || t.ThreadsPerCore == 1 && t.DiesPerPackage == 1 && t.Packages == 1 && int(t.CoresPerDie) == c.MaxVCPUs
-}
-
 const (
 	noteDevice   = "vmm has no such device"
 	noteSMBIOS   = "vmm writes no SMBIOS tables"
@@ -98,8 +87,7 @@ var supportTable = []Object{
 	object[FwCfgItem]("FwCfgItem", all(DefaultOnly, "vmm has no fw_cfg device", "name", "file", "string")),
 	object[CPUs]("CpusConfig",
 		row(honoured("boot_vcpus", "vCPUs at boot; vm.resize sets it"), honoured("max_vcpus", "at most 255 and the host's limit"),
-			Field{Name: "topology", Support: Partly, Accepts: vmmTopology,
-				Note: "vmm's own topology only: 1 thread per core, 1 die, 1 package, max_vcpus cores"},
+			honoured("topology", "CPUID leaves 1, 4, 0xB, 0x1F, AMD's 0x80000008, 0x8000001D and 0x8000001E, the MADT and the hot plug _MAT agree on each vCPU's APIC id"),
 			defaultOnly("kvm_hyperv", "vmm offers no Hyper-V enlightenments"),
 			notYet("max_phys_bits", "vmm passes the host's address width"),
 			notYet("affinity", ""), honoured("features", ""),
@@ -107,7 +95,7 @@ var supportTable = []Object{
 			notYet("core_scheduling", "vmm sets no core scheduling cookie"),
 			honoured("profile", "Host, the only profile: the guest sees the host's CPU as KVM offers it")),
 	),
-	object[CPUTopology]("CpuTopology", all(Partly, noteTopology, "threads_per_core", "cores_per_die", "dies_per_package", "packages")),
+	object[CPUTopology]("CpuTopology", all(Honoured, noteTopology, "threads_per_core", "cores_per_die", "dies_per_package", "packages")),
 	object[CPUAffinity]("CpuAffinity", all(NotYet, "", "vcpu", "host_cpus")),
 	object[CPUFeatures]("CpuFeatures", row(defaultOnly("amx", ""))),
 	object[Memory]("MemoryConfig",
