@@ -190,4 +190,3 @@ type nopOwner struct{}
 
 func (nopOwner) EjectCPU(int)             {}
 func (nopOwner) EjectRefused(int, uint32) {}
-

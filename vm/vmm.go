@@ -17,6 +17,7 @@ import (
 	"github.com/vmmdev/vmm/acpi"
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/events"
 )
 
 // Options configure a VMM.
@@ -37,6 +38,9 @@ type Options struct {
 	// until then a new vCPU resize gets ErrBusy (429), after it the resize
 	// withdraws them and goes ahead. Zero means DefaultEjectTimeout.
 	EjectTimeout time.Duration
+	// Events receives Cloud Hypervisor's lifecycle and resize events
+	// (--event-monitor); nil: none.
+	Events events.Sink
 }
 
 // DefaultEjectTimeout is Options.EjectTimeout's default. A Linux guest
@@ -120,7 +124,15 @@ func New(opts Options) (*VMM, error) {
 		v.hostMaxCPUs, _ = sys.CheckExtension(kvm.CapNrVCPUs)
 	}
 	go v.handleEvents()
+	v.emit(events.SourceVMM, events.Starting)
 	return v, nil
+}
+
+// emit sends an event without properties to Options.Events, if any.
+func (v *VMM) emit(source, event string) {
+	if v.opts.Events != nil {
+		v.opts.Events.Emit(source, event, nil)
+	}
 }
 
 // Create sets the VM's configuration after checking it as a whole: Cloud
@@ -214,7 +226,12 @@ func (v *VMM) Boot() error {
 		if v.ended {
 			return stateError("the VMM is shutting down")
 		}
-		return v.bootLocked()
+		v.emit(events.SourceVM, events.Booting)
+		if err := v.bootLocked(); err != nil {
+			return err
+		}
+		v.emit(events.SourceVM, events.Booted)
+		return nil
 	})
 }
 
@@ -273,6 +290,7 @@ func (v *VMM) Shutdown() error {
 	return v.lifecycle(StateShutdown, []State{StateRunning, StatePaused}, func() error {
 		v.stopLocked()
 		v.state = StateShutdown
+		v.emit(events.SourceVM, events.Shutdown)
 		return nil
 	})
 }
@@ -284,16 +302,23 @@ func (v *VMM) Reboot() error {
 }
 
 func (v *VMM) rebootLocked() error {
+	v.emit(events.SourceVM, events.Rebooting)
 	v.stopLocked()
 	v.state = StateShutdown
-	return v.bootLocked()
+	if err := v.bootLocked(); err != nil {
+		return err
+	}
+	v.emit(events.SourceVM, events.Rebooted)
+	return nil
 }
 
 // Pause stops every vCPU; Resume lets them run again.
 func (v *VMM) Pause() error {
 	return v.lifecycle(StatePaused, []State{StateRunning}, func() error {
+		v.emit(events.SourceVM, events.Pausing)
 		v.m.cpus.pause()
 		v.state = StatePaused
+		v.emit(events.SourceVM, events.Paused)
 		return nil
 	})
 }
@@ -301,8 +326,10 @@ func (v *VMM) Pause() error {
 // Resume undoes Pause.
 func (v *VMM) Resume() error {
 	return v.lifecycle(StateRunning, []State{StatePaused}, func() error {
+		v.emit(events.SourceVM, events.Resuming)
 		v.m.cpus.resume()
 		v.state = StateRunning
+		v.emit(events.SourceVM, events.Resumed)
 		return nil
 	})
 }
@@ -334,6 +361,9 @@ func (v *VMM) Delete() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.stopLocked()
+	if v.cfg != nil {
+		v.emit(events.SourceVM, events.Deleted)
+	}
 	v.cfg = nil
 	v.state = ""
 	v.bootRAM = 0
@@ -369,6 +399,7 @@ func (v *VMM) endLocked(err error) {
 		return
 	}
 	v.ended = true
+	v.emit(events.SourceVMM, events.Shutdown)
 	if v.console != nil {
 		v.console.close()
 	}
@@ -401,6 +432,7 @@ func (v *VMM) handleEvent(ev machineEvent) {
 	case eventPowerOff:
 		v.stopLocked()
 		v.state = StateShutdown
+		v.emit(events.SourceVM, events.Shutdown)
 		v.endLocked(nil)
 	case eventReset:
 		v.log.Info("rebooting", "source", ev.source)

@@ -35,7 +35,7 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
 		}},
 	} {
-		cfg, _, _, err := parse(c.args, &bytes.Buffer{})
+		cfg, _, err := parse(c.args, &bytes.Buffer{})
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -94,8 +94,77 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		if code != exitUsage {
 			t.Errorf("%s: exit %d, want %d; stderr:\n%s", c.name, code, exitUsage, stderr.String())
 		}
-		if !strings.Contains(stderr.String(), c.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+		first, usage, _ := strings.Cut(stderr.String(), "\n")
+		if c.name == "unknown flag" && !strings.Contains(usage, "Usage: vmm") {
+			t.Errorf("%s: no usage after the message: %q", c.name, stderr.String())
+		}
+		if c.name == "unknown flag" {
+			continue
+		}
+		if !strings.Contains(first, c.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
 			t.Errorf("%s: stderr %q, want one line with %q", c.name, stderr.String(), c.want)
+		}
+	}
+}
+
+func TestParseTakesCloudHypervisorsLauncherFlags(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want func(config.VM, options) bool
+		err  string
+	}{
+		{"-v", []string{"--api-socket", "/s", "-v"}, func(_ config.VM, o options) bool { return o.verbosity == 1 }, ""},
+		{"-vv", []string{"--api-socket", "/s", "-vv"}, func(_ config.VM, o options) bool { return o.verbosity == 2 }, ""},
+		{"-v -v -v", []string{"--api-socket", "/s", "-v", "-v", "-v"}, func(_ config.VM, o options) bool { return o.verbosity == 3 }, ""},
+		{"-vvv", []string{"--api-socket", "/s", "-vvv"}, func(_ config.VM, o options) bool { return o.verbosity == 3 }, ""},
+		{"log file", []string{"--api-socket", "/s", "--log-file", "/l"}, func(_ config.VM, o options) bool { return o.logFile == "/l" }, ""},
+		{"seccomp false", []string{"--api-socket", "/s", "--seccomp", "false"}, func(config.VM, options) bool { return true }, ""},
+		{"seccomp true", []string{"--api-socket", "/s", "--seccomp", "true"}, nil, "--seccomp true: vmm has no seccomp filters yet"},
+		{"seccomp log", []string{"--api-socket", "/s", "--seccomp=log"}, nil, "--seccomp log: vmm has no seccomp filters yet"},
+		{"seccomp nonsense", []string{"--api-socket", "/s", "--seccomp=maybe"}, nil, `--seccomp "maybe"`},
+		{"api socket path=", []string{"--api-socket", "path=/run/a.sock"}, func(_ config.VM, o options) bool { return o.apiSocket == "/run/a.sock" }, ""},
+		{"api socket fd=", []string{"--api-socket", "fd=3"}, func(_ config.VM, o options) bool { return o.apiSocketFD == 3 && o.apiSocket == "" }, ""},
+		{"api socket bad fd", []string{"--api-socket", "fd=x"}, nil, "--api-socket fd=x"},
+		{"event monitor path=", []string{"--api-socket", "/s", "--event-monitor", "path=/e.json"},
+			func(_ config.VM, o options) bool { return o.eventMonitor == "/e.json" }, ""},
+		{"event monitor fd=", []string{"--api-socket", "/s", "--event-monitor", "fd=4"}, func(_ config.VM, o options) bool { return o.eventFD == 4 }, ""},
+		{"event monitor bare", []string{"--api-socket", "/s", "--event-monitor", "/e.json"}, nil, "Error parsing --event-monitor: path or fd required"},
+		{"topology", []string{"--kernel", "k", "--cpus", "boot=4,max=8,topology=2:2:1:2"},
+			func(c config.VM, _ options) bool { return c.CPUs.Topology != nil && c.CPUs.Topology.Packages == 2 }, ""},
+		{"memory keys", []string{"--kernel", "k", "--memory", "size=1G,shared=on,prefault=on,mergeable=on"},
+			func(c config.VM, _ options) bool { return c.Memory.Shared && c.Memory.Prefault && c.Memory.Mergeable }, ""},
+		{"serial pty", []string{"--kernel", "k", "--serial", "pty"}, func(c config.VM, _ options) bool { return c.Serial.Mode == config.ModePty }, ""},
+		{"serial socket", []string{"--kernel", "k", "--serial", "socket=/s.sock"},
+			func(c config.VM, _ options) bool {
+				return c.Serial.Mode == config.ModeSocket && c.Serial.Socket == "/s.sock"
+			}, ""},
+		{"console file", []string{"--kernel", "k", "--console", "file=/c.log"},
+			func(c config.VM, _ options) bool {
+				return c.Console.Mode == config.ModeFile && c.Console.File == "/c.log"
+			}, ""},
+		{"platform", []string{"--kernel", "k", "--platform", "num_pci_segments=2"},
+			func(c config.VM, _ options) bool { return c.Platform != nil && c.Platform.NumPCISegments == 2 }, ""},
+		{"disk keys", []string{"--kernel", "k", "--disk", "path=/d,direct=on,id=root,image_type=raw"},
+			func(c config.VM, _ options) bool {
+				return len(c.Disks) == 1 && c.Disks[0].Direct && c.Disks[0].ID == "root"
+			}, ""},
+		{"rng keys", []string{"--kernel", "k", "--rng", "src=/dev/hwrng,id=r0"},
+			func(c config.VM, _ options) bool { return c.RNG != nil && c.RNG.ID == "r0" }, ""},
+		{"unknown cpus key", []string{"--kernel", "k", "--cpus", "boot=1,threads=2"}, nil, "--cpus: Unknown option: threads"},
+		{"a balloon", []string{"--kernel", "k", "--balloon", "size=1G"}, nil, "--balloon: not supported by vmm yet"},
+		{"a watchdog", []string{"--kernel", "k", "--watchdog"}, nil, "--watchdog: not supported by vmm yet"},
+	} {
+		cfg, o, err := parse(c.args, &bytes.Buffer{})
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: %v, want %q", c.name, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.want(cfg, o):
+			t.Errorf("%s: parsed %+v, %+v", c.name, cfg, o)
 		}
 	}
 }
