@@ -157,7 +157,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 
 	ram := memory.BootRAM(cfg.Memory.Size)
-	if m.mem, err = memory.MapWith(ram, memory.Options{NoTHP: !cfg.Memory.THPEnabled()}); err != nil {
+	if m.mem, err = memory.MapWith(ram, memoryOptions(cfg.Memory)); err != nil {
 		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
 	}
 	for _, r := range m.mem.Regions() {

@@ -164,7 +164,8 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, `console.mode="Tty" is not supported yet`},
 		{"virtio-mem", func(c *VM) { c.Memory.HotplugMethod = HotplugVirtioMem }, `memory.hotplug_method="VirtioMem" is not supported yet`},
 		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1} }, `balloon={"iommu":false,"pci_segment":0,"size":1,"deflate_on_oom":false,"free_page_reporting":false} is not supported yet`},
-		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, "memory.hugepages=true is not supported yet"},
+		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, ""},
+		{"reserve", func(c *VM) { c.Memory.Reserve = true }, "memory.reserve=true is not supported yet"},
 		{"an rng behind an IOMMU", func(c *VM) { c.RNG = &RNG{Src: "/dev/urandom", PCIDevice: PCIDevice{IOMMU: true}} }, "rng.iommu=true is not supported"},
 		{"2 sockets of 2 cores of 2 threads", func(c *VM) {
 			c.CPUs.MaxVCPUs = 8
@@ -217,6 +218,10 @@ func TestValidateAppliesCloudHypervisorsRules(t *testing.T) {
 		{"a mode Cloud Hypervisor does not have", func(c *VM) { c.Serial.Mode = "tty" }, `serial.mode="tty": unknown value`},
 		{"an image type Cloud Hypervisor does not have", func(c *VM) { c.Disks = []Disk{{Path: "/a", ImageType: "iso"}} }, `disks[0].image_type="iso": unknown value`},
 		{"a hot plug space in odd bytes", func(c *VM) { c.Memory.HotplugSize = 8<<30 + 12345 }, ""},
+		{"a huge page size without huge pages", func(c *VM) { c.Memory.HugepageSize = 2 << 20 }, "Huge page size specified but huge pages not enabled"},
+		{"a 3 MiB huge page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 3<<20 }, "Huge page size is not power of 2: 3145728"},
+		{"RAM in part of a 1 GiB page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 1<<30 }, "Memory size is misaligned"},
+		{"RAM in 2 MiB pages", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 2<<20 }, ""},
 		{"distinct ids", func(c *VM) {
 			c.Disks = []Disk{{Path: "/a", PCIDevice: PCIDevice{ID: "a"}}, {Path: "/b", PCIDevice: PCIDevice{ID: "b"}}}
 		}, ""},

@@ -1,4 +1,5 @@
-// Package memory is guest RAM: anonymous host mappings placed at guest
+// Package memory is guest RAM: host mappings (anonymous memory, or a
+// memfd for shared and huge page RAM) placed at guest
 // physical addresses, and the accessors the boot loader and devices use to
 // read and write it.
 package memory
@@ -47,12 +48,25 @@ func (r *Region) Host() []byte { return r.mem }
 // ErrNoRAM means a guest physical range is not (entirely) backed by RAM.
 var ErrNoRAM = errors.New("no guest RAM there")
 
-// Options say how guest RAM is backed on the host. The zero value is
-// anonymous private memory that asks for transparent huge pages.
+// Options say how guest RAM is backed on the host, for the boot RAM and
+// every region hot-added later. The zero value is anonymous private memory
+// that asks for transparent huge pages.
 type Options struct {
 	// NoTHP asks the kernel not to back guest RAM with transparent huge
 	// pages (MADV_NOHUGEPAGE) instead of asking for them (MADV_HUGEPAGE).
 	NoTHP bool
+	// Shared maps a memfd MAP_SHARED instead of private anonymous memory
+	// (memory.shared: what vhost-user backends need).
+	Shared bool
+	// Hugepages backs RAM with hugetlbfs pages (a memfd with MFD_HUGETLB)
+	// of HugepageSize, or of the host's default size when 0. The host
+	// must have enough of them free.
+	Hugepages    bool
+	HugepageSize uint64
+	// Prefault populates every page when the region is mapped.
+	Prefault bool
+	// Mergeable lets KSM merge identical pages (MADV_MERGEABLE).
+	Mergeable bool
 }
 
 // Guest is the guest's RAM. Regions are added at boot and by memory hot
@@ -95,17 +109,10 @@ func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
 			return nil, fmt.Errorf("guest RAM %#x+%#x overlaps %#x+%#x", r.Start, r.Size, o.Start, o.Size)
 		}
 	}
-	mem, err := mapAligned(r.Size)
+	mem, err := mapRegion(r.Size, g.opts)
 	if err != nil {
 		return nil, fmt.Errorf("guest RAM of %d MiB at %#x: the host cannot map it: %w", r.Size>>20, r.Start, err)
 	}
-	// Transparent huge pages make the guest's TLB misses cheaper; a host
-	// without them just says no.
-	advice := unix.MADV_HUGEPAGE
-	if g.opts.NoTHP {
-		advice = unix.MADV_NOHUGEPAGE
-	}
-	_ = unix.Madvise(mem, advice)
 	reg := &Region{Range: r, Slot: slot, mem: mem}
 	g.regions = append(g.regions, reg)
 	sort.Slice(g.regions, func(i, j int) bool { return g.regions[i].Start < g.regions[j].Start })
