@@ -18,6 +18,7 @@ import (
 	"github.com/vmmdev/vmm/vm/hotplug"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
+	"github.com/vmmdev/vmm/vm/virtio"
 )
 
 // eventKind is why a machine ended.
@@ -53,6 +54,7 @@ type machineDeps struct {
 	cpuid       []kvm.CPUIDEntry
 	tscDeadline bool
 	serialOut   io.Writer // never nil
+	consoleOut  io.Writer // the virtio console's output; nil: no virtio console
 	log         *slog.Logger
 	events      chan<- machineEvent
 	firstRun    func()
@@ -74,6 +76,8 @@ type machine struct {
 	cpus   *cpuManager
 	irqfds []*irqLine
 	virtio []*virtioDevice // in device order; see addVirtio
+	// vconsole is the virtio console, nil without.
+	vconsole *virtio.Console
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
 	// space, the memory controller (nil without).

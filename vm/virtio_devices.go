@@ -31,6 +31,9 @@ func virtioCount(cfg *config.VM) int {
 	if cfg.RNG != nil {
 		n++
 	}
+	if cfg.Console.Mode != config.ModeOff && cfg.Console.Mode != "" {
+		n++
+	}
 	return n
 }
 
@@ -54,7 +57,7 @@ func checkVirtio(cfg *config.VM) error {
 }
 
 // addVirtio opens the virtio backends named by the config (disks, nets,
-// rng, in that order, which numbers the devices), puts each behind a
+// rng, the virtio console, in that order, which numbers the devices), puts each behind a
 // virtio-mmio transport on the MMIO bus with its own GSI, and registers its
 // queue notifications with KVM. The tap names and MACs the nets ended up
 // with are written back into m.cfg, so that vm.info lists them and a reboot
@@ -114,6 +117,10 @@ func (m *machine) openVirtioBackends() (devs []virtio.Device, err error) {
 			return devs, invalid(rerr)
 		}
 		devs = append(devs, r)
+	}
+	if m.deps.consoleOut != nil {
+		m.vconsole = virtio.NewConsole(m.deps.consoleOut)
+		devs = append(devs, m.vconsole)
 	}
 	return devs, nil
 }

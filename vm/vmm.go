@@ -61,11 +61,15 @@ type VMM struct {
 	hostMaxCPUs int
 	events      chan machineEvent
 
-	mu      sync.Mutex
-	cfg     *config.VM
-	state   State
-	m       *machine
-	console *console
+	mu    sync.Mutex
+	cfg   *config.VM
+	state State
+	m     *machine
+	// console is the serial port's host side, vconsole the virtio
+	// console's (nil when off); both are opened at Create, as Cloud
+	// Hypervisor does, and live until Delete or the end of the VMM.
+	console  *console
+	vconsole *console
 	// bootRAM is the boot RAM the hot plug space was laid out after: that
 	// of the running machine, or of the last one, or cfg's at create.
 	// size + hotplug_size stays bootRAM + hotplug_size when the next boot
@@ -154,6 +158,9 @@ func (v *VMM) Create(cfg config.VM) error {
 	if err := v.check(&c); err != nil {
 		return err
 	}
+	if err := v.openConsolesLocked(&c); err != nil {
+		return err
+	}
 	v.cfg = &c
 	v.state = StateCreated
 	v.bootRAM = c.Memory.Size
@@ -181,6 +188,9 @@ func (v *VMM) check(cfg *config.VM) error {
 	}
 	if err := topologyOf(cfg.CPUs).check(); err != nil {
 		return invalid(err)
+	}
+	if err := checkConsoles(cfg); err != nil {
+		return err
 	}
 	if err := checkVirtio(cfg); err != nil {
 		return err
@@ -239,15 +249,17 @@ func (v *VMM) Boot() error {
 func (v *VMM) bootLocked() error {
 	v.layoutRAMLocked()
 	if v.console == nil {
-		c, err := openConsole(v.cfg.Serial, v.opts.Stdin, v.opts.Stdout, v.log)
-		if err != nil {
+		if err := v.openConsolesLocked(v.cfg); err != nil {
 			return err
 		}
-		v.console = c
+	}
+	var consoleOut io.Writer
+	if v.vconsole != nil {
+		consoleOut = v.vconsole.out
 	}
 	m, err := newMachine(*v.cfg, machineDeps{
 		sys: v.sys, cpuid: v.cpuid, tscDeadline: v.tscDeadline,
-		serialOut: v.console.out, log: v.log, events: v.events,
+		serialOut: v.console.out, consoleOut: consoleOut, log: v.log, events: v.events,
 		firstRun: func() {
 			v.firstRun.Do(func() {
 				v.log.Info("first KVM_RUN", "since_start_ms", time.Since(v.opts.Start).Milliseconds())
@@ -259,8 +271,11 @@ func (v *VMM) bootLocked() error {
 	}
 	v.cfg.Net = m.cfg.Net // the tap names and MACs the nets got
 	v.console.attach(m.serial)
+	if v.vconsole != nil && m.vconsole != nil {
+		v.vconsole.attach(m.vconsole)
+	}
 	if err := m.start(); err != nil {
-		v.console.attach(nil)
+		v.detachConsolesLocked()
 		m.close()
 		return err
 	}
@@ -278,9 +293,7 @@ func (v *VMM) stopLocked() {
 		return
 	}
 	v.syncVCPUsLocked()
-	if v.console != nil {
-		v.console.attach(nil)
-	}
+	v.detachConsolesLocked()
 	v.m.close()
 	v.m = nil
 }
@@ -361,6 +374,7 @@ func (v *VMM) Delete() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.stopLocked()
+	v.closeConsolesLocked()
 	if v.cfg != nil {
 		v.emit(events.SourceVM, events.Deleted)
 	}
@@ -400,9 +414,7 @@ func (v *VMM) endLocked(err error) {
 	}
 	v.ended = true
 	v.emit(events.SourceVMM, events.Shutdown)
-	if v.console != nil {
-		v.console.close()
-	}
+	v.closeConsolesLocked()
 	v.sys.Close()
 	v.exitErr = err
 	close(v.done)
