@@ -44,7 +44,7 @@ func checkVirtio(cfg *config.VM) error {
 	if n := virtioCount(cfg); n > maxVirtioDevices {
 		return invalidf("%d virtio devices (disks, nets and rng): at most %d fit", n, maxVirtioDevices)
 	}
-	for _, d := range cfg.Disks {
+	for i, d := range cfg.Disks {
 		if _, err := os.Stat(d.Path); err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
@@ -52,6 +52,28 @@ func checkVirtio(cfg *config.VM) error {
 			}
 			return invalidf("disk %s: %w", d.Path, err)
 		}
+		if err := checkImageFormat(i, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkImageFormat refuses a disk whose image vmm cannot read: with
+// image_type Unknown (the default) the image's format is detected from its
+// bytes, as Cloud Hypervisor does, and anything but raw is refused; Raw is
+// read as raw whatever its bytes. The other types are CheckSupported's.
+func checkImageFormat(i int, d config.Disk) error {
+	if d.ImageType != "" && d.ImageType != config.ImageUnknown {
+		return nil
+	}
+	format, err := virtio.DetectFormat(d.Path)
+	if err != nil {
+		return invalidf("disk %s: %w", d.Path, err)
+	}
+	if format != virtio.FormatRaw {
+		return invalidf("disks[%d].image_type=\"Unknown\": %s is a %s image, which vmm cannot read: it reads raw images only (qemu-img convert -O raw makes one)",
+			i, d.Path, format)
 	}
 	return nil
 }
@@ -94,7 +116,7 @@ func (m *machine) openVirtioBackends() (devs []virtio.Device, err error) {
 		}
 	}()
 	for _, d := range m.cfg.Disks {
-		b, berr := virtio.NewBlock(d.Path, d.Readonly)
+		b, berr := virtio.NewBlockWith(d.Path, virtio.BlockOptions{Readonly: d.Readonly, Direct: d.Direct})
 		if berr != nil {
 			return devs, invalid(berr)
 		}

@@ -99,6 +99,7 @@ var honouredValues = map[string][]struct {
 	"MemoryConfig.prefault":        {{true, nil}},
 	"DiskConfig.path":              {{"/other.img", nil}},
 	"DiskConfig.readonly":          {{true, nil}},
+	"DiskConfig.direct":            {{true, nil}},
 	"DiskConfig.disable_io_uring":  {{true, nil}},
 	"DiskConfig.disable_aio":       {{true, nil}},
 	"DiskConfig.image_type":        {{"Raw", nil}, {"Unknown", nil}},
