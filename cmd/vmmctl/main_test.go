@@ -105,8 +105,8 @@ func TestRunMisuseExits2WithUsage(t *testing.T) {
 		{"resize", "--memory", "12Q"},
 		{"resize", "--memory", "0"},
 		{"resize", "--cpus", "2", "more"},
-		{"create"},
 		{"create", "a.json", "b.json"},
+		{"add-disk", "path=/d.img"}, // vmm's API has no vm.add-disk yet
 		{"--timeout", "-1s", "ping"},
 		{"pause", "now"},
 	} {
