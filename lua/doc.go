@@ -9,8 +9,10 @@
 //	                          the command line and VmConfig, all optional:
 //	    name = "vm1"                       label in reports (default vm1, vm2, ...)
 //	    kernel, initramfs, cmdline         default: the project's guest, guest.DefaultCmdline
-//	    cpus = {boot = 4, max = 8}         or cpus = 4; max defaults to boot
-//	    memory = {size = "1G", hotplug_size = "8G"}   or memory = "1G"; bytes or K/M/G
+//	    cpus = {boot = 4, max = 8}         or cpus = 4; max defaults to boot;
+//	                                       topology = "2:2:1:2" (threads:cores:dies:packages)
+//	    memory = {size = "1G", hotplug_size = "8G"}   or memory = "1G"; bytes or K/M/G;
+//	                                       shared, prefault, mergeable, hugepages = true
 //	    disks = {{path = P, readonly = true}}, net = {{tap =, mac =, ip =, mask =}}
 //	    rng = true | {src = P}
 //	    wait = true                        false: return before the guest is ready

@@ -119,8 +119,19 @@ func cpusArg(v glua.LValue) (config.CPUs, error) {
 		}
 		return config.CPUs{BootVCPUs: int(n), MaxVCPUs: int(n)}, nil
 	case *glua.LTable:
-		if err := checkKeys(t, "cpus.", []string{"boot", "max"}); err != nil {
+		if err := checkKeys(t, "cpus.", []string{"boot", "max", "topology"}); err != nil {
 			return c, err
+		}
+		if tv := t.RawGetString("topology"); tv != glua.LNil {
+			s, ok := tv.(glua.LString)
+			if !ok {
+				return c, fmt.Errorf("cpus.topology: want \"THREADS:CORES:DIES:PACKAGES\", got %s", render(tv))
+			}
+			parsed, err := config.ParseCPUs("topology=" + string(s))
+			if err != nil {
+				return c, fmt.Errorf("cpus.topology: %w", err)
+			}
+			c.Topology = parsed.Topology
 		}
 		if b := t.RawGetString("boot"); b != glua.LNil {
 			n, err := intArg(b)
@@ -154,8 +165,20 @@ func memoryArg(v glua.LValue, m *config.Memory) error {
 		m.Size = n
 		return nil
 	case *glua.LTable:
-		if err := checkKeys(t, "memory.", []string{"size", "hotplug_size"}); err != nil {
+		if err := checkKeys(t, "memory.", []string{"size", "hotplug_size", "shared", "prefault", "mergeable", "hugepages"}); err != nil {
 			return err
+		}
+		for _, f := range []struct {
+			key string
+			dst *bool
+		}{{"shared", &m.Shared}, {"prefault", &m.Prefault}, {"mergeable", &m.Mergeable}, {"hugepages", &m.Hugepages}} {
+			switch b := t.RawGetString(f.key).(type) {
+			case *glua.LNilType:
+			case glua.LBool:
+				*f.dst = bool(b)
+			default:
+				return fmt.Errorf("memory.%s: want a boolean, got %s", f.key, render(b))
+			}
 		}
 		for _, f := range []struct {
 			key string
@@ -171,7 +194,7 @@ func memoryArg(v glua.LValue, m *config.Memory) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("memory: want {size = \"1G\", hotplug_size = \"8G\"} or a size, got %s", render(v))
+	return fmt.Errorf("memory: want {size = \"1G\", hotplug_size = \"8G\", shared = true, prefault = true} or a size, got %s", render(v))
 }
 
 func disksArg(v glua.LValue) ([]config.Disk, error) {
