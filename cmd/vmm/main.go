@@ -2,8 +2,16 @@
 // Hypervisor's:
 //
 //	vmm --kernel bzImage --initramfs initrd --cmdline "console=ttyS0" \
-//	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
-//	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
+//	    --cpus boot=4,max=8[,topology=2:2:1:2] --memory size=1024M[,shared=on,prefault=on] \
+//	    --serial tty|pty|file=PATH|socket=PATH|null|off --console off|null|tty|pty|file=PATH \
+//	    [--disk path=FILE[,readonly=on,direct=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]] \
+//	    [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [-v]
+//
+// Every key of Cloud Hypervisor's --cpus, --memory, --disk, --net, --rng,
+// --platform, --serial and --console is parsed with its syntax
+// (vm/config's parsers); what vmm does not do is refused naming it.
+// --seccomp takes false only: vmm has no seccomp filters yet, so it runs
+// unfiltered, where Cloud Hypervisor's default is true.
 //
 // --kernel takes a bzImage or an uncompressed ELF vmlinux with a PVH entry
 // (told apart by their bytes); --firmware, instead of --kernel, a firmware
