@@ -106,21 +106,35 @@ func (c *console) accept(ln *net.UnixListener) {
 	}
 }
 
-// clientWriter writes to the socket's current client, if any, and drops
-// output while none is connected.
+// maxHeldOutput is how much output a socket console keeps while no client
+// is connected, for the next client (the most recent bytes).
+const maxHeldOutput = 64 << 10
+
+// clientWriter writes to the socket's current client, if any; while none
+// is connected it keeps the last maxHeldOutput bytes, which the next
+// client gets first, as Cloud Hypervisor's serial buffer does.
 type clientWriter struct {
 	mu   sync.Mutex
 	conn io.WriteCloser
+	held []byte
 }
 
-// set makes conn the client (nil: none) and closes the one before.
+// set makes conn the client (nil: none), hands it the held output and
+// closes the one before, as Cloud Hypervisor does.
 func (w *clientWriter) set(conn io.WriteCloser) {
 	w.mu.Lock()
 	old := w.conn
 	w.conn = conn
+	held := w.held
+	if conn != nil {
+		w.held = nil
+	}
 	w.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
+	}
+	if conn != nil && len(held) > 0 {
+		_, _ = w.Write(held)
 	}
 }
 
@@ -146,6 +160,12 @@ func (w *clientWriter) drop(conn io.WriteCloser) {
 func (w *clientWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	conn := w.conn
+	if conn == nil {
+		w.held = append(w.held, p...)
+		if over := len(w.held) - maxHeldOutput; over > 0 {
+			w.held = append(w.held[:0], w.held[over:]...)
+		}
+	}
 	w.mu.Unlock()
 	if conn == nil {
 		return len(p), nil

@@ -117,3 +117,21 @@ func TestCheckConsolesFollowsCloudHypervisor(t *testing.T) {
 		}
 	}
 }
+
+func TestSocketConsoleHandsTheNextClientWhatCameBeforeIt(t *testing.T) {
+	var w clientWriter
+	w.Write([]byte("early boot\n"))
+	a, b := net.Pipe()
+	defer b.Close()
+	go w.set(a)
+	r := bufio.NewReader(b)
+	if got, _ := r.ReadString('\n'); got != "early boot\n" {
+		t.Errorf("the first client read %q", got)
+	}
+	big := make([]byte, 2*maxHeldOutput)
+	var w2 clientWriter
+	w2.Write(big)
+	if len(w2.held) != maxHeldOutput {
+		t.Errorf("held %d bytes, want the last %d", len(w2.held), maxHeldOutput)
+	}
+}
