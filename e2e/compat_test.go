@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -57,16 +59,28 @@ var _ = Describe("Cloud Hypervisor's memory and console options", Label("compat"
 	}, SpecTimeout(bootTimeout+3*cmdTimeout))
 
 	It("gives the serial port to a client of its unix socket", func(ctx SpecContext) {
-		cfg := bootConfig()
-		sock := filepath.Join(GinkgoT().TempDir(), "serial.sock")
-		cfg.Serial = config.Serial{Mode: config.ModeSocket, Socket: sock}
-		m, err := guest.Start(ctx, cfg, guest.Options{Name: "serial-socket", VmmLog: GinkgoWriter})
-		Expect(err).NotTo(HaveOccurred(), "start the vmm")
-		DeferCleanup(func() { _ = m.Stop() })
-		conn, err := net.Dial("unix", sock)
-		Expect(err).NotTo(HaveOccurred(), "connect to the serial socket")
+		// guest.Start drives the shell on the terminal: this vmm is started
+		// by hand, with --serial socket=PATH.
+		paths := guest.ResolvePaths()
+		dir := GinkgoT().TempDir()
+		sock := filepath.Join(dir, "serial.sock")
+		cmd := exec.CommandContext(ctx, paths.Vmm, "--kernel", paths.Kernel, "--initramfs", paths.Initramfs,
+			"--cmdline", guest.DefaultCmdline, "--cpus", "boot=2", "--memory", "size=512M",
+			"--serial", "socket="+sock, "--api-socket", filepath.Join(dir, "api.sock"))
+		cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
+		Expect(cmd.Start()).To(Succeed())
+		DeferCleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		})
+		var conn net.Conn
+		Eventually(func() error {
+			var err error
+			conn, err = net.Dial("unix", sock)
+			return err
+		}).WithTimeout(cmdTimeout).Should(Succeed(), "connect to the serial socket")
 		defer conn.Close()
-		lines := make(chan string, 1024)
+		lines := make(chan string, 4096)
 		go func() {
 			r := bufio.NewReader(conn)
 			for {
