@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/config"
 )
@@ -166,5 +169,71 @@ func TestParseTakesCloudHypervisorsLauncherFlags(t *testing.T) {
 		case !c.want(cfg, o):
 			t.Errorf("%s: parsed %+v, %+v", c.name, cfg, o)
 		}
+	}
+}
+
+// TestEventMonitorWritesTheVMMsLifecycle starts vmm with only an API socket
+// and --event-monitor, creates a VM through the API, deletes it and stops
+// the VMM, and reads Cloud Hypervisor's events back.
+func TestEventMonitorWritesTheVMMsLifecycle(t *testing.T) {
+	dir, err := os.MkdirTemp("", "vmm-ev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock, evPath := filepath.Join(dir, "api.sock"), filepath.Join(dir, "events.json")
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"--api-socket", "path=" + sock, "--event-monitor", "path=" + evPath, "--seccomp", "false"},
+			time.Now(), strings.NewReader(""), &bytes.Buffer{}, &stderr)
+	}()
+	c := api.NewClient(sock)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := c.Ping(ctx); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Skipf("vmm exited %d before serving (no usable KVM here?): %s", code, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	kernel := filepath.Join(dir, "k")
+	if err := os.WriteFile(kernel, boottest.PVHELF(0x100_0000, make([]byte, 16)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Payload.Kernel = kernel
+	cfg.Serial.Mode = config.ModeNull
+	if err := c.Create(ctx, cfg); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := c.Delete(ctx); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := c.ShutdownVMM(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	data, err := os.ReadFile(evPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, part := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
+		var ev struct{ Source, Event string }
+		if err := json.Unmarshal([]byte(part), &ev); err != nil {
+			t.Fatalf("event %q: %v", part, err)
+		}
+		got = append(got, ev.Source+" "+ev.Event)
+	}
+	want := []string{"vmm starting", "vm deleted", "vmm shutdown"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("events %q, want %q", got, want)
 	}
 }
