@@ -33,8 +33,10 @@ const (
 	topoLevelCore    = 2
 	topoLevelDie     = 5
 
-	// leafAMDFeaturesECXSVM is SVM in leaf 0x80000001 ECX.
-	leafAMDFeaturesECXSVM = 1 << 2
+	// leafAMDFeaturesECXSVM is SVM in leaf 0x80000001 ECX,
+	// leafAMDFeaturesECXTopoExt TopologyExtensions.
+	leafAMDFeaturesECXSVM     = 1 << 2
+	leafAMDFeaturesECXTopoExt = 1 << 22
 
 	// vendorAMDEBX is "Auth" of "AuthenticAMD" in leaf 0 EBX.
 	vendorAMDEBX = 0x6874_7541
@@ -53,10 +55,13 @@ const (
 func CPUIDFor(supported []kvm.CPUIDEntry, index int, topo Topology, tscDeadline bool) []kvm.CPUIDEntry {
 	out := make([]kvm.CPUIDEntry, 0, len(supported)+4)
 	apicID := topo.APICID(index)
-	amd := false
+	amd, topoExtLeaf := false, false
 	for _, e := range supported {
-		if e.Function == leafVendor {
+		switch e.Function {
+		case leafVendor:
 			amd = e.EBX == vendorAMDEBX
+		case leafAMDTopoExt:
+			topoExtLeaf = true
 		}
 	}
 	perPackage := uint32(1) << topo.packageShift()
@@ -86,6 +91,13 @@ func CPUIDFor(supported []kvm.CPUIDEntry, index int, topo Topology, tscDeadline 
 		case leafTopologyV2:
 			hadTopologyV2 = true
 			continue // replaced below
+		case leafAMDFeatures:
+			// Linux reads AMD's topology (0x8000001E, then leaf 0xB) only
+			// with TopologyExtensions: offer it for a topology with threads,
+			// dies or packages, whose leaves vmm fills in.
+			if amd && topoExtLeaf && needsTopologyLeaf(topo) {
+				e.ECX |= leafAMDFeaturesECXTopoExt
+			}
 		case leafAMDAddrSize:
 			if amd {
 				e.ECX = e.ECX&^0xf0ff | topo.packageShift()<<12 | uint32(topo.perPackage()-1)&0xff

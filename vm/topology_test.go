@@ -127,6 +127,21 @@ func TestTopologyLeaf1FHasADieLevelOnlyWithDies(t *testing.T) {
 	}
 }
 
+func TestCPUIDOffersAMDTopologyExtensionsForATopologyOnly(t *testing.T) {
+	supported := append(supportedForTest(true), kvm.CPUIDEntry{Function: leafAMDFeatures})
+	threaded := CPUIDFor(supported, 1, Topology{Threads: 2, Cores: 2, Dies: 1, Packages: 1}, false)
+	if leafOf(t, threaded, leafAMDFeatures, 0).ECX&leafAMDFeaturesECXTopoExt == 0 {
+		t.Error("2 threads per core on AMD: no TopologyExtensions")
+	}
+	if flat := CPUIDFor(supported, 1, flatTopology(4), false); leafOf(t, flat, leafAMDFeatures, 0).ECX != 0 {
+		t.Error("the flat topology changed leaf 0x80000001")
+	}
+	intel := append(supportedForTest(false), kvm.CPUIDEntry{Function: leafAMDFeatures})
+	if es := CPUIDFor(intel, 1, Topology{Threads: 2, Cores: 2, Dies: 1, Packages: 1}, false); leafOf(t, es, leafAMDFeatures, 0).ECX != 0 {
+		t.Error("TopologyExtensions offered on Intel")
+	}
+}
+
 func TestCPUIDAddsLeafBForAThreadedTopologyWhenKVMHasNone(t *testing.T) {
 	var supported []kvm.CPUIDEntry
 	for _, e := range supportedForTest(true) {
