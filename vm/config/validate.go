@@ -76,7 +76,7 @@ func (m Memory) validate() error {
 	if m.HugepageSize&(m.HugepageSize-1) != 0 {
 		return fmt.Errorf("memory: Huge page size is not power of 2: %d", m.HugepageSize)
 	}
-	if m.Size%m.HugepageSize != 0 || m.HotplugSize%m.HugepageSize != 0 && m.HotplugSize%HotplugBlock != 0 {
+	if m.Size%m.HugepageSize != 0 {
 		return errors.New("memory: Memory size is misaligned with default page size or its hugepage size")
 	}
 	return nil
