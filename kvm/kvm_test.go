@@ -195,3 +195,20 @@ func TestMemoryRegionCoversTheWholeHostMapping(t *testing.T) {
 		t.Errorf("MemoryRegion = %+v, want %+v", r, want)
 	}
 }
+
+func TestIRQRouteEntriesAsKVMReadsThem(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    IRQRoute
+		want irqRoutingEntry
+	}{
+		{"IOAPIC pin", IRQRoute{GSI: 5, Chip: IRQChipIOAPIC, Pin: 5},
+			irqRoutingEntry{GSI: 5, Type: irqRoutingIRQChip, U: [8]uint32{IRQChipIOAPIC, 5}}},
+		{"MSI with a high address", IRQRoute{GSI: 30, Chip: 9, Pin: 9, MSI: &MSIMessage{Address: 0x1_fee0_1000, Data: 0x4041}},
+			irqRoutingEntry{GSI: 30, Type: irqRoutingMSI, U: [8]uint32{0xfee0_1000, 1, 0x4041}}},
+	} {
+		if got := c.r.entry(); got != c.want {
+			t.Errorf("%s: entry %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
