@@ -29,7 +29,7 @@ func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, sb ...acpi.Describe
 		BootCPUs:      bootVCPUs,
 		MaxCPUs:       maxVCPUs,
 		// The PIT's IRQ 0 is wired to IOAPIC pin 2, as on every PC; the GSI
-		// routing (gsiRoutes) matches.
+		// routing (irq.IOAPICRoutes) matches.
 		Overrides: []acpi.InterruptOverride{{Source: 0, GSI: 2, Flags: acpi.INTIConforms}},
 		LINT1NMI:  true,
 	})

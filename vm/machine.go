@@ -16,6 +16,7 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/devices"
 	"github.com/vmmdev/vmm/vm/hotplug"
+	"github.com/vmmdev/vmm/vm/irq"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
 )
@@ -72,7 +73,7 @@ type machine struct {
 	mmBus  *bus.Bus
 	serial *devices.Serial
 	cpus   *cpuManager
-	irqfds []*irqLine
+	irq    *irq.Router     // the GSI routing table and the irqfds
 	virtio []*virtioDevice // in device order; see addVirtio
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
@@ -152,7 +153,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
 		return nil, err
 	}
-	if err = m.vm.SetGSIRouting(gsiRoutes()); err != nil {
+	if m.irq, err = irq.NewRouter(m.vm); err != nil {
 		return nil, err
 	}
 
@@ -211,7 +212,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 func (m *machine) addDevices() error {
 	m.pioBus = bus.New("pio", m.log)
 	m.mmBus = bus.New("mmio", m.log)
-	com1IRQ, err := m.newIRQLine(layout.COM1IRQ)
+	com1IRQ, err := m.irq.Line(layout.COM1IRQ)
 	if err != nil {
 		return err
 	}
@@ -251,7 +252,7 @@ func (m *machine) addHotplug() error {
 	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.CPUs.BootVCPUs, m.cfg.CPUs.MaxVCPUs, m); err != nil {
 		return err
 	}
-	gedIRQ, err := m.newIRQLine(layout.GEDIRQ)
+	gedIRQ, err := m.irq.Line(layout.GEDIRQ)
 	if err != nil {
 		return err
 	}
@@ -331,8 +332,8 @@ func (m *machine) close() {
 			m.cpus.stopAll()
 		}
 		m.closeVirtio()
-		for _, l := range m.irqfds {
-			l.close()
+		if m.irq != nil {
+			m.irq.Close()
 		}
 		if m.vm != nil {
 			if err := m.vm.Close(); err != nil {

@@ -125,13 +125,13 @@ func (m *machine) openVirtioBackends() (devs []virtio.Device, err error) {
 func (m *machine) placeVirtio(i int, dev virtio.Device) error {
 	base := layout.VirtioMMIOStart + uint64(i)*layout.VirtioMMIOStride
 	gsi := uint32(layout.VirtioIRQStart + i)
-	irq, err := m.newIRQLine(gsi)
+	line, err := m.irq.Line(gsi)
 	if err != nil {
 		_ = dev.Close()
 		return err
 	}
 	t, err := virtio.NewMMIO(dev, virtio.MMIOConfig{
-		Base: base, GSI: gsi, UID: i, Memory: m.mem, Interrupt: irq, Log: m.log,
+		Base: base, GSI: gsi, UID: i, Memory: m.mem, Interrupt: line, Log: m.log,
 	})
 	if err != nil {
 		_ = dev.Close()

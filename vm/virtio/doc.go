@@ -82,12 +82,12 @@
 // at most layout.IOAPICPins-layout.VirtioIRQStart = 8 virtio devices fit;
 // refuse more as a configuration error.
 //
-// 3. Interrupt and transport. The machine's irqfd line (newIRQLine, whose
+// 3. Interrupt and transport. The machine's irqfd line (vm/irq's Line, whose
 // Trigger writes the irqfd eventfd) is a virtio.Interrupt; guest RAM
 // (*memory.Guest, whose Slice looks the regions up on every call, so hot
 // plugged RAM is seen) is a virtio.Memory:
 //
-//	irq, err := m.newIRQLine(gsi)
+//	irq, err := m.irq.Line(gsi)
 //	t, err := virtio.NewMMIO(dev, virtio.MMIOConfig{
 //		Base: base, GSI: gsi, UID: i, Memory: m.mem, Interrupt: irq, Log: m.log,
 //	})
