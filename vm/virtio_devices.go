@@ -143,8 +143,7 @@ func (m *machine) placeVirtio(i int, dev virtio.Device) error {
 		return err
 	}
 	for _, e := range t.IOEventFDs() {
-		dm := e.Datamatch
-		reg := kvm.IOEventFD{EventFD: e.EventFD, Addr: e.Addr, Len: e.Len, Datamatch: &dm}
+		reg := kvm.IOEventFD{EventFD: e.EventFD, Addr: e.Addr, Len: e.Len, Datamatch: e.Datamatch}
 		if err := m.vm.AddIOEventFD(reg); err != nil {
 			return err
 		}
