@@ -155,6 +155,8 @@ func (b *Block) features() uint64 {
 
 func (b *Block) numQueues() int { return 1 }
 
+func (b *Block) configSize() int { return blkConfigSize }
+
 func (b *Block) readConfig(offset uint64, data []byte) {
 	if offset < blkConfigSize {
 		copy(data, b.config[offset:])

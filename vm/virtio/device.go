@@ -32,6 +32,9 @@ type Device interface {
 	deviceID() uint32
 	features() uint64
 	numQueues() int
+	// configSize is the length of the device-specific configuration
+	// space; 0 when the device has none.
+	configSize() int
 	readConfig(offset uint64, data []byte)
 	writeConfig(offset uint64, data []byte)
 	// activate starts the device after the driver set DRIVER_OK; qs

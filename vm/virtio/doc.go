@@ -1,8 +1,11 @@
 // Package virtio holds the virtio devices of a vmm guest: block (raw
-// images), network (a tap) and entropy, each behind a virtio-mmio
-// transport (virtio 1.x, register layout version 2) that a stock Linux
-// guest finds in the DSDT (_HID "LNRO0005") and drives with its
-// virtio_mmio driver, with no kernel arguments.
+// images), network (a tap) and entropy. A device model knows nothing of
+// its transport: it sits behind virtio-pci (NewPCI: a PCI function with
+// the virtio 1.x structures in a BAR and an MSI-X vector per queue, which
+// Linux's virtio_pci driver finds on the PCI bus) or behind virtio-mmio
+// (NewMMIO: register layout version 2, found in the DSDT with _HID
+// "LNRO0005" by the virtio_mmio driver). Both share the status and
+// feature handling, the queues and their workers (transport.go).
 //
 // A device is built in two steps. The constructor opens its backend, so a
 // missing disk image or a tap the process may not create is a clear error
