@@ -418,3 +418,59 @@ func FuzzPCIRegisters(f *testing.F) {
 		}
 	})
 }
+
+func TestPCIMultiQueueBlockServesEveryQueueOnItsOwnVector(t *testing.T) {
+	b, err := OpenBlock(BlockConfig{Path: newTestImage(t, 16), NumQueues: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newFakePCIDriver(t, b)
+	if f := d.deviceFeatures(); f&blkFMQ == 0 {
+		t.Fatalf("features %#x lack VIRTIO_BLK_F_MQ", f)
+	}
+	if got := d.pci.rd(pciDeviceOffset+blkCfgNumQueues, 2); got != 3 {
+		t.Errorf("num_queues in the configuration: %d", got)
+	}
+	if len(d.pci.vectors) != 4 {
+		t.Errorf("%d vectors, want 4", len(d.pci.vectors))
+	}
+	d.start(blkFeatures|blkFMQ, 3, 8)
+	for q := range 3 {
+		hdr := d.buf(blkHeaderSize, false)
+		binary.LittleEndian.PutUint64(d.data(hdr)[8:], uint64(q))
+		in, st := d.buf(SectorSize, true), d.buf(1, true)
+		d.submit(q, hdr, in, st)
+		if _, n := d.waitUsed(q); n != SectorSize+1 || d.data(st)[0] != blkSOK || d.data(in)[0] != byte(q) {
+			t.Fatalf("queue %d: used %d, status %d, sector byte %d", q, n, d.data(st)[0], d.data(in)[0])
+		}
+		waitFor(t, "the queue's vector", func() bool { return d.pci.sent(q+1) == 1 })
+	}
+}
+
+func TestOpenBlockRefusesImpossibleQueueCounts(t *testing.T) {
+	img := newTestImage(t, 8)
+	for _, n := range []int{-1, MaxBlockQueues + 1} {
+		if _, err := OpenBlock(BlockConfig{Path: img, NumQueues: n}); err == nil {
+			t.Errorf("num_queues=%d accepted", n)
+		}
+	}
+	b, err := OpenBlock(BlockConfig{Path: img})
+	if err != nil || b.NumQueues() != 1 || b.features()&blkFMQ != 0 {
+		t.Fatalf("default disk: %v, %d queues, features %#x", err, b.NumQueues(), b.features())
+	}
+	b.Close()
+}
+
+func TestPCIQueueSizeIsTheTransportsSetting(t *testing.T) {
+	tr, err := NewPCI(newTestRNG(t, nil), PCIConfig{Memory: newFakeMemory(testRAMBase, testRAMSize), QueueSize: 1024,
+		MSI: func() (pci.MSIVector, error) { return &fakeVector{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var b [2]byte
+	tr.ReadBAR(0, pciCommonOffset+commonQueueSize, b[:])
+	if got := binary.LittleEndian.Uint16(b[:]); got != 1024 {
+		t.Errorf("queue_size %d, want 1024", got)
+	}
+}
