@@ -19,6 +19,7 @@ import (
 	"github.com/vmmdev/vmm/vm/irq"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
+	"github.com/vmmdev/vmm/vm/pci"
 )
 
 // eventKind is why a machine ended.
@@ -57,6 +58,7 @@ type machineDeps struct {
 	log         *slog.Logger
 	events      chan<- machineEvent
 	firstRun    func()
+	transport   VirtioTransport // where the virtio devices go
 }
 
 // machine is one incarnation of the VM: a KVM VM with its memory, buses,
@@ -74,6 +76,7 @@ type machine struct {
 	serial *devices.Serial
 	cpus   *cpuManager
 	irq    *irq.Router     // the GSI routing table and the irqfds
+	pci    []*pci.Segment  // the PCI segments, 0 first
 	virtio []*virtioDevice // in device order; see addVirtio
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
@@ -181,8 +184,9 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if m.memHP != nil {
 		sb = append(sb, m.memHP)
 	}
+	sb = append(sb, m.pciDescribers()...)
 	sb = append(sb, m.virtioDescribers()...)
-	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, sb...)
+	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, m.mcfgEntries(), sb...)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +212,8 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	return m, nil
 }
 
-// addDevices creates the buses, the legacy devices and the virtio devices.
+// addDevices creates the buses, the legacy devices, the PCI segments and
+// the virtio devices.
 func (m *machine) addDevices() error {
 	m.pioBus = bus.New("pio", m.log)
 	m.mmBus = bus.New("mmio", m.log)
@@ -231,6 +236,9 @@ func (m *machine) addDevices() error {
 		if err := m.pioBus.Insert(d.base, d.size, d.name, d.dev); err != nil {
 			return err
 		}
+	}
+	if err := m.addPCI(pciSegmentCount(&m.cfg)); err != nil {
+		return err
 	}
 	return m.addVirtio()
 }
@@ -331,10 +339,13 @@ func (m *machine) close() {
 		if m.cpus != nil {
 			m.cpus.stopAll()
 		}
-		m.closeVirtio()
+		// The irqfds go first: the devices' last interrupts then raise
+		// nothing, and closing their MSI-X vectors does not rewrite the
+		// routing table once per vector.
 		if m.irq != nil {
 			m.irq.Close()
 		}
+		m.closeVirtio()
 		if m.vm != nil {
 			if err := m.vm.Close(); err != nil {
 				m.log.Warn("close VM", "err", err)

@@ -1,0 +1,91 @@
+package vm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/vmmdev/vmm/vm/bus"
+	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/layout"
+	"github.com/vmmdev/vmm/vm/pci"
+)
+
+// pciTestMachine is a machine with its buses and n PCI segments, and no
+// KVM.
+func pciTestMachine(t *testing.T, n int) *machine {
+	t.Helper()
+	m := &machine{cfg: config.Default(), log: nopLogger(), pioBus: bus.New("pio", nopLogger()), mmBus: bus.New("mmio", nopLogger())}
+	if err := m.addPCI(n); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSeveralPCISegmentsEachWithItsHostBridgeECAMAndWindows(t *testing.T) {
+	m := pciTestMachine(t, 3)
+	if len(m.pci) != 3 {
+		t.Fatalf("%d segments", len(m.pci))
+	}
+	for s, seg := range m.pci {
+		c := seg.Config()
+		if c.ID != uint16(s) || c.ConfigIO != (s == 0) {
+			t.Errorf("segment %d: id %d, config ports %v", s, c.ID, c.ConfigIO)
+		}
+		// The host bridge answers at device 0 of each ECAM, through the
+		// MMIO bus.
+		var id [4]byte
+		m.mmio(layout.PCIECAMStart+uint64(s)*layout.PCIECAMSegmentSize, id[:], false)
+		if got := binary.LittleEndian.Uint32(id[:]); got != 0x0008_1b36 {
+			t.Errorf("segment %d: host bridge ids %#x", s, got)
+		}
+		if c.Window32.Base != layout.PCIMMIO32Start+uint64(s)*16*layout.MiB || c.Window64.Size != layout.PCIMMIO64SegmentSize {
+			t.Errorf("segment %d windows %+v %+v", s, c.Window32, c.Window64)
+		}
+		if e := m.mcfgEntries()[s]; e.Segment != uint16(s) || e.Base != c.ECAM || e.EndBus != 0 {
+			t.Errorf("segment %d MCFG entry %+v", s, e)
+		}
+	}
+	// Segment 0 also answers the legacy ports.
+	var w [4]byte
+	binary.LittleEndian.PutUint32(w[:], 0x8000_0000)
+	m.pio(layout.PCIConfigIOPort, w[:], true)
+	m.pio(layout.PCIConfigIOPort+4, w[:], false)
+	if got := binary.LittleEndian.Uint32(w[:]); got != 0x0008_1b36 {
+		t.Errorf("host bridge through 0xcfc: %#x", got)
+	}
+	if pci.ECAMSize != layout.PCIECAMSegmentSize {
+		t.Errorf("the layout's ECAM per segment (%#x) is not the segment's (%#x)", layout.PCIECAMSegmentSize, pci.ECAMSize)
+	}
+	if m := (&machine{cfg: config.Default(), log: nopLogger(), pioBus: bus.New("pio", nil), mmBus: bus.New("mmio", nil)}); m.addPCI(layout.PCISegmentsMax+1) == nil {
+		t.Errorf("%d segments accepted", layout.PCISegmentsMax+1)
+	}
+}
+
+func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
+	cfg := config.Default()
+	cfg.Disks = []config.Disk{{Path: "a"}, {Path: "b"}}
+	cfg.Net = []config.Net{{}}
+	cfg.RNG = &config.RNG{}
+	got, err := devicePlacements(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"disk _disk0 at 0000:00:01.0", "disk _disk1 at 0000:00:02.0", "net _net2 at 0000:00:03.0", "rng __rng at 0000:00:04.0"}
+	if len(got) != len(want) {
+		t.Fatalf("placements %v", got)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("device %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+	again, _ := devicePlacements(&cfg)
+	if fmt.Sprint(again) != fmt.Sprint(got) {
+		t.Error("placements differ for the same configuration")
+	}
+	cfg.Disks = make([]config.Disk, layout.PCIDevicesPerBus)
+	if _, err := devicePlacements(&cfg); err == nil {
+		t.Error("32 disks placed on one segment")
+	}
+}
