@@ -44,9 +44,10 @@ func bootConfig() config.VM {
 	return cfg
 }
 
-// startGuest starts a vmm for cfg, stopped again when the spec ends.
-func startGuest(ctx context.Context, name string, cfg config.VM) *guest.Machine {
-	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter})
+// startGuest starts a vmm for cfg (extraArgs added to its command line),
+// stopped again when the spec ends.
+func startGuest(ctx context.Context, name string, cfg config.VM, extraArgs ...string) *guest.Machine {
+	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter, ExtraArgs: extraArgs})
 	Expect(err).NotTo(HaveOccurred(), "start the vmm")
 	DeferCleanup(func() {
 		// A spec that failed by its own check gets the emulation fault
