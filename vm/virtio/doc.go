@@ -1,5 +1,6 @@
 // Package virtio holds the virtio devices of a vmm guest: block (raw
-// images), network (a tap) and entropy. A device model knows nothing of
+// images), network (a tap), entropy and vsock (stream sockets to host
+// programs on unix sockets, Cloud Hypervisor's hybrid vsock: vsock*.go). A device model knows nothing of
 // its transport: it sits behind virtio-pci (NewPCI: a PCI function with
 // the virtio 1.x structures in a BAR and an MSI-X vector per queue, which
 // Linux's virtio_pci driver finds on the PCI bus) or behind virtio-mmio
@@ -52,7 +53,8 @@
 // read-only disk or an access outside the image. virtio-net offers MAC;
 // frames carry the 12-byte virtio 1.x header, without offloads, so the tap
 // is opened with IFF_VNET_HDR, a 12-byte header size and no offloads.
-// virtio-rng has no features.
+// virtio-rng has no features. virtio-vsock offers none either: stream
+// sockets need no feature bit; it refuses other socket types with RST.
 //
 // # INTEGRATION
 //
