@@ -32,6 +32,7 @@ type VM struct {
 	Disks   []Disk  `json:"disks,omitempty"`
 	Net     []Net   `json:"net,omitempty"`
 	RNG     *RNG    `json:"rng,omitempty"`
+	Vsock   *Vsock  `json:"vsock,omitempty"`
 	Serial  Console `json:"serial"`
 	Console Console `json:"console"`
 }
@@ -145,6 +146,9 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 		if d.Path == "" {
 			return fmt.Errorf("disk %d: path= is required", i)
 		}
+	}
+	if err := c.Vsock.Check(); err != nil {
+		return err
 	}
 	for _, s := range []struct {
 		name string
