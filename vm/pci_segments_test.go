@@ -67,11 +67,13 @@ func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
 	cfg.Disks = []config.Disk{{Path: "a"}, {Path: "b"}}
 	cfg.Net = []config.Net{{}}
 	cfg.RNG = &config.RNG{}
+	cfg.Vsock = &config.Vsock{CID: 3, Socket: "/v.sock"}
 	got, err := devicePlacements(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"disk _disk0 at 0000:00:01.0", "disk _disk1 at 0000:00:02.0", "net _net2 at 0000:00:03.0", "rng __rng at 0000:00:04.0"}
+	want := []string{"disk _disk0 at 0000:00:01.0", "disk _disk1 at 0000:00:02.0", "net _net2 at 0000:00:03.0", "rng __rng at 0000:00:04.0",
+		"vsock _vsock3 at 0000:00:05.0"}
 	if len(got) != len(want) {
 		t.Fatalf("placements %v", got)
 	}
@@ -84,6 +86,15 @@ func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
 	if fmt.Sprint(again) != fmt.Sprint(got) {
 		t.Error("placements differ for the same configuration")
 	}
+	cfg.Vsock.ID = "_disk1"
+	if _, err := devicePlacements(&cfg); err == nil {
+		t.Error("a vsock id taken by a disk accepted")
+	}
+	cfg.Vsock.ID, cfg.Vsock.PCISegment = "vs", 1
+	if _, err := devicePlacements(&cfg); err == nil {
+		t.Error("a vsock on a PCI segment the VM does not have accepted")
+	}
+	cfg.Vsock = nil
 	cfg.Disks = make([]config.Disk, layout.PCIDevicesPerBus)
 	if _, err := devicePlacements(&cfg); err == nil {
 		t.Error("32 disks placed on one segment")

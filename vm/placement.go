@@ -18,6 +18,8 @@ const (
 	kindDisk deviceKind = "disk"
 	kindNet  deviceKind = "net"
 	kindRNG  deviceKind = "rng"
+	// kindVsock is the virtio-vsock device (config.VM.Vsock).
+	kindVsock deviceKind = "vsock"
 )
 
 // Device ids, as Cloud Hypervisor names the devices it was not given an id
@@ -27,6 +29,9 @@ const (
 	diskIDPrefix = "_disk"
 	netIDPrefix  = "_net"
 	rngID        = "__rng"
+	// vsockIDPrefix continues the disks' and nets' counter, as Cloud
+	// Hypervisor names its vsock device after them.
+	vsockIDPrefix = "_vsock"
 	// virtioPCIIDPrefix names the PCI transport's node in vm.info's
 	// device_tree: "_virtio-pci-_disk0".
 	virtioPCIIDPrefix = "_virtio-pci-"
@@ -64,7 +69,8 @@ func (p placement) bdf() pci.BDF {
 func pciSegmentCount(*config.VM) int { return 1 }
 
 // devicePlacements lists the virtio devices cfg asks for, in the order
-// they are built: disks, nets, the rng. Each gets its id (Cloud
+// they are built: disks, nets, the rng, the vsock (whose id and
+// pci_segment the configuration may give). Each gets its id (Cloud
 // Hypervisor's automatic one) and, on its segment, the next free device
 // number from 1, in that order. It reads nothing but the configuration.
 //
@@ -90,6 +96,13 @@ func devicePlacements(cfg *config.VM) ([]placement, error) {
 	}
 	if cfg.RNG != nil {
 		out = append(out, placement{kind: kindRNG, id: rngID})
+	}
+	if v := cfg.Vsock; v != nil {
+		p := placement{kind: kindVsock, id: v.ID, segment: int(v.PCISegment)}
+		if p.id == "" {
+			p.id = auto(vsockIDPrefix)
+		}
+		out = append(out, p)
 	}
 	segments := pciSegmentCount(cfg)
 	next := make([]int, segments)

@@ -59,7 +59,7 @@ func checkVirtio(cfg *config.VM, transport VirtioTransport) error {
 		return err
 	}
 	if n := len(places); transport == TransportMMIO && n > maxMMIODevices {
-		return invalidf("%d virtio devices (disks, nets and rng): at most %d fit on virtio-mmio", n, maxMMIODevices)
+		return invalidf("%d virtio devices (disks, nets, rng and vsock): at most %d fit on virtio-mmio", n, maxMMIODevices)
 	}
 	for _, d := range cfg.Disks {
 		if _, err := os.Stat(d.Path); err != nil {
@@ -74,7 +74,7 @@ func checkVirtio(cfg *config.VM, transport VirtioTransport) error {
 }
 
 // addVirtio opens the virtio backends named by the config (disks, nets,
-// rng, in that order), puts each behind its transport at its placement
+// rng, vsock, in that order), puts each behind its transport at its placement
 // and registers its queue notifications with KVM. The tap names and MACs
 // the nets ended up with are written back into m.cfg, so that vm.info
 // lists them and a reboot reuses them. Backend errors are configuration
@@ -103,8 +103,8 @@ func (m *machine) addVirtio() error {
 	return nil
 }
 
-// openVirtioBackends opens every placed device's backend; on error it
-// closes those it opened.
+// openVirtioBackends opens every placed device's backend (the vsock's is
+// its listening unix socket); on error it closes those it opened.
 func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, err error) {
 	defer func() {
 		if err != nil {
@@ -133,6 +133,8 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 			}
 		case kindRNG:
 			dev, derr = virtio.NewRNG(m.cfg.RNG.Src)
+		case kindVsock:
+			dev, derr = virtio.NewVsock(virtio.VsockConfig{CID: m.cfg.Vsock.CID, Socket: m.cfg.Vsock.Socket})
 		}
 		if derr != nil {
 			return devs, invalid(derr)

@@ -4,6 +4,12 @@
 //	vmm --kernel bzImage --initramfs initrd --cmdline "console=ttyS0" \
 //	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
 //	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
+//	    [--vsock cid=N,socket=PATH[,id=ID][,pci_segment=N]]
+//
+// --vsock adds a virtio-vsock device whose host side is Cloud
+// Hypervisor's hybrid vsock (docs/vsock.md): host programs connect to
+// PATH and write "CONNECT <port>\n"; guest connections to the host's
+// port P reach a program listening on PATH_P.
 //
 // The virtio devices sit on PCI (segment 0, an MSI-X vector per queue)
 // unless --virtio-transport mmio puts them on virtio-mmio.
@@ -133,6 +139,7 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask= (repeatable)")
 	var rng optionalFlag
 	fs.Var(&rng, "rng", "virtio-rng, optionally src=PATH (default /dev/urandom)")
+	vsock := fs.String("vsock", "", "virtio-vsock cid=N,socket=PATH[,id=ID][,pci_segment=N] (hybrid vsock on a unix socket)")
 	fs.StringVar(&o.apiSocket, "api-socket", "", "serve the HTTP API on this unix socket `path`")
 	fs.BoolVar(&o.verbose, "v", false, "log debug messages")
 	transport := fs.String("virtio-transport", string(vm.TransportPCI),
@@ -186,6 +193,13 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 			return cfg, o, usageError{err}
 		}
 		cfg.RNG = &rc
+	}
+	if *vsock != "" {
+		vc, err := config.ParseVsock(*vsock)
+		if err != nil {
+			return cfg, o, usageError{err}
+		}
+		cfg.Vsock = &vc
 	}
 	if *kernel != "" && *firmware != "" {
 		return cfg, o, usageError{errors.New("--kernel and --firmware: give one, not both")}

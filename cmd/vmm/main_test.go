@@ -32,6 +32,9 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
 		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
 		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
+		{"vsock", []string{"--kernel", "k", "--vsock", "cid=3,socket=/tmp/v.sock"}, func(c config.VM) bool {
+			return c.Vsock != nil && *c.Vsock == config.Vsock{CID: 3, Socket: "/tmp/v.sock"}
+		}},
 		{"firmware", []string{"--firmware", "fw", "--cpus", "boot=2"}, func(c config.VM) bool {
 			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
 		}},
@@ -75,6 +78,7 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		{"no kernel", nil, "--kernel or --firmware is required"},
 		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
+		{"special vsock cid", []string{"--kernel", "k", "--vsock", "cid=2,socket=/tmp/v.sock"}, "2 is a special VSOCK CID"},
 		{"stray argument", []string{"--kernel", "k", "extra"}, "unexpected argument"},
 		{"missing kernel file", []string{"--kernel", filepath.Join(dir, "nope")}, "no such file"},
 		{"garbage kernel", []string{"--kernel", garbage}, "kernel " + garbage + ": not a bzImage or an ELF vmlinux"},
