@@ -143,6 +143,11 @@ func (c Client) Run(ctx context.Context, cmd string) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
+	return RunOn(ctx, conn, cmd)
+}
+
+// RunOn is Client.Run on conn, a connection to the agent; it closes conn.
+func RunOn(ctx context.Context, conn io.ReadWriteCloser, cmd string) (string, int, error) {
 	resp, err := Exec(ctx, conn, Request{Cmd: cmd})
 	if err != nil {
 		return "", 0, fmt.Errorf("guest command %q: %w", cmd, err)
