@@ -89,7 +89,7 @@ func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait boo
 	if cfg.RNG, err = rngArg(get("rng")); err != nil {
 		return
 	}
-	if cfg.Vsock, err = vsockArg(get("vsock")); err != nil {
+	if cfg.Vsock, err = vsockArg(get("vsock"), !rn.r.NoAgent); err != nil {
 		return
 	}
 	switch v := get("wait").(type) {
@@ -252,13 +252,17 @@ func rngArg(v glua.LValue) (*config.RNG, error) {
 	return nil, fmt.Errorf("rng: want true or {src = PATH}, got %s", render(v))
 }
 
-// vsockArg reads vsock: absent or true gives the VM a vsock device with
+// vsockArg reads vsock: true gives the VM a vsock device with
 // guest.DefaultAgentCID, whose socket the launcher places, so that vm:sh
 // and vm:run go through the guest agent; false leaves it out (commands
-// then go to the serial console); {cid = N} picks the guest's CID.
-func vsockArg(v glua.LValue) (*config.Vsock, error) {
+// then go to the serial console); {cid = N} picks the guest's CID;
+// absent is byDefault's choice.
+func vsockArg(v glua.LValue, byDefault bool) (*config.Vsock, error) {
 	switch t := v.(type) {
 	case *glua.LNilType:
+		if !byDefault {
+			return nil, nil
+		}
 		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
 	case glua.LBool:
 		if !t {

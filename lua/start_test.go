@@ -32,12 +32,18 @@ func TestVsockArg(t *testing.T) {
 		{"an unknown key", bad, 0, true},
 		{"a string", glua.LString("yes"), 0, true},
 	} {
-		got, err := vsockArg(c.v)
+		got, err := vsockArg(c.v, true)
 		switch {
 		case c.err != (err != nil):
 			t.Errorf("%s: error %v", c.name, err)
 		case c.cid == 0 && got != nil, c.cid != 0 && (got == nil || got.CID != c.cid || got.Socket != ""):
 			t.Errorf("%s: %+v", c.name, got)
 		}
+	}
+	if got, err := vsockArg(glua.LNil, false); got != nil || err != nil {
+		t.Errorf("absent with NoAgent: %+v, %v", got, err)
+	}
+	if got, _ := vsockArg(glua.LTrue, false); got == nil {
+		t.Error("vsock = true with NoAgent: no device")
 	}
 }
