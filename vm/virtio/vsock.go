@@ -66,8 +66,9 @@ type Vsock struct {
 	active   bool
 	closed   bool
 	byKey    map[vsockKey]*vsockConn
-	control  []vsockCtl   // packets for the guest that carry no data
-	ready    []*vsockConn // connections with host data for the guest
+	shaking  map[*net.UnixConn]bool // host connections before their CONNECT line
+	control  []vsockCtl             // packets for the guest that carry no data
+	ready    []*vsockConn           // connections with host data for the guest
 	nextPort uint32
 	logged   map[string]int // log lines per kind, for vsockMaxLogged
 
@@ -109,6 +110,7 @@ func NewVsock(cfg VsockConfig) (*Vsock, error) {
 		cid: cfg.CID, path: cfg.Socket, ln: ln, log: slog.Default(),
 		acceptDone: make(chan struct{}),
 		byKey:      map[vsockKey]*vsockConn{},
+		shaking:    map[*net.UnixConn]bool{},
 		nextPort:   vsockFirstHostPort,
 		logged:     map[string]int{},
 	}
@@ -141,6 +143,9 @@ func (v *Vsock) Close() error {
 	v.mu.Lock()
 	v.closed = true
 	v.closeAllLocked()
+	for sock := range v.shaking {
+		sock.Close() // ends the wait for a CONNECT line
+	}
 	v.mu.Unlock()
 	err := v.ln.Close() // removes the file (unlink on close)
 	<-v.acceptDone

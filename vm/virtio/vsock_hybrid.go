@@ -33,6 +33,7 @@ func (v *Vsock) acceptLoop() {
 			return
 		}
 		v.conns.Add(1)
+		v.shaking[sock] = true
 		v.mu.Unlock()
 		go v.handshake(sock)
 	}
@@ -44,6 +45,14 @@ func (v *Vsock) handshake(sock *net.UnixConn) {
 	defer v.conns.Done()
 	_ = sock.SetReadDeadline(time.Now().Add(vsockHandshakeTimeout))
 	line, err := readConnectLine(sock)
+	v.mu.Lock()
+	delete(v.shaking, sock)
+	closed := v.closed
+	v.mu.Unlock()
+	if closed {
+		sock.Close()
+		return
+	}
 	var port uint32
 	if err == nil {
 		port, err = parseConnectLine(line)

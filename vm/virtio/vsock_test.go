@@ -462,3 +462,24 @@ func FuzzConnectLine(f *testing.F) {
 		}
 	})
 }
+
+func TestVsockCloseDoesNotWaitForAHandshake(t *testing.T) {
+	v, err := NewVsock(VsockConfig{CID: 3, Socket: filepath.Join(t.TempDir(), "v.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", v.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("CONN")) // and nothing more
+	time.Sleep(50 * time.Millisecond)
+	began := time.Now()
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > time.Second {
+		t.Fatalf("Close took %v with a handshake pending", d)
+	}
+}
