@@ -22,7 +22,9 @@ kernel=$(echo "$kdir"/boot/vmlinuz-*)
 # vmw_vsock_virtio_transport_common) serves the vsock device, where the
 # guest agent listens.
 guest_modules="virtio_mmio virtio_pci virtio_blk virtio_net virtio_rng virtio_console crc32c_generic ext4 vmw_vsock_virtio_transport"
-kvmhost_modules="irqbypass ccp kvm kvm_amd tun"
+# vhost_vsock (with vhost and the vsock core) gives QEMU's guest in the vsock
+# benchmark its vhost-vsock-pci device, and the KVM host AF_VSOCK to reach it.
+kvmhost_modules="irqbypass ccp kvm kvm_amd tun vhost_vsock"
 
 # The guest agent (cmd/vmm-agent): a static Go program, built again only
 # when the Go files it is made of, go.mod, go.sum or the Go version change.

@@ -41,7 +41,7 @@ req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CP
 req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request to MemTotal grown"
 req+=",VMM overhead: RSS minus guest memory; idle,API round trip p50 (vmm.ping; QMP query-status),API round trip p99"
 req+=",disk write (dd 1M blocks; fsync),disk read (dd 1M blocks; cold cache),network TCP guest to host"
-# vmm only: vsock (QEMU's would be vhost-vsock, not measured yet).
+# vsock: vmm's samples required; QEMU's (vhost-vsock) when the KVM host has /dev/vhost-vsock.
 req+=",vsock guest to host (one stream)@vmm,vsock host to guest (one stream)@vmm"
 req+=",guest command round trip: agent over vsock@vmm,guest command round trip: serial shell@vmm"
 mkdir -p bench
