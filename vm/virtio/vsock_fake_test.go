@@ -35,15 +35,23 @@ type fakeVsockGuest struct {
 }
 
 // newFakeVsockGuest makes a device on a socket in a temporary directory
-// and starts the fake guest's driver with its receive buffers posted.
+// behind virtio-mmio and starts the fake guest's driver with its receive
+// buffers posted.
 func newFakeVsockGuest(t *testing.T) *fakeVsockGuest {
+	t.Helper()
+	return newFakeVsockGuestOn(t, newFakeDriver)
+}
+
+// newFakeVsockGuestOn is newFakeVsockGuest on the transport newDriver
+// puts the device behind.
+func newFakeVsockGuestOn(t *testing.T, newDriver func(testing.TB, Device) *fakeDriver) *fakeVsockGuest {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "v.sock")
 	v, err := NewVsock(VsockConfig{CID: testGuestCID, Socket: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newFakeDriver(t, v)
+	d := newDriver(t, v)
 	d.start(featureVersion1, 3, 16)
 	g := &fakeVsockGuest{t: t, d: d, v: v, path: path, rx: map[uint32][2]fakeBuf{},
 		txH: d.buf(vsockHdrSize, false), txP: d.buf(vsockMaxPayload, false)}

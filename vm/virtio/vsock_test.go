@@ -158,7 +158,15 @@ func TestVsockConfigSpaceWithFakeDriver(t *testing.T) {
 }
 
 func TestVsockHostInitiatedWithFakeDriver(t *testing.T) {
-	g := newFakeVsockGuest(t)
+	for _, tr := range []struct {
+		name      string
+		newDriver func(testing.TB, Device) *fakeDriver
+	}{{"virtio-mmio", newFakeDriver}, {"virtio-pci", newFakePCIDriver}} {
+		t.Run(tr.name, func(t *testing.T) { testVsockHostInitiated(t, newFakeVsockGuestOn(t, tr.newDriver)) })
+	}
+}
+
+func testVsockHostInitiated(t *testing.T, g *fakeVsockGuest) {
 	c, hport := g.established(1024)
 	// Host to guest, then guest to host.
 	c.Write([]byte("hello"))
