@@ -491,3 +491,39 @@ func TestVsockCloseDoesNotWaitForAHandshake(t *testing.T) {
 		t.Fatalf("Close took %v with a handshake pending", d)
 	}
 }
+
+func TestVsockSlowReaderStallsOnlyItsConnectionWithFakeDriver(t *testing.T) {
+	g := newFakeVsockGuest(t)
+	// A: the guest gives 8 bytes of credit and never more; its host
+	// program never reads.
+	a, reqA := g.hostConnect(1)
+	resp := pkt(vsockOpResponse, 1, reqA.srcPort)
+	resp.bufAlloc = 8
+	g.send(resp, nil)
+	readN(t, a, len(fmt.Sprintf("OK %d\n", reqA.srcPort)))
+	b, hportB := g.established(2)
+	go a.Write(bytes.Repeat([]byte("a"), 1<<20)) // blocks once the socket is full
+	if h, p := g.expect(vsockOpRW); h.dstPort != 1 || string(p) != "aaaaaaaa" {
+		t.Fatalf("A's first packet %+v %q", h, p)
+	}
+	// Toward the host: the guest fills A's buffer, which nobody reads.
+	chunk := bytes.Repeat([]byte("z"), vsockMaxPayload)
+	rw := pkt(vsockOpRW, 1, reqA.srcPort)
+	rw.bufAlloc = 8 // still no credit toward the guest
+	for range vsockBufAlloc / vsockMaxPayload {
+		g.send(rw, chunk)
+	}
+	// B flows both ways meanwhile.
+	b.Write([]byte("to the guest"))
+	h, p := g.recv()
+	for h.op == vsockOpCreditUpdate { // what A's host socket took in
+		h, p = g.recv()
+	}
+	if h.op != vsockOpRW || h.dstPort != 2 || string(p) != "to the guest" {
+		t.Fatalf("B's packet %+v %q while A is stalled", h, p)
+	}
+	g.send(pkt(vsockOpRW, 2, hportB), []byte("to the host"))
+	if got := readN(t, b, 11); got != "to the host" {
+		t.Fatalf("B read %q while A is stalled", got)
+	}
+}
