@@ -50,7 +50,7 @@ done
 for b in ${BINARIES:-}; do
 	p=$(command -v "$b") || { echo "build-initramfs: $b not found (make deps installs it)" >&2; exit 1; }
 	install -D -m 0755 "$p" "$root/usr/bin/$(basename "$b")"
-	file -L "$p" | grep -q 'statically linked' && continue
+	case "$(file -L "$p")" in *'statically linked'*) continue ;; esac
 	for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
 		[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
 	done
