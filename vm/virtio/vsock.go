@@ -156,6 +156,15 @@ func (v *Vsock) Close() error {
 	return nil
 }
 
+// debugState describes the connections for a state dump: how many there
+// are, how many have host data waiting for receive buffers, and the
+// control packets waiting.
+func (v *Vsock) debugState() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return fmt.Sprintf("cid=%d conns=%d ready=%d control=%d", v.cid, len(v.byKey), len(v.ready), len(v.control))
+}
+
 func (v *Vsock) deviceID() uint32 { return vsockDeviceID }
 
 // features: stream sockets only, which needs no feature bit.

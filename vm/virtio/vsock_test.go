@@ -402,6 +402,9 @@ func TestVsockManyConnectionsWithFakeDriver(t *testing.T) {
 func TestVsockResetClosesConnectionsWithFakeDriver(t *testing.T) {
 	g := newFakeVsockGuest(t)
 	c, _ := g.established(1)
+	if got := g.d.dev.DebugState(); !strings.Contains(got, "virtio-vsock") || !strings.Contains(got, "cid=3 conns=1 ") {
+		t.Fatalf("state dump %q: want the connection count", got)
+	}
 	g.d.ops().setStatus(0) // the driver resets the device
 	expectEOF(t, c)
 }
