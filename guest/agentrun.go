@@ -30,6 +30,11 @@ const (
 	// boot to answer before the console takes it, and every later
 	// command of that boot.
 	agentWait = 3 * time.Second
+	// agentWaitUp is the same bound once the agent of the boot has
+	// answered: a guest busy elsewhere (vCPUs being ejected) may leave a
+	// connection unanswered for the vmm's 2 s. Past it the console takes
+	// that command alone.
+	agentWaitUp = 10 * time.Second
 	// agentRetry is how often the agent is tried meanwhile.
 	agentRetry = 100 * time.Millisecond
 )
@@ -52,9 +57,11 @@ func withAgent(cfg config.VM, want bool, dir string) config.VM {
 type machineAgent struct {
 	client agent.Client
 	wait   time.Duration // agentWait, shorter in tests
+	waitUp time.Duration // agentWaitUp, shorter in tests
 
 	mu       sync.Mutex
 	downBoot int // a boot whose agent did not answer in time (0: none)
+	upBoot   int // the last boot whose agent answered
 }
 
 // newMachineAgent is the agent of a VM whose config is cfg, or nil
@@ -63,7 +70,7 @@ func newMachineAgent(cfg config.VM) *machineAgent {
 	if cfg.Vsock == nil {
 		return nil
 	}
-	return &machineAgent{client: agent.Client{Socket: cfg.Vsock.Socket}, wait: agentWait}
+	return &machineAgent{client: agent.Client{Socket: cfg.Vsock.Socket}, wait: agentWait, waitUp: agentWaitUp}
 }
 
 // Agent is the client of the guest's agent, or nil when the VM has no
@@ -101,20 +108,29 @@ func (m *Machine) Run(ctx context.Context, cmd string) (string, int, error) {
 	return m.shell.Run(ctx, cmd)
 }
 
-// run runs cmd through the agent of boot. ok is false when the agent did
-// not answer within agentWait, now or earlier in this boot: the console
-// is to run cmd. Once connected, whatever happens is the command's.
+// run runs cmd through the agent of boot. ok is false when the console
+// is to run cmd: the agent of this boot never answered within agentWait
+// (then neither it nor later commands of the boot wait for it again), or
+// it answered before but not within agentWaitUp this time. Once
+// connected, whatever happens is the command's.
 func (a *machineAgent) run(ctx context.Context, cmd string, boot int) (out string, status int, ok bool, err error) {
 	a.mu.Lock()
-	down := a.downBoot == boot
+	down, up := a.downBoot == boot, a.upBoot == boot
 	a.mu.Unlock()
 	if down {
 		return "", 0, false, nil
 	}
-	deadline := time.Now().Add(a.wait)
+	wait := a.wait
+	if up {
+		wait = a.waitUp
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		conn, derr := a.client.Dial(ctx)
 		if derr == nil {
+			a.mu.Lock()
+			a.upBoot = boot
+			a.mu.Unlock()
 			out, status, err = agent.RunOn(ctx, conn, cmd)
 			return out, status, true, err
 		}
@@ -122,9 +138,11 @@ func (a *machineAgent) run(ctx context.Context, cmd string, boot int) (out strin
 			return "", 0, true, fmt.Errorf("guest command %q: %w", cmd, derr)
 		}
 		if time.Now().After(deadline) {
-			a.mu.Lock()
-			a.downBoot = boot
-			a.mu.Unlock()
+			if !up {
+				a.mu.Lock()
+				a.downBoot = boot
+				a.mu.Unlock()
+			}
 			return "", 0, false, nil
 		}
 		t := time.NewTimer(agentRetry)

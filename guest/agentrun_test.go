@@ -62,7 +62,7 @@ func TestMachineAgentFallsBackForTheBootItDidNotAnswer(t *testing.T) {
 	cfg := config.Default()
 	cfg.Vsock = &config.Vsock{CID: 3, Socket: refusingHybrid(t)}
 	a := newMachineAgent(cfg)
-	a.wait = 200 * time.Millisecond
+	a.wait, a.waitUp = 200*time.Millisecond, 400*time.Millisecond
 	began := time.Now()
 	if _, _, ok, err := a.run(context.Background(), "true", 1); ok || err != nil {
 		t.Fatalf("run without an agent: ok %v, %v; want the console to take it", ok, err)
@@ -78,6 +78,16 @@ func TestMachineAgentFallsBackForTheBootItDidNotAnswer(t *testing.T) {
 	defer cancel()
 	if _, _, ok, err := a.run(ctx, "true", 2); !ok || err == nil {
 		t.Fatalf("a new boot's run past its context: ok %v, %v", ok, err)
+	}
+	// A boot whose agent answered before waits longer, and falls back for
+	// the one command only.
+	a.upBoot = 3
+	began = time.Now()
+	if _, _, ok, err := a.run(context.Background(), "true", 3); ok || err != nil || time.Since(began) < a.waitUp {
+		t.Fatalf("run after the agent answered: ok %v, %v after %v", ok, err, time.Since(began))
+	}
+	if a.downBoot == 3 {
+		t.Fatal("a boot whose agent answered was given up")
 	}
 	if newMachineAgent(config.Default()) != nil {
 		t.Fatal("an agent for a VM without a vsock device")
