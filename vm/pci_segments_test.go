@@ -3,8 +3,10 @@ package vm
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/bus"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
@@ -87,5 +89,18 @@ func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
 	cfg.Disks = make([]config.Disk, layout.PCIDevicesPerBus)
 	if _, err := devicePlacements(&cfg); err == nil {
 		t.Error("32 disks placed on one segment")
+	}
+}
+
+func TestPCIWindowsMustFitTheGuestsPhysicalAddresses(t *testing.T) {
+	m := &machine{cfg: config.Default(), log: nopLogger(), pioBus: bus.New("pio", nil), mmBus: bus.New("mmio", nil),
+		deps: machineDeps{cpuid: []kvm.CPUIDEntry{{Function: 0x8000_0008, EAX: 36}}}}
+	m.cfg.Memory.HotplugSize = 64 * layout.GiB
+	if err := m.addPCI(1); err == nil || !strings.Contains(err.Error(), "36-bit physical addresses") {
+		t.Errorf("windows past 64 GiB on a 36-bit guest: %v", err)
+	}
+	m.deps.cpuid[0].EAX = 40
+	if err := m.addPCI(1); err != nil {
+		t.Errorf("on a 40-bit guest: %v", err)
 	}
 }
