@@ -13,8 +13,12 @@ cache=$(mkdir -p "${1:?cache dir}" && cd "$1" && pwd)
 kdir=$("$here/../scripts/fetch-kernel.sh" "$cache")
 kernel=$(echo "$kdir"/boot/vmlinuz-*)
 
-# Modules each image loads at boot (dependencies are added by the builder).
-guest_modules="virtio_mmio virtio_blk virtio_net virtio_rng virtio_console crc32c_generic ext4"
+# Modules each image loads at boot (dependencies are added by the builder,
+# from the .ko files' depends=: virtio_pci brings virtio_pci_modern_dev and
+# virtio_pci_legacy_dev). The transports come before the devices' drivers:
+# the disks, nets and rng are on PCI by default, on virtio-mmio with
+# --virtio-transport mmio.
+guest_modules="virtio_mmio virtio_pci virtio_blk virtio_net virtio_rng virtio_console crc32c_generic ext4"
 kvmhost_modules="irqbypass ccp kvm kvm_amd tun"
 
 # build NAME INIT OUT MODULES [BINARIES]: one image, skipped when its input hash is unchanged.

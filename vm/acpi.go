@@ -14,8 +14,9 @@ const ioapicID = 0
 // acpiTables builds the guest's tables, to be written at layout.ACPIStart:
 // a hardware-reduced FADT with the sleep and reset registers of pm, a MADT
 // with maxVCPUs processors (bootVCPUs enabled, the rest online capable),
-// and a DSDT with \_S5 and the devices in \_SB.
-func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, sb ...acpi.Describer) ([]byte, error) {
+// an MCFG with the PCI segments' ECAM areas, and a DSDT with \_S5 and the
+// devices (the host bridges among them) in \_SB.
+func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, mcfg []acpi.MCFGEntry, sb ...acpi.Describer) ([]byte, error) {
 	dsdt, err := acpi.DSDT(pm.RootAML(), acpi.SystemBus(sb...))
 	if err != nil {
 		return nil, fmt.Errorf("DSDT: %w", err)
@@ -29,7 +30,7 @@ func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, sb ...acpi.Describe
 		BootCPUs:      bootVCPUs,
 		MaxCPUs:       maxVCPUs,
 		// The PIT's IRQ 0 is wired to IOAPIC pin 2, as on every PC; the GSI
-		// routing (gsiRoutes) matches.
+		// routing (irq.IOAPICRoutes) matches.
 		Overrides: []acpi.InterruptOverride{{Source: 0, GSI: 2, Flags: acpi.INTIConforms}},
 		LINT1NMI:  true,
 	})
@@ -45,7 +46,7 @@ func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, sb ...acpi.Describe
 		// keyboard (the i8042 is here only for its reset line).
 		BootArch: acpi.BootArchVGANotPresent | acpi.BootArchNoCMOSRTC,
 	}
-	tables := acpi.Layout(layout.ACPIStart, fadt, dsdt, madt)
+	tables := acpi.Layout(layout.ACPIStart, fadt, dsdt, madt, acpi.MCFG(mcfg))
 	if len(tables) > layout.ResetVector-layout.ACPIStart {
 		return nil, fmt.Errorf("ACPI tables of %d bytes do not fit in %d", len(tables), layout.ResetVector-layout.ACPIStart)
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/devices"
 	"github.com/vmmdev/vmm/vm/hotplug"
+	"github.com/vmmdev/vmm/vm/irq"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
+	"github.com/vmmdev/vmm/vm/pci"
 )
 
 // eventKind is why a machine ended.
@@ -56,6 +58,7 @@ type machineDeps struct {
 	log         *slog.Logger
 	events      chan<- machineEvent
 	firstRun    func()
+	transport   VirtioTransport // where the virtio devices go
 }
 
 // machine is one incarnation of the VM: a KVM VM with its memory, buses,
@@ -72,7 +75,8 @@ type machine struct {
 	mmBus  *bus.Bus
 	serial *devices.Serial
 	cpus   *cpuManager
-	irqfds []*irqLine
+	irq    *irq.Router     // the GSI routing table and the irqfds
+	pci    []*pci.Segment  // the PCI segments, 0 first
 	virtio []*virtioDevice // in device order; see addVirtio
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
@@ -152,7 +156,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
 		return nil, err
 	}
-	if err = m.vm.SetGSIRouting(gsiRoutes()); err != nil {
+	if m.irq, err = irq.NewRouter(m.vm); err != nil {
 		return nil, err
 	}
 
@@ -180,8 +184,9 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if m.memHP != nil {
 		sb = append(sb, m.memHP)
 	}
+	sb = append(sb, m.pciDescribers()...)
 	sb = append(sb, m.virtioDescribers()...)
-	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, sb...)
+	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, m.mcfgEntries(), sb...)
 	if err != nil {
 		return nil, err
 	}
@@ -211,11 +216,12 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	return m, nil
 }
 
-// addDevices creates the buses, the legacy devices and the virtio devices.
+// addDevices creates the buses, the legacy devices, the PCI segments and
+// the virtio devices.
 func (m *machine) addDevices() error {
 	m.pioBus = bus.New("pio", m.log)
 	m.mmBus = bus.New("mmio", m.log)
-	com1IRQ, err := m.newIRQLine(layout.COM1IRQ)
+	com1IRQ, err := m.irq.Line(layout.COM1IRQ)
 	if err != nil {
 		return err
 	}
@@ -234,6 +240,9 @@ func (m *machine) addDevices() error {
 		if err := m.pioBus.Insert(d.base, d.size, d.name, d.dev); err != nil {
 			return err
 		}
+	}
+	if err := m.addPCI(pciSegmentCount(&m.cfg)); err != nil {
+		return err
 	}
 	return m.addVirtio()
 }
@@ -255,7 +264,7 @@ func (m *machine) addHotplug() error {
 	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.CPUs.BootVCPUs, m.cfg.CPUs.MaxVCPUs, m); err != nil {
 		return err
 	}
-	gedIRQ, err := m.newIRQLine(layout.GEDIRQ)
+	gedIRQ, err := m.irq.Line(layout.GEDIRQ)
 	if err != nil {
 		return err
 	}
@@ -334,10 +343,13 @@ func (m *machine) close() {
 		if m.cpus != nil {
 			m.cpus.stopAll()
 		}
-		m.closeVirtio()
-		for _, l := range m.irqfds {
-			l.close()
+		// The irqfds go first: the devices' last interrupts then raise
+		// nothing, and closing their MSI-X vectors does not rewrite the
+		// routing table once per vector.
+		if m.irq != nil {
+			m.irq.Close()
 		}
+		m.closeVirtio()
 		if m.vm != nil {
 			if err := m.vm.Close(); err != nil {
 				m.log.Warn("close VM", "err", err)

@@ -5,6 +5,9 @@
 //	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
 //	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
 //
+// The virtio devices sit on PCI (segment 0, an MSI-X vector per queue)
+// unless --virtio-transport mmio puts them on virtio-mmio.
+//
 // --kernel takes a bzImage or an uncompressed ELF vmlinux with a PVH entry
 // (told apart by their bytes); --firmware, instead of --kernel, a firmware
 // that boots through PVH (an ELF image too), which gets no command line or
@@ -104,8 +107,15 @@ func joinOptional(args []string, name string) []string {
 // usageError is a command line mistake: exit status 2.
 type usageError struct{ error }
 
-// parse turns the command line into a configuration.
-func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, verbose bool, err error) {
+// options are the flags that are the VMM's, not the VM configuration's.
+type options struct {
+	apiSocket string
+	verbose   bool
+	transport vm.VirtioTransport
+}
+
+// parse turns the command line into a configuration and the VMM's options.
+func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error) {
 	fs := flag.NewFlagSet("vmm", flag.ContinueOnError)
 	// Errors are reported by the caller, in one line; -h prints the usage.
 	fs.SetOutput(io.Discard)
@@ -123,65 +133,72 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, apiSocket string, ve
 	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask= (repeatable)")
 	var rng optionalFlag
 	fs.Var(&rng, "rng", "virtio-rng, optionally src=PATH (default /dev/urandom)")
-	fs.StringVar(&apiSocket, "api-socket", "", "serve the HTTP API on this unix socket `path`")
-	fs.BoolVar(&verbose, "v", false, "log debug messages")
+	fs.StringVar(&o.apiSocket, "api-socket", "", "serve the HTTP API on this unix socket `path`")
+	fs.BoolVar(&o.verbose, "v", false, "log debug messages")
+	transport := fs.String("virtio-transport", string(vm.TransportPCI),
+		"where the virtio devices go: pci (PCI segments, MSI-X) or mmio (virtio-mmio, an IOAPIC line each)")
 	if err := fs.Parse(joinOptional(args, "rng")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
 			fmt.Fprintln(stderr, "Usage: vmm --kernel bzImage|vmlinux [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M]\n"+
-				"           [--memory size=S] [--serial tty|file=PATH|off] [--api-socket PATH] [-v]\n"+
+				"           [--memory size=S] [--serial tty|file=PATH|off] [--api-socket PATH] [--virtio-transport pci|mmio] [-v]\n"+
 				"       vmm --firmware FIRMWARE [--cpus ...] [--memory ...] [...]")
 			fs.PrintDefaults()
-			return cfg, "", false, err
+			return cfg, o, err
 		}
-		return cfg, "", false, usageError{err}
+		return cfg, o, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", false, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return cfg, o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 
 	cfg = config.Default()
 	cfg.Payload = config.Payload{Kernel: *kernel, Firmware: *firmware, Initramfs: *initramfs, Cmdline: *cmdline}
 	if cfg.CPUs, err = config.ParseCPUs(*cpus); err != nil {
-		return cfg, "", false, usageError{err}
+		return cfg, o, usageError{err}
 	}
 	if cfg.Memory, err = config.ParseMemory(*memory); err != nil {
-		return cfg, "", false, usageError{err}
+		return cfg, o, usageError{err}
 	}
 	if cfg.Serial, err = config.ParseSerial(*serial); err != nil {
-		return cfg, "", false, usageError{err}
+		return cfg, o, usageError{err}
 	}
 	if cfg.Console, err = config.ParseConsole(*console); err != nil {
-		return cfg, "", false, usageError{err}
+		return cfg, o, usageError{err}
 	}
 	for _, d := range disks {
 		dc, err := config.ParseDisk(d)
 		if err != nil {
-			return cfg, "", false, usageError{err}
+			return cfg, o, usageError{err}
 		}
 		cfg.Disks = append(cfg.Disks, dc)
 	}
 	for _, n := range nets {
 		nc, err := config.ParseNet(n)
 		if err != nil {
-			return cfg, "", false, usageError{err}
+			return cfg, o, usageError{err}
 		}
 		cfg.Net = append(cfg.Net, nc)
 	}
 	if rng.set {
 		rc, err := config.ParseRNG(rng.value)
 		if err != nil {
-			return cfg, "", false, usageError{err}
+			return cfg, o, usageError{err}
 		}
 		cfg.RNG = &rc
 	}
 	if *kernel != "" && *firmware != "" {
-		return cfg, "", false, usageError{errors.New("--kernel and --firmware: give one, not both")}
+		return cfg, o, usageError{errors.New("--kernel and --firmware: give one, not both")}
 	}
-	if !hasPayload(cfg) && apiSocket == "" {
-		return cfg, "", false, usageError{errors.New("--kernel or --firmware is required (or --api-socket to create the VM through the API)")}
+	switch o.transport = vm.VirtioTransport(*transport); o.transport {
+	case vm.TransportPCI, vm.TransportMMIO:
+	default:
+		return cfg, o, usageError{fmt.Errorf("--virtio-transport %s: want pci or mmio", *transport)}
 	}
-	return cfg, apiSocket, verbose, nil
+	if !hasPayload(cfg) && o.apiSocket == "" {
+		return cfg, o, usageError{errors.New("--kernel or --firmware is required (or --api-socket to create the VM through the API)")}
+	}
+	return cfg, o, nil
 }
 
 // hasPayload reports whether the command line names something to boot.
@@ -189,7 +206,7 @@ func hasPayload(cfg config.VM) bool { return cfg.Payload.Kernel != "" || cfg.Pay
 
 // run is main without the exit, for tests.
 func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, apiSocket, verbose, err := parse(args, stderr)
+	cfg, o, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -198,13 +215,13 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		return exitUsage
 	}
 	level := slog.LevelInfo
-	if verbose {
+	if o.verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	v, err := vm.New(vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start})
+	v, err := vm.New(vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start, VirtioTransport: o.transport})
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm: %v\n", err)
 		return exitFailure
@@ -225,8 +242,8 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}
 	var srv *api.Server
-	if apiSocket != "" {
-		srv, err = api.NewServer(apiSocket, v, api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }})
+	if o.apiSocket != "" {
+		srv, err = api.NewServer(o.apiSocket, v, api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }})
 		if err != nil {
 			return fail(fmt.Errorf("API socket: %w", err))
 		}

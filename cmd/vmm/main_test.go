@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/config"
 )
@@ -35,7 +36,7 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
 		}},
 	} {
-		cfg, _, _, err := parse(c.args, &bytes.Buffer{})
+		cfg, _, err := parse(c.args, &bytes.Buffer{})
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -70,6 +71,7 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		want string
 	}{
 		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
+		{"unknown transport", []string{"--kernel", "k", "--virtio-transport", "isa"}, "--virtio-transport isa: want pci or mmio"},
 		{"no kernel", nil, "--kernel or --firmware is required"},
 		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
@@ -96,6 +98,22 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), c.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
 			t.Errorf("%s: stderr %q, want one line with %q", c.name, stderr.String(), c.want)
+		}
+	}
+}
+
+func TestParseTakesTheVirtioTransportPCIByDefault(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want vm.VirtioTransport
+	}{
+		{[]string{"--kernel", "k"}, vm.TransportPCI},
+		{[]string{"--kernel", "k", "--virtio-transport", "mmio"}, vm.TransportMMIO},
+		{[]string{"--kernel", "k", "--virtio-transport=pci"}, vm.TransportPCI},
+	} {
+		_, o, err := parse(c.args, &bytes.Buffer{})
+		if err != nil || o.transport != c.want {
+			t.Errorf("%v: transport %q, %v; want %q", c.args, o.transport, err, c.want)
 		}
 	}
 }

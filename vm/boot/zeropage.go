@@ -1,8 +1,10 @@
 package boot
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
@@ -43,8 +45,9 @@ const (
 )
 
 // E820Map describes boot RAM to the guest: the conventional 640 KiB below
-// the EBDA, the ACPI tables as reserved, RAM from 1 MiB on, and any RAM
-// above 4 GiB.
+// the EBDA, the ACPI tables as reserved, RAM from 1 MiB on, any RAM above
+// 4 GiB, and the PCI ECAM as reserved (Linux uses an MCFG area only when
+// the firmware reserved it), in address order.
 func E820Map(ram []memory.Range) []E820Entry {
 	var m []E820Entry
 	for _, r := range ram {
@@ -59,6 +62,8 @@ func E820Map(ram []memory.Range) []E820Entry {
 			m = append(m, E820Entry{layout.KernelStart, r.End() - layout.KernelStart, E820RAM})
 		}
 	}
+	m = append(m, E820Entry{layout.PCIECAMStart, layout.PCIECAMSize, E820Reserved})
+	slices.SortStableFunc(m, func(a, b E820Entry) int { return cmp.Compare(a.Addr, b.Addr) })
 	return m
 }
 

@@ -159,7 +159,7 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 	}{
 		{"TDX", func(c *VM) { c.Platform = &Platform{TDX: true} }, "platform.tdx=true is not supported"},
 		{"vhost-user disk", func(c *VM) { c.Disks = []Disk{{Path: "/d", VhostUser: true}} }, "disks[0].vhost_user=true is not supported"},
-		{"second disk's queues", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", NumQueues: 2}} }, "disks[1].num_queues=2 is not supported yet"},
+		{"second disk's direct I/O", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", Direct: true}} }, "disks[1].direct=true is not supported yet"},
 		{"a pty serial port", func(c *VM) { c.Serial.Mode = ModePty }, `serial.mode="Pty" is not supported yet`},
 		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, `console.mode="Tty" is not supported yet`},
 		{"virtio-mem", func(c *VM) { c.Memory.HotplugMethod = HotplugVirtioMem }, `memory.hotplug_method="VirtioMem" is not supported yet`},

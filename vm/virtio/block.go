@@ -24,6 +24,7 @@ const (
 	blkFRO      = 1 << 5
 	blkFBlkSize = 1 << 6
 	blkFFlush   = 1 << 9
+	blkFMQ      = 1 << 12
 
 	// Request types.
 	blkTIn    = 0
@@ -43,9 +44,10 @@ const (
 	blkIDSize = 20
 
 	// Configuration space offsets (struct virtio_blk_config).
-	blkCfgCapacity = 0
-	blkCfgSegMax   = 12
-	blkCfgBlkSize  = 20
+	blkCfgCapacity  = 0
+	blkCfgSegMax    = 12
+	blkCfgBlkSize   = 20
+	blkCfgNumQueues = 34
 	// blkConfigSize covers struct virtio_blk_config up to
 	// write_zeroes_may_unmap; fields not offered read as zero.
 	blkConfigSize = 60
@@ -56,6 +58,22 @@ const (
 // bounds a chain by the queue size.
 const blkSegMax = MaxQueueSize - 2
 
+// MaxBlockQueues bounds a disk's request queues.
+const MaxBlockQueues = 64
+
+// BlockConfig describes a virtio-blk device.
+type BlockConfig struct {
+	// Path is the raw image: a regular file or a block device.
+	Path string
+	// Readonly opens it read-only; the guest's writes fail.
+	Readonly bool
+	// NumQueues is how many request queues the guest may use, 1 to
+	// MaxBlockQueues (VIRTIO_BLK_F_MQ when more than one); 0 means 1.
+	// Each has its worker, so requests on different queues run in
+	// parallel.
+	NumQueues int
+}
+
 // Block is a virtio-blk device backed by a raw image: a regular file or a
 // block device. Requests run on the queue's worker goroutine with
 // pread/pwrite; a guest flush is an fdatasync of the image.
@@ -65,20 +83,33 @@ type Block struct {
 	queueOnly
 	path     string
 	readonly bool
+	queues   int
 	file     *os.File
 	sectors  uint64
 	config   [blkConfigSize]byte
 	id       [blkIDSize]byte
-	scratch  [][]byte
+	scratch  [][][]byte // per queue: its worker's buffers
 }
 
-// NewBlock opens the raw image at path, read-only when readonly is set.
-// A missing or unreadable image is an error that names the path; so is an
-// image smaller than one sector. The capacity is the image size rounded
-// down to whole sectors.
+// NewBlock opens the raw image at path, read-only when readonly is set,
+// as a disk with one request queue (OpenBlock).
 func NewBlock(path string, readonly bool) (*Block, error) {
+	return OpenBlock(BlockConfig{Path: path, Readonly: readonly})
+}
+
+// OpenBlock opens the disk cfg describes. A missing or unreadable image
+// is an error that names the path; so is an image smaller than one
+// sector. The capacity is the image size rounded down to whole sectors.
+func OpenBlock(cfg BlockConfig) (*Block, error) {
+	path, readonly := cfg.Path, cfg.Readonly
 	if path == "" {
 		return nil, errors.New("disk: no path")
+	}
+	if cfg.NumQueues == 0 {
+		cfg.NumQueues = 1
+	}
+	if cfg.NumQueues < 0 || cfg.NumQueues > MaxBlockQueues {
+		return nil, fmt.Errorf("disk %s: num_queues=%d: want 1 to %d", path, cfg.NumQueues, MaxBlockQueues)
 	}
 	flags := os.O_RDWR
 	if readonly {
@@ -96,7 +127,7 @@ func NewBlock(path string, readonly bool) (*Block, error) {
 		}
 		return nil, fmt.Errorf("disk %s: %w%s", path, err, hint)
 	}
-	b := &Block{path: path, readonly: readonly, file: f}
+	b := &Block{path: path, readonly: readonly, queues: cfg.NumQueues, file: f, scratch: make([][][]byte, cfg.NumQueues)}
 	if err := b.probe(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("disk %s: %w", path, err)
@@ -124,6 +155,7 @@ func (b *Block) probe() error {
 	binary.LittleEndian.PutUint64(b.config[blkCfgCapacity:], b.sectors)
 	binary.LittleEndian.PutUint32(b.config[blkCfgSegMax:], blkSegMax)
 	binary.LittleEndian.PutUint32(b.config[blkCfgBlkSize:], SectorSize)
+	binary.LittleEndian.PutUint16(b.config[blkCfgNumQueues:], uint16(b.queues))
 	copy(b.id[:], filepath.Base(b.path)) // /sys/block/vdX/serial
 	return nil
 }
@@ -133,6 +165,9 @@ func (b *Block) Kind() string { return "virtio-blk" }
 
 // Path is the image's path.
 func (b *Block) Path() string { return b.path }
+
+// NumQueues is the disk's request queues.
+func (b *Block) NumQueues() int { return b.queues }
 
 // Readonly reports whether the guest may not write.
 func (b *Block) Readonly() bool { return b.readonly }
@@ -150,10 +185,15 @@ func (b *Block) features() uint64 {
 	if b.readonly {
 		f |= blkFRO
 	}
+	if b.queues > 1 {
+		f |= blkFMQ
+	}
 	return f
 }
 
-func (b *Block) numQueues() int { return 1 }
+func (b *Block) numQueues() int { return b.queues }
+
+func (b *Block) configSize() int { return blkConfigSize }
 
 func (b *Block) readConfig(offset uint64, data []byte) {
 	if offset < blkConfigSize {
@@ -161,18 +201,18 @@ func (b *Block) readConfig(offset uint64, data []byte) {
 	}
 }
 
-// process serves every available request.
-func (b *Block) process(_ int, q *vring) {
+// process serves every available request of queue i.
+func (b *Block) process(i int, q *vring) {
 	var c chain
 	for q.next(&c) {
-		q.push(c.head, b.serve(&c))
+		q.push(c.head, b.serve(&c, &b.scratch[i]))
 	}
 }
 
 // serve runs one request and returns the bytes written to its writable
 // buffers, the status byte included. A request is header (readable), data
 // (readable for OUT, writable for IN and GET_ID), status byte (writable).
-func (b *Block) serve(c *chain) uint32 {
+func (b *Block) serve(c *chain, scratch *[][]byte) uint32 {
 	if c.wlen == 0 {
 		return 0 // nowhere to put a status: the driver broke the protocol
 	}
@@ -192,8 +232,8 @@ func (b *Block) serve(c *chain) uint32 {
 			*status = blkSIOErr
 			return 1
 		}
-		b.scratch = subrange(b.scratch[:0], c.writable, 0, dataIn)
-		*status = b.io(b.scratch, sector, false)
+		*scratch = subrange((*scratch)[:0], c.writable, 0, dataIn)
+		*status = b.io(*scratch, sector, false)
 		return uint32(min(dataIn+1, 1<<32-1))
 	case blkTOut:
 		dataOut := c.rlen - blkHeaderSize
@@ -201,15 +241,15 @@ func (b *Block) serve(c *chain) uint32 {
 			*status = blkSIOErr
 			return 1
 		}
-		b.scratch = subrange(b.scratch[:0], c.readable, blkHeaderSize, dataOut)
-		*status = b.io(b.scratch, sector, true)
+		*scratch = subrange((*scratch)[:0], c.readable, blkHeaderSize, dataOut)
+		*status = b.io(*scratch, sector, true)
 		return 1
 	case blkTFlush:
 		*status = b.flush()
 		return 1
 	case blkTGetID:
-		b.scratch = subrange(b.scratch[:0], c.writable, 0, min(dataIn, blkIDSize))
-		n := scatter(b.scratch, b.id[:])
+		*scratch = subrange((*scratch)[:0], c.writable, 0, min(dataIn, blkIDSize))
+		n := scatter(*scratch, b.id[:])
 		*status = blkSOK
 		return uint32(n) + 1
 	}
