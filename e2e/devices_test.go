@@ -163,6 +163,10 @@ var devicesPCIFunctions = []string{
 // them; busybox has no lspci.
 const listPCI = `for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device $d/class); done`
 
+// whereDevices prints where vda, vdb and eth0 sit in sysfs, a line each
+// (busybox's readlink takes one file).
+const whereDevices = `for p in /sys/block/vda /sys/block/vdb /sys/class/net/eth0/device; do readlink -f $p; done`
+
 // expectDevicesOnPCI checks that the guest found the devices on PCI
 // segment 0 where vm.info's device_tree says they are, and uses a vector
 // of its own per queue.
@@ -176,7 +180,7 @@ func expectDevicesOnPCI(ctx SpecContext, m *guest.Machine) {
 		Expect(info.DeviceTree[id].Parent).To(Equal("_virtio-pci-"+id), "device_tree: %s's parent", id)
 		Expect(info.DeviceTree["_virtio-pci-"+id].PCIBDF).To(Equal(bdf), "device_tree: %s's pci_bdf", id)
 	}
-	Expect(sh(ctx, m, "readlink -f /sys/block/vda /sys/block/vdb /sys/class/net/eth0/device")).To(MatchRegexp(
+	Expect(sh(ctx, m, whereDevices)).To(MatchRegexp(
 		`^/sys/devices/pci0000:00/0000:00:01\.0/virtio\d+/block/vda\n`+
 			`/sys/devices/pci0000:00/0000:00:02\.0/virtio\d+/block/vdb\n`+
 			`/sys/devices/pci0000:00/0000:00:03\.0/virtio\d+$`), "where vda, vdb and eth0 sit")
@@ -207,11 +211,12 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 			By("vm.info lists the disks, the net with its tap and MAC, and the rng")
 			info, err := m.Info(ctx)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Config.Disks).To(Equal([]config.Disk{{Path: disk}, {Path: ro, Readonly: true}}))
+			want := withDefaults(config.VM{Disks: []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}, RNG: &config.RNG{Src: "/dev/urandom"}})
+			Expect(info.Config.Disks).To(Equal(want.Disks))
 			Expect(info.Config.Net).To(HaveLen(1))
 			Expect(info.Config.Net[0].Tap).To(Equal(devTap))
 			Expect(info.Config.Net[0].MAC).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
-			Expect(info.Config.RNG).To(Equal(&config.RNG{Src: "/dev/urandom"}))
+			Expect(info.Config.RNG).To(Equal(want.RNG))
 
 			By("the guest found four virtio devices, on " + transport)
 			Expect(sh(ctx, m, "ls /sys/bus/virtio/devices | wc -l")).To(Equal("4"))
@@ -252,12 +257,11 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		m, _, _, _ := devicesGuest(ctx, "devices-reboot")
 		writeGuestMarker(ctx, m)
 		mac := sh(ctx, m, "cat /sys/class/net/eth0/address")
-		where := "readlink -f /sys/block/vda /sys/block/vdb /sys/class/net/eth0/device"
-		before := sh(ctx, m, where)
+		before := sh(ctx, m, whereDevices)
 		Expect(m.RebootFromGuest(ctx)).To(Succeed())
 		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
 		Expect(strings.Split(sh(ctx, m, listPCI), "\n")).To(Equal(devicesPCIFunctions), "PCI functions after the reboot")
-		Expect(sh(ctx, m, where)).To(Equal(before), "where vda, vdb and eth0 sit after the reboot")
+		Expect(sh(ctx, m, whereDevices)).To(Equal(before), "where vda, vdb and eth0 sit after the reboot")
 		Expect(sh(ctx, m, "dd if=/dev/vda bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(guestMarker)))).
 			To(Equal(guestMarker))
 		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(mac), "MAC after the reboot")
@@ -265,7 +269,8 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Config.Net).To(Equal([]config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask, MAC: mac}}))
+		want := withDefaults(config.VM{Net: []config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask, MAC: mac}}})
+		Expect(info.Config.Net).To(Equal(want.Net))
 	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
 
 	It("leave in the host's image what the guest wrote after a power off; the read-only one is unchanged", func(ctx SpecContext) {
@@ -360,3 +365,9 @@ var _ = Describe("virtio device backends", Label("devices"), func() {
 		Entry("a missing entropy source", []string{"--rng", "src=/nonexistent"}, "rng src /nonexistent"),
 	)
 })
+
+// withDefaults is c with the defaults vm.info fills in.
+func withDefaults(c config.VM) config.VM {
+	c.SetDefaults()
+	return c
+}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The expected values were printed by a C program including <linux/kvm.h>
@@ -210,5 +212,41 @@ func TestIRQRouteEntriesAsKVMReadsThem(t *testing.T) {
 		if got := c.r.entry(); got != c.want {
 			t.Errorf("%s: entry %+v, want %+v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestSetGSIRoutingTakesMSIRoutesBesideTheIOAPICs(t *testing.T) {
+	s := openOrSkip(t)
+	vm, err := s.CreateVM()
+	if err != nil {
+		t.Skipf("KVM_CREATE_VM: %v", err)
+	}
+	defer vm.Close()
+	if err := vm.CreateIRQChip(); err != nil {
+		t.Skipf("KVM_CREATE_IRQCHIP: %v", err)
+	}
+	routes := []IRQRoute{
+		{GSI: 4, Chip: IRQChipIOAPIC, Pin: 4},
+		{GSI: 24, MSI: &MSIMessage{Address: 0xfee0_0000, Data: 0x41}},
+		{GSI: 25, MSI: &MSIMessage{Address: 0xfee0_1000, Data: 0x42}},
+	}
+	if err := vm.SetGSIRouting(routes); err != nil {
+		t.Fatal(err)
+	}
+	// An irqfd on an MSI GSI, and again after the route moved.
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := vm.IRQFD(fd, 25); err != nil {
+		t.Fatal(err)
+	}
+	routes[2].MSI.Data = 0x43
+	if err := vm.SetGSIRouting(routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.RemoveIRQFD(fd, 25); err != nil {
+		t.Fatal(err)
 	}
 }

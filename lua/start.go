@@ -279,7 +279,7 @@ func vsockArg(v glua.LValue, byDefault bool) (*config.Vsock, error) {
 			if err != nil || n < 3 || n >= 0xffffffff {
 				return nil, fmt.Errorf("vsock.cid: want a guest CID from 3, got %s", render(c))
 			}
-			vs.CID = uint64(n)
+			vs.CID = uint32(n)
 		}
 		return vs, nil
 	}

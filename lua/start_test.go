@@ -21,7 +21,7 @@ func TestVsockArg(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		v    glua.LValue
-		cid  uint64 // 0: no device
+		cid  uint32 // 0: no device
 		err  bool
 	}{
 		{"absent: the agent's device", glua.LNil, guest.DefaultAgentCID, false},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/vmmdev/vmm/acpi"
+	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/bus"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
@@ -29,6 +30,11 @@ func segmentConfig(s int, cfg *config.VM) pci.SegmentConfig {
 func (m *machine) addPCI(n int) error {
 	if n < 1 || n > layout.PCISegmentsMax {
 		return invalidf("platform: %d PCI segments: want 1 to %d", n, layout.PCISegmentsMax)
+	}
+	if bits := physAddrBits(m.deps.cpuid); bits > 0 {
+		if end := segmentConfig(n-1, &m.cfg).Window64.End(); end > 1<<bits {
+			return invalidf("PCI: the 64-bit BAR windows end at %#x, beyond the guest's %d-bit physical addresses (less hotplug_size, or fewer segments)", end, bits)
+		}
 	}
 	for s := range n {
 		c := segmentConfig(s, &m.cfg)
@@ -76,4 +82,15 @@ func (m *machine) mcfgEntries() []acpi.MCFGEntry {
 		e = append(e, s.MCFGEntry())
 	}
 	return e
+}
+
+// physAddrBits is the guest's physical address width from the CPUID it
+// gets (leaf 0x80000008, EAX bits 7-0), or 0 when the leaf is missing.
+func physAddrBits(cpuid []kvm.CPUIDEntry) uint {
+	for _, e := range cpuid {
+		if e.Function == 0x8000_0008 {
+			return uint(e.EAX & 0xff)
+		}
+	}
+	return 0
 }

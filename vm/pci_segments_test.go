@@ -3,8 +3,11 @@ package vm
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/bus"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
@@ -98,5 +101,54 @@ func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
 	cfg.Disks = make([]config.Disk, layout.PCIDevicesPerBus)
 	if _, err := devicePlacements(&cfg); err == nil {
 		t.Error("32 disks placed on one segment")
+	}
+}
+
+func TestPCIWindowsMustFitTheGuestsPhysicalAddresses(t *testing.T) {
+	m := &machine{cfg: config.Default(), log: nopLogger(), pioBus: bus.New("pio", nil), mmBus: bus.New("mmio", nil),
+		deps: machineDeps{cpuid: []kvm.CPUIDEntry{{Function: 0x8000_0008, EAX: 36}}}}
+	m.cfg.Memory.HotplugSize = 64 * layout.GiB
+	if err := m.addPCI(1); err == nil || !strings.Contains(err.Error(), "36-bit physical addresses") {
+		t.Errorf("windows past 64 GiB on a 36-bit guest: %v", err)
+	}
+	m.deps.cpuid[0].EAX = 40
+	if err := m.addPCI(1); err != nil {
+		t.Errorf("on a 40-bit guest: %v", err)
+	}
+}
+
+func TestDevicePlacementsTakeTheGivenIDSegmentAndDeviceNumber(t *testing.T) {
+	five := uint8(5)
+	cfg := config.Default()
+	cfg.Platform = &config.Platform{NumPCISegments: 2}
+	cfg.Disks = []config.Disk{{Path: "a", PCIDevice: config.PCIDevice{ID: "root", PCIDeviceID: &five}}, {Path: "b"}}
+	cfg.Net = []config.Net{{PCIDevice: config.PCIDevice{PCISegment: 1}}}
+	got, err := devicePlacements(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[disk root at 0000:00:05.0 disk _disk0 at 0000:00:01.0 net _net1 at 0001:00:01.0]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("placements %v, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*config.VM)
+		want   string
+	}{
+		{"a segment beyond num_pci_segments", func(c *config.VM) { c.Net[0].PCISegment = 2 }, "pci_segment=2: the VM has 2 PCI segments"},
+		{"the host bridge's device number", func(c *config.VM) { zero := uint8(0); c.Disks[1].PCIDeviceID = &zero }, "pci_device_id=0: want 1 to 31"},
+		{"a device number taken twice", func(c *config.VM) { c.Disks[1].PCIDeviceID = &five }, "pci_device_id=5 is taken on segment 0"},
+		{"an id given twice", func(c *config.VM) { c.Disks[1].ID = "root" }, `id "root" is used by another device`},
+		{"a queue size that is no power of two", func(c *config.VM) { c.Disks[1].QueueSize = 100 }, "queue_size=100: want a power of two"},
+		{"too many queues", func(c *config.VM) { c.Disks[1].NumQueues = 65 }, "num_queues=65: want 1 to 64"},
+	} {
+		c := cfg
+		c.Disks = slices.Clone(cfg.Disks)
+		c.Net = slices.Clone(cfg.Net)
+		tc.change(&c)
+		if _, err := devicePlacements(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -134,7 +134,7 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 		case kindRNG:
 			dev, derr = virtio.NewRNG(m.cfg.RNG.Src)
 		case kindVsock:
-			dev, derr = virtio.NewVsock(virtio.VsockConfig{CID: m.cfg.Vsock.CID, Socket: m.cfg.Vsock.Socket})
+			dev, derr = virtio.NewVsock(virtio.VsockConfig{CID: uint64(m.cfg.Vsock.CID), Socket: m.cfg.Vsock.Socket})
 		}
 		if derr != nil {
 			return devs, invalid(derr)

@@ -6,18 +6,6 @@ import (
 	"strconv"
 )
 
-// Vsock is the virtio-vsock device, Cloud Hypervisor's VsockConfig: the
-// guest's CID and the unix socket of its hybrid vsock (host programs
-// connect to Socket and write "CONNECT <port>\n"; a guest connection to
-// the host's port P reaches a program listening on Socket_P).
-type Vsock struct {
-	CID        uint64 `json:"cid"`
-	Socket     string `json:"socket"`
-	IOMMU      bool   `json:"iommu,omitempty"`
-	ID         string `json:"id,omitempty"`
-	PCISegment uint16 `json:"pci_segment,omitempty"`
-}
-
 // Special vsock CIDs, which no guest may have.
 const (
 	vsockCIDHypervisor = 0
@@ -32,14 +20,17 @@ func ParseVsock(s string) (Vsock, error) {
 	if err != nil {
 		return Vsock{}, err
 	}
-	v := Vsock{Socket: o["socket"], ID: o["id"]}
+	v := Vsock{Socket: o["socket"]}
+	v.ID = o["id"]
 	cid, ok := o["cid"]
 	if !ok {
 		return v, errors.New("--vsock: cid= is required")
 	}
-	if v.CID, err = strconv.ParseUint(cid, 10, 32); err != nil {
+	n, err := strconv.ParseUint(cid, 10, 32)
+	if err != nil {
 		return v, fmt.Errorf("--vsock: cid=%q is not a number up to %d", cid, uint32(vsockCIDAny))
 	}
+	v.CID = uint32(n)
 	if v.Socket == "" {
 		return v, errors.New("--vsock: socket= is required")
 	}
@@ -59,7 +50,7 @@ func ParseVsock(s string) (Vsock, error) {
 }
 
 // Check applies the device's rules: a guest CID that is not special
-// (Cloud Hypervisor's words), a socket path, no IOMMU (vmm has none).
+// (Cloud Hypervisor's words), a socket path. The support table refuses iommu.
 func (v *Vsock) Check() error {
 	if v == nil {
 		return nil
@@ -68,14 +59,8 @@ func (v *Vsock) Check() error {
 	case vsockCIDHypervisor, vsockCIDLocal, vsockCIDHost, vsockCIDAny:
 		return fmt.Errorf("vsock: %d is a special VSOCK CID", v.CID)
 	}
-	if v.CID > vsockCIDAny {
-		return fmt.Errorf("vsock: cid=%d is above %d", v.CID, uint32(vsockCIDAny))
-	}
 	if v.Socket == "" {
 		return errors.New("vsock: socket= is required")
-	}
-	if v.IOMMU {
-		return errors.New("vsock: iommu=on: vmm has no virtual IOMMU")
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ func TestParseVsock(t *testing.T) {
 		err  string
 	}{
 		{"cid=3,socket=/tmp/v.sock", Vsock{CID: 3, Socket: "/tmp/v.sock"}, ""},
-		{"cid=4294967294,socket=/s,id=vs0,pci_segment=1", Vsock{CID: 4294967294, Socket: "/s", ID: "vs0", PCISegment: 1}, ""},
+		{"cid=4294967294,socket=/s,id=vs0,pci_segment=1", Vsock{CID: 4294967294, Socket: "/s", PCIDevice: PCIDevice{ID: "vs0", PCISegment: 1}}, ""},
 		{"cid=3,socket=/s,iommu=off", Vsock{CID: 3, Socket: "/s"}, ""},
 		{"cid=0,socket=/s", Vsock{}, "0 is a special VSOCK CID"},
 		{"cid=1,socket=/s", Vsock{}, "1 is a special VSOCK CID"},
@@ -22,7 +22,7 @@ func TestParseVsock(t *testing.T) {
 		{"cid=x,socket=/s", Vsock{}, "not a number"},
 		{"socket=/s", Vsock{}, "cid= is required"},
 		{"cid=3", Vsock{}, "socket= is required"},
-		{"cid=3,socket=/s,iommu=on", Vsock{}, "no virtual IOMMU"},
+		{"cid=3,socket=/s,iommu=on", Vsock{PCIDevice: PCIDevice{IOMMU: true}, CID: 3, Socket: "/s"}, ""}, // refused by the support table
 		{"cid=3,socket=/s,pci_segment=x", Vsock{}, "pci_segment"},
 		{"cid=3,socket=/s,port=1", Vsock{}, "unknown option"},
 	} {
