@@ -1,5 +1,6 @@
 // Package acpi writes the ACPI tables and the AML byte code a vmm guest
-// reads: an AML encoder and builders for the RSDP, XSDT, FADT, MADT and DSDT.
+// reads: an AML encoder and builders for the RSDP, XSDT, FADT, MADT, MCFG
+// and DSDT.
 // It is pure bytes: nothing here touches KVM or guest memory.
 //
 // # AML
@@ -32,8 +33,8 @@
 //
 // # Tables
 //
-// [RSDP], [XSDT], [FADT], [MADT] and [DSDT] build single tables with correct
-// headers and checksums; [Layout] places a complete set at a guest physical
+// [RSDP], [XSDT], [FADT], [MADT], [MCFG] and [DSDT] build single tables with
+// correct headers and checksums; [Layout] places a complete set at a guest physical
 // address and fills in the pointers between them. Devices contribute to the
 // DSDT by implementing [Describer]; [SystemBus] gathers them into the \_SB
 // scope.

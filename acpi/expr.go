@@ -46,6 +46,10 @@ func LAnd(a, b Aml) Aml { return opN{op: lAndOp, args: []Aml{a, b}} }
 // LOr is true when a or b is: ASL LOr(a, b).
 func LOr(a, b Aml) Aml { return opN{op: lOrOp, args: []Aml{a, b}} }
 
+// LNotEqual is true when a != b: ASL LNotEqual(a, b), which is
+// LNot(LEqual(a, b)) in AML.
+func LNotEqual(a, b Aml) Aml { return LNot(LEqual(a, b)) }
+
 // LNot is true when a is zero: ASL LNot(a).
 func LNot(a Aml) Aml { return opN{op: lNotOp, args: []Aml{a}} }
 

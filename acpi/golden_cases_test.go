@@ -291,6 +291,47 @@ var amlCases = []amlCase{
 			08484944320c41d00a06`,
 	},
 	{
+		name: "HostBridgeResources",
+		aml: []Aml{
+			Name("CRS", ResourceTemplate(
+				WordBusNumber{Min: 0, Max: 0},
+				DWordMemory{Producer: true, Min: 0xc0000000, Max: 0xc0ffffff, Length: 0x1000000},
+				QWordMemory{Producer: true, Min: 0x100000000, Max: 0x4ffffffff, Length: 0x400000000},
+				DWordMemory{Caching: Prefetchable, ReadOnly: true, Min: 0x1000, Max: 0x1fff, Length: 0x1000},
+			)),
+		},
+		asl: `Name (CRS, ResourceTemplate () {
+				WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0, 0, 1)
+				DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+					0, 0xC0000000, 0xC0FFFFFF, 0, 0x1000000)
+				QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+					0, 0x100000000, 0x4FFFFFFFF, 0, 0x400000000)
+				DWordMemory (ResourceConsumer, PosDecode, MinFixed, MaxFixed, Prefetchable, ReadOnly,
+					0, 0x1000, 0x1FFF, 0, 0x1000)
+			})`,
+		want: `084352535f1148070a74880d00020c0000000000000000000100871700000c01
+			00000000000000c0ffffffc000000000000000018a2b00000c01000000000000
+			00000000000001000000ffffffff040000000000000000000000000000000400
+			0000871700000d060000000000100000ff1f000000000000001000007900`,
+	},
+	{
+		name: "UUIDsAndComparisons",
+		aml: []Aml{
+			Method("CMP", 2, false,
+				If(LEqual(Arg(0), UUID("33DB4D5B-1FF7-401C-9657-7441C03DD766")),
+					If(LNotEqual(Arg(1), One), Return(One))),
+				Return(Zero)),
+		},
+		asl: `Method (CMP, 2, NotSerialized) {
+				If (LEqual (Arg0, ToUUID ("33DB4D5B-1FF7-401C-9657-7441C03DD766"))) {
+					If (LNotEqual (Arg1, One)) { Return (One) }
+				}
+				Return (Zero)
+			}`,
+		want: `1428434d505f02a01f936811130a105b4ddb33f71f1c4096577441c03dd766a0
+			0792936901a401a400`,
+	},
+	{
 		name: "PackagesOfMoreThan255ElementsUseVarPackage",
 		aml:  []Aml{Name("BIG", bigPackage(256))},
 		asl:  "Name (BIG, Package () {" + strings.Repeat("One, ", 255) + "One})",

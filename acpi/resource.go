@@ -3,7 +3,8 @@ package acpi
 import "encoding/binary"
 
 // Resource is a resource descriptor of a [ResourceTemplate]: [IO],
-// [IRQNoFlags], [Memory32Fixed], [QWordMemory] or [Interrupt].
+// [IRQNoFlags], [Memory32Fixed], [DWordMemory], [QWordMemory],
+// [WordBusNumber] or [Interrupt].
 type Resource interface {
 	// AppendResource appends the descriptor's bytes. It panics with an
 	// *EncodeError on a malformed descriptor, like Aml.AppendAml.
@@ -37,6 +38,8 @@ const (
 	smallIRQ          = 0x04 << 3 // IRQ descriptor, item name 0x04
 	smallIO           = 0x08 << 3 // I/O port descriptor, item name 0x08
 	largeMemory32Fix  = 0x86
+	largeDWordAddress = 0x87
+	largeWordAddress  = 0x88
 	largeExtInterrupt = 0x89
 	largeQWordAddress = 0x8a
 )
@@ -135,18 +138,8 @@ const (
 
 // AppendResource appends the 46-byte descriptor.
 func (r QWordMemory) AppendResource(b []byte) []byte {
-	if r.Caching > Prefetchable {
-		fail("QWordMemory descriptor: caching %d", r.Caching)
-	}
-	general := byte(1<<3 | 1<<2) // MaxFixed, MinFixed, PosDecode
-	if !r.Producer {
-		general |= 1 // ResourceConsumer
-	}
-	specific := byte(r.Caching) << 1
-	if !r.ReadOnly {
-		specific |= 1
-	}
-	b = append(b, largeQWordAddress, 43, 0, 0 /* memory range */, general, specific)
+	b = append(b, largeQWordAddress, 43, 0, 0 /* memory range */, addressFlags(r.Producer),
+		memoryFlags("QWordMemory", r.Caching, r.ReadOnly))
 	for _, v := range []uint64{r.Granularity, r.Min, r.Max, r.Translation, r.Length} {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
@@ -191,6 +184,78 @@ func (r Interrupt) AppendResource(b []byte) []byte {
 	b = append(b, flags, byte(len(r.GSIs)))
 	for _, g := range r.GSIs {
 		b = binary.LittleEndian.AppendUint32(b, g)
+	}
+	return b
+}
+
+// addressFlags is the general flags byte of an address space descriptor
+// with a fixed range (ACPI 6.5, 6.4.3.5.1): MaxFixed, MinFixed,
+// PosDecode, and ResourceConsumer unless the device produces the range
+// (a bridge's window).
+func addressFlags(producer bool) byte {
+	general := byte(1<<3 | 1<<2)
+	if !producer {
+		general |= 1
+	}
+	return general
+}
+
+// memoryFlags is the type-specific flags byte of a memory range: caching
+// in bits 2-1, bit 0 set for read-write.
+func memoryFlags(what string, caching MemoryCaching, readOnly bool) byte {
+	if caching > Prefetchable {
+		fail("%s descriptor: caching %d", what, caching)
+	}
+	specific := byte(caching) << 1
+	if !readOnly {
+		specific |= 1
+	}
+	return specific
+}
+
+// DWordMemory is a DWord address space descriptor for memory below 4 GiB
+// with a fixed base and size: ASL DWordMemory(ResourceConsumer or
+// ResourceProducer, PosDecode, MinFixed, MaxFixed, Caching, ReadWrite or
+// ReadOnly, Granularity, Min, Max, Translation, Length). A PCI host
+// bridge's _CRS produces its 32-bit BAR window with one.
+type DWordMemory struct {
+	Producer    bool
+	Caching     MemoryCaching
+	ReadOnly    bool
+	Granularity uint32
+	Min, Max    uint32
+	Translation uint32
+	Length      uint32
+}
+
+// AppendResource appends the 26-byte descriptor.
+func (r DWordMemory) AppendResource(b []byte) []byte {
+	if r.Max < r.Min {
+		fail("DWordMemory descriptor: max %#x below min %#x", r.Max, r.Min)
+	}
+	b = append(b, largeDWordAddress, 23, 0, 0 /* memory range */, addressFlags(r.Producer),
+		memoryFlags("DWordMemory", r.Caching, r.ReadOnly))
+	for _, v := range []uint32{r.Granularity, r.Min, r.Max, r.Translation, r.Length} {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	return b
+}
+
+// WordBusNumber is a Word address space descriptor for a range of PCI bus
+// numbers, produced by a host bridge: ASL WordBusNumber(ResourceProducer,
+// MinFixed, MaxFixed, PosDecode, 0, Min, Max, 0, Max-Min+1).
+type WordBusNumber struct {
+	Min, Max uint16
+}
+
+// AppendResource appends the 16-byte descriptor.
+func (r WordBusNumber) AppendResource(b []byte) []byte {
+	if r.Max < r.Min {
+		fail("WordBusNumber descriptor: max %#x below min %#x", r.Max, r.Min)
+	}
+	b = append(b, largeWordAddress, 13, 0, 2 /* bus number range */, addressFlags(true), 0)
+	for _, v := range []uint16{0, r.Min, r.Max, 0, r.Max - r.Min + 1} {
+		b = binary.LittleEndian.AppendUint16(b, v)
 	}
 	return b
 }

@@ -1,6 +1,7 @@
 package acpi
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -305,4 +306,44 @@ func TestSSDTDisassembles(t *testing.T) {
 	}
 	checkTable(t, s, "SSDT")
 	wantInDisassembly(t, acpitest.Disassemble(t, s), `DefinitionBlock ("", "SSDT", 2,`, "Device (DEV0)")
+}
+
+func TestMCFGListsOneECAMAreaPerSegment(t *testing.T) {
+	tbl := MCFG([]MCFGEntry{
+		{Base: 0xe0000000, Segment: 0, StartBus: 0, EndBus: 0},
+		{Base: 0xe0100000, Segment: 1, StartBus: 0, EndBus: 0},
+	})
+	checkTable(t, tbl, "MCFG")
+	if len(tbl) != HeaderSize+8+2*16 {
+		t.Fatalf("MCFG of %d bytes, want %d", len(tbl), HeaderSize+8+2*16)
+	}
+	le := binary.LittleEndian
+	if base, seg := le.Uint64(tbl[HeaderSize+8+16:]), le.Uint16(tbl[HeaderSize+8+16+8:]); base != 0xe0100000 || seg != 1 {
+		t.Errorf("second entry: base %#x segment %d", base, seg)
+	}
+	dsl := acpitest.Disassemble(t, tbl)
+	for _, want := range []string{"Base Address : 00000000E0000000", "Base Address : 00000000E0100000",
+		"Segment Group Number : 0001", "End Bus Number : 00"} {
+		if !strings.Contains(dsl, want) {
+			t.Errorf("disassembly lacks %q:\n%s", want, dsl)
+		}
+	}
+}
+
+func TestUUIDBytesAreMixedEndianAndRefuseMalformedStrings(t *testing.T) {
+	b, err := UUIDBytes("33DB4D5B-1FF7-401C-9657-7441C03DD766")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustHex(t, "5b4ddb33 f71f 1c40 9657 7441c03dd766"); !bytes.Equal(b, want) {
+		t.Errorf("got % x, want % x", b, want)
+	}
+	for _, bad := range []string{"", "33DB4D5B-1FF7-401C-9657", "33DB4D5B-1FF7-401C-9657-7441C03DD76", "33DB4D5G-1FF7-401C-9657-7441C03DD766"} {
+		if _, err := UUIDBytes(bad); err == nil {
+			t.Errorf("UUIDBytes(%q) accepted", bad)
+		}
+		if _, err := Encode(UUID(bad)); err == nil {
+			t.Errorf("Encode(UUID(%q)) accepted", bad)
+		}
+	}
 }

@@ -44,9 +44,10 @@ func bootConfig() config.VM {
 	return cfg
 }
 
-// startGuest starts a vmm for cfg, stopped again when the spec ends.
-func startGuest(ctx context.Context, name string, cfg config.VM) *guest.Machine {
-	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter})
+// startGuest starts a vmm for cfg (extraArgs added to its command line),
+// stopped again when the spec ends.
+func startGuest(ctx context.Context, name string, cfg config.VM, extraArgs ...string) *guest.Machine {
+	m, err := guest.Start(ctx, cfg, guest.Options{Name: name, VmmLog: GinkgoWriter, ExtraArgs: extraArgs})
 	Expect(err).NotTo(HaveOccurred(), "start the vmm")
 	DeferCleanup(func() {
 		// A spec that failed by its own check gets the emulation fault
@@ -115,6 +116,12 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(dmesg).NotTo(MatchRegexp(`(?i)MP-?table|MPS support|Intel MultiProcessor`), "MP table fallback")
 		Expect(dmesg).To(ContainSubstring("ACPI: PM: (supports S0 S5)"))
 		Expect(dmesg).To(MatchRegexp(`ttyS0 at I/O 0x3f8 .* is a 16550A`))
+		// PCI: the ECAM is trusted (reserved in the e820 map), the host
+		// bridge enumerated through ACPI, and _OSC answered.
+		Expect(dmesg).To(MatchRegexp(`PCI: (MMCONFIG|ECAM) .* reserved (as|in) E820`), "the MCFG area")
+		Expect(dmesg).NotTo(ContainSubstring("not using MMCONFIG"))
+		Expect(dmesg).To(ContainSubstring("ACPI: PCI Root Bridge [PCI0] (domain 0000 [bus 00])"))
+		Expect(dmesg).To(MatchRegexp(`_OSC: OS now controls \[[^]]*PME`), "_OSC")
 		Expect(vcpuThreads(m.Pid())).To(Equal([]string{"vcpu0", "vcpu1", "vcpu2", "vcpu3"}), "named vCPU threads")
 	}, SpecTimeout(bootTimeout+3*cmdTimeout))
 

@@ -135,17 +135,64 @@ func watchProgress(ctx context.Context, n *atomic.Int64, total int64, stallAfter
 }
 
 // devicesGuest starts a guest with a fresh 16 MiB disk and an 8 MiB
-// read-only one, and returns it with the images' paths and the read-only
-// image's bytes.
-func devicesGuest(ctx SpecContext, name string) (m *guest.Machine, disk, ro string, roBytes []byte) {
+// read-only one (extraArgs added to the vmm's command line), and returns
+// it with the images' paths and the read-only image's bytes.
+func devicesGuest(ctx SpecContext, name string, extraArgs ...string) (m *guest.Machine, disk, ro string, roBytes []byte) {
 	GinkgoHelper()
 	dir := GinkgoT().TempDir()
 	disk, ro = filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
 	makeImage(disk, 16<<20, diskMarker)
 	roBytes = makeImage(ro, 8<<20, roMarker)
-	m = startGuest(ctx, name, devicesConfig(disk, ro))
+	m = startGuest(ctx, name, devicesConfig(disk, ro), extraArgs...)
 	Expect(m.WaitReady(ctx)).To(Succeed())
 	return m, disk, ro, roBytes
+}
+
+// The PCI functions devicesConfig's machine has, in /sys/bus/pci/devices:
+// the host bridge, then the disks, the net and the rng in configuration
+// order, each as "address vendor device class".
+var devicesPCIFunctions = []string{
+	"0000:00:00.0 0x1b36 0x0008 0x060000",
+	"0000:00:01.0 0x1af4 0x1042 0x010000",
+	"0000:00:02.0 0x1af4 0x1042 0x010000",
+	"0000:00:03.0 0x1af4 0x1041 0x020000",
+	"0000:00:04.0 0x1af4 0x1044 0xff0000",
+}
+
+// listPCI is the guest's PCI functions as devicesPCIFunctions writes
+// them; busybox has no lspci.
+const listPCI = `for d in /sys/bus/pci/devices/*; do echo ${d##*/} $(cat $d/vendor $d/device $d/class); done`
+
+// whereDevices prints where vda, vdb and eth0 sit in sysfs, a line each
+// (busybox's readlink takes one file).
+const whereDevices = `for p in /sys/block/vda /sys/block/vdb /sys/class/net/eth0/device; do readlink -f $p; done`
+
+// expectDevicesOnPCI checks that the guest found the devices on PCI
+// segment 0 where vm.info's device_tree says they are, and uses a vector
+// of its own per queue.
+func expectDevicesOnPCI(ctx SpecContext, m *guest.Machine) {
+	GinkgoHelper()
+	Expect(strings.Split(sh(ctx, m, listPCI), "\n")).To(Equal(devicesPCIFunctions), "/sys/bus/pci/devices")
+	info, err := m.Info(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	for id, bdf := range map[string]string{"_disk0": "0000:00:01.0", "_disk1": "0000:00:02.0", "_net2": "0000:00:03.0", "__rng": "0000:00:04.0"} {
+		Expect(info.DeviceTree).To(HaveKey(id))
+		Expect(info.DeviceTree[id].Parent).To(Equal("_virtio-pci-"+id), "device_tree: %s's parent", id)
+		Expect(info.DeviceTree["_virtio-pci-"+id].PCIBDF).To(Equal(bdf), "device_tree: %s's pci_bdf", id)
+	}
+	Expect(sh(ctx, m, whereDevices)).To(MatchRegexp(
+		`^/sys/devices/pci0000:00/0000:00:01\.0/virtio\d+/block/vda\n`+
+			`/sys/devices/pci0000:00/0000:00:02\.0/virtio\d+/block/vdb\n`+
+			`/sys/devices/pci0000:00/0000:00:03\.0/virtio\d+$`), "where vda, vdb and eth0 sit")
+	// MSI-X: a vector per queue and one per device for configuration
+	// changes (Linux 6.1 calls the chip PCI-MSI, later ones PCI-MSIX-BDF).
+	irqs := sh(ctx, m, "grep -E 'PCI-MSI.*virtio' /proc/interrupts")
+	for _, want := range []string{`-req\.0`, `-req\.0`, `-input\.0`, `-output\.0`, `-input$`, `-config`, `-config`, `-config`, `-config`} {
+		Expect(irqs).To(MatchRegexp(`(?m)PCI-MSI.*virtio\d+`+want), "/proc/interrupts:\n%s", irqs)
+	}
+	Expect(strings.Count(irqs, "\n")+1).To(Equal(9), "MSI-X vectors in /proc/interrupts:\n%s", irqs)
+	Expect(sh(ctx, m, `grep -E 'virtio[0-9]+-req\.0' /proc/interrupts | awk '{n=0; for (i=2; i<NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; print n}' | head -1`)).
+		NotTo(Equal("0"), "vda's queue vector took no interrupt")
 }
 
 // writeGuestMarker has the guest write guestMarker to vda with fsync.
@@ -157,51 +204,64 @@ func writeGuestMarker(ctx SpecContext, m *guest.Machine) {
 // Each device spec has a guest of its own (a boot costs about 10 s under
 // emulation), so that a retried spec starts afresh (see e2e/runner).
 var _ = Describe("virtio devices", Label("devices"), func() {
-	It("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info", func(ctx SpecContext) {
-		m, disk, ro, _ := devicesGuest(ctx, "devices")
+	DescribeTable("give the guest a disk, a read-only disk, entropy and a network, listed by vm.info",
+		func(ctx SpecContext, transport string) {
+			m, disk, ro, _ := devicesGuest(ctx, "devices-"+transport, "--virtio-transport", transport)
 
-		By("vm.info lists the disks, the net with its tap and MAC, and the rng")
-		info, err := m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		want := withDefaults(config.VM{Disks: []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}, RNG: &config.RNG{Src: "/dev/urandom"}})
-		Expect(info.Config.Disks).To(Equal(want.Disks))
-		Expect(info.Config.Net).To(HaveLen(1))
-		Expect(info.Config.Net[0].Tap).To(Equal(devTap))
-		Expect(info.Config.Net[0].MAC).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
-		Expect(info.Config.RNG).To(Equal(want.RNG))
+			By("vm.info lists the disks, the net with its tap and MAC, and the rng")
+			info, err := m.Info(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			want := withDefaults(config.VM{Disks: []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}, RNG: &config.RNG{Src: "/dev/urandom"}})
+			Expect(info.Config.Disks).To(Equal(want.Disks))
+			Expect(info.Config.Net).To(HaveLen(1))
+			Expect(info.Config.Net[0].Tap).To(Equal(devTap))
+			Expect(info.Config.Net[0].MAC).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
+			Expect(info.Config.RNG).To(Equal(want.RNG))
 
-		By("the guest found four virtio devices through ACPI")
-		Expect(sh(ctx, m, "ls /sys/bus/virtio/devices | wc -l")).To(Equal("4"))
+			By("the guest found four virtio devices, on " + transport)
+			Expect(sh(ctx, m, "ls /sys/bus/virtio/devices | wc -l")).To(Equal("4"))
+			if transport == "pci" {
+				expectDevicesOnPCI(ctx, m)
+			} else {
+				Expect(sh(ctx, m, listPCI)).To(Equal(devicesPCIFunctions[0]), "only the host bridge on PCI")
+				Expect(sh(ctx, m, "readlink -f /sys/block/vda")).To(ContainSubstring("/LNRO0005:00/"), "vda on virtio-mmio")
+			}
 
-		By("the guest reads the image's bytes from vda and vdb; vdb is read-only")
-		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(diskMarker))+" /dev/vda")).To(Equal(diskMarker))
-		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(roMarker))+" /dev/vdb")).To(Equal(roMarker))
-		Expect(sh(ctx, m, "cat /sys/block/vda/ro /sys/block/vdb/ro")).To(Equal("0\n1"))
-		Expect(sh(ctx, m, "cat /sys/block/vda/size")).To(Equal(strconv.Itoa(16 << 20 / 512)))
+			By("the guest reads the image's bytes from vda and vdb; vdb is read-only")
+			Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(diskMarker))+" /dev/vda")).To(Equal(diskMarker))
+			Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(roMarker))+" /dev/vdb")).To(Equal(roMarker))
+			Expect(sh(ctx, m, "cat /sys/block/vda/ro /sys/block/vdb/ro")).To(Equal("0\n1"))
+			Expect(sh(ctx, m, "cat /sys/block/vda/size")).To(Equal(strconv.Itoa(16 << 20 / 512)))
 
-		By("the guest writes vda with fsync; a write to vdb fails")
-		writeGuestMarker(ctx, m)
-		out, status, err := m.Sh(ctx, "dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(status).NotTo(BeZero(), "writing the read-only disk succeeded: %s", out)
+			By("the guest writes vda with fsync; a write to vdb fails")
+			writeGuestMarker(ctx, m)
+			out, status, err := m.Sh(ctx, "dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(status).NotTo(BeZero(), "writing the read-only disk succeeded: %s", out)
 
-		By("virtio-rng feeds /dev/hwrng")
-		Expect(sh(ctx, m, "cat /sys/class/misc/hw_random/rng_current")).To(HavePrefix("virtio_rng"))
-		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
+			By("virtio-rng feeds /dev/hwrng")
+			Expect(sh(ctx, m, "cat /sys/class/misc/hw_random/rng_current")).To(HavePrefix("virtio_rng"))
+			Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 
-		By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
-		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].MAC))
-		upGuestNet(ctx, m)
-		hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
-	}, SpecTimeout(bootTimeout+8*cmdTimeout))
+			By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
+			Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].MAC))
+			upGuestNet(ctx, m)
+			hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
+		},
+		Entry("on PCI (the default)", "pci", SpecTimeout(bootTimeout+10*cmdTimeout)),
+		Entry("on virtio-mmio", "mmio", SpecTimeout(bootTimeout+8*cmdTimeout)),
+	)
 
-	It("keep the disk's data, the tap and the MAC across a guest reboot", func(ctx SpecContext) {
+	It("keep the disk's data, the PCI addresses, the tap and the MAC across a guest reboot", func(ctx SpecContext) {
 		m, _, _, _ := devicesGuest(ctx, "devices-reboot")
 		writeGuestMarker(ctx, m)
 		mac := sh(ctx, m, "cat /sys/class/net/eth0/address")
+		before := sh(ctx, m, whereDevices)
 		Expect(m.RebootFromGuest(ctx)).To(Succeed())
 		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
+		Expect(strings.Split(sh(ctx, m, listPCI), "\n")).To(Equal(devicesPCIFunctions), "PCI functions after the reboot")
+		Expect(sh(ctx, m, whereDevices)).To(Equal(before), "where vda, vdb and eth0 sit after the reboot")
 		Expect(sh(ctx, m, "dd if=/dev/vda bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(guestMarker)))).
 			To(Equal(guestMarker))
 		Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(mac), "MAC after the reboot")

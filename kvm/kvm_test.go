@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The expected values were printed by a C program including <linux/kvm.h>
@@ -193,5 +195,58 @@ func TestMemoryRegionCoversTheWholeHostMapping(t *testing.T) {
 	want := UserspaceMemoryRegion{Slot: 3, GuestPhysAddr: 0x10_0000, MemorySize: 8192, UserspaceAddr: uint64(uintptr(unsafe.Pointer(&host[0])))}
 	if r != want {
 		t.Errorf("MemoryRegion = %+v, want %+v", r, want)
+	}
+}
+
+func TestIRQRouteEntriesAsKVMReadsThem(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    IRQRoute
+		want irqRoutingEntry
+	}{
+		{"IOAPIC pin", IRQRoute{GSI: 5, Chip: IRQChipIOAPIC, Pin: 5},
+			irqRoutingEntry{GSI: 5, Type: irqRoutingIRQChip, U: [8]uint32{IRQChipIOAPIC, 5}}},
+		{"MSI with a high address", IRQRoute{GSI: 30, Chip: 9, Pin: 9, MSI: &MSIMessage{Address: 0x1_fee0_1000, Data: 0x4041}},
+			irqRoutingEntry{GSI: 30, Type: irqRoutingMSI, U: [8]uint32{0xfee0_1000, 1, 0x4041}}},
+	} {
+		if got := c.r.entry(); got != c.want {
+			t.Errorf("%s: entry %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSetGSIRoutingTakesMSIRoutesBesideTheIOAPICs(t *testing.T) {
+	s := openOrSkip(t)
+	vm, err := s.CreateVM()
+	if err != nil {
+		t.Skipf("KVM_CREATE_VM: %v", err)
+	}
+	defer vm.Close()
+	if err := vm.CreateIRQChip(); err != nil {
+		t.Skipf("KVM_CREATE_IRQCHIP: %v", err)
+	}
+	routes := []IRQRoute{
+		{GSI: 4, Chip: IRQChipIOAPIC, Pin: 4},
+		{GSI: 24, MSI: &MSIMessage{Address: 0xfee0_0000, Data: 0x41}},
+		{GSI: 25, MSI: &MSIMessage{Address: 0xfee0_1000, Data: 0x42}},
+	}
+	if err := vm.SetGSIRouting(routes); err != nil {
+		t.Fatal(err)
+	}
+	// An irqfd on an MSI GSI, and again after the route moved.
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := vm.IRQFD(fd, 25); err != nil {
+		t.Fatal(err)
+	}
+	routes[2].MSI.Data = 0x43
+	if err := vm.SetGSIRouting(routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.RemoveIRQFD(fd, 25); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -191,26 +191,53 @@ const (
 	IRQChipIOAPIC    = 2
 )
 
-// IRQRoute routes a GSI to a pin of an in-kernel interrupt controller.
+// IRQRoute routes a GSI: to a pin of an in-kernel interrupt controller
+// (Chip and Pin), or, when MSI is set, to a message signalled interrupt
+// that KVM delivers to the local APICs as a write of MSI.Data at
+// MSI.Address would (Chip and Pin are then ignored).
 type IRQRoute struct {
 	GSI  uint32
 	Chip uint32
 	Pin  uint32
+	MSI  *MSIMessage
 }
 
-// irqRoutingEntry is struct kvm_irq_routing_entry with its irqchip member.
+// MSIMessage is the address and data of a message signalled interrupt:
+// what a device writes to raise it (struct kvm_irq_routing_msi without
+// the device id, which x86 does not use).
+type MSIMessage struct {
+	Address uint64
+	Data    uint32
+}
+
+// irqRoutingEntry is struct kvm_irq_routing_entry: the GSI, the route's
+// type and its union, read as irqchip (chip, pin) or msi (address_lo,
+// address_hi, data, devid) by type.
 type irqRoutingEntry struct {
 	GSI   uint32
 	Type  uint32
 	Flags uint32
 	_     uint32
-	Chip  uint32
-	Pin   uint32
-	_     [6]uint32
+	U     [8]uint32
 }
 
-// irqRoutingIRQChip is KVM_IRQ_ROUTING_IRQCHIP.
-const irqRoutingIRQChip = 1
+// Route types (KVM_IRQ_ROUTING_* in kvm.h).
+const (
+	irqRoutingIRQChip = 1
+	irqRoutingMSI     = 2
+)
+
+// entry encodes r as KVM reads it.
+func (r IRQRoute) entry() irqRoutingEntry {
+	e := irqRoutingEntry{GSI: r.GSI, Type: irqRoutingIRQChip}
+	if r.MSI == nil {
+		e.U[0], e.U[1] = r.Chip, r.Pin
+		return e
+	}
+	e.Type = irqRoutingMSI
+	e.U[0], e.U[1], e.U[2] = uint32(r.MSI.Address), uint32(r.MSI.Address>>32), r.MSI.Data
+	return e
+}
 
 // SetGSIRouting replaces the VM's whole GSI routing table
 // (KVM_SET_GSI_ROUTING); a GSI may appear more than once to reach several
@@ -222,7 +249,7 @@ func (v *VM) SetGSIRouting(routes []IRQRoute) error {
 	if len(routes) > 0 {
 		entries := unsafe.Slice((*irqRoutingEntry)(unsafe.Pointer(&buf[1])), len(routes))
 		for i, r := range routes {
-			entries[i] = irqRoutingEntry{GSI: r.GSI, Type: irqRoutingIRQChip, Chip: r.Chip, Pin: r.Pin}
+			entries[i] = r.entry()
 		}
 	}
 	if _, err := ioctlPtr(v.fd, ioSetGSIRouting, unsafe.Pointer(&buf[0])); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
+	"github.com/vmmdev/vmm/guest"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -45,7 +46,7 @@ func (rn *run) start(L *glua.LState) int {
 }
 
 // startKeys are the fields vmm.start knows.
-var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "wait", "boot_timeout"}
+var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "vsock", "wait", "boot_timeout"}
 
 // startConfig reads vmm.start's table.
 func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait bool, bootT time.Duration, err error) {
@@ -86,6 +87,9 @@ func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait boo
 		return
 	}
 	if cfg.RNG, err = rngArg(get("rng")); err != nil {
+		return
+	}
+	if cfg.Vsock, err = vsockArg(get("vsock"), !rn.r.NoAgent); err != nil {
 		return
 	}
 	switch v := get("wait").(type) {
@@ -271,6 +275,40 @@ func rngArg(v glua.LValue) (*config.RNG, error) {
 	return nil, fmt.Errorf("rng: want true or {src = PATH}, got %s", render(v))
 }
 
+// vsockArg reads vsock: true gives the VM a vsock device with
+// guest.DefaultAgentCID, whose socket the launcher places, so that vm:sh
+// and vm:run go through the guest agent; false leaves it out (commands
+// then go to the serial console); {cid = N} picks the guest's CID;
+// absent is byDefault's choice.
+func vsockArg(v glua.LValue, byDefault bool) (*config.Vsock, error) {
+	switch t := v.(type) {
+	case *glua.LNilType:
+		if !byDefault {
+			return nil, nil
+		}
+		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
+	case glua.LBool:
+		if !t {
+			return nil, nil
+		}
+		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
+	case *glua.LTable:
+		if err := checkKeys(t, "vsock.", []string{"cid"}); err != nil {
+			return nil, err
+		}
+		vs := &config.Vsock{CID: guest.DefaultAgentCID}
+		if c := t.RawGetString("cid"); c != glua.LNil {
+			n, err := intArg(c)
+			if err != nil || n < 3 || n >= 0xffffffff {
+				return nil, fmt.Errorf("vsock.cid: want a guest CID from 3, got %s", render(c))
+			}
+			vs.CID = uint32(n)
+		}
+		return vs, nil
+	}
+	return nil, fmt.Errorf("vsock: want true, false or {cid = N}, got %s", render(v))
+}
+
 // forList calls f for each table of a list of tables.
 func forList(v glua.LValue, what string, f func(int, *glua.LTable) error) error {
 	if v == glua.LNil {
@@ -303,6 +341,9 @@ func describeConfig(cfg config.VM) []string {
 	}
 	if cfg.RNG != nil {
 		d = append(d, "rng")
+	}
+	if cfg.Vsock != nil {
+		d = append(d, fmt.Sprintf("vsock cid=%d", cfg.Vsock.CID))
 	}
 	return d
 }

@@ -3,7 +3,9 @@
 # vmm and QEMU taking turns on the same kernel and initramfs, then
 # cmd/benchreport: bench/results.md (the table), bench/results.json and
 # bench/chart.png. A measurement that could not be taken fails the run.
-# VMM_BENCH_RUNS sets the runs per VMM (5).
+# VMM_BENCH_RUNS sets the runs per VMM (5); VMM_BENCH_TRANSPORT the device
+# benchmark's virtio transport, pci (vmm beside QEMU q35's virtio-pci, the
+# default) or mmio (beside QEMU microvm's virtio-mmio).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The KVM host's emulator that make emulator chose (empty: none needed).
@@ -23,6 +25,7 @@ bench_host() {
 		-env 'VMM_GUEST_KERNEL=$PAYLOAD/guest/bzImage' \
 		-env 'VMM_GUEST_INITRAMFS=$PAYLOAD/guest/initramfs.cpio.gz' \
 		-env 'VMM_QEMU=$PAYLOAD/qemu/run' -env VMM_BENCH=1 -env "VMM_BENCH_RUNS=${VMM_BENCH_RUNS:-5}" \
+		-env "VMM_BENCH_TRANSPORT=${VMM_BENCH_TRANSPORT:-pci}" \
 		-- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=38m \
 		"-ginkgo.label-filter=$2" || true
 }
@@ -38,6 +41,9 @@ req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CP
 req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request to MemTotal grown"
 req+=",VMM overhead: RSS minus guest memory; idle,API round trip p50 (vmm.ping; QMP query-status),API round trip p99"
 req+=",disk write (dd 1M blocks; fsync),disk read (dd 1M blocks; cold cache),network TCP guest to host"
+# vsock: vmm's hybrid vsock beside QEMU's vhost-vsock (the KVM host loads vhost_vsock).
+req+=",vsock guest to host (one stream),vsock host to guest (one stream)"
+req+=",guest command round trip: agent over vsock,guest command round trip: serial shell"
 mkdir -p bench
 "$B/benchreport" -require "$req" -md bench/results.md -json bench/results.json -png bench/chart.png \
 	"$B/bench/console.log" "$B/bench-io/console.log"

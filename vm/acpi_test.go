@@ -55,6 +55,7 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 		{"4 CPUs", 4, 4, 0},
 		{"2 of 8 CPUs with memory hot plug", 2, 8, 64},
 	} {
+		pcim := pciTestMachine(t, 2)
 		t.Run(c.name, func(t *testing.T) {
 			pm := devices.NewACPIPM(nil, layout.ResetValue, nopLogger())
 			serial := devices.NewSerial(layout.COM1Port, layout.COM1IRQ, nopIRQ{}, nil, nopLogger())
@@ -77,12 +78,13 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			sb[1] = ged
-			blob, err := acpiTables(c.boot, flatTopology(c.max), pm, sb...)
+			sb = append(sb, pcim.pciDescribers()...)
+			blob, err := acpiTables(c.boot, flatTopology(c.max), pm, pcim.mcfgEntries(), sb...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tables := tablesAt(t, blob)
-			for _, sig := range []string{"DSDT", "FACP", "APIC", "XSDT"} {
+			for _, sig := range []string{"DSDT", "FACP", "APIC", "XSDT", "MCFG"} {
 				tb, ok := tables[sig]
 				if !ok {
 					t.Fatalf("no %s table", sig)
@@ -90,7 +92,7 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 				asl := acpitest.Disassemble(t, tb)
 				switch sig {
 				case "DSDT":
-					for _, want := range []string{"_S5_", "PNP0501", "ACPI0013", "PNP0C0C", "ACPI0010"} {
+					for _, want := range []string{"_S5_", "PNP0501", "ACPI0013", "PNP0C0C", "ACPI0010", "Device (PCI0)", "Device (PCI1)"} {
 						if !strings.Contains(asl, want) {
 							t.Errorf("DSDT lacks %s", want)
 						}
@@ -100,6 +102,10 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 						if !strings.Contains(asl, want) {
 							t.Errorf("FADT lacks %q:\n%s", want, asl)
 						}
+					}
+				case "MCFG":
+					if n := strings.Count(asl, "Base Address :"); n != 2 {
+						t.Errorf("MCFG lists %d ECAM areas, want 2:\n%s", n, asl)
 					}
 				case "APIC":
 					if n := strings.Count(asl, "Subtable Type : 00 [Processor Local APIC]"); n != c.max {

@@ -16,6 +16,9 @@ type Info struct {
 	// ActiveVCPUs is the number of vCPUs whose threads run now; it differs
 	// from config.cpus.boot_vcpus while an eject is pending.
 	ActiveVCPUs int `json:"active_vcpus"`
+	// DeviceTree is the virtio devices by id, with their PCI addresses
+	// (devicetree.go), while the VM runs.
+	DeviceTree map[string]DeviceNode `json:"device_tree,omitempty"`
 }
 
 // Summary renders the info for people, one "name: value" line per item:

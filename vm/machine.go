@@ -16,8 +16,10 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/devices"
 	"github.com/vmmdev/vmm/vm/hotplug"
+	"github.com/vmmdev/vmm/vm/irq"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
+	"github.com/vmmdev/vmm/vm/pci"
 	"github.com/vmmdev/vmm/vm/virtio"
 )
 
@@ -58,6 +60,7 @@ type machineDeps struct {
 	log         *slog.Logger
 	events      chan<- machineEvent
 	firstRun    func()
+	transport   VirtioTransport // where the virtio devices go
 }
 
 // machine is one incarnation of the VM: a KVM VM with its memory, buses,
@@ -74,7 +77,8 @@ type machine struct {
 	mmBus  *bus.Bus
 	serial *devices.Serial
 	cpus   *cpuManager
-	irqfds []*irqLine
+	irq    *irq.Router     // the GSI routing table and the irqfds
+	pci    []*pci.Segment  // the PCI segments, 0 first
 	virtio []*virtioDevice // in device order; see addVirtio
 	// vconsole is the virtio console, nil without.
 	vconsole *virtio.Console
@@ -156,7 +160,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
 		return nil, err
 	}
-	if err = m.vm.SetGSIRouting(gsiRoutes()); err != nil {
+	if m.irq, err = irq.NewRouter(m.vm); err != nil {
 		return nil, err
 	}
 
@@ -184,8 +188,9 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if m.memHP != nil {
 		sb = append(sb, m.memHP)
 	}
+	sb = append(sb, m.pciDescribers()...)
 	sb = append(sb, m.virtioDescribers()...)
-	tables, err := acpiTables(cfg.CPUs.BootVCPUs, topologyOf(cfg.CPUs), pm, sb...)
+	tables, err := acpiTables(cfg.CPUs.BootVCPUs, topologyOf(cfg.CPUs), pm, m.mcfgEntries(), sb...)
 	if err != nil {
 		return nil, err
 	}
@@ -215,11 +220,12 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	return m, nil
 }
 
-// addDevices creates the buses, the legacy devices and the virtio devices.
+// addDevices creates the buses, the legacy devices, the PCI segments and
+// the virtio devices.
 func (m *machine) addDevices() error {
 	m.pioBus = bus.New("pio", m.log)
 	m.mmBus = bus.New("mmio", m.log)
-	com1IRQ, err := m.newIRQLine(layout.COM1IRQ)
+	com1IRQ, err := m.irq.Line(layout.COM1IRQ)
 	if err != nil {
 		return err
 	}
@@ -238,6 +244,9 @@ func (m *machine) addDevices() error {
 		if err := m.pioBus.Insert(d.base, d.size, d.name, d.dev); err != nil {
 			return err
 		}
+	}
+	if err := m.addPCI(pciSegmentCount(&m.cfg)); err != nil {
+		return err
 	}
 	return m.addVirtio()
 }
@@ -262,7 +271,7 @@ func (m *machine) addHotplug() error {
 	if err = m.cpuHP.SetAPICIDs(topologyOf(m.cfg.CPUs).APICIDs()); err != nil {
 		return err
 	}
-	gedIRQ, err := m.newIRQLine(layout.GEDIRQ)
+	gedIRQ, err := m.irq.Line(layout.GEDIRQ)
 	if err != nil {
 		return err
 	}
@@ -341,10 +350,13 @@ func (m *machine) close() {
 		if m.cpus != nil {
 			m.cpus.stopAll()
 		}
-		m.closeVirtio()
-		for _, l := range m.irqfds {
-			l.close()
+		// The irqfds go first: the devices' last interrupts then raise
+		// nothing, and closing their MSI-X vectors does not rewrite the
+		// routing table once per vector.
+		if m.irq != nil {
+			m.irq.Close()
 		}
+		m.closeVirtio()
 		if m.vm != nil {
 			if err := m.vm.Close(); err != nil {
 				m.log.Warn("close VM", "err", err)

@@ -3,6 +3,7 @@ package vm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -10,39 +11,56 @@ import (
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
+	"github.com/vmmdev/vmm/vm/pci"
 	"github.com/vmmdev/vmm/vm/virtio"
 )
 
-// maxVirtioDevices is how many virtio-mmio devices a VM may have: each has
-// its own GSI, from layout.VirtioIRQStart to the last IOAPIC pin.
-const maxVirtioDevices = layout.IOAPICPins - layout.VirtioIRQStart
+// VirtioTransport is how the guest reaches the virtio devices.
+type VirtioTransport string
 
-// virtioDevice is one virtio-mmio device of a machine: its transport, which
-// owns the device and its backend, and the ioeventfds registered with KVM
-// for its queue notifications.
-type virtioDevice struct {
-	t          *virtio.MMIO
-	ioeventfds []kvm.IOEventFD
+// Virtio transports.
+const (
+	// TransportPCI puts each device on a PCI segment (virtio-pci, an
+	// MSI-X vector per queue), as Cloud Hypervisor does: the default.
+	TransportPCI VirtioTransport = "pci"
+	// TransportMMIO puts them on virtio-mmio register blocks in the DSDT,
+	// each with an IOAPIC line, as QEMU's microvm and Firecracker do.
+	TransportMMIO VirtioTransport = "mmio"
+)
+
+// maxMMIODevices is how many virtio-mmio devices a VM may have: each has
+// its own GSI, from layout.VirtioIRQStart to the last IOAPIC pin.
+const maxMMIODevices = layout.IOAPICPins - layout.VirtioIRQStart
+
+// virtioTransport is what the machine does with either transport.
+type virtioTransport interface {
+	Device() virtio.Device
+	DebugState() string
+	Close() error
 }
 
-// virtioCount is how many virtio devices cfg asks for.
-func virtioCount(cfg *config.VM) int {
-	n := len(cfg.Disks) + len(cfg.Net)
-	if cfg.RNG != nil {
-		n++
-	}
-	if cfg.Console.Mode != config.ModeOff && cfg.Console.Mode != "" {
-		n++
-	}
-	return n
+// virtioDevice is one virtio device of a machine: its placement and its
+// transport, which owns the device and its backend; virtio-mmio's
+// ioeventfds are registered here, virtio-pci's by the transport.
+type virtioDevice struct {
+	p          placement
+	t          virtioTransport
+	pci        *virtio.PCI  // set for virtio-pci
+	mmio       *virtio.MMIO // set for virtio-mmio
+	ioeventfds []virtio.IOEventFD
 }
 
 // checkVirtio checks the virtio part of cfg before anything is opened: the
-// device count and that the disk images exist. The backends themselves are
-// opened, and checked in full, when the machine is built.
-func checkVirtio(cfg *config.VM) error {
-	if n := virtioCount(cfg); n > maxVirtioDevices {
-		return invalidf("%d virtio devices (disks, nets and rng): at most %d fit", n, maxVirtioDevices)
+// placements, the device count the transport takes and that the disk
+// images exist. The backends themselves are opened, and checked in full,
+// when the machine is built.
+func checkVirtio(cfg *config.VM, transport VirtioTransport) error {
+	places, err := devicePlacements(cfg)
+	if err != nil {
+		return err
+	}
+	if n := len(places); transport == TransportMMIO && n > maxMMIODevices {
+		return invalidf("%d virtio devices (disks, nets, rng and vsock): at most %d fit on virtio-mmio", n, maxMMIODevices)
 	}
 	for i, d := range cfg.Disks {
 		if _, err := os.Stat(d.Path); err != nil {
@@ -79,34 +97,38 @@ func checkImageFormat(i int, d config.Disk) error {
 }
 
 // addVirtio opens the virtio backends named by the config (disks, nets,
-// rng, the virtio console, in that order, which numbers the devices), puts each behind a
-// virtio-mmio transport on the MMIO bus with its own GSI, and registers its
-// queue notifications with KVM. The tap names and MACs the nets ended up
-// with are written back into m.cfg, so that vm.info lists them and a reboot
-// reuses them. Backend errors are configuration errors. On error, what was
-// opened is either closed here or left in m.virtio for close.
+// rng, vsock, virtio console, in that order), puts each behind its transport at its placement
+// and registers its queue notifications with KVM. The tap names and MACs
+// the nets ended up with are written back into m.cfg, so that vm.info
+// lists them and a reboot reuses them. Backend errors are configuration
+// errors. On error, what was opened is either closed here or left in
+// m.virtio for close.
 func (m *machine) addVirtio() error {
-	devs, err := m.openVirtioBackends()
+	if err := checkVirtio(&m.cfg, m.deps.transport); err != nil {
+		return err
+	}
+	places, err := devicePlacements(&m.cfg)
+	if err != nil {
+		return err
+	}
+	devs, err := m.openVirtioBackends(places)
 	if err != nil {
 		return err
 	}
 	for i, dev := range devs {
-		if err := m.placeVirtio(i, dev); err != nil {
+		if err := m.placeVirtio(i, places[i], dev); err != nil {
 			for _, d := range devs[i+1:] {
 				_ = d.Close()
 			}
-			return fmt.Errorf("%s %d: %w", dev.Kind(), i, err)
+			return fmt.Errorf("%s: %w", places[i], err)
 		}
 	}
 	return nil
 }
 
-// openVirtioBackends opens every virtio device's backend; on error it closes
-// those it opened.
-func (m *machine) openVirtioBackends() (devs []virtio.Device, err error) {
-	if n := virtioCount(&m.cfg); n > maxVirtioDevices {
-		return nil, invalidf("%d virtio devices (disks, nets and rng): at most %d fit", n, maxVirtioDevices)
-	}
+// openVirtioBackends opens every placed device's backend (the vsock's is
+// its listening unix socket); on error it closes those it opened.
+func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, err error) {
 	defer func() {
 		if err != nil {
 			for _, d := range devs {
@@ -115,94 +137,139 @@ func (m *machine) openVirtioBackends() (devs []virtio.Device, err error) {
 			devs = nil
 		}
 	}()
-	for _, d := range m.cfg.Disks {
-		b, berr := virtio.NewBlockWith(d.Path, virtio.BlockOptions{Readonly: d.Readonly, Direct: d.Direct})
-		if berr != nil {
-			return devs, invalid(berr)
-		}
-		devs = append(devs, b)
-	}
 	// The config's slice may be shared with the caller's: write the tap
 	// names and MACs into a copy, which the VMM takes back (bootLocked).
 	m.cfg.Net = slices.Clone(m.cfg.Net)
-	for i, n := range m.cfg.Net {
-		nic, nerr := virtio.NewNet(virtio.NetConfig{Tap: n.Tap, MAC: n.MAC, IP: n.IP, Mask: n.Mask})
-		if nerr != nil {
-			return devs, invalid(nerr)
+	for _, p := range places {
+		var dev virtio.Device
+		var derr error
+		switch p.kind {
+		case kindDisk:
+			d := m.cfg.Disks[p.index]
+			dev, derr = virtio.OpenBlock(virtio.BlockConfig{Path: d.Path, Readonly: d.Readonly, NumQueues: p.numQueues, Direct: d.Direct})
+		case kindNet:
+			n := &m.cfg.Net[p.index]
+			var nic *virtio.Net
+			if nic, derr = virtio.NewNet(virtio.NetConfig{Tap: n.Tap, MAC: n.MAC, IP: n.IP, Mask: n.Mask}); derr == nil {
+				n.Tap, n.MAC = nic.TapName(), nic.MAC().String()
+				dev = nic
+			}
+		case kindRNG:
+			dev, derr = virtio.NewRNG(m.cfg.RNG.Src)
+		case kindVsock:
+			dev, derr = virtio.NewVsock(virtio.VsockConfig{CID: uint64(m.cfg.Vsock.CID), Socket: m.cfg.Vsock.Socket})
+		case kindConsole:
+			out := m.deps.consoleOut
+			if out == nil {
+				out = io.Discard
+			}
+			m.vconsole = virtio.NewConsole(out)
+			dev = m.vconsole
 		}
-		m.cfg.Net[i].Tap, m.cfg.Net[i].MAC = nic.TapName(), nic.MAC().String()
-		devs = append(devs, nic)
-	}
-	if m.cfg.RNG != nil {
-		r, rerr := virtio.NewRNG(m.cfg.RNG.Src)
-		if rerr != nil {
-			return devs, invalid(rerr)
+		if derr != nil {
+			return devs, invalid(derr)
 		}
-		devs = append(devs, r)
-	}
-	if m.deps.consoleOut != nil {
-		m.vconsole = virtio.NewConsole(m.deps.consoleOut)
-		devs = append(devs, m.vconsole)
+		devs = append(devs, dev)
 	}
 	return devs, nil
 }
 
-// placeVirtio puts device i behind its transport: register block at
-// layout.VirtioMMIOStart + i*layout.VirtioMMIOStride, GSI
-// layout.VirtioIRQStart + i. Once NewMMIO succeeded the transport owns dev
-// and is in m.virtio, for close; before that dev is closed here.
-func (m *machine) placeVirtio(i int, dev virtio.Device) error {
-	base := layout.VirtioMMIOStart + uint64(i)*layout.VirtioMMIOStride
-	gsi := uint32(layout.VirtioIRQStart + i)
-	irq, err := m.newIRQLine(gsi)
-	if err != nil {
-		_ = dev.Close()
-		return err
+// placeVirtio puts device i (placed at p) behind the machine's transport.
+// Once the transport exists it owns dev and is in m.virtio, for close;
+// before that dev is closed here.
+func (m *machine) placeVirtio(i int, p placement, dev virtio.Device) error {
+	if m.deps.transport == TransportMMIO {
+		return m.placeMMIO(i, p, dev)
 	}
-	t, err := virtio.NewMMIO(dev, virtio.MMIOConfig{
-		Base: base, GSI: gsi, UID: i, Memory: m.mem, Interrupt: irq, Log: m.log,
+	t, err := virtio.NewPCI(dev, virtio.PCIConfig{
+		Memory: m.mem, MSI: m.newMSI, IOEvents: kvmIOEvents{m.vm}, QueueSize: p.queueSize, Log: m.log.With("id", p.id),
 	})
 	if err != nil {
 		_ = dev.Close()
 		return err
 	}
-	vd := &virtioDevice{t: t}
+	m.virtio = append(m.virtio, &virtioDevice{p: p, t: t, pci: t})
+	return m.pci[p.segment].Add(p.device, t.Function())
+}
+
+// newMSI allocates an MSI-X vector: a GSI of its own, routed by vm/irq.
+func (m *machine) newMSI() (pci.MSIVector, error) {
+	v, err := m.irq.NewMSI()
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// placeMMIO puts device i behind virtio-mmio: register block at
+// layout.VirtioMMIOStart + i*layout.VirtioMMIOStride, GSI
+// layout.VirtioIRQStart + i.
+func (m *machine) placeMMIO(i int, p placement, dev virtio.Device) error {
+	base := layout.VirtioMMIOStart + uint64(i)*layout.VirtioMMIOStride
+	gsi := uint32(layout.VirtioIRQStart + i)
+	line, err := m.irq.Line(gsi)
+	if err != nil {
+		_ = dev.Close()
+		return err
+	}
+	t, err := virtio.NewMMIO(dev, virtio.MMIOConfig{
+		Base: base, GSI: gsi, UID: i, Memory: m.mem, Interrupt: line, QueueSize: p.queueSize, Log: m.log.With("id", p.id),
+	})
+	if err != nil {
+		_ = dev.Close()
+		return err
+	}
+	vd := &virtioDevice{p: p, t: t, mmio: t}
 	m.virtio = append(m.virtio, vd)
 	if err := m.mmBus.Insert(base, virtio.MMIOSize, fmt.Sprintf("virtio%d", i), t); err != nil {
 		return err
 	}
 	for _, e := range t.IOEventFDs() {
-		dm := e.Datamatch
-		reg := kvm.IOEventFD{EventFD: e.EventFD, Addr: e.Addr, Len: e.Len, Datamatch: &dm}
-		if err := m.vm.AddIOEventFD(reg); err != nil {
+		if err := (kvmIOEvents{m.vm}).AddIOEventFD(e); err != nil {
 			return err
 		}
-		vd.ioeventfds = append(vd.ioeventfds, reg)
+		vd.ioeventfds = append(vd.ioeventfds, e)
 	}
 	return nil
 }
 
-// virtioDescribers are the virtio devices' DSDT entries, in device order.
+// kvmIOEvents registers virtio queue notifications with KVM.
+type kvmIOEvents struct{ vm *kvm.VM }
+
+func (k kvmIOEvents) reg(e virtio.IOEventFD) kvm.IOEventFD {
+	return kvm.IOEventFD{EventFD: e.EventFD, Addr: e.Addr, Len: e.Len, Datamatch: e.Datamatch}
+}
+
+// AddIOEventFD implements virtio.IOEventRegistry.
+func (k kvmIOEvents) AddIOEventFD(e virtio.IOEventFD) error { return k.vm.AddIOEventFD(k.reg(e)) }
+
+// RemoveIOEventFD implements virtio.IOEventRegistry.
+func (k kvmIOEvents) RemoveIOEventFD(e virtio.IOEventFD) error { return k.vm.RemoveIOEventFD(k.reg(e)) }
+
+// virtioDescribers are the virtio-mmio devices' DSDT entries, in device
+// order; virtio-pci devices are found on the PCI bus instead.
 func (m *machine) virtioDescribers() []acpi.Describer {
-	d := make([]acpi.Describer, 0, len(m.virtio))
+	var d []acpi.Describer
 	for _, vd := range m.virtio {
-		d = append(d, vd.t)
+		if vd.mmio != nil {
+			d = append(d, vd.mmio)
+		}
 	}
 	return d
 }
 
 // closeVirtio stops the virtio devices and closes their backends. It runs
-// after the vCPUs stopped and before the irqfds, the VM and guest RAM go:
-// the devices' workers write guest RAM and raise interrupts until then.
+// after the vCPUs stopped and before the VM and guest RAM go: the
+// devices' workers write guest RAM until then.
 func (m *machine) closeVirtio() {
 	for _, vd := range m.virtio {
 		for _, e := range vd.ioeventfds {
-			if err := m.vm.RemoveIOEventFD(e); err != nil {
+			if err := (kvmIOEvents{m.vm}).RemoveIOEventFD(e); err != nil {
 				m.log.Warn("remove ioeventfd", "addr", fmt.Sprintf("%#x", e.Addr), "err", err)
 			}
 		}
 		if err := vd.t.Close(); err != nil {
-			m.log.Warn("close virtio device", "device", vd.t.Device().Kind(), "err", err)
+			m.log.Warn("close virtio device", "device", vd.t.Device().Kind(), "id", vd.p.id, "err", err)
 		}
 	}
 	m.virtio = nil

@@ -41,6 +41,11 @@ type Options struct {
 	// Events receives Cloud Hypervisor's lifecycle and resize events
 	// (--event-monitor); nil: none.
 	Events events.Sink
+	// VirtioTransport puts the virtio devices on PCI (TransportPCI, the
+	// default when empty) or on virtio-mmio (TransportMMIO). It is the
+	// machine's, not the VM configuration's: Cloud Hypervisor's VmConfig
+	// has no such field.
+	VirtioTransport VirtioTransport
 }
 
 // DefaultEjectTimeout is Options.EjectTimeout's default. A Linux guest
@@ -104,6 +109,13 @@ func New(opts Options) (*VMM, error) {
 	}
 	if opts.EjectTimeout <= 0 {
 		opts.EjectTimeout = DefaultEjectTimeout
+	}
+	switch opts.VirtioTransport {
+	case "":
+		opts.VirtioTransport = TransportPCI
+	case TransportPCI, TransportMMIO:
+	default:
+		return nil, fmt.Errorf("virtio transport %q: want %q or %q", opts.VirtioTransport, TransportPCI, TransportMMIO)
 	}
 	sys, err := kvm.Open(opts.KVMPath)
 	if err != nil {
@@ -192,7 +204,7 @@ func (v *VMM) check(cfg *config.VM) error {
 	if err := checkConsoles(cfg); err != nil {
 		return err
 	}
-	if err := checkVirtio(cfg); err != nil {
+	if err := checkVirtio(cfg, v.opts.VirtioTransport); err != nil {
 		return err
 	}
 	if _, err := loadPayload(*cfg); err != nil {
@@ -259,7 +271,7 @@ func (v *VMM) bootLocked() error {
 	}
 	m, err := newMachine(*v.cfg, machineDeps{
 		sys: v.sys, cpuid: v.cpuid, tscDeadline: v.tscDeadline,
-		serialOut: v.console.out, consoleOut: consoleOut, log: v.log, events: v.events,
+		serialOut: v.console.out, consoleOut: consoleOut, log: v.log, events: v.events, transport: v.opts.VirtioTransport,
 		firstRun: func() {
 			v.firstRun.Do(func() {
 				v.log.Info("first KVM_RUN", "since_start_ms", time.Since(v.opts.Start).Milliseconds())
@@ -364,6 +376,7 @@ func (v *VMM) Info() (Info, error) {
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
 		info.MemoryActualSize = v.m.mem.Size()
+		info.DeviceTree = v.m.deviceTree()
 	}
 	return info, nil
 }

@@ -132,10 +132,10 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		{"missing initramfs", func(c *config.VM) { c.Payload.Initramfs = garbage + ".nope" }, "initramfs"},
 		{"too many vCPUs for the MADT", func(c *config.VM) { c.CPUs = config.CPUs{BootVCPUs: 1, MaxVCPUs: 300} }, "max=300"},
 		{"a missing disk", func(c *config.VM) { c.Disks = []config.Disk{{Path: garbage + ".nope"}} }, "disk " + garbage + ".nope: no such file"},
-		{"more virtio devices than GSIs", func(c *config.VM) {
-			c.Disks = slices.Repeat([]config.Disk{{Path: garbage}}, 8)
+		{"more virtio devices than a PCI bus takes", func(c *config.VM) {
+			c.Disks = slices.Repeat([]config.Disk{{Path: garbage}}, 31)
 			c.RNG = &config.RNG{}
-		}, "9 virtio devices (disks, nets and rng): at most 8 fit"},
+		}, "PCI segment 0 is full: at most 31 devices fit"},
 	} {
 		cfg := base
 		c.edit(&cfg)

@@ -5,6 +5,7 @@
 //	    --cpus boot=4,max=8[,topology=2:2:1:2] --memory size=1024M[,shared=on,prefault=on] \
 //	    --serial tty|pty|file=PATH|socket=PATH|null|off --console off|null|tty|pty|file=PATH \
 //	    [--disk path=FILE[,readonly=on,direct=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]] \
+//	    [--vsock cid=N,socket=PATH[,id=ID][,pci_segment=N]] [--virtio-transport pci|mmio] \
 //	    [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [-v]
 //
 // Every key of Cloud Hypervisor's --cpus, --memory, --disk, --net, --rng,
@@ -12,6 +13,14 @@
 // (vm/config's parsers); what vmm does not do is refused naming it.
 // --seccomp takes false only: vmm has no seccomp filters yet, so it runs
 // unfiltered, where Cloud Hypervisor's default is true.
+//
+// --vsock adds a virtio-vsock device whose host side is Cloud
+// Hypervisor's hybrid vsock (docs/vsock.md): host programs connect to
+// PATH and write "CONNECT <port>\n"; guest connections to the host's
+// port P reach a program listening on PATH_P.
+//
+// The virtio devices sit on PCI (an MSI-X vector per queue) unless
+// --virtio-transport mmio puts them on virtio-mmio.
 //
 // --kernel takes a bzImage or an uncompressed ELF vmlinux with a PVH entry
 // (told apart by their bytes); --firmware, instead of --kernel, a firmware
@@ -140,7 +149,7 @@ func (c countFlag) Set(v string) error {
 
 // refusedFlags are Cloud Hypervisor's flags for what vmm does not do yet:
 // each is refused naming it rather than as an unknown flag.
-var refusedFlags = []string{"fs", "pmem", "device", "user-device", "vdpa", "vsock", "balloon", "numa",
+var refusedFlags = []string{"fs", "pmem", "device", "user-device", "vdpa", "balloon", "numa",
 	"pci-segment", "rate-limit-group", "memory-zone", "tpm", "landlock-rules", "generic-vhost-user",
 	"restore", "igvm", "host-data", "fw-cfg-config", "gdb", "log-format", "rtc"}
 
@@ -155,6 +164,7 @@ type options struct {
 	logFile      string
 	eventMonitor string // --event-monitor path
 	eventFD      int    // --event-monitor fd=N; -1 without
+	transport    vm.VirtioTransport
 }
 
 // parse turns the command line into a configuration.
@@ -179,6 +189,9 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask=[,id=ID] (repeatable)")
 	var rng optionalFlag
 	fs.Var(&rng, "rng", "virtio-rng, optionally src=PATH (default /dev/urandom)")
+	vsock := fs.String("vsock", "", "virtio-vsock cid=N,socket=PATH[,id=ID][,pci_segment=N] (hybrid vsock on a unix socket)")
+	transport := fs.String("virtio-transport", string(vm.TransportPCI),
+		"where the virtio devices go: pci (PCI segments, MSI-X) or mmio (virtio-mmio, an IOAPIC line each)")
 	apiSocket := fs.String("api-socket", "", "serve the HTTP API on this unix socket: PATH, path=PATH or fd=N")
 	eventMonitor := fs.String("event-monitor", "", "write Cloud Hypervisor's JSON events: path=PATH or fd=N")
 	fs.StringVar(&o.logFile, "log-file", "", "write the log to this `file` instead of standard error")
@@ -277,8 +290,20 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 		}
 		cfg.RNG = &rc
 	}
+	if *vsock != "" {
+		vc, err := config.ParseVsock(*vsock)
+		if err != nil {
+			return cfg, o, usageError{error: err}
+		}
+		cfg.Vsock = &vc
+	}
 	if *kernel != "" && *firmware != "" {
 		return cfg, o, usageError{error: errors.New("--kernel and --firmware: give one, not both")}
+	}
+	switch o.transport = vm.VirtioTransport(*transport); o.transport {
+	case vm.TransportPCI, vm.TransportMMIO:
+	default:
+		return cfg, o, usageError{error: fmt.Errorf("--virtio-transport %s: want pci or mmio", *transport)}
 	}
 	if !hasPayload(cfg) && o.apiSocket == "" && o.apiSocketFD < 0 {
 		return cfg, o, usageError{error: errors.New("--kernel or --firmware is required (or --api-socket to create the VM through the API)")}
@@ -288,8 +313,9 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 
 // usageText is the synopsis printed with -h and after an unknown flag.
 const usageText = "Usage: vmm --kernel bzImage|vmlinux [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M,topology=T:C:D:P]\n" +
-	"           [--memory size=S,...] [--disk path=F]... [--net tap=,...]... [--rng [src=P]] [--serial MODE] [--console MODE]\n" +
-	"           [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [-v]\n" +
+	"           [--memory size=S,...] [--disk path=F]... [--net tap=,...]... [--rng [src=P]] [--vsock cid=N,socket=P]\n" +
+	"           [--serial MODE] [--console MODE]\n" +
+	"           [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [--virtio-transport pci|mmio] [-v]\n" +
 	"       vmm --firmware FIRMWARE [--cpus ...] [--memory ...] [...]\n" +
 	"       vmm --api-socket PATH (then vm.create and vm.boot through the API)"
 
@@ -372,7 +398,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	vopts := vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start}
+	vopts := vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start, VirtioTransport: o.transport}
 	if o.eventMonitor != "" || o.eventFD >= 0 {
 		w, err := openEventMonitor(o)
 		if err != nil {

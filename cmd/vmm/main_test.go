@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/boot/boottest"
 	"github.com/vmmdev/vmm/vm/config"
@@ -34,6 +35,9 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
 		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
 		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
+		{"vsock", []string{"--kernel", "k", "--vsock", "cid=3,socket=/tmp/v.sock"}, func(c config.VM) bool {
+			return c.Vsock != nil && *c.Vsock == config.Vsock{CID: 3, Socket: "/tmp/v.sock"}
+		}},
 		{"firmware", []string{"--firmware", "fw", "--cpus", "boot=2"}, func(c config.VM) bool {
 			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
 		}},
@@ -73,9 +77,11 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		want string
 	}{
 		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
+		{"unknown transport", []string{"--kernel", "k", "--virtio-transport", "isa"}, "--virtio-transport isa: want pci or mmio"},
 		{"no kernel", nil, "--kernel or --firmware is required"},
 		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
+		{"special vsock cid", []string{"--kernel", "k", "--vsock", "cid=2,socket=/tmp/v.sock"}, "2 is a special VSOCK CID"},
 		{"stray argument", []string{"--kernel", "k", "extra"}, "unexpected argument"},
 		{"missing kernel file", []string{"--kernel", filepath.Join(dir, "nope")}, "no such file"},
 		{"garbage kernel", []string{"--kernel", garbage}, "kernel " + garbage + ": not a bzImage or an ELF vmlinux"},
@@ -235,5 +241,21 @@ func TestEventMonitorWritesTheVMMsLifecycle(t *testing.T) {
 	want := []string{"vmm starting", "vm deleted", "vmm shutdown"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("events %q, want %q", got, want)
+	}
+}
+
+func TestParseTakesTheVirtioTransportPCIByDefault(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want vm.VirtioTransport
+	}{
+		{[]string{"--kernel", "k"}, vm.TransportPCI},
+		{[]string{"--kernel", "k", "--virtio-transport", "mmio"}, vm.TransportMMIO},
+		{[]string{"--kernel", "k", "--virtio-transport=pci"}, vm.TransportPCI},
+	} {
+		_, o, err := parse(c.args, &bytes.Buffer{})
+		if err != nil || o.transport != c.want {
+			t.Errorf("%v: transport %q, %v; want %q", c.args, o.transport, err, c.want)
+		}
 	}
 }

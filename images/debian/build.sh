@@ -15,7 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=$(mkdir -p "${1:?cache dir}" && cd "$1" && pwd)
 kdir=$("$here/../../scripts/fetch-kernel.sh" "$cache")
 kpkg=$(basename "$kdir")
-kdeb=$(ls "$cache/debs/${kpkg}"_*.deb | head -n1)
+debs=("$cache/debs/${kpkg}"_*.deb)
+kdeb=${debs[0]}
 out=$cache/debian
 sum=$( { echo "$kpkg"; cat "$0"; } | sha256sum | cut -c1-16)
 if [ -f "$out/rootfs.ext4.gz" ] && [ -f "$out/initrd.img" ] && [ "$(cat "$out/.inputs" 2>/dev/null)" = "$sum" ]; then
@@ -35,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "images: debootstrap of Debian 12 (bookworm) for the distro guest" >&2
-# The packages the seed's walkthrough needs (lscpu, free, tee) and a real
+# The packages the hot plug guide's walkthrough needs (lscpu, free, tee) and a real
 # boot (systemd, udev, kmod, initramfs-tools for the initrd).
 $sudo debootstrap --variant=minbase --merged-usr \
 	--include=systemd,systemd-sysv,udev,util-linux,procps,kmod,initramfs-tools,linux-base,e2fsprogs,iproute2 \

@@ -110,14 +110,20 @@ var honouredValues = map[string][]struct {
 	"RngConfig.src":                {{"/dev/hwrng", nil}},
 	"SerialConfig.mode": {{"Off", nil}, {"Null", nil}, {"Tty", nil}, {"File", map[string]any{"file": "/tmp/serial.log"}},
 		{"Pty", nil}, {"Socket", map[string]any{"socket": "/tmp/serial.sock"}}},
-	"SerialConfig.file":                          {{"/tmp/serial.log", nil}},
-	"SerialConfig.socket":                        {{"/tmp/serial.sock", nil}},
-	"ConsoleConfig.mode":                         {{"Null", nil}, {"Off", nil}, {"Tty", nil}, {"File", map[string]any{"file": "/tmp/console.log"}}, {"Pty", nil}},
-	"ConsoleConfig.file":                         {{"/tmp/console.log", nil}},
-	"ConsoleConfig.socket":                       {{"/tmp/console.sock", nil}},
-	"DebugConsoleConfig.mode":                    {{"Off", nil}},
-	"PlatformConfig.num_pci_segments":            {{16, nil}},
-	"PciDeviceCommonConfig (in every device).id": {{"dev0", nil}},
+	"SerialConfig.file":                                     {{"/tmp/serial.log", nil}},
+	"SerialConfig.socket":                                   {{"/tmp/serial.sock", nil}},
+	"ConsoleConfig.mode":                                    {{"Null", nil}, {"Off", nil}, {"Tty", nil}, {"File", map[string]any{"file": "/tmp/console.log"}}, {"Pty", nil}},
+	"ConsoleConfig.file":                                    {{"/tmp/console.log", nil}},
+	"ConsoleConfig.socket":                                  {{"/tmp/console.sock", nil}},
+	"DebugConsoleConfig.mode":                               {{"Off", nil}},
+	"PlatformConfig.num_pci_segments":                       {{16, nil}},
+	"PciDeviceCommonConfig (in every device).id":            {{"dev0", nil}},
+	"PciDeviceCommonConfig (in every device).pci_segment":   {{1, nil}},
+	"PciDeviceCommonConfig (in every device).pci_device_id": {{5, nil}},
+	"VsockConfig.cid":                                       {{42, nil}},
+	"VsockConfig.socket":                                    {{"/run/other.sock", nil}},
+	"DiskConfig.num_queues":                                 {{4, nil}},
+	"DiskConfig.queue_size":                                 {{256, nil}},
 }
 
 // absent, as a field's value in a case, leaves the field out of the body.
@@ -131,6 +137,7 @@ var requiredValues = map[string]map[string]any{
 	"DiskConfig":    {"path": "/d.img"},
 	// Cloud Hypervisor requires all four; their product is max_vcpus.
 	"CpuTopology": {"threads_per_core": 1, "cores_per_die": 1, "dies_per_package": 1, "packages": 1},
+	"VsockConfig": {"cid": 3, "socket": "/tmp/vsock.sock"},
 }
 
 // step is one step of a path into a VmConfig body: a field name, or an

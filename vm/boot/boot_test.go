@@ -82,12 +82,13 @@ func TestParseBzImageAcceptsDebiansKernel(t *testing.T) {
 		k.Version, len(k.Payload), k.InitSize, k.CmdlineSize, k.InitrdAddrMax)
 }
 
-func TestE820MapReservesTheLegacyHoleAndACPITables(t *testing.T) {
+func TestE820MapReservesTheLegacyHoleACPITablesAndECAM(t *testing.T) {
 	got := E820Map(memory.BootRAM(4 * layout.GiB))
 	want := []E820Entry{
 		{0, layout.EBDAStart, E820RAM},
 		{layout.ACPIStart, layout.ACPIEnd - layout.ACPIStart, E820Reserved},
 		{layout.KernelStart, layout.LowRAMEnd - layout.KernelStart, E820RAM},
+		{layout.PCIECAMStart, layout.PCIECAMSize, E820Reserved},
 		{layout.HighRAMStart, 1 * layout.GiB, E820RAM},
 	}
 	if len(got) != len(want) {
@@ -117,7 +118,7 @@ func TestZeroPageCarriesLoaderFields(t *testing.T) {
 		{"ramdisk_image", uint64(le.Uint32(zp[hdrRamdiskImage:])), 0x3000_0000},
 		{"ramdisk_size", uint64(le.Uint32(zp[hdrRamdiskSize:])), 0x1234},
 		{"acpi_rsdp_addr", le.Uint64(zp[zpACPIRSDPAddr:]), layout.ACPIStart},
-		{"e820_entries", uint64(zp[zpE820Entries]), 3},
+		{"e820_entries", uint64(zp[zpE820Entries]), 4},
 		{"e820[2].addr", le.Uint64(zp[zpE820Table+2*20:]), layout.KernelStart},
 		{"e820[2].type", uint64(le.Uint32(zp[zpE820Table+2*20+16:])), E820RAM},
 		{"header magic", uint64(le.Uint32(zp[hdrMagic:])), magicHdrS},

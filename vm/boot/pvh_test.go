@@ -40,17 +40,18 @@ func TestPVHStartInfoBytesAreStartInfoH(t *testing.T) {
 	want := unhex(t, `
 		78c56e33 01000000 00000000 01000000  4070000000000000
 		0000020000000000  00000e0000000000  8070000000000000
-		03000000 00000000
+		04000000 00000000
 		00000000 00000000
 		0000e03f00000000 00001b0000000000 0000000000000000 0000000000000000
 		00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000
 		0000000000000000 00fc090000000000 01000000 00000000
 		00000e0000000000 0000020000000000 02000000 00000000
-		0000100000000000 0000f03f00000000 01000000 00000000`)
+		0000100000000000 0000f03f00000000 01000000 00000000
+		000000e000000000 0000000100000000 02000000 00000000`)
 	if !bytes.Equal(b, want) {
 		t.Errorf("start info block:\n got %x\nwant %x", b, want)
 	}
-	if len(b) != layout.PVHMemmapStart-layout.PVHStartInfoStart+3*pvhMemmapEntrySize {
+	if len(b) != layout.PVHMemmapStart-layout.PVHStartInfoStart+4*pvhMemmapEntrySize {
 		t.Errorf("block of %d bytes", len(b))
 	}
 }
@@ -162,7 +163,7 @@ func TestLoadPVHWritesSegmentsStartInfoAndInitramfs(t *testing.T) {
 	le := binary.LittleEndian
 	si := read(layout.PVHStartInfoStart, PVHStartInfoSize)
 	if le.Uint32(si[siMagic:]) != pvhStartMagic || le.Uint64(si[siCmdlinePaddr:]) != layout.CmdlineStart ||
-		le.Uint64(si[siRSDPPaddr:]) != layout.ACPIStart || le.Uint32(si[siMemmapEntries:]) != 3 {
+		le.Uint64(si[siRSDPPaddr:]) != layout.ACPIStart || le.Uint32(si[siMemmapEntries:]) != 4 {
 		t.Errorf("start info %x", si)
 	}
 	mod := read(layout.PVHModlistStart, pvhModlistEntrySize)

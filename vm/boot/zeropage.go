@@ -1,8 +1,10 @@
 package boot
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
@@ -21,6 +23,15 @@ type E820Entry struct {
 	Type       uint32
 }
 
+// put writes e as the zero page's struct boot_e820_entry and PVH's
+// hvm_memmap_table_entry both lay it out: addr, size, type (20 bytes; the
+// PVH entry's 4 reserved bytes that follow stay zero).
+func (e E820Entry) put(b []byte) {
+	binary.LittleEndian.PutUint64(b[0:], e.Addr)
+	binary.LittleEndian.PutUint64(b[8:], e.Size)
+	binary.LittleEndian.PutUint32(b[16:], e.Type)
+}
+
 // Zero page (struct boot_params) offsets (Documentation/arch/x86/zero-page.rst).
 const (
 	zpACPIRSDPAddr   = 0x070
@@ -34,8 +45,9 @@ const (
 )
 
 // E820Map describes boot RAM to the guest: the conventional 640 KiB below
-// the EBDA, the ACPI tables as reserved, RAM from 1 MiB on, and any RAM
-// above 4 GiB.
+// the EBDA, the ACPI tables as reserved, RAM from 1 MiB on, any RAM above
+// 4 GiB, and the PCI ECAM as reserved (Linux uses an MCFG area only when
+// the firmware reserved it), in address order.
 func E820Map(ram []memory.Range) []E820Entry {
 	var m []E820Entry
 	for _, r := range ram {
@@ -50,6 +62,8 @@ func E820Map(ram []memory.Range) []E820Entry {
 			m = append(m, E820Entry{layout.KernelStart, r.End() - layout.KernelStart, E820RAM})
 		}
 	}
+	m = append(m, E820Entry{layout.PCIECAMStart, layout.PCIECAMSize, E820Reserved})
+	slices.SortStableFunc(m, func(a, b E820Entry) int { return cmp.Compare(a.Addr, b.Addr) })
 	return m
 }
 
@@ -83,10 +97,7 @@ func (z ZeroPage) Bytes() ([]byte, error) {
 	le.PutUint64(zp[zpACPIRSDPAddr:], z.RSDPAddr)
 	zp[zpE820Entries] = byte(len(z.E820))
 	for i, e := range z.E820 {
-		b := zp[zpE820Table+i*zpE820EntrySize:]
-		le.PutUint64(b[0:], e.Addr)
-		le.PutUint64(b[8:], e.Size)
-		le.PutUint32(b[16:], e.Type)
+		e.put(zp[zpE820Table+i*zpE820EntrySize:])
 	}
 	return zp, nil
 }

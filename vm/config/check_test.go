@@ -159,7 +159,7 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 	}{
 		{"TDX", func(c *VM) { c.Platform = &Platform{TDX: true} }, "platform.tdx=true is not supported"},
 		{"vhost-user disk", func(c *VM) { c.Disks = []Disk{{Path: "/d", VhostUser: true}} }, "disks[0].vhost_user=true is not supported"},
-		{"second disk's queues", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", NumQueues: 2}} }, "disks[1].num_queues=2 is not supported yet"},
+		{"second disk's rate limiter", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", RateLimitGroup: "g"}} }, `disks[1].rate_limit_group="g" is not supported yet`},
 		{"a pty serial port", func(c *VM) { c.Serial.Mode = ModePty }, ""},
 		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, ""},
 		{"a debug console on the terminal", func(c *VM) { c.DebugConsole.Mode = ModeTty }, `debug_console.mode="Tty" is not supported yet`},

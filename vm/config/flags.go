@@ -512,6 +512,9 @@ func (c VM) Args() []string {
 			args = append(args, "src="+c.RNG.Src)
 		}
 	}
+	if c.Vsock != nil {
+		args = append(args, "--vsock", c.Vsock.Arg())
+	}
 	if c.Serial.Mode != "" {
 		args = append(args, "--serial", c.Serial.Arg())
 	}

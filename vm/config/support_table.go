@@ -11,9 +11,8 @@ import (
 // marks it, and TestSupportTableCoversTheSchema fails when a field of a Go
 // type has no row.
 
-// honoured, recorded, notYet and defaultOnly are rows of that support.
+// honoured, notYet and defaultOnly are rows of that support.
 func honoured(name, note string) Field    { return Field{Name: name, Support: Honoured, Note: note} }
-func recorded(name, note string) Field    { return Field{Name: name, Support: Recorded, Note: note} }
 func notYet(name, note string) Field      { return Field{Name: name, Support: NotYet, Note: note} }
 func defaultOnly(name, note string) Field { return Field{Name: name, Support: DefaultOnly, Note: note} }
 
@@ -51,7 +50,7 @@ const (
 	noteDevice   = "vmm has no such device"
 	noteSMBIOS   = "vmm writes no SMBIOS tables"
 	noteVhost    = "vmm has no vhost-user backends"
-	noteQueues   = "vmm's queues take up to 256 descriptors, one request queue (disk) or one queue pair (net)"
+	noteQueues   = "vmm's net has one queue pair of 256 descriptors"
 	noteTopology = "see cpus.topology"
 )
 
@@ -61,13 +60,13 @@ var supportTable = []Object{
 	object[VM]("VmConfig",
 		row(honoured("cpus", ""), honoured("memory", ""), honoured("payload", "")),
 		all(NotYet, "", "rate_limit_groups"),
-		row(honoured("disks", "virtio-blk over virtio-mmio"), honoured("net", "virtio-net over virtio-mmio, on a tap"),
+		row(honoured("disks", "virtio-blk over virtio-pci (virtio-mmio with --virtio-transport mmio)"), honoured("net", "virtio-net over virtio-pci (or virtio-mmio), on a tap"),
 			honoured("rng", "virtio-rng; absent: no rng device (Cloud Hypervisor always has one)")),
 		row(notYet("balloon", ""), defaultOnly("generic_vhost_user", noteVhost), notYet("fs", ""), notYet("pmem", "")),
 		row(honoured("serial", "the COM1 UART (ttyS0)"), honoured("console", "the virtio console (hvc0)"),
 			honoured("debug_console", "port 0xe9")),
 		all(DefaultOnly, "vmm passes no host devices through", "devices", "user_devices", "vdpa"),
-		row(notYet("vsock", ""), defaultOnly("pvmemcontrol", noteDevice), notYet("pvpanic", ""),
+		row(honoured("vsock", "virtio-vsock with hybrid vsock (docs/vsock.md)"), defaultOnly("pvmemcontrol", noteDevice), notYet("pvpanic", ""),
 			defaultOnly("iommu", "vmm has no virtual IOMMU"),
 			notYet("numa", ""), notYet("watchdog", ""), defaultOnly("rtc", noteDevice),
 			defaultOnly("gdb", "vmm has no gdb stub"), notYet("pci_segments", ""),
@@ -118,8 +117,8 @@ var supportTable = []Object{
 	object[TokenBucket]("TokenBucket", all(NotYet, "", "size", "one_time_burst", "refill_time")),
 	object[Disk]("DiskConfig",
 		row(honoured("path", "a raw image"), honoured("readonly", ""),
-			honoured("direct", "O_DIRECT, through an aligned buffer"),
-			notYet("num_queues", noteQueues), notYet("queue_size", noteQueues)),
+			honoured("direct", "O_DIRECT, through an aligned buffer per queue"),
+			honoured("num_queues", "1 to 64 request queues, each with its MSI-X vector on PCI"), honoured("queue_size", "a power of two up to 32768")),
 		all(DefaultOnly, noteVhost, "vhost_user", "vhost_socket"),
 		all(NotYet, "", "rate_limit_group", "rate_limiter_config"),
 		all(Honoured, "vmm uses neither io_uring nor AIO", "disable_io_uring", "disable_aio"),
@@ -130,10 +129,10 @@ var supportTable = []Object{
 	),
 	object[VirtQueueAffinity]("VirtQueueAffinity", all(NotYet, "", "queue_index", "host_cpus")),
 	object[PCIDevice]("PciDeviceCommonConfig (in every device)",
-		row(recorded("id", "kept in vm.info; unique, not starting with __"),
+		row(honoured("id", "names the device in vm.info's device_tree; unique, not starting with __; empty: _disk0, _net1, ... as Cloud Hypervisor"),
 			defaultOnly("iommu", "vmm has no virtual IOMMU"),
-			notYet("pci_segment", "vmm's devices are on virtio-mmio"),
-			notYet("pci_device_id", "vmm's devices are on virtio-mmio")),
+			honoured("pci_segment", "below platform.num_pci_segments"),
+			honoured("pci_device_id", "1 to 31 on its segment; absent: the lowest free")),
 	),
 	object[Net]("NetConfig",
 		row(honoured("tap", "created if missing; empty: the kernel names it"), honoured("ip", "given to the tap"),
@@ -166,13 +165,13 @@ var supportTable = []Object{
 	object[Device]("DeviceConfig", all(DefaultOnly, "vmm passes no host devices through", "path", "fd", "x_nv_gpudirect_clique", "x_exclude_mmap_bars")),
 	object[UserDevice]("UserDeviceConfig", all(DefaultOnly, "vmm passes no host devices through", "socket")),
 	object[Vdpa]("VdpaConfig", all(DefaultOnly, "vmm passes no host devices through", "path", "num_queues")),
-	object[Vsock]("VsockConfig", all(NotYet, "", "cid", "socket")),
+	object[Vsock]("VsockConfig", row(honoured("cid", "the guest's CID: 3 to 2^32-2"), honoured("socket", "hybrid vsock: host programs connect and write CONNECT <port>; guest connections to port P reach socket_P"))),
 	object[NUMA]("NumaConfig", all(NotYet, "", "guest_numa_id", "cpus", "distances", "memory_zones", "pci_segments", "device_id")),
 	object[NUMADistance]("NumaDistance", all(NotYet, "", "destination", "distance")),
 	object[RTC]("RtcConfig"),
 	object[PCISegment]("PciSegmentConfig", all(NotYet, "", "pci_segment", "mmio32_aperture_weight", "mmio64_aperture_weight")),
 	object[Platform]("PlatformConfig",
-		row(recorded("num_pci_segments", "1 to 16; for the PCI work to come")),
+		row(honoured("num_pci_segments", "1 to 16, each a host bridge with its ECAM and windows")),
 		all(DefaultOnly, "vmm has no virtual IOMMU", "iommu_segments", "iommu_address_width_bits", "iommu_address_width"),
 		all(NotYet, noteSMBIOS, "system_serial_number", "serial_number", "system_uuid", "uuid", "oem_strings",
 			"system_manufacturer", "system_product_name", "system_version", "system_family", "system_sku_number", "chassis_asset_tag"),

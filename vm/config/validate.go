@@ -52,6 +52,9 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 			return fmt.Errorf("disk %d: path= is required", i)
 		}
 	}
+	if err := c.Vsock.Check(); err != nil {
+		return err
+	}
 	if c.Serial.Mode == ModeFile && c.Serial.File == "" {
 		return errors.New("serial: file mode needs a path")
 	}

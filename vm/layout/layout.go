@@ -17,13 +17,16 @@
 //	0x000f_fff0  reset vector stub (writes the ACPI reset register)
 //	0x0010_0000  protected-mode kernel (bzImage payload); RAM from here
 //	             to LowRAMEnd, initramfs at the top of it
-//	0xc000_0000  32-bit hole: no RAM up to 4 GiB
+//	0xc000_0000  32-bit hole: no RAM up to 4 GiB; PCI segments' 32-bit
+//	             BAR windows (16 MiB each) up to 0xd000_0000
 //	0xd000_0000  device MMIO window: GED, CPU and memory hot plug
 //	             register blocks, virtio-mmio devices
+//	0xe000_0000  PCI ECAM (MCFG): 1 MiB per segment, 16 segments
 //	0xfec0_0000  IOAPIC (in-kernel irqchip)
 //	0xfee0_0000  local APICs (in-kernel irqchip)
 //	0xfffb_c000  KVM identity map page, then the KVM TSS (3 pages)
-//	0x1_0000_0000  boot RAM beyond LowRAMEnd, then the hot plug RAM space
+//	0x1_0000_0000  boot RAM beyond LowRAMEnd, then the hot plug RAM space,
+//	             then the PCI segments' 64-bit BAR windows (PCIMMIO64Start)
 package layout
 
 // Sizes.
@@ -149,6 +152,63 @@ const (
 	VirtioMMIOMax = 64
 )
 
+// PCI: the host bridges' configuration space (ECAM) and the windows their
+// devices' BARs are placed in. Segment s (0 to PCISegmentsMax-1) has its own
+// host bridge, ECAM area and windows, so that a device's placement never
+// depends on how many segments there are.
+const (
+	// PCISegmentsMax is how many PCI segments (host bridges) a VM may have:
+	// Cloud Hypervisor's limit for platform.num_pci_segments.
+	PCISegmentsMax = 16
+	// PCIDevicesPerBus is the device numbers of a bus: 0 is the host
+	// bridge, 1-31 the devices.
+	PCIDevicesPerBus = 32
+
+	// PCIECAMStart is the ECAM (memory-mapped configuration space, the
+	// MCFG table's base address) of segment 0; segment s's follows at
+	// s*PCIECAMSegmentSize. QEMU's microvm puts its ECAM at the same
+	// address (hw/i386/microvm.h, PCIE_ECAM_BASE); Cloud Hypervisor puts
+	// its own at 0xe800_0000.
+	PCIECAMStart = 0xe000_0000
+	// PCIECAMSegmentSize covers bus 0 only, as in Cloud Hypervisor (its
+	// PCI_MMIO_CONFIG_SIZE_PER_SEGMENT): 32 devices x 8 functions x 4 KiB.
+	PCIECAMSegmentSize = 1 * MiB
+	// PCIECAMSize is the ECAM of every possible segment; the e820 map
+	// marks it reserved, which Linux requires before it uses an MCFG area.
+	PCIECAMSize = PCISegmentsMax * PCIECAMSegmentSize
+
+	// PCIConfigIOPort is the legacy configuration mechanism #1 of segment
+	// 0: CONFIG_ADDRESS at 0xcf8, CONFIG_DATA at 0xcfc (8 ports).
+	PCIConfigIOPort = 0xcf8
+	PCIConfigIOSize = 8
+
+	// PCIMMIO32Start is the first segment's window for 32-bit BARs: the
+	// 32-bit hole from LowRAMEnd up to the device window, as QEMU's
+	// microvm (PCIE_MMIO_BASE) and Cloud Hypervisor
+	// (MEM_32BIT_DEVICES_START) start theirs at 3 GiB. Segment s's window
+	// is PCIMMIO32SegmentSize long at s*PCIMMIO32SegmentSize.
+	PCIMMIO32Start       = LowRAMEnd
+	PCIMMIO32SegmentSize = (DeviceWindowStart - LowRAMEnd) / PCISegmentsMax
+
+	// PCIMMIO64SegmentSize is each segment's window for 64-bit BARs,
+	// above every byte of RAM the VM may have (PCIMMIO64Start): room for
+	// large BARs (a virtio-fs cache, a GPU) that the 32-bit window cannot
+	// hold.
+	PCIMMIO64SegmentSize = 16 * GiB
+	// PCIMMIO64Align aligns the 64-bit windows' start.
+	PCIMMIO64Align = 1 * GiB
+)
+
+// PCIMMIO64Start is where segment 0's 64-bit BAR window starts for a VM
+// with bootRAM bytes of boot RAM and hotplugSize bytes of hot plug RAM
+// space: after the hot plug space, aligned up to PCIMMIO64Align, as Cloud
+// Hypervisor starts its device area after RAM. Segment s's window follows
+// at s*PCIMMIO64SegmentSize.
+func PCIMMIO64Start(bootRAM, hotplugSize uint64) uint64 {
+	end := HotplugRAMStart(bootRAM) + hotplugSize
+	return (end + PCIMMIO64Align - 1) &^ (PCIMMIO64Align - 1)
+}
+
 // Fixed x86 platform addresses (Intel SDM and the 82093AA IOAPIC datasheet).
 const (
 	// IOAPICStart is the in-kernel IOAPIC's register window.
@@ -159,6 +219,12 @@ const (
 	LAPICSize  = PageSize
 	// IOAPICPins is the in-kernel IOAPIC's pin count: GSIs 0-23.
 	IOAPICPins = 24
+	// MSIGSIStart is the first GSI of message signalled interrupts (MSI
+	// and MSI-X vectors): KVM routes each through its own GSI, after the
+	// IOAPIC's.
+	MSIGSIStart = IOAPICPins
+	// MSIGSIEnd bounds them: KVM takes GSIs below KVM_MAX_IRQ_ROUTES.
+	MSIGSIEnd = 4096
 )
 
 // KVM's private pages for Intel VMX real-mode emulation, in the hole below

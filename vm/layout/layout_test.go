@@ -53,3 +53,32 @@ func TestPVHStructuresStayInTheZeroPagesPage(t *testing.T) {
 		t.Errorf("PVH structures %#x..%#x leave the zero page's page", PVHStartInfoStart, end)
 	}
 }
+
+func TestPCIAreasStayOutOfRAMAndTheOtherDevices(t *testing.T) {
+	mmio32End := uint64(PCIMMIO32Start + PCISegmentsMax*PCIMMIO32SegmentSize)
+	if PCIMMIO32Start < LowRAMEnd || mmio32End > DeviceWindowStart {
+		t.Errorf("32-bit BAR windows %#x..%#x leave the hole below the device window", PCIMMIO32Start, mmio32End)
+	}
+	virtioEnd := uint64(VirtioMMIOStart + VirtioMMIOMax*VirtioMMIOStride)
+	if PCIECAMStart < virtioEnd || PCIECAMStart+PCIECAMSize > DeviceWindowEnd {
+		t.Errorf("ECAM %#x+%#x collides with the device window's blocks", PCIECAMStart, PCIECAMSize)
+	}
+	if PCIECAMSegmentSize != PCIDevicesPerBus*8*4*KiB || PCIECAMStart%PCIECAMSegmentSize != 0 {
+		t.Errorf("ECAM segment of %#x bytes at %#x: want bus 0's 32 devices x 8 functions x 4 KiB, aligned", PCIECAMSegmentSize, PCIECAMStart)
+	}
+	if PCIMMIO32SegmentSize != 16*MiB {
+		t.Errorf("32-bit window per segment %#x, want 16 MiB", PCIMMIO32SegmentSize)
+	}
+	for _, c := range []struct{ boot, hotplug, want uint64 }{
+		{512 * MiB, 0, 4 * GiB},
+		{1 * GiB, 8 * GiB, 12 * GiB},
+		{4 * GiB, 128 * MiB, 6 * GiB},
+	} {
+		if got := PCIMMIO64Start(c.boot, c.hotplug); got != c.want {
+			t.Errorf("PCIMMIO64Start(%#x, %#x) = %#x, want %#x", c.boot, c.hotplug, got, c.want)
+		}
+	}
+	if MSIGSIStart < IOAPICPins || MSIGSIEnd > 4096 {
+		t.Errorf("MSI GSIs %d..%d overlap the IOAPIC's or exceed KVM's routes", MSIGSIStart, MSIGSIEnd)
+	}
+}

@@ -24,6 +24,7 @@ const (
 	blkFRO      = 1 << 5
 	blkFBlkSize = 1 << 6
 	blkFFlush   = 1 << 9
+	blkFMQ      = 1 << 12
 
 	// Request types.
 	blkTIn    = 0
@@ -43,9 +44,10 @@ const (
 	blkIDSize = 20
 
 	// Configuration space offsets (struct virtio_blk_config).
-	blkCfgCapacity = 0
-	blkCfgSegMax   = 12
-	blkCfgBlkSize  = 20
+	blkCfgCapacity  = 0
+	blkCfgSegMax    = 12
+	blkCfgBlkSize   = 20
+	blkCfgNumQueues = 34
 	// blkConfigSize covers struct virtio_blk_config up to
 	// write_zeroes_may_unmap; fields not offered read as zero.
 	blkConfigSize = 60
@@ -56,6 +58,25 @@ const (
 // bounds a chain by the queue size.
 const blkSegMax = MaxQueueSize - 2
 
+// MaxBlockQueues bounds a disk's request queues.
+const MaxBlockQueues = 64
+
+// BlockConfig describes a virtio-blk device.
+type BlockConfig struct {
+	// Path is the raw image: a regular file or a block device.
+	Path string
+	// Readonly opens it read-only; the guest's writes fail.
+	Readonly bool
+	// NumQueues is how many request queues the guest may use, 1 to
+	// MaxBlockQueues (VIRTIO_BLK_F_MQ when more than one); 0 means 1.
+	// Each has its worker, so requests on different queues run in
+	// parallel.
+	NumQueues int
+	// Direct opens the image with O_DIRECT: the guest's data goes through
+	// an aligned buffer per queue, bypassing the host's page cache.
+	Direct bool
+}
+
 // Block is a virtio-blk device backed by a raw image: a regular file or a
 // block device. Requests run on the queue's worker goroutine with
 // pread/pwrite; a guest flush is an fdatasync of the image.
@@ -65,44 +86,50 @@ type Block struct {
 	queueOnly
 	path     string
 	readonly bool
+	queues   int
 	file     *os.File
-	// bounce is the aligned buffer O_DIRECT I/O goes through, nil without
-	// direct.
-	bounce  []byte
-	sectors uint64
-	config  [blkConfigSize]byte
-	id      [blkIDSize]byte
+	sectors  uint64
+	config   [blkConfigSize]byte
+	id       [blkIDSize]byte
+	workers  []blockWorker // per queue
+	// direct is the O_DIRECT mapping the workers' bounce buffers are
+	// cut from, nil without direct.
+	direct []byte
+}
+
+// blockWorker is what one request queue's worker reuses between requests.
+type blockWorker struct {
 	scratch [][]byte
+	// bounce is the aligned buffer its O_DIRECT I/O goes through, nil
+	// without direct.
+	bounce []byte
 }
 
-// BlockOptions say how a disk image is opened.
-type BlockOptions struct {
-	// Readonly opens the image read-only and offers VIRTIO_BLK_F_RO.
-	Readonly bool
-	// Direct opens the image with O_DIRECT: the guest's data goes through
-	// an aligned buffer, bypassing the host's page cache.
-	Direct bool
-}
-
-// NewBlock opens the raw image at path, read-only when readonly is set.
+// NewBlock opens the raw image at path, read-only when readonly is set,
+// as a disk with one request queue (OpenBlock).
 func NewBlock(path string, readonly bool) (*Block, error) {
-	return NewBlockWith(path, BlockOptions{Readonly: readonly})
+	return OpenBlock(BlockConfig{Path: path, Readonly: readonly})
 }
 
-// NewBlockWith opens the raw image at path as opts say. A missing or
-// unreadable image is an error that names the path; so is an image smaller
-// than one sector. The capacity is the image size rounded down to whole
-// sectors.
-func NewBlockWith(path string, opts BlockOptions) (*Block, error) {
-	readonly := opts.Readonly
+// OpenBlock opens the disk cfg describes. A missing or unreadable image
+// is an error that names the path; so is an image smaller than one
+// sector. The capacity is the image size rounded down to whole sectors.
+func OpenBlock(cfg BlockConfig) (*Block, error) {
+	path, readonly := cfg.Path, cfg.Readonly
 	if path == "" {
 		return nil, errors.New("disk: no path")
+	}
+	if cfg.NumQueues == 0 {
+		cfg.NumQueues = 1
+	}
+	if cfg.NumQueues < 0 || cfg.NumQueues > MaxBlockQueues {
+		return nil, fmt.Errorf("disk %s: num_queues=%d: want 1 to %d", path, cfg.NumQueues, MaxBlockQueues)
 	}
 	flags := os.O_RDWR
 	if readonly {
 		flags = os.O_RDONLY
 	}
-	if opts.Direct {
+	if cfg.Direct {
 		flags |= unix.O_DIRECT
 	}
 	f, err := os.OpenFile(path, flags, 0)
@@ -115,16 +142,19 @@ func NewBlockWith(path string, opts BlockOptions) (*Block, error) {
 		if !readonly && errors.Is(err, fs.ErrPermission) {
 			hint = " (readonly=on opens it read-only)"
 		}
-		if opts.Direct && errors.Is(err, unix.EINVAL) {
+		if cfg.Direct && errors.Is(err, unix.EINVAL) {
 			hint = " (the file system does not take O_DIRECT: direct=off)"
 		}
 		return nil, fmt.Errorf("disk %s: %w%s", path, err, hint)
 	}
-	b := &Block{path: path, readonly: readonly, file: f}
-	if opts.Direct {
-		if b.bounce, err = unix.Mmap(-1, 0, directBounceSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err != nil {
+	b := &Block{path: path, readonly: readonly, queues: cfg.NumQueues, file: f, workers: make([]blockWorker, cfg.NumQueues)}
+	if cfg.Direct {
+		if b.direct, err = unix.Mmap(-1, 0, directBounceSize*cfg.NumQueues, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("disk %s: O_DIRECT buffer: %w", path, err)
+		}
+		for q := range b.workers {
+			b.workers[q].bounce = b.direct[q*directBounceSize : (q+1)*directBounceSize]
 		}
 	}
 	if err := b.probe(); err != nil {
@@ -159,6 +189,7 @@ func (b *Block) probe() error {
 	binary.LittleEndian.PutUint64(b.config[blkCfgCapacity:], b.sectors)
 	binary.LittleEndian.PutUint32(b.config[blkCfgSegMax:], blkSegMax)
 	binary.LittleEndian.PutUint32(b.config[blkCfgBlkSize:], SectorSize)
+	binary.LittleEndian.PutUint16(b.config[blkCfgNumQueues:], uint16(b.queues))
 	copy(b.id[:], filepath.Base(b.path)) // /sys/block/vdX/serial
 	return nil
 }
@@ -169,6 +200,9 @@ func (b *Block) Kind() string { return "virtio-blk" }
 // Path is the image's path.
 func (b *Block) Path() string { return b.path }
 
+// NumQueues is the disk's request queues.
+func (b *Block) NumQueues() int { return b.queues }
+
 // Readonly reports whether the guest may not write.
 func (b *Block) Readonly() bool { return b.readonly }
 
@@ -177,15 +211,15 @@ func (b *Block) Sectors() uint64 { return b.sectors }
 
 // Close closes the image.
 func (b *Block) Close() error {
-	if b.bounce != nil {
-		_ = unix.Munmap(b.bounce)
-		b.bounce = nil
+	if b.direct != nil {
+		_ = unix.Munmap(b.direct)
+		b.direct = nil
 	}
 	return closeFile(b.file, "disk "+b.path)
 }
 
 // Direct reports whether the image is opened with O_DIRECT.
-func (b *Block) Direct() bool { return b.bounce != nil }
+func (b *Block) Direct() bool { return b.direct != nil }
 
 func (b *Block) deviceID() uint32 { return blockDeviceID }
 
@@ -194,10 +228,15 @@ func (b *Block) features() uint64 {
 	if b.readonly {
 		f |= blkFRO
 	}
+	if b.queues > 1 {
+		f |= blkFMQ
+	}
 	return f
 }
 
-func (b *Block) numQueues() int { return 1 }
+func (b *Block) numQueues() int { return b.queues }
+
+func (b *Block) configSize() int { return blkConfigSize }
 
 func (b *Block) readConfig(offset uint64, data []byte) {
 	if offset < blkConfigSize {
@@ -205,18 +244,19 @@ func (b *Block) readConfig(offset uint64, data []byte) {
 	}
 }
 
-// process serves every available request.
-func (b *Block) process(_ int, q *vring) {
+// process serves every available request of queue i.
+func (b *Block) process(i int, q *vring) {
 	var c chain
 	for q.next(&c) {
-		q.push(c.head, b.serve(&c))
+		q.push(c.head, b.serve(&c, &b.workers[i]))
 	}
 }
 
 // serve runs one request and returns the bytes written to its writable
 // buffers, the status byte included. A request is header (readable), data
 // (readable for OUT, writable for IN and GET_ID), status byte (writable).
-func (b *Block) serve(c *chain) uint32 {
+func (b *Block) serve(c *chain, w *blockWorker) uint32 {
+	scratch := &w.scratch
 	if c.wlen == 0 {
 		return 0 // nowhere to put a status: the driver broke the protocol
 	}
@@ -236,8 +276,8 @@ func (b *Block) serve(c *chain) uint32 {
 			*status = blkSIOErr
 			return 1
 		}
-		b.scratch = subrange(b.scratch[:0], c.writable, 0, dataIn)
-		*status = b.io(b.scratch, sector, false)
+		*scratch = subrange((*scratch)[:0], c.writable, 0, dataIn)
+		*status = b.io(w, *scratch, sector, false)
 		return uint32(min(dataIn+1, 1<<32-1))
 	case blkTOut:
 		dataOut := c.rlen - blkHeaderSize
@@ -245,15 +285,15 @@ func (b *Block) serve(c *chain) uint32 {
 			*status = blkSIOErr
 			return 1
 		}
-		b.scratch = subrange(b.scratch[:0], c.readable, blkHeaderSize, dataOut)
-		*status = b.io(b.scratch, sector, true)
+		*scratch = subrange((*scratch)[:0], c.readable, blkHeaderSize, dataOut)
+		*status = b.io(w, *scratch, sector, true)
 		return 1
 	case blkTFlush:
 		*status = b.flush()
 		return 1
 	case blkTGetID:
-		b.scratch = subrange(b.scratch[:0], c.writable, 0, min(dataIn, blkIDSize))
-		n := scatter(b.scratch, b.id[:])
+		*scratch = subrange((*scratch)[:0], c.writable, 0, min(dataIn, blkIDSize))
+		n := scatter(*scratch, b.id[:])
 		*status = blkSOK
 		return uint32(n) + 1
 	}
@@ -269,9 +309,9 @@ func (b *Block) inRange(sector, n uint64) bool {
 
 // io reads (write false) or writes the image at sector through bufs and
 // returns the request status.
-func (b *Block) io(bufs [][]byte, sector uint64, write bool) byte {
-	if b.bounce != nil {
-		return b.directIO(bufs, sector, write)
+func (b *Block) io(w *blockWorker, bufs [][]byte, sector uint64, write bool) byte {
+	if w.bounce != nil {
+		return b.directIO(w.bounce, bufs, sector, write)
 	}
 	off := int64(sector * SectorSize)
 	for _, s := range bufs {
@@ -291,15 +331,15 @@ func (b *Block) io(bufs [][]byte, sector uint64, write bool) byte {
 }
 
 // directIO is io through the aligned bounce buffer, in pieces of its size.
-func (b *Block) directIO(bufs [][]byte, sector uint64, write bool) byte {
+func (b *Block) directIO(bounce []byte, bufs [][]byte, sector uint64, write bool) byte {
 	var total uint64
 	for _, s := range bufs {
 		total += uint64(len(s))
 	}
 	off := int64(sector * SectorSize)
 	for done := uint64(0); done < total; {
-		n := min(total-done, uint64(len(b.bounce)))
-		chunk := b.bounce[:n]
+		n := min(total-done, uint64(len(bounce)))
+		chunk := bounce[:n]
 		var err error
 		if write {
 			gather(chunk, bufs, done)

@@ -50,6 +50,7 @@ func (c *Console) Close() error { return nil }
 func (c *Console) deviceID() uint32 { return consoleDeviceID }
 func (c *Console) features() uint64 { return 0 }
 func (c *Console) numQueues() int   { return 2 }
+func (c *Console) configSize() int  { return consoleConfigSize }
 
 // readConfig reads the configuration space: zeros, and nothing past its
 // end.

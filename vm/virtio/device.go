@@ -17,11 +17,13 @@ type InterruptFunc func() error
 // Trigger calls f.
 func (f InterruptFunc) Trigger() error { return f() }
 
-// Device is a virtio device model: a *Block, *Net or *RNG. Its behaviour
-// is reached through an MMIO transport (NewMMIO); the transport closes it.
+// Device is a virtio device model: a *Block, *Net, *RNG or *Vsock. It knows
+// nothing of its transport: the guest reaches it through virtio-mmio
+// (NewMMIO) or virtio-pci (NewPCI), which share its queues and status
+// handling, and the transport closes it.
 type Device interface {
 	// Kind names the device type for logs: "virtio-blk", "virtio-net",
-	// "virtio-rng".
+	// "virtio-rng", "virtio-vsock".
 	Kind() string
 	// Close releases the device's backend (file, tap). The transport's
 	// Close calls it.
@@ -30,6 +32,9 @@ type Device interface {
 	deviceID() uint32
 	features() uint64
 	numQueues() int
+	// configSize is the length of the device-specific configuration
+	// space; 0 when the device has none.
+	configSize() int
 	readConfig(offset uint64, data []byte)
 	writeConfig(offset uint64, data []byte)
 	// activate starts the device after the driver set DRIVER_OK; qs

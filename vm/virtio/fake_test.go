@@ -68,16 +68,80 @@ const (
 	testRAMSize = 4 << 20
 )
 
-// fakeDriver plays a guest's virtio-mmio driver: it programs the transport
-// through Read and Write, as vCPUs would, and keeps its rings in fake guest
-// memory.
+// fakeDriver plays a guest's virtio driver: it programs the transport
+// through its registers, as vCPUs would, and keeps its rings in fake guest
+// memory. The transport is virtio-mmio (dev) unless newFakePCIDriver made
+// it virtio-pci (pci).
 type fakeDriver struct {
 	t      testing.TB
 	mem    *fakeMemory
 	irq    *fakeInterrupt
 	dev    *MMIO
+	pci    *fakePCI
 	next   uint64 // bump allocator in guest RAM
 	queues map[int]*fakeQueue
+}
+
+// fakeTransportOps is what the driver does differently per transport.
+type fakeTransportOps interface {
+	deviceFeatures() uint64
+	setDriverFeatures(f uint64)
+	status() uint32
+	setStatus(v uint32)
+	// setupQueue programs queue q (size, rings) and enables it.
+	setupQueue(q *fakeQueue)
+	notify(i int)
+}
+
+// ops is the transport's half of the driver.
+func (d *fakeDriver) ops() fakeTransportOps {
+	if d.pci != nil {
+		return d.pci
+	}
+	return fakeMMIOOps{d}
+}
+
+// fakeMMIOOps drives virtio-mmio's registers.
+type fakeMMIOOps struct{ d *fakeDriver }
+
+func (o fakeMMIOOps) deviceFeatures() uint64 {
+	d := o.d
+	d.w32(regDeviceFeaturesSel, 0)
+	lo := d.r32(regDeviceFeatures)
+	d.w32(regDeviceFeaturesSel, 1)
+	hi := d.r32(regDeviceFeatures)
+	return uint64(hi)<<32 | uint64(lo)
+}
+
+func (o fakeMMIOOps) setDriverFeatures(f uint64) {
+	d := o.d
+	d.w32(regDriverFeaturesSel, 0)
+	d.w32(regDriverFeatures, uint32(f))
+	d.w32(regDriverFeaturesSel, 1)
+	d.w32(regDriverFeatures, uint32(f>>32))
+}
+
+func (o fakeMMIOOps) status() uint32     { return o.d.r32(regStatus) }
+func (o fakeMMIOOps) setStatus(v uint32) { o.d.w32(regStatus, v) }
+func (o fakeMMIOOps) notify(i int)       { o.d.w32(regQueueNotify, uint32(i)) }
+
+func (o fakeMMIOOps) setupQueue(q *fakeQueue) {
+	d := o.d
+	d.w32(regQueueSel, uint32(q.index))
+	if d.r32(regQueueReady) != 0 {
+		d.t.Fatalf("queue %d ready before setup", q.index)
+	}
+	if max := d.r32(regQueueNumMax); max < uint32(q.size) {
+		d.t.Fatalf("queue %d: QueueNumMax %d below %d", q.index, max, q.size)
+	}
+	d.w32(regQueueNum, uint32(q.size))
+	d.w32(regQueueDescLow, uint32(q.desc))
+	d.w32(regQueueDescHigh, uint32(q.desc>>32))
+	d.w32(regQueueDriverLow, uint32(q.avail))
+	d.w32(regQueueDriverHigh, uint32(q.avail>>32))
+	d.w32(regQueueDeviceLow, uint32(q.used))
+	d.w32(regQueueDeviceHigh, uint32(q.used>>32))
+	d.w32(regQueueReady, 1)
 }
 
 // fakeQueue is the driver side of one split virtqueue.
@@ -137,28 +201,19 @@ func (d *fakeDriver) alloc(n, align uint64) uint64 {
 }
 
 // deviceFeatures reads the 64 offered feature bits.
-func (d *fakeDriver) deviceFeatures() uint64 {
-	d.w32(regDeviceFeaturesSel, 0)
-	lo := d.r32(regDeviceFeatures)
-	d.w32(regDeviceFeaturesSel, 1)
-	hi := d.r32(regDeviceFeatures)
-	return uint64(hi)<<32 | uint64(lo)
-}
+func (d *fakeDriver) deviceFeatures() uint64 { return d.ops().deviceFeatures() }
 
 // negotiate resets the device and runs the status sequence up to
 // FEATURES_OK with the offered features in want; it reports whether the
 // device accepted them.
 func (d *fakeDriver) negotiate(want uint64) bool {
-	d.w32(regStatus, 0)
-	d.w32(regStatus, statusAcknowledge)
-	d.w32(regStatus, statusAcknowledge|statusDriver)
-	f := d.deviceFeatures() & want
-	d.w32(regDriverFeaturesSel, 0)
-	d.w32(regDriverFeatures, uint32(f))
-	d.w32(regDriverFeaturesSel, 1)
-	d.w32(regDriverFeatures, uint32(f>>32))
-	d.w32(regStatus, statusAcknowledge|statusDriver|statusFeaturesOK)
-	return d.r32(regStatus)&statusFeaturesOK != 0
+	o := d.ops()
+	o.setStatus(0)
+	o.setStatus(statusAcknowledge)
+	o.setStatus(statusAcknowledge | statusDriver)
+	o.setDriverFeatures(o.deviceFeatures() & want)
+	o.setStatus(statusAcknowledge | statusDriver | statusFeaturesOK)
+	return o.status()&statusFeaturesOK != 0
 }
 
 // setupQueue lays out queue i with size entries and makes it ready.
@@ -169,21 +224,7 @@ func (d *fakeDriver) setupQueue(i int, size uint16) *fakeQueue {
 		avail: d.alloc(6+2*n, 4), // 4 so that the tests publish idx atomically
 		used:  d.alloc(6+usedElemSize*n, usedAlign),
 	}
-	d.w32(regQueueSel, uint32(i))
-	if d.r32(regQueueReady) != 0 {
-		d.t.Fatalf("queue %d ready before setup", i)
-	}
-	if max := d.r32(regQueueNumMax); max < uint32(size) {
-		d.t.Fatalf("queue %d: QueueNumMax %d below %d", i, max, size)
-	}
-	d.w32(regQueueNum, uint32(size))
-	d.w32(regQueueDescLow, uint32(q.desc))
-	d.w32(regQueueDescHigh, uint32(q.desc>>32))
-	d.w32(regQueueDriverLow, uint32(q.avail))
-	d.w32(regQueueDriverHigh, uint32(q.avail>>32))
-	d.w32(regQueueDeviceLow, uint32(q.used))
-	d.w32(regQueueDeviceHigh, uint32(q.used>>32))
-	d.w32(regQueueReady, 1)
+	d.ops().setupQueue(q)
 	d.queues[i] = q
 	return q
 }
@@ -198,7 +239,7 @@ func (d *fakeDriver) start(want uint64, nq int, size uint16) {
 	for i := range nq {
 		d.setupQueue(i, size)
 	}
-	d.w32(regStatus, statusAcknowledge|statusDriver|statusFeaturesOK|statusDriverOK)
+	d.ops().setStatus(statusAcknowledge | statusDriver | statusFeaturesOK | statusDriverOK)
 }
 
 // writeDesc writes descriptor i of the table at table.
@@ -257,7 +298,7 @@ func (d *fakeDriver) submit(i int, bufs ...fakeBuf) uint16 {
 	q := d.queues[i]
 	head := d.chainDescs(q, bufs)
 	d.offer(q, head)
-	d.w32(regQueueNotify, uint32(i))
+	d.ops().notify(i)
 	return head
 }
 

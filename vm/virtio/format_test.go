@@ -44,7 +44,7 @@ func TestDetectFormatReadsTheMagicNumbers(t *testing.T) {
 func TestBlockDirectReadsAndWritesThroughTheAlignedBufferWithFakeDriver(t *testing.T) {
 	sectors := 2*directBounceSize/SectorSize + 8
 	path := newTestImage(t, sectors)
-	b, err := NewBlockWith(path, BlockOptions{Direct: true})
+	b, err := OpenBlock(BlockConfig{Path: path, Direct: true})
 	if err != nil {
 		t.Skipf("no O_DIRECT on this file system: %v", err)
 	}

@@ -148,7 +148,7 @@ func TestMMIONotificationThroughIOEventFD(t *testing.T) {
 	d := newFakeDriver(t, newTestRNG(t, []byte("abcd")))
 	d.start(featureVersion1, 1, 8)
 	fds := d.dev.IOEventFDs()
-	if len(fds) != 1 || fds[0].Addr != testBase+0x50 || fds[0].Len != 4 || fds[0].Datamatch != 0 {
+	if len(fds) != 1 || fds[0].Addr != testBase+0x50 || fds[0].Len != 4 || fds[0].Datamatch == nil || *fds[0].Datamatch != 0 {
 		t.Fatalf("IOEventFDs = %+v", fds)
 	}
 	q := d.queues[0]

@@ -180,6 +180,8 @@ func (n *Net) features() uint64 {
 }
 func (n *Net) numQueues() int { return 2 }
 
+func (n *Net) configSize() int { return len(n.config) }
+
 func (n *Net) readConfig(offset uint64, data []byte) {
 	if offset < uint64(len(n.config)) {
 		copy(data, n.config[offset:])

@@ -26,9 +26,14 @@ const (
 	usedElemSize = 8
 )
 
-// MaxQueueSize is the QueueNumMax of every queue: the most descriptors a
-// driver may give one queue.
+// MaxQueueSize is a queue's default largest size (QueueNumMax, and
+// virtio-pci's queue_size at reset): the most descriptors a driver may
+// give one queue, unless the transport was configured otherwise.
 const MaxQueueSize = 256
+
+// MaxQueueSizeLimit is the largest queue size a transport may be
+// configured with: the split virtqueue's limit (virtio 1.2, 2.7).
+const MaxQueueSizeLimit = 32768
 
 // maxChain bounds the descriptors of one chain, indirect ones included, and
 // an indirect table's length. The spec bounds a chain by the queue size;
@@ -52,11 +57,11 @@ type ringConfig struct {
 }
 
 // validate checks the configuration against the spec and against guest
-// RAM: size a power of two within MaxQueueSize, each ring aligned and
-// backed by RAM.
-func (c ringConfig) validate(mem Memory) error {
-	if c.size == 0 || c.size > MaxQueueSize || c.size&(c.size-1) != 0 {
-		return fmt.Errorf("queue size %d: want a power of two up to %d", c.size, MaxQueueSize)
+// RAM: size a power of two within max, each ring aligned and backed by
+// RAM.
+func (c ringConfig) validate(mem Memory, max uint16) error {
+	if c.size == 0 || c.size > max || c.size&(c.size-1) != 0 {
+		return fmt.Errorf("queue size %d: want a power of two up to %d", c.size, max)
 	}
 	n := uint64(c.size)
 	for _, r := range []struct {

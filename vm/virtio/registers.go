@@ -1,10 +1,6 @@
 package virtio
 
-import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-)
+import "encoding/binary"
 
 // The virtio-mmio register block, version 2 (virtio 1.2, 4.2.2 "MMIO Device
 // Register Layout"). Offsets are from the block's base; registers are 32
@@ -93,58 +89,48 @@ const (
 // Read implements the bus device interface: a guest read of the register
 // block. Registers take 4-byte aligned 4-byte reads; the configuration
 // space takes any size. Anything else reads as zero.
-func (t *MMIO) Read(offset uint64, data []byte) {
+func (m *MMIO) Read(offset uint64, data []byte) {
 	clear(data)
 	if offset >= regConfig {
 		if offset < MMIOSize && uint64(len(data)) <= MMIOSize-offset {
-			t.dev.readConfig(offset-regConfig, data)
+			m.dev.readConfig(offset-regConfig, data)
 		}
 		return
 	}
 	if len(data) != 4 || offset%4 != 0 {
 		return
 	}
-	binary.LittleEndian.PutUint32(data, t.readReg(offset))
+	binary.LittleEndian.PutUint32(data, m.readReg(offset))
 }
 
-func (t *MMIO) readReg(offset uint64) uint32 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (m *MMIO) readReg(offset uint64) uint32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	switch offset {
 	case regMagic:
 		return magicValue
 	case regVersion:
 		return mmioVersion
 	case regDeviceID:
-		return t.dev.deviceID()
+		return m.dev.deviceID()
 	case regVendorID:
 		return VendorID
 	case regDeviceFeatures:
-		switch t.devFeaturesSel {
-		case 0:
-			return uint32(t.offered())
-		case 1:
-			return uint32(t.offered() >> 32)
-		}
-		return 0
+		return m.deviceFeatures()
 	case regQueueNumMax:
-		if t.queueSel < uint32(len(t.qs)) {
-			return MaxQueueSize
+		if m.selected() != nil {
+			return uint32(m.maxQ)
 		}
 		return 0
 	case regQueueReady:
-		if s := t.selected(); s != nil && s.ready {
+		if s := m.selected(); s != nil && s.ready {
 			return 1
 		}
 		return 0
 	case regInterruptStatus:
-		return t.isr.Load()
+		return m.isr.Load()
 	case regStatus:
-		st := t.status
-		if t.needsReset.Load() {
-			st |= statusDeviceNeedsReset
-		}
-		return st
+		return m.readStatus()
 	case regSHMLenLow, regSHMLenHigh:
 		return ^uint32(0) // no shared memory region: length all ones
 	case regConfigGeneration:
@@ -153,25 +139,17 @@ func (t *MMIO) readReg(offset uint64) uint32 {
 	return 0
 }
 
-// selected is the queue QueueSel names, or nil.
-func (t *MMIO) selected() *queueSlot {
-	if t.queueSel < uint32(len(t.qs)) {
-		return t.qs[t.queueSel]
-	}
-	return nil
-}
-
 // Write implements the bus device interface: a guest write to the register
 // block. Registers take 4-byte aligned 4-byte writes; other writes to them
 // are ignored.
-func (t *MMIO) Write(offset uint64, data []byte) {
+func (m *MMIO) Write(offset uint64, data []byte) {
 	if offset >= regConfig {
 		if offset < MMIOSize && uint64(len(data)) <= MMIOSize-offset {
-			t.mu.Lock()
-			if !t.closed {
-				t.dev.writeConfig(offset-regConfig, data)
+			m.mu.Lock()
+			if !m.closed {
+				m.dev.writeConfig(offset-regConfig, data)
 			}
-			t.mu.Unlock()
+			m.mu.Unlock()
 		}
 		return
 	}
@@ -180,54 +158,43 @@ func (t *MMIO) Write(offset uint64, data []byte) {
 	}
 	v := binary.LittleEndian.Uint32(data)
 	if offset == regQueueNotify {
-		t.notify(v) // no lock: the hot path, as an ioeventfd would do
+		m.notify(v) // no lock: the hot path, as an ioeventfd would do
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.closed {
-		t.writeReg(offset, v)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.closed {
+		m.writeReg(offset, v)
 	}
 }
 
-// writeReg handles a register write with t.mu held.
-func (t *MMIO) writeReg(offset uint64, v uint32) {
-	// The driver sets up features and queues before DRIVER_OK; later
-	// writes to them are ignored (the spec forbids them).
-	setup := t.status&statusDriverOK == 0
+// writeReg handles a register write with m.mu held.
+func (m *MMIO) writeReg(offset uint64, v uint32) {
 	switch offset {
 	case regDeviceFeaturesSel:
-		t.devFeaturesSel = v
+		m.devFeaturesSel = v
 	case regDriverFeaturesSel:
-		t.drvFeaturesSel = v
+		m.drvFeaturesSel = v
 	case regDriverFeatures:
-		if t.status&statusFeaturesOK != 0 {
-			return
-		}
-		switch t.drvFeaturesSel {
-		case 0:
-			t.driverFeatures = t.driverFeatures&^0xffffffff | uint64(v)
-		case 1:
-			t.driverFeatures = t.driverFeatures&0xffffffff | uint64(v)<<32
-		}
+		m.setDriverFeatures(v)
 	case regQueueSel:
-		t.queueSel = v
+		m.queueSel = v
 	case regQueueNum:
-		if s := t.selected(); s != nil && setup && !s.ready {
+		if s := m.selected(); s != nil && m.inSetup() && !s.ready {
 			s.cfg.size = uint16(min(v, 0xffff)) // validated when the queue goes live
 		}
 	case regQueueDescLow, regQueueDescHigh, regQueueDriverLow, regQueueDriverHigh, regQueueDeviceLow, regQueueDeviceHigh:
-		if s := t.selected(); s != nil && setup && !s.ready {
+		if s := m.selected(); s != nil && m.inSetup() && !s.ready {
 			setHalf(queueAddr(&s.cfg, offset), offset, v)
 		}
 	case regQueueReady:
-		if s := t.selected(); s != nil {
-			t.setReady(int(t.queueSel), s, v == 1)
+		if s := m.selected(); s != nil {
+			m.setReady(int(m.queueSel), s, v == 1)
 		}
 	case regInterruptACK:
-		t.isr.And(^v)
+		m.isr.And(^v)
 	case regStatus:
-		t.setStatus(v)
+		m.setStatus(v)
 	}
 }
 
@@ -250,109 +217,4 @@ func setHalf(p *uint64, offset uint64, v uint32) {
 	} else {
 		*p = *p&^0xffffffff | uint64(v)
 	}
-}
-
-// setReady handles a QueueReady write: a queue made ready while the device
-// runs goes live at once; one made not ready stops.
-func (t *MMIO) setReady(i int, s *queueSlot, ready bool) {
-	if ready == s.ready {
-		return
-	}
-	s.ready = ready
-	if !t.active {
-		return
-	}
-	if ready {
-		t.startQueue(i, s)
-	} else {
-		stopQueue(s)
-	}
-}
-
-// setStatus handles a Status write.
-func (t *MMIO) setStatus(v uint32) {
-	if v == 0 {
-		t.reset()
-		return
-	}
-	old := t.status
-	if v&statusFeaturesOK != 0 && old&statusFeaturesOK == 0 {
-		if err := t.checkFeatures(); err != nil {
-			t.log.Warn("virtio: driver features refused", "err", err)
-			v &^= statusFeaturesOK // the driver reads it back and gives up
-		}
-	}
-	t.status = v &^ statusDeviceNeedsReset
-	if v&statusDriverOK != 0 && old&statusDriverOK == 0 && !t.active {
-		if v&statusFeaturesOK == 0 {
-			t.log.Warn("virtio: DRIVER_OK without FEATURES_OK; device not started")
-			return
-		}
-		t.activate()
-	}
-}
-
-// checkFeatures validates the driver's features when it sets FEATURES_OK.
-func (t *MMIO) checkFeatures() error {
-	if extra := t.driverFeatures &^ t.offered(); extra != 0 {
-		return fmt.Errorf("features %#x were not offered", extra)
-	}
-	if t.driverFeatures&featureVersion1 == 0 {
-		return errors.New("VIRTIO_F_VERSION_1 not accepted: legacy drivers are not supported")
-	}
-	return nil
-}
-
-// activate starts the device, then its ready queues (DRIVER_OK): the
-// device is ready for process calls before any queue is live.
-func (t *MMIO) activate() {
-	t.active = true
-	t.dev.activate(t)
-	for i, s := range t.qs {
-		if s.ready {
-			t.startQueue(i, s)
-		}
-	}
-}
-
-// startQueue makes queue i live and processes whatever the driver queued
-// before: a notification sent while the queue was not live was dropped.
-func (t *MMIO) startQueue(i int, s *queueSlot) {
-	if err := s.cfg.validate(t.cfg.Memory); err != nil {
-		t.log.Error("virtio: queue setup refused; the driver must reset the device", "queue", i, "err", err)
-		t.needsReset.Store(true)
-		t.interrupt(interruptConfigChange)
-		return
-	}
-	q := newVring(s.cfg, t.cfg.Memory, t.driverFeatures&featureIndirectDesc != 0, t.log.With("queue", i))
-	q.eventIdx = t.driverFeatures&featureEventIdx != 0
-	s.ring.Store(q)
-	t.notify(uint32(i))
-}
-
-// stopQueue takes a queue out of service and waits until its worker (or
-// the device's goroutine) no longer uses it.
-func stopQueue(s *queueSlot) {
-	s.run.Lock()
-	s.ring.Store(nil)
-	s.run.Unlock()
-}
-
-// reset returns the device to its initial state (a Status write of 0, or
-// Close). After it returns nothing touches guest memory.
-func (t *MMIO) reset() {
-	for _, s := range t.qs {
-		stopQueue(s)
-	}
-	if t.active {
-		t.dev.deactivate()
-	}
-	t.active = false
-	t.status = 0
-	t.devFeaturesSel, t.drvFeaturesSel, t.driverFeatures, t.queueSel = 0, 0, 0, 0
-	for _, s := range t.qs {
-		s.cfg, s.ready = ringConfig{}, false
-	}
-	t.isr.Store(0)
-	t.needsReset.Store(false)
 }

@@ -69,6 +69,7 @@ func closeFile(f *os.File, what string) error {
 func (r *RNG) deviceID() uint32          { return rngDeviceID }
 func (r *RNG) features() uint64          { return 0 }
 func (r *RNG) numQueues() int            { return 1 }
+func (r *RNG) configSize() int           { return 0 }
 func (r *RNG) readConfig(uint64, []byte) {}
 
 // process fills every available buffer. A source that ends or fails

@@ -3,8 +3,9 @@
 -- in place of the firmware:
 --   --cpus boot=4,max=8 --memory size=1024M,hotplug_size=8192M
 --   --disk path=ROOT --net "tap=,mac=,ip=,mask=" --rng --api-socket ...
--- Proves that the guest runs from the ext4 disk (root=/dev/vda, read-write),
--- finds a tap the vmm created and named and a generated MAC, reads entropy,
+-- Proves that the guest runs from the ext4 disk (root=/dev/vda, read-write)
+-- found on PCI where vm.info says it is, as Kata looks a disk up by its PCI
+-- address, finds a tap the vmm created and named and a generated MAC, reads entropy,
 -- grows to 8 vCPUs and 3G live with all of that present, and that what it
 -- wrote and synced is on the disk at the next boot after a power off.
 local root = vmm.root_disk()
@@ -25,10 +26,14 @@ local vm = step("boot the guide's command line with an ext4 root disk", function
   return start("guide")
 end)
 
-step("the root is /dev/vda, ext4, read-write; net and rng are there", function()
+step("the root is /dev/vda, ext4, read-write, at vm.info's PCI address; net and rng are there", function()
   local mount = vm:run("grep ' / ' /proc/mounts")
   expect.match(mount, "^/dev/vda / ext4 rw[ ,]", "the root mount")
   vm:run("test -e /etc/vmm-rootfs")
+  local bdf = vm:info().device_tree["_virtio-pci-_disk0"].pci_bdf
+  expect.eq(bdf, "0000:00:01.0", "the root disk's PCI address in vm.info")
+  expect.match(vm:run("readlink -f /sys/block/vda"), "^/sys/devices/pci0000:00/" .. bdf .. "/virtio[0-9]+/block/vda$",
+    "where the guest found vda")
   local net = vm:info().config.net[1]
   expect.match(net.tap, "^.+$", "the tap's name, chosen by the kernel")
   expect.match(net.mac, "^52:54:00(:[0-9a-f][0-9a-f])+$", "the generated MAC")
