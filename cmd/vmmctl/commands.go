@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -179,6 +180,9 @@ func cmdCreate(ctx context.Context, e *env, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("read VM config: %w", err)
+	}
+	if rest[0] == "-" && len(bytes.TrimSpace(data)) == 0 {
+		return misuse("create: no VM config: give a JSON file, or the JSON on standard input")
 	}
 	if !json.Valid(data) {
 		return fmt.Errorf("%s is not valid JSON", rest[0])

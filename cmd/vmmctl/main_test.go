@@ -106,6 +106,7 @@ func TestRunMisuseExits2WithUsage(t *testing.T) {
 		{"resize", "--memory", "0"},
 		{"resize", "--cpus", "2", "more"},
 		{"create", "a.json", "b.json"},
+		{"create"},                  // and nothing on standard input
 		{"add-disk", "path=/d.img"}, // vmm's API has no vm.add-disk yet
 		{"--timeout", "-1s", "ping"},
 		{"pause", "now"},
