@@ -137,22 +137,11 @@ func cpusArg(v glua.LValue) (config.CPUs, error) {
 			}
 			c.Topology = parsed.Topology
 		}
-		if b := t.RawGetString("boot"); b != glua.LNil {
-			n, err := intArg(b)
-			if err != nil {
-				return c, fmt.Errorf("cpus.boot: %w", err)
-			}
-			c.BootVCPUs = int(n)
+		if err := intField(t, "boot", "cpus.", &c.BootVCPUs); err != nil {
+			return c, err
 		}
 		c.MaxVCPUs = c.BootVCPUs
-		if m := t.RawGetString("max"); m != glua.LNil {
-			n, err := intArg(m)
-			if err != nil {
-				return c, fmt.Errorf("cpus.max: %w", err)
-			}
-			c.MaxVCPUs = int(n)
-		}
-		return c, nil
+		return c, intField(t, "max", "cpus.", &c.MaxVCPUs)
 	}
 	return c, fmt.Errorf("cpus: want {boot = N, max = M} or a number, got %s", render(v))
 }
