@@ -113,6 +113,7 @@ func (rn *run) install() {
 		"wait_for":   rn.vmWaitFor,
 		"wait_ready": rn.vmWaitReady,
 		"cpus":       rn.vmCPUs,
+		"wait_cpus":  rn.vmWaitCPUs,
 		"memory":     rn.vmMemory,
 		"process":    rn.vmProcess,
 		"console":    rn.vmConsole,
