@@ -68,6 +68,8 @@
 //	                                   wait_for until n CPUs are present; returns
 //	                                   vm:cpus() of that moment
 //	vm:memory() -> {total = bytes}     MemTotal
+//	vm:wait_memory(bytes [, timeout [, interval]]) -> total
+//	                                   wait_for until MemTotal is at least bytes
 //	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}
 //	                                   the vmm process's threads and fds (/proc)
 //	vm:console() -> text

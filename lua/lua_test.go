@@ -304,10 +304,15 @@ vm:wait_for(function() return false end, 0.3, 0.05)
 	res = r.RunFile(context.Background(), writeScript(t, "w3.lua", `
 local vm = vmm.start{}
 expect.eq(vm:wait_cpus(4).present, {0, 1, 2, 3})
+expect.eq(vm:wait_memory(vmm.size("1G")), vmm.size("1G"))
 vm:wait_cpus(8, 0.3, 0.05)
 `))
-	if se := scriptErr(t, res); se.Line != 4 || !strings.Contains(se.Message, "condition still false") {
+	if se := scriptErr(t, res); se.Line != 5 || !strings.Contains(se.Message, "condition still false") {
 		t.Errorf("wait_cpus error = %v", se)
+	}
+	res = r.RunFile(context.Background(), writeScript(t, "w4.lua", "vmm.start{}:wait_memory(vmm.size('2G'), 0.1, 0.05)\n"))
+	if se := scriptErr(t, res); !strings.Contains(se.Message, "condition still false") {
+		t.Errorf("wait_memory error = %v", se)
 	}
 	res = r.RunFile(context.Background(), writeScript(t, "w2.lua", "vmm.start{}:wait_for('never', 0.1)\n"))
 	if se := scriptErr(t, res); !strings.Contains(se.Message, "never") {
