@@ -38,6 +38,7 @@ step("api", function()
   local status, err = vm:resize{vcpus = 8, memory = "2G"}
   expect.eq(status, 204)
   expect.eq(err, nil)
+  expect.ok(vm:resize{vcpus = 8})
   local info = vm:info()
   expect.eq(info.state, "Running")
   expect.eq(info.config.cpus.max_vcpus, 8)
