@@ -359,16 +359,23 @@ func (a Arg) AppendAml(b []byte) []byte {
 // EISAID returns the integer form of a seven-character EISA/PNP id such as
 // "PNP0C0C", as ASL's EISAID() macro computes it. An invalid id makes the
 // encoding fail (see [CompressEISAID]).
-func EISAID(id string) Aml { return eisaID(id) }
+func EISAID(id string) Aml {
+	return checked(func() (Aml, error) {
+		v, err := CompressEISAID(id)
+		return Int(v), err
+	})
+}
 
-type eisaID string
+// checked is AML made when it is encoded from a value that may be invalid,
+// such as an EISA id or a UUID string: an error makes the encoding fail.
+type checked func() (Aml, error)
 
-func (e eisaID) AppendAml(b []byte) []byte {
-	v, err := CompressEISAID(string(e))
+func (c checked) AppendAml(b []byte) []byte {
+	a, err := c()
 	if err != nil {
 		fail("%v", err)
 	}
-	return Int(v).AppendAml(b)
+	return a.AppendAml(b)
 }
 
 // CompressEISAID packs an EISA id of three upper-case letters and four

@@ -44,6 +44,13 @@ const (
 	largeQWordAddress = 0x8a
 )
 
+// checkRange fails when a descriptor's max lies below its min.
+func checkRange(what string, lo, hi uint64) {
+	if hi < lo {
+		fail("%s descriptor: max %#x below min %#x", what, hi, lo)
+	}
+}
+
 // IO is an I/O port descriptor with 16-bit decode: ports from Min to Max
 // (the lowest and highest base addresses), aligned to Align, each range
 // Length ports long: ASL IO(Decode16, Min, Max, Align, Length).
@@ -55,9 +62,7 @@ type IO struct {
 
 // AppendResource appends the 8-byte descriptor.
 func (r IO) AppendResource(b []byte) []byte {
-	if r.Max < r.Min {
-		fail("IO descriptor: max %#x below min %#x", r.Max, r.Min)
-	}
+	checkRange("IO", uint64(r.Min), uint64(r.Max))
 	b = append(b, smallIO|7, 0x01) // information bit 0: 16-bit decode
 	b = binary.LittleEndian.AppendUint16(b, r.Min)
 	b = binary.LittleEndian.AppendUint16(b, r.Max)
@@ -138,12 +143,9 @@ const (
 
 // AppendResource appends the 46-byte descriptor.
 func (r QWordMemory) AppendResource(b []byte) []byte {
-	b = append(b, largeQWordAddress, 43, 0, 0 /* memory range */, addressFlags(r.Producer),
-		memoryFlags("QWordMemory", r.Caching, r.ReadOnly))
-	for _, v := range []uint64{r.Granularity, r.Min, r.Max, r.Translation, r.Length} {
-		b = binary.LittleEndian.AppendUint64(b, v)
-	}
-	return b
+	return appendAddressSpace(b, largeQWordAddress, 8, memoryRange, addressFlags(r.Producer),
+		memoryFlags("QWordMemory", r.Caching, r.ReadOnly),
+		[5]uint64{r.Granularity, r.Min, r.Max, r.Translation, r.Length})
 }
 
 // Interrupt is an extended interrupt descriptor for one or more GSIs. The
@@ -230,15 +232,10 @@ type DWordMemory struct {
 
 // AppendResource appends the 26-byte descriptor.
 func (r DWordMemory) AppendResource(b []byte) []byte {
-	if r.Max < r.Min {
-		fail("DWordMemory descriptor: max %#x below min %#x", r.Max, r.Min)
-	}
-	b = append(b, largeDWordAddress, 23, 0, 0 /* memory range */, addressFlags(r.Producer),
-		memoryFlags("DWordMemory", r.Caching, r.ReadOnly))
-	for _, v := range []uint32{r.Granularity, r.Min, r.Max, r.Translation, r.Length} {
-		b = binary.LittleEndian.AppendUint32(b, v)
-	}
-	return b
+	checkRange("DWordMemory", uint64(r.Min), uint64(r.Max))
+	return appendAddressSpace(b, largeDWordAddress, 4, memoryRange, addressFlags(r.Producer),
+		memoryFlags("DWordMemory", r.Caching, r.ReadOnly),
+		[5]uint64{uint64(r.Granularity), uint64(r.Min), uint64(r.Max), uint64(r.Translation), uint64(r.Length)})
 }
 
 // WordBusNumber is a Word address space descriptor for a range of PCI bus
@@ -250,12 +247,29 @@ type WordBusNumber struct {
 
 // AppendResource appends the 16-byte descriptor.
 func (r WordBusNumber) AppendResource(b []byte) []byte {
-	if r.Max < r.Min {
-		fail("WordBusNumber descriptor: max %#x below min %#x", r.Max, r.Min)
-	}
-	b = append(b, largeWordAddress, 13, 0, 2 /* bus number range */, addressFlags(true), 0)
-	for _, v := range []uint16{0, r.Min, r.Max, 0, r.Max - r.Min + 1} {
-		b = binary.LittleEndian.AppendUint16(b, v)
+	checkRange("WordBusNumber", uint64(r.Min), uint64(r.Max))
+	return appendAddressSpace(b, largeWordAddress, 2, busNumberRange, addressFlags(true), 0,
+		[5]uint64{0, uint64(r.Min), uint64(r.Max), 0, uint64(r.Max - r.Min + 1)})
+}
+
+// Resource types of an address space descriptor.
+const (
+	memoryRange    = 0
+	busNumberRange = 2
+)
+
+// appendAddressSpace appends a Word, DWord or QWord address space
+// descriptor (ACPI 6.5, 6.4.3.5): its tag and length, the resource type,
+// the general and type-specific flags, then granularity, min, max,
+// translation offset and length, size bytes each.
+func appendAddressSpace(b []byte, tag byte, size int, resourceType, general, specific byte, fields [5]uint64) []byte {
+	b = append(b, tag)
+	b = binary.LittleEndian.AppendUint16(b, uint16(3+5*size))
+	b = append(b, resourceType, general, specific)
+	for _, v := range fields {
+		var le [8]byte
+		binary.LittleEndian.PutUint64(le[:], v)
+		b = append(b, le[:size]...)
 	}
 	return b
 }

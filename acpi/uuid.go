@@ -10,16 +10,11 @@ import (
 // groups are stored little endian, the last two as written (ACPI 6.5,
 // 19.6.143 "ToUUID"). _OSC and _DSM compare their first argument with
 // one. A malformed string makes the encoding fail.
-func UUID(s string) Aml { return uuid(s) }
-
-type uuid string
-
-func (u uuid) AppendAml(b []byte) []byte {
-	raw, err := UUIDBytes(string(u))
-	if err != nil {
-		fail("%v", err)
-	}
-	return Buffer(raw).AppendAml(b)
+func UUID(s string) Aml {
+	return checked(func() (Aml, error) {
+		raw, err := UUIDBytes(s)
+		return Buffer(raw), err
+	})
 }
 
 // UUIDBytes returns the 16 bytes ToUUID makes of s.

@@ -40,6 +40,7 @@
 //	expect.match(s, re [, msg]), expect.no_match   Go regexp (RE2) syntax
 //	expect.contains(list_or_string, item [, msg])
 //	expect.truthy(v [, msg]), expect.falsy(v [, msg])
+//	expect.ok(status, err [, msg])       an API call succeeded: no error, a 2xx status
 //
 // A VM's fields and methods:
 //
@@ -63,7 +64,12 @@
 //	                                   true; returns the match or fn's results
 //	vm:wait_ready([timeout])
 //	vm:cpus() -> {online = {...}, offline = {...}, present = {...}}
+//	vm:wait_cpus(n [, timeout [, interval]]) -> cpus
+//	                                   wait_for until n CPUs are present; returns
+//	                                   vm:cpus() of that moment
 //	vm:memory() -> {total = bytes}     MemTotal
+//	vm:wait_memory(bytes [, timeout [, interval]]) -> total
+//	                                   wait_for until MemTotal is at least bytes
 //	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}
 //	                                   the vmm process's threads and fds (/proc)
 //	vm:console() -> text

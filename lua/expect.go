@@ -26,6 +26,7 @@ func (rn *run) expectTable() *glua.LTable {
 		"contains": expectContains,
 		"truthy":   truthiness("truthy", true),
 		"falsy":    truthiness("falsy", false),
+		"ok":       expectOK,
 	})
 }
 
@@ -67,6 +68,18 @@ func expectEq(L *glua.LState) int {
 	a, e, msg := L.Get(1), L.Get(2), optMsg(L, 3)
 	if !deepEqual(a, e) {
 		failExpect(L, "eq", msg, "got %s, want %s", render(a), render(e))
+	}
+	return 0
+}
+
+// expect.ok(status, err [, msg]): an API call's results (vm:resize's, say)
+// show success: no error and a 2xx status.
+func expectOK(L *glua.LState) int {
+	checkArgs(L, "ok", 2)
+	status, err, msg := L.Get(1), L.Get(2), optMsg(L, 3)
+	n, isNumber := status.(glua.LNumber)
+	if err != glua.LNil || !isNumber || n < 200 || n > 299 {
+		failExpect(L, "ok", msg, "got status %s and error %s, want a 2xx status and no error", render(status), render(err))
 	}
 	return 0
 }

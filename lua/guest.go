@@ -134,7 +134,29 @@ func (rn *run) vmWaitReady(L *glua.LState) int {
 
 // vm:cpus() -> {online = {...}, offline = {...}, present = {...}}
 func (rn *run) vmCPUs(L *glua.LState) int {
+	rn.pushCPUs(L, checkVM(L, 1))
+	return 1
+}
+
+// vm:wait_cpus(n [, timeout [, interval]]) -> cpus: wait_for until the
+// guest has n present CPUs; returns vm:cpus()'s table of that moment.
+func (rn *run) vmWaitCPUs(L *glua.LState) int {
 	h := checkVM(L, 1)
+	n := L.CheckInt(2)
+	d := optSeconds(L, L.Get(3), rn.t.WaitFor, "wait_cpus: timeout")
+	interval := optSeconds(L, L.Get(4), defaultPollInterval, "wait_cpus: interval")
+	cond := L.NewFunction(func(L *glua.LState) int {
+		if c := rn.pushCPUs(L, h); len(c.Present) != n {
+			L.Pop(1)
+			L.Push(glua.LFalse)
+		}
+		return 1
+	})
+	return rn.poll(L, h, cond, d, interval)
+}
+
+// pushCPUs reads the guest's CPUs and pushes them as vm:cpus() gives them.
+func (rn *run) pushCPUs(L *glua.LState, h *vmHandle) guest.CPUs {
 	c := within(rn, L, rn.t.Command, h.vm.CPUs)
 	rn.note(NoteGuest, h.name, fmt.Sprintf("CPUs online %s, offline %s, present %s", cpuList(c.Online), cpuList(c.Offline), cpuList(c.Present)))
 	t := L.NewTable()
@@ -149,18 +171,41 @@ func (rn *run) vmCPUs(L *glua.LState) int {
 		L.SetField(t, f.key, l)
 	}
 	L.Push(t)
-	return 1
+	return c
 }
 
 // vm:memory() -> {total = bytes}
 func (rn *run) vmMemory(L *glua.LState) int {
-	h := checkVM(L, 1)
-	n := within(rn, L, rn.t.Command, h.vm.MemTotal)
-	rn.note(NoteGuest, h.name, fmt.Sprintf("MemTotal %d bytes (%.1f MiB)", n, float64(n)/(1<<20)))
+	n := rn.memTotal(L, checkVM(L, 1))
 	t := L.NewTable()
 	L.SetField(t, "total", glua.LNumber(n))
 	L.Push(t)
 	return 1
+}
+
+// vm:wait_memory(bytes [, timeout [, interval]]) -> total: wait_for until
+// the guest's MemTotal is at least bytes; returns that MemTotal.
+func (rn *run) vmWaitMemory(L *glua.LState) int {
+	h := checkVM(L, 1)
+	least := uint64(L.CheckNumber(2))
+	d := optSeconds(L, L.Get(3), rn.t.WaitFor, "wait_memory: timeout")
+	interval := optSeconds(L, L.Get(4), defaultPollInterval, "wait_memory: interval")
+	cond := L.NewFunction(func(L *glua.LState) int {
+		if n := rn.memTotal(L, h); n >= least {
+			L.Push(glua.LNumber(n))
+		} else {
+			L.Push(glua.LFalse)
+		}
+		return 1
+	})
+	return rn.poll(L, h, cond, d, interval)
+}
+
+// memTotal reads the guest's MemTotal in bytes.
+func (rn *run) memTotal(L *glua.LState, h *vmHandle) uint64 {
+	n := within(rn, L, rn.t.Command, h.vm.MemTotal)
+	rn.note(NoteGuest, h.name, fmt.Sprintf("MemTotal %d bytes (%.1f MiB)", n, float64(n)/(1<<20)))
+	return n
 }
 
 // vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}:

@@ -38,6 +38,7 @@ step("api", function()
   local status, err = vm:resize{vcpus = 8, memory = "2G"}
   expect.eq(status, 204)
   expect.eq(err, nil)
+  expect.ok(vm:resize{vcpus = 8})
   local info = vm:info()
   expect.eq(info.state, "Running")
   expect.eq(info.config.cpus.max_vcpus, 8)
@@ -112,6 +113,8 @@ func TestExpectFailuresReportFileLineStepAndBothValues(t *testing.T) {
 		{`expect.contains("abc", "d")`, `got "abc", want it to contain "d"`},
 		{`expect.truthy(false, "flag")`, "flag: got false, want a true value"},
 		{`expect.falsy(0)`, "got 0, want false or nil"},
+		{`expect.ok(500, "boom", "resize")`, `resize: got status 500 and error "boom", want a 2xx status and no error`},
+		{`expect.ok(204, "late")`, `expect.ok: got status 204 and error "late"`},
 		{`fail("custom")`, "custom"},
 	}
 	for _, tc := range tests {
@@ -150,6 +153,7 @@ expect.match(1024, "^1024$")
 expect.no_match("ok", "fail")
 expect.contains({{1}, {2}}, {2})
 expect.truthy(0); expect.falsy(nil)
+expect.ok(204, nil); expect.ok(200, nil, "info")
 `)
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -297,6 +301,19 @@ vm:wait_for(function() return false end, 0.3, 0.05)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v", d)
+	}
+	res = r.RunFile(context.Background(), writeScript(t, "w3.lua", `
+local vm = vmm.start{}
+expect.eq(vm:wait_cpus(4).present, {0, 1, 2, 3})
+expect.eq(vm:wait_memory(vmm.size("1G")), vmm.size("1G"))
+vm:wait_cpus(8, 0.3, 0.05)
+`))
+	if se := scriptErr(t, res); se.Line != 5 || !strings.Contains(se.Message, "condition still false") {
+		t.Errorf("wait_cpus error = %v", se)
+	}
+	res = r.RunFile(context.Background(), writeScript(t, "w4.lua", "vmm.start{}:wait_memory(vmm.size('2G'), 0.1, 0.05)\n"))
+	if se := scriptErr(t, res); !strings.Contains(se.Message, "condition still false") {
+		t.Errorf("wait_memory error = %v", se)
 	}
 	res = r.RunFile(context.Background(), writeScript(t, "w2.lua", "vmm.start{}:wait_for('never', 0.1)\n"))
 	if se := scriptErr(t, res); !strings.Contains(se.Message, "never") {

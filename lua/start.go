@@ -137,22 +137,11 @@ func cpusArg(v glua.LValue) (config.CPUs, error) {
 			}
 			c.Topology = parsed.Topology
 		}
-		if b := t.RawGetString("boot"); b != glua.LNil {
-			n, err := intArg(b)
-			if err != nil {
-				return c, fmt.Errorf("cpus.boot: %w", err)
-			}
-			c.BootVCPUs = int(n)
+		if err := intField(t, "boot", "cpus.", &c.BootVCPUs); err != nil {
+			return c, err
 		}
 		c.MaxVCPUs = c.BootVCPUs
-		if m := t.RawGetString("max"); m != glua.LNil {
-			n, err := intArg(m)
-			if err != nil {
-				return c, fmt.Errorf("cpus.max: %w", err)
-			}
-			c.MaxVCPUs = int(n)
-		}
-		return c, nil
+		return c, intField(t, "max", "cpus.", &c.MaxVCPUs)
 	}
 	return c, fmt.Errorf("cpus: want {boot = N, max = M} or a number, got %s", render(v))
 }
@@ -251,15 +240,8 @@ func netArg(v glua.LValue) ([]config.Net, error) {
 }
 
 func rngArg(v glua.LValue) (*config.RNG, error) {
-	switch t := v.(type) {
-	case *glua.LNilType:
-		return nil, nil
-	case glua.LBool:
-		if !t {
-			return nil, nil
-		}
-		return &config.RNG{Src: config.DefaultRNGSource}, nil
-	case *glua.LTable:
+	on := func() *config.RNG { return &config.RNG{Src: config.DefaultRNGSource} }
+	return deviceArg(v, false, on, func(t *glua.LTable) (*config.RNG, error) {
 		if err := checkKeys(t, "rng.", []string{"src"}); err != nil {
 			return nil, err
 		}
@@ -271,8 +253,7 @@ func rngArg(v glua.LValue) (*config.RNG, error) {
 			src = config.DefaultRNGSource
 		}
 		return &config.RNG{Src: src}, nil
-	}
-	return nil, fmt.Errorf("rng: want true or {src = PATH}, got %s", render(v))
+	}, "rng: want true or {src = PATH}")
 }
 
 // vsockArg reads vsock: true gives the VM a vsock device with
@@ -281,22 +262,12 @@ func rngArg(v glua.LValue) (*config.RNG, error) {
 // then go to the serial console); {cid = N} picks the guest's CID;
 // absent is byDefault's choice.
 func vsockArg(v glua.LValue, byDefault bool) (*config.Vsock, error) {
-	switch t := v.(type) {
-	case *glua.LNilType:
-		if !byDefault {
-			return nil, nil
-		}
-		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
-	case glua.LBool:
-		if !t {
-			return nil, nil
-		}
-		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
-	case *glua.LTable:
+	on := func() *config.Vsock { return &config.Vsock{CID: guest.DefaultAgentCID} }
+	return deviceArg(v, byDefault, on, func(t *glua.LTable) (*config.Vsock, error) {
 		if err := checkKeys(t, "vsock.", []string{"cid"}); err != nil {
 			return nil, err
 		}
-		vs := &config.Vsock{CID: guest.DefaultAgentCID}
+		vs := on()
 		if c := t.RawGetString("cid"); c != glua.LNil {
 			n, err := intArg(c)
 			if err != nil || n < 3 || n >= 0xffffffff {
@@ -305,8 +276,29 @@ func vsockArg(v glua.LValue, byDefault bool) (*config.Vsock, error) {
 			vs.CID = uint32(n)
 		}
 		return vs, nil
+	}, "vsock: want true, false or {cid = N}")
+}
+
+// deviceArg reads a device's option: true gives the device on() makes,
+// false none, absent on()'s device when byDefault and none otherwise, and a
+// table the device fromTable makes of it. Anything else is an error that
+// want starts.
+func deviceArg[T any](v glua.LValue, byDefault bool, on func() *T, fromTable func(*glua.LTable) (*T, error), want string) (*T, error) {
+	switch t := v.(type) {
+	case *glua.LNilType:
+		if byDefault {
+			return on(), nil
+		}
+		return nil, nil
+	case glua.LBool:
+		if t {
+			return on(), nil
+		}
+		return nil, nil
+	case *glua.LTable:
+		return fromTable(t)
 	}
-	return nil, fmt.Errorf("vsock: want true, false or {cid = N}, got %s", render(v))
+	return nil, fmt.Errorf("%s, got %s", want, render(v))
 }
 
 // forList calls f for each table of a list of tables.

@@ -74,6 +74,21 @@ func intArg(v glua.LValue) (int64, error) {
 	return int64(f), nil
 }
 
+// intField sets *dst to t's integer field key, when t has one; prefix
+// leads the field's name in errors ("cpus.").
+func intField(t *glua.LTable, key, prefix string, dst *int) error {
+	v := t.RawGetString(key)
+	if v == glua.LNil {
+		return nil
+	}
+	n, err := intArg(v)
+	if err != nil {
+		return fmt.Errorf("%s%s: %w", prefix, key, err)
+	}
+	*dst = int(n)
+	return nil
+}
+
 // sizeArg reads a size: a non-negative integer of bytes or a string such as
 // "1G".
 func sizeArg(v glua.LValue) (uint64, error) {

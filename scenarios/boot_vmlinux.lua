@@ -8,11 +8,6 @@
 -- onlines itself and to 2G, and that a reboot brings it back the same way.
 local G = vmm.size("1G")
 
-local function ok(status, err, what)
-  expect.eq(err, nil, what .. ": error")
-  expect.within(status, 200, 204, what .. ": status")
-end
-
 local vm = step("boot the vmlinux at 4 of 8 vCPUs, 1G with 1G of hot plug space", function()
   local f = io.open(vmm.vmlinux, "rb")
   expect.truthy(f, "the vmlinux '" .. vmm.vmlinux .. "' (make images, or set VMM_GUEST_VMLINUX)")
@@ -51,12 +46,8 @@ step("the guest came up through PVH with 4 CPUs and about 1G", function()
 end)
 
 step("resize to 8 vCPUs: 4-7 come up present and offline; the guest onlines them", function()
-  local status, err = vm:resize{vcpus = 8}
-  ok(status, err, "resize to 8")
-  local cpus = vm:wait_for(function()
-    local c = vm:cpus()
-    return #c.present == 8 and c
-  end, 60, 0.2)
+  expect.ok(vm:resize{vcpus = 8})
+  local cpus = vm:wait_cpus(8, 60, 0.2)
   expect.eq(cpus.online, {0, 1, 2, 3}, "online CPUs before the guest onlines them")
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[4-7]/online >/dev/null")
   expect.eq(vm:cpus().online, {0, 1, 2, 3, 4, 5, 6, 7}, "online CPUs")
@@ -67,12 +58,8 @@ end)
 
 step("add 1G of RAM: MemTotal grows to about 2G", function()
   vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
-  local status, err = vm:resize{memory = "2G"}
-  ok(status, err, "resize to 2G")
-  local total = vm:wait_for(function()
-    local n = vm:memory().total
-    return n >= 0.9 * 2 * G and n
-  end, 60, 0.5)
+  expect.ok(vm:resize{memory = "2G"})
+  local total = vm:wait_memory(0.9 * 2 * G, 60, 0.5)
   say(string.format("MemTotal %.0f MiB", total / vmm.size("1M")))
   expect.le(total, 2 * G, "MemTotal")
   expect.eq(vm:info().memory_actual_size, 2 * G, "memory_actual_size")

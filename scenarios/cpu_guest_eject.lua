@@ -6,22 +6,6 @@
 -- withdraws the removal at once, so the CPUs stay counted and the next
 -- resize is not kept waiting behind a 429.
 
--- resize asks for n vCPUs and expects the request to succeed.
-local function resize(vm, n, what)
-  local status, err = vm:resize{vcpus = n}
-  expect.eq(err, nil, what .. ": error")
-  expect.within(status, 200, 204, what .. ": status")
-end
-
--- present waits until the guest lists n CPUs present and returns its CPU
--- lists.
-local function present(vm, n, timeout)
-  return vm:wait_for(function()
-    local c = vm:cpus()
-    return #c.present == n and c
-  end, timeout or 60, 0.2)
-end
-
 -- counts waits until vm.info's boot_vcpus and active_vcpus are both n.
 local function counts(vm, n)
   vm:wait_for(function()
@@ -33,8 +17,8 @@ end
 
 local vm = step("boot at 2 vCPUs, max 4; grow to 4 and online them", function()
   local vm = vmm.start{cpus = {boot = 2, max = 4}, memory = "512M"}
-  resize(vm, 4, "resize to 4")
-  present(vm, 4)
+  expect.ok(vm:resize{vcpus = 4})
+  vm:wait_cpus(4, 60, 0.2)
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-3]/online >/dev/null")
   expect.eq(vm:cpus().online, {0, 1, 2, 3}, "online CPUs")
   return vm
@@ -42,16 +26,16 @@ end)
 
 step("the guest ejects CPU 3 itself: 3 vCPUs, in the guest and in vm.info", function()
   vm:run("echo 1 > /sys/devices/system/cpu/cpu3/firmware_node/eject")
-  expect.eq(present(vm, 3).present, {0, 1, 2}, "present CPUs")
+  expect.eq(vm:wait_cpus(3, 60, 0.2).present, {0, 1, 2}, "present CPUs")
   counts(vm, 3)
 end)
 
 step("the guest ejects CPU 1, a hole: 2 vCPUs; a resize to 4 fills it", function()
   vm:run("echo 1 > /sys/devices/system/cpu/cpu1/firmware_node/eject")
-  expect.eq(present(vm, 2).present, {0, 2}, "present CPUs")
+  expect.eq(vm:wait_cpus(2, 60, 0.2).present, {0, 2}, "present CPUs")
   counts(vm, 2)
-  resize(vm, 4, "resize to 4")
-  present(vm, 4)
+  expect.ok(vm:resize{vcpus = 4})
+  vm:wait_cpus(4, 60, 0.2)
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu1/online /sys/devices/system/cpu/cpu3/online >/dev/null")
   expect.eq(vm:cpus().online, {0, 1, 2, 3}, "online CPUs")
   counts(vm, 4)
@@ -59,19 +43,19 @@ end)
 
 step("with processor hot plug off, the guest refuses a shrink to 2: still 4, no 429", function()
   vm:run("echo 0 > /sys/firmware/acpi/hotplug/processor/enabled")
-  resize(vm, 2, "resize to 2")
+  expect.ok(vm:resize{vcpus = 2})
   -- boot_vcpus says 2 while the removal is pending, 4 again once the
   -- guest's refusal arrived.
   counts(vm, 4)
   expect.eq(vm:cpus().online, {0, 1, 2, 3}, "online CPUs")
-  resize(vm, 3, "a resize after the refusal")
+  expect.ok(vm:resize{vcpus = 3})
   counts(vm, 4)
 end)
 
 step("with hot plug back on, the shrink to 2 works; a reboot keeps 2", function()
   vm:run("echo 1 > /sys/firmware/acpi/hotplug/processor/enabled")
-  resize(vm, 2, "resize to 2")
-  present(vm, 2, 120)
+  expect.ok(vm:resize{vcpus = 2})
+  vm:wait_cpus(2, 120, 0.2)
   counts(vm, 2)
   vm:reboot()
   local cpus = vm:cpus()

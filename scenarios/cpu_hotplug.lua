@@ -7,11 +7,6 @@
 -- the guest boots with 2 CPUs and grows to 8 again. busybox has no lscpu:
 -- the guest's view is read from /sys/devices/system/cpu and /proc/cpuinfo.
 
-local function ok(status, err, what)
-  expect.eq(err, nil, what .. ": error")
-  expect.within(status, 200, 204, what .. ": status")
-end
-
 local vm = step("boot at 4 vCPUs, max 8", function()
   return vmm.start{cpus = {boot = 4, max = 8}, memory = "512M"}
 end)
@@ -24,12 +19,8 @@ step("before: online 0-3, present 0-3, 4 vCPU threads", function()
 end)
 
 step("resize to 8: present 0-7 with 4-7 offline", function()
-  local status, err = vm:resize{vcpus = 8}
-  ok(status, err, "resize to 8")
-  local cpus = vm:wait_for(function()
-    local c = vm:cpus()
-    return #c.present == 8 and c
-  end, 60, 0.2)
+  expect.ok(vm:resize{vcpus = 8})
+  local cpus = vm:wait_cpus(8, 60, 0.2)
   expect.eq(cpus.present, {0, 1, 2, 3, 4, 5, 6, 7}, "present CPUs")
   expect.eq(cpus.online, {0, 1, 2, 3}, "online CPUs")
   expect.eq(vm:info().active_vcpus, 8, "active_vcpus")
@@ -46,17 +37,14 @@ end)
 
 step("resize to 2: a resize during the pending eject gets 429", function()
   local status, err = vm:resize{vcpus = 2}
-  ok(status, err, "resize to 2")
+  expect.ok(status, err, "resize to 2")
   status, err = vm:resize{vcpus = 3}
   expect.eq(status, 429, "resize during the pending eject: status")
   say("resize during the pending eject -> " .. status .. " " .. tostring(err))
 end)
 
 step("with no guest command, present shrinks to 0-1; 2 vCPU threads", function()
-  local cpus = vm:wait_for(function()
-    local c = vm:cpus()
-    return #c.present == 2 and c
-  end, 120, 0.5)
+  local cpus = vm:wait_cpus(2, 120, 0.5)
   expect.eq(cpus.present, {0, 1}, "present CPUs")
   expect.eq(cpus.online, {0, 1}, "online CPUs")
   vm:wait_for(function() return vm:info().active_vcpus == 2 end, 30)
@@ -89,9 +77,8 @@ step("reboot: the guest boots with 2 CPUs", function()
 end)
 
 step("resize to 8 again and online: 8", function()
-  local status, err = vm:resize{vcpus = 8}
-  ok(status, err, "resize to 8 after the reboot")
-  vm:wait_for(function() return #vm:cpus().present == 8 end, 60, 0.2)
+  expect.ok(vm:resize{vcpus = 8})
+  vm:wait_cpus(8, 60, 0.2)
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[2-7]/online >/dev/null")
   expect.eq(vm:cpus().online, {0, 1, 2, 3, 4, 5, 6, 7}, "online CPUs")
   expect.eq(vm:run("grep -c ^processor /proc/cpuinfo"), "8", "processors in /proc/cpuinfo")

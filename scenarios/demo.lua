@@ -32,7 +32,7 @@ step("grow to 8 vCPUs", function()
   local status, err = vm:resize{vcpus = 8}
   expect.eq(err, nil, "resize error")
   say("The API answered " .. status .. ". The kernel sees 4 new CPUs but leaves them offline:")
-  vm:wait_for(function() return #vm:cpus().present == 8 end, 60)
+  vm:wait_cpus(8, 60)
   show_cpus(vm)
   say("Onlining them from inside the guest: echo 1 > /sys/devices/system/cpu/cpuN/online")
   for id = 4, 7 do

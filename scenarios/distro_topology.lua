@@ -51,10 +51,8 @@ step("at boot: socket 0's 2 cores of 2 threads", function()
 end)
 
 step("grow to 8 and online cpu4-7: lscpu shows 2 sockets x 2 cores x 2 threads", function()
-  local status, err = vm:resize{vcpus = 8}
-  expect.eq(err, nil, "resize error")
-  expect.eq(status, 204, "resize status")
-  vm:wait_for(function() return vm:run("cat /sys/devices/system/cpu/present") == "0-7" end, 120, 0.5)
+  expect.ok(vm:resize{vcpus = 8})
+  vm:wait_cpus(8, 120, 0.5)
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[4-7]/online >/dev/null")
   expect.eq(vm:run("cat /sys/devices/system/cpu/online"), "0-7", "online CPUs")
   expect.eq(sysfs_topology(), expected(8), "sysfs topology of cpu0-7")

@@ -43,23 +43,16 @@ step("the root is /dev/vda, ext4, read-write, at vm.info's PCI address; net and 
 end)
 
 step("resize to 8 vCPUs: the guest onlines 4-7", function()
-  local status, err = vm:resize{vcpus = 8}
-  expect.eq(err, nil, "resize to 8")
-  expect.eq(status, 204, "status")
-  vm:wait_for(function() return #vm:cpus().present == 8 end, 60, 0.2)
+  expect.ok(vm:resize{vcpus = 8})
+  vm:wait_cpus(8, 60, 0.2)
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu[4-7]/online >/dev/null")
   expect.eq(vm:cpus().online, {0, 1, 2, 3, 4, 5, 6, 7}, "online CPUs")
 end)
 
 step("resize to 3G: MemTotal grows to 90-100% of 3G", function()
   vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
-  local status, err = vm:resize{memory = "3G"}
-  expect.eq(err, nil, "resize to 3G")
-  expect.eq(status, 204, "status")
-  local total = vm:wait_for(function()
-    local t = vm:memory().total
-    return t >= vmm.size("3G") * 0.9 and t
-  end, 60, 0.5)
+  expect.ok(vm:resize{memory = "3G"})
+  local total = vm:wait_memory(vmm.size("3G") * 0.9, 60, 0.5)
   expect.within(total, vmm.size("3G") * 0.9, vmm.size("3G"), "MemTotal")
 end)
 

@@ -12,10 +12,8 @@ local vm = step("boot at 1 of 12 vCPUs, 512M with 4G of hot plug space", functio
 end)
 
 local base = step("grow to 12 vCPUs; the guest onlines 1-11", function()
-  local status, err = vm:resize{vcpus = 12}
-  expect.eq(err, nil, "resize error")
-  expect.eq(status, 204, "resize status")
-  vm:wait_for(function() return vm:run("cat /sys/devices/system/cpu/present") == "0-11" end, 120, 0.5)
+  expect.ok(vm:resize{vcpus = 12})
+  vm:wait_cpus(12, 120, 0.5)
   vm:run("echo 1 | tee /sys/devices/system/cpu/cpu*/online >/dev/null")
   expect.eq(vm:run("cat /sys/devices/system/cpu/online"), "0-11", "online CPUs")
   return vm:memory().total
@@ -23,13 +21,8 @@ end)
 
 step("+384M: three new blocks online, MemTotal grows by about 384M", function()
   vm:run("echo online > /sys/devices/system/memory/auto_online_blocks")
-  local status, err = vm:resize{memory = "896M"}
-  expect.eq(err, nil, "resize error")
-  expect.eq(status, 204, "resize status")
-  local total = vm:wait_for(function()
-    local t = vm:memory().total
-    return t >= base + 380 * M and t
-  end, 60, 0.5)
+  expect.ok(vm:resize{memory = "896M"})
+  local total = vm:wait_memory(base + 380 * M, 60, 0.5)
   say(string.format("MemTotal %.0f MiB -> %.0f MiB", base / M, total / M))
   expect.within(total - base, 380 * M, 384 * M, "MemTotal's growth")
 end)

@@ -339,22 +339,23 @@ func (v *VMM) rebootLocked() error {
 
 // Pause stops every vCPU; Resume lets them run again.
 func (v *VMM) Pause() error {
-	return v.lifecycle(StatePaused, []State{StateRunning}, func() error {
-		v.emit(events.SourceVM, events.Pausing)
-		v.m.cpus.pause()
-		v.state = StatePaused
-		v.emit(events.SourceVM, events.Paused)
-		return nil
-	})
+	return v.switchRun(StatePaused, StateRunning, events.Pausing, events.Paused, func() { v.m.cpus.pause() })
 }
 
 // Resume undoes Pause.
 func (v *VMM) Resume() error {
-	return v.lifecycle(StateRunning, []State{StatePaused}, func() error {
-		v.emit(events.SourceVM, events.Resuming)
-		v.m.cpus.resume()
-		v.state = StateRunning
-		v.emit(events.SourceVM, events.Resumed)
+	return v.switchRun(StateRunning, StatePaused, events.Resuming, events.Resumed, func() { v.m.cpus.resume() })
+}
+
+// switchRun takes the VM from state from to state to with act (pausing or
+// resuming the vCPUs, which it reaches through v.m only once lifecycle
+// has checked that there is a VM), announced by the events before and after.
+func (v *VMM) switchRun(to, from State, before, after string, act func()) error {
+	return v.lifecycle(to, []State{from}, func() error {
+		v.emit(events.SourceVM, before)
+		act()
+		v.state = to
+		v.emit(events.SourceVM, after)
 		return nil
 	})
 }

@@ -121,6 +121,36 @@ type result struct {
 	err  error
 }
 
+// tally gathers the connections' results, each from a goroutine of its
+// own, and the total of bytes they moved.
+type tally struct {
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	res   []result
+	total int64
+}
+
+func newTally(conns int) *tally { return &tally{res: make([]result, conns)} }
+
+// run runs connection i's fn on a goroutine and records its summary.
+func (t *tally) run(i int, fn func() (*agent.Summer, error)) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		s, err := fn()
+		t.res[i] = result{line: s.String(), err: err}
+		t.mu.Lock()
+		t.total += s.N()
+		t.mu.Unlock()
+	}()
+}
+
+// report waits for every connection, then prints their lines and the total.
+func (t *tally) report(w io.Writer, began time.Time) error {
+	t.wg.Wait()
+	return report(w, t.res, t.total, began)
+}
+
 // report prints the connections' lines and the total.
 func report(w io.Writer, res []result, total int64, began time.Time) error {
 	var errs []error
@@ -152,23 +182,13 @@ func send(args []string, conns int, stdout io.Writer) error {
 		return err
 	}
 	began := time.Now()
-	res := make([]result, conns)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var total int64
+	t := newTally(conns)
 	for i := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := sendOne(cid, port, uint64(i+1), n)
-			res[i] = result{line: s.String(), err: err}
-			mu.Lock()
-			total += s.N()
-			mu.Unlock()
-		}()
+		t.run(i, func() (*agent.Summer, error) {
+			return sendOne(cid, port, uint64(i+1), n)
+		})
 	}
-	wg.Wait()
-	return report(stdout, res, total, began)
+	return t.report(stdout, began)
 }
 
 // sendOne sends Pattern(seed, n) on a connection of its own, shuts its
@@ -205,10 +225,7 @@ func recv(args []string, conns int, stdout io.Writer) error {
 		return err
 	}
 	defer ln.Close()
-	res := make([]result, conns)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var total int64
+	t := newTally(conns)
 	var began time.Time
 	for i := range conns {
 		c, err := ln.AcceptVsock()
@@ -218,18 +235,12 @@ func recv(args []string, conns int, stdout io.Writer) error {
 		if i == 0 {
 			began = time.Now()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		t.run(i, func() (*agent.Summer, error) {
 			defer c.Close()
 			s := agent.NewSummer()
 			_, err := io.Copy(s, c)
-			res[i] = result{line: s.String(), err: err}
-			mu.Lock()
-			total += s.N()
-			mu.Unlock()
-		}()
+			return s, err
+		})
 	}
-	wg.Wait()
-	return report(stdout, res, total, began)
+	return t.report(stdout, began)
 }

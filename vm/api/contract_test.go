@@ -238,28 +238,28 @@ func contractCases() (cases []contractCase, missing []string) {
 			return obj
 		}
 		all := map[string]any{}
-		for _, f := range schemaFields(p.typ) {
-			all[f.name] = jsonValue(def.FieldByIndex(f.index).Interface())
+		for _, f := range config.Properties(p.typ) {
+			all[f.Name] = jsonValue(def.FieldByIndex(f.Index).Interface())
 		}
 		maps(all, required)
 		cases = append(cases, contractCase{name: p.name + " at its defaults", body: bodyWith(p.path, all),
 			status: 204, at: p.path, fields: all})
-		for _, f := range schemaFields(p.typ) {
-			fp := joinStep(p.name, f.name)
-			switch f.row.Support {
+		for _, f := range config.Properties(p.typ) {
+			fp := joinStep(p.name, f.Name)
+			switch f.Row.Support {
 			case config.DefaultOnly, config.NotYet:
-				v := jsonValue(nonDefaultValue(def.FieldByIndex(f.index), defaults).Interface())
+				v := jsonValue(nonDefaultValue(def.FieldByIndex(f.Index), defaults).Interface())
 				refusal := " is not supported"
-				if f.row.Support == config.NotYet {
+				if f.Row.Support == config.NotYet {
 					refusal += " yet"
 				}
-				cases = append(cases, contractCase{name: fp + " away from its default", body: bodyWith(p.path, with(map[string]any{f.name: v})),
+				cases = append(cases, contractCase{name: fp + " away from its default", body: bodyWith(p.path, with(map[string]any{f.Name: v})),
 					status: 400, msgs: []string{fp + "=" + compactJSON(v), refusal}})
 				continue
 			case config.Partly:
-				for _, e := range enumOf(f.field.Type) {
-					if !slices.Contains(f.row.Values, strconv.Quote(e)) {
-						fields := map[string]any{f.name: e}
+				for _, e := range enumOf(f.Field.Type) {
+					if !slices.Contains(f.Row.Values, strconv.Quote(e)) {
+						fields := map[string]any{f.Name: e}
 						if e == "File" {
 							fields["file"] = "/tmp/f" // what Validate wants with it
 						}
@@ -268,21 +268,21 @@ func contractCases() (cases []contractCase, missing []string) {
 					}
 				}
 			case config.Honoured, config.Recorded:
-				if objectTypeOf(f.field.Type) != nil {
+				if objectTypeOf(f.Field.Type) != nil {
 					continue // its fields are checked where the object is
 				}
 			}
-			rowKey := tableName(p.typ, f) + "." + f.name
+			rowKey := tableName(p.typ, f) + "." + f.Name
 			values, ok := honouredValues[rowKey]
 			if !ok {
 				missing = append(missing, rowKey)
 				continue
 			}
 			for _, hv := range values {
-				obj := with(map[string]any{f.name: hv.value})
+				obj := with(map[string]any{f.Name: hv.value})
 				maps(obj, hv.with)
 				cases = append(cases, contractCase{name: fmt.Sprintf("%s=%v", fp, hv.value), body: bodyWith(p.path, obj),
-					status: 204, at: p.path, fields: map[string]any{f.name: hv.value}})
+					status: 204, at: p.path, fields: map[string]any{f.Name: hv.value}})
 			}
 		}
 	}
@@ -311,14 +311,14 @@ func reachableObjects() []place {
 		}
 		seen[t] = true
 		out = append(out, place{path: path, name: name, typ: t, table: tables[t]})
-		for _, f := range schemaFields(t) {
-			ot := objectTypeOf(f.field.Type)
-			if ot == nil || (f.row.Support != config.Honoured && f.row.Support != config.Recorded) {
+		for _, f := range config.Properties(t) {
+			ot := objectTypeOf(f.Field.Type)
+			if ot == nil || (f.Row.Support != config.Honoured && f.Row.Support != config.Recorded) {
 				continue
 			}
-			p := append(slices.Clone(path), step{name: f.name})
-			n := joinStep(name, f.name)
-			if f.field.Type.Kind() == reflect.Slice {
+			p := append(slices.Clone(path), step{name: f.Name})
+			n := joinStep(name, f.Name)
+			if f.Field.Type.Kind() == reflect.Slice {
 				p = append(p, step{index: 0})
 				n += "[0]"
 			}
@@ -331,9 +331,9 @@ func reachableObjects() []place {
 
 // tableName is the support table's name of the object declaring f, a field
 // of t (the PCI block's for its fields).
-func tableName(t reflect.Type, f schemaField) string {
-	if len(f.index) > 1 {
-		return schemaName(t.Field(f.index[0]).Type)
+func tableName(t reflect.Type, f config.Property) string {
+	if len(f.Index) > 1 {
+		return schemaName(t.Field(f.Index[0]).Type)
 	}
 	return schemaName(t)
 }

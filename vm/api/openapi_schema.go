@@ -45,7 +45,7 @@ func configSchemas() string {
 		if req := requiredFields[o.Name]; len(req) > 0 {
 			fmt.Fprintf(&b, "      required: [%s]\n", strings.Join(req, ", "))
 		}
-		props := schemaFields(o.Type)
+		props := config.Properties(o.Type)
 		if len(props) == 0 {
 			continue
 		}
@@ -59,67 +59,24 @@ func configSchemas() string {
 	return b.String()
 }
 
-// schemaField is one property of an object's schema.
-type schemaField struct {
-	name  string
-	index []int
-	field reflect.StructField
-	row   config.Field
-}
-
-// schemaFields lists t's JSON fields, those of an embedded block in its
-// place, each with its row of the support table.
-func schemaFields(t reflect.Type) []schemaField {
-	var out []schemaField
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.Anonymous && name == "" {
-			for _, inner := range schemaFields(f.Type) {
-				inner.index = append([]int{i}, inner.index...)
-				out = append(out, inner)
-			}
-			continue
-		}
-		row, _ := supportRow(t, name)
-		out = append(out, schemaField{name: name, index: []int{i}, field: f, row: row})
-	}
-	return out
-}
-
-// supportRow finds the support table's row for field name of t.
-func supportRow(t reflect.Type, name string) (config.Field, bool) {
-	for _, o := range config.Objects() {
-		if o.Type != t {
-			continue
-		}
-		for _, f := range o.Fields {
-			if f.Name == name {
-				return f, true
-			}
-		}
-	}
-	return config.Field{}, false
-}
-
 // writeProperty renders one property on one line, in YAML's flow style:
 // its type, vmm's default, what vmm does with it and the table's note.
-func writeProperty(b *strings.Builder, p schemaField, def reflect.Value) {
-	parts := []string{typeOf(p.field.Type)}
+func writeProperty(b *strings.Builder, p config.Property, def reflect.Value) {
+	parts := []string{typeOf(p.Field.Type)}
 	if def.IsValid() {
-		if v := def.FieldByIndex(p.index); isScalar(v) && !(v.IsZero() && (omitEmpty(p.field) || v.Kind() == reflect.String)) {
+		if v := def.FieldByIndex(p.Index); isScalar(v) && !(v.IsZero() && (omitEmpty(p.Field) || v.Kind() == reflect.String)) {
 			data, _ := json.Marshal(v.Interface())
 			parts = append(parts, "default: "+string(data))
 		}
 	}
-	parts = append(parts, "x-vmm-support: "+strconv.Quote(p.row.Support.String()))
-	if len(p.row.Values) > 0 {
-		parts = append(parts, "x-vmm-values: ["+strings.Join(p.row.Values, ", ")+"]")
+	parts = append(parts, "x-vmm-support: "+strconv.Quote(p.Row.Support.String()))
+	if len(p.Row.Values) > 0 {
+		parts = append(parts, "x-vmm-values: ["+strings.Join(p.Row.Values, ", ")+"]")
 	}
-	if p.row.Note != "" {
-		parts = append(parts, "description: "+strconv.Quote(p.row.Note))
+	if p.Row.Note != "" {
+		parts = append(parts, "description: "+strconv.Quote(p.Row.Note))
 	}
-	fmt.Fprintf(b, "        %s: {%s}\n", p.name, strings.Join(parts, ", "))
+	fmt.Fprintf(b, "        %s: {%s}\n", p.Name, strings.Join(parts, ", "))
 }
 
 // typeOf is the OpenAPI type of t, as the keys of a flow mapping.

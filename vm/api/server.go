@@ -113,27 +113,27 @@ type Server struct {
 // stale socket, refusing a path that is not a socket) and serves the API on
 // it in the background until Shutdown or Close.
 func NewServer(socketPath string, b Backend, opts Options) (*Server, error) {
-	if b == nil {
-		return nil, errors.New("api: nil backend")
-	}
-	sock, err := listenUnix(socketPath)
-	if err != nil {
-		return nil, err
-	}
-	return serveOn(sock, socketPath, b, opts), nil
+	return listenAndServe(func() (*unixSocket, error) { return listenUnix(socketPath) }, socketPath, b, opts)
 }
 
 // NewServerFD serves the API on fd, a unix socket already listening
 // (--api-socket fd=N), until Shutdown or Close, which closes it.
 func NewServerFD(fd int, b Backend, opts Options) (*Server, error) {
+	return listenAndServe(func() (*unixSocket, error) { return listenFD(fd) }, fmt.Sprintf("fd %d", fd), b, opts)
+}
+
+// listenAndServe refuses a nil backend, then serves the API in the
+// background on the socket that listen opens; name is the socket's path,
+// or what stands for it.
+func listenAndServe(listen func() (*unixSocket, error), name string, b Backend, opts Options) (*Server, error) {
 	if b == nil {
 		return nil, errors.New("api: nil backend")
 	}
-	sock, err := listenFD(fd)
+	sock, err := listen()
 	if err != nil {
 		return nil, err
 	}
-	return serveOn(sock, fmt.Sprintf("fd %d", fd), b, opts), nil
+	return serveOn(sock, name, b, opts), nil
 }
 
 // serveOn serves the API on sock in the background.

@@ -106,3 +106,31 @@ func objectTypes() []reflect.Type {
 	walk(reflect.TypeFor[VM]())
 	return out
 }
+
+// Property is one JSON field of an object as its schema shows it, the
+// fields of an embedded block in their place.
+type Property struct {
+	// Name is the JSON name.
+	Name string
+	// Index leads from the object to the Go field (reflect.Value.FieldByIndex).
+	Index []int
+	// Field is the Go struct field.
+	Field reflect.StructField
+	// Row is the field's row of the support table; the zero Field when the
+	// table has none.
+	Row Field
+}
+
+// Properties lists t's JSON fields in order, each with its row of the
+// support table.
+func Properties(t reflect.Type) []Property {
+	var out []Property
+	for _, jf := range jsonFields(t) {
+		var row Field
+		if o, ok := objectFor(jf.owner); ok {
+			row, _ = o.field(jf.name)
+		}
+		out = append(out, Property{Name: jf.name, Index: jf.index, Field: jf.field, Row: row})
+	}
+	return out
+}

@@ -276,52 +276,55 @@ func entryAccess(offset uint64, n int) (int, uint64, bool) {
 	return int(offset / MSIXEntrySize), offset % MSIXEntrySize, true
 }
 
-// ReadBAR reads table entries; other accesses read as zero.
-func (t msixTable) ReadBAR(_ int, offset uint64, data []byte) {
-	clear(data)
-	v, off, ok := entryAccess(offset, len(data))
+// withEntry calls fn, with the table's lock held, on the entry (its index
+// and the offset in it) that a valid access of n bytes at offset reaches;
+// it does nothing for any other access.
+func (t msixTable) withEntry(offset uint64, n int, fn func(v int, off uint64)) {
+	v, off, ok := entryAccess(offset, n)
 	m := t.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !ok || v >= len(m.entries) {
-		return
+	if ok && v < len(m.entries) {
+		fn(v, off)
 	}
-	e := m.entries[v]
-	var raw [MSIXEntrySize]byte
-	le := binary.LittleEndian
-	le.PutUint32(raw[entryAddrLow:], e.addrLow)
-	le.PutUint32(raw[entryAddrHigh:], e.addrHigh)
-	le.PutUint32(raw[entryData:], e.data)
-	le.PutUint32(raw[entryControl:], e.control)
-	copy(data, raw[off:])
+}
+
+// ReadBAR reads table entries; other accesses read as zero.
+func (t msixTable) ReadBAR(_ int, offset uint64, data []byte) {
+	clear(data)
+	t.withEntry(offset, len(data), func(v int, off uint64) {
+		e := t.m.entries[v]
+		var raw [MSIXEntrySize]byte
+		le := binary.LittleEndian
+		le.PutUint32(raw[entryAddrLow:], e.addrLow)
+		le.PutUint32(raw[entryAddrHigh:], e.addrHigh)
+		le.PutUint32(raw[entryData:], e.data)
+		le.PutUint32(raw[entryControl:], e.control)
+		copy(data, raw[off:])
+	})
 }
 
 // WriteBAR writes table entries: address, data and the mask bit; other
 // accesses are ignored.
 func (t msixTable) WriteBAR(_ int, offset uint64, data []byte) {
-	v, off, ok := entryAccess(offset, len(data))
-	m := t.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !ok || v >= len(m.entries) {
-		return
-	}
-	e := &m.entries[v]
-	le := binary.LittleEndian
-	for i := 0; i < len(data); i += 4 {
-		w := le.Uint32(data[i:])
-		switch off + uint64(i) {
-		case entryAddrLow:
-			e.addrLow = w &^ 3 // dword aligned
-		case entryAddrHigh:
-			e.addrHigh = w
-		case entryData:
-			e.data = w
-		case entryControl:
-			e.control = w & msixVectorMasked
+	t.withEntry(offset, len(data), func(v int, off uint64) {
+		e := &t.m.entries[v]
+		le := binary.LittleEndian
+		for i := 0; i < len(data); i += 4 {
+			w := le.Uint32(data[i:])
+			switch off + uint64(i) {
+			case entryAddrLow:
+				e.addrLow = w &^ 3 // dword aligned
+			case entryAddrHigh:
+				e.addrHigh = w
+			case entryData:
+				e.data = w
+			case entryControl:
+				e.control = w & msixVectorMasked
+			}
 		}
-	}
-	m.updateLocked(v)
+		t.m.updateLocked(v)
+	})
 }
 
 // msixPBA serves the pending bit array: read-only.

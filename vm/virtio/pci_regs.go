@@ -49,25 +49,41 @@ func commonField(off uint64) (start, width uint64, ok bool) {
 	return 0, 0, false
 }
 
+// pciNoRegion is what pciRegion answers for an access that crosses regions.
+const pciNoRegion = ^uint64(0)
+
+// pciRegion splits a BAR offset into its structure's region and the offset
+// within it; the region is pciNoRegion when an access of n bytes would
+// cross the region's end.
+func pciRegion(offset uint64, n int) (region, off uint64) {
+	region, off = offset/pciRegionSize*pciRegionSize, offset%pciRegionSize
+	if off+uint64(n) > pciRegionSize {
+		return pciNoRegion, off
+	}
+	return region, off
+}
+
+// inConfig reports whether n bytes at off lie within the device's
+// configuration structure.
+func (p *PCI) inConfig(off uint64, n int) bool {
+	size := uint64(p.dev.configSize())
+	return off < size && uint64(n) <= size-off
+}
+
 // ReadBAR implements pci.BARHandler: the guest reads the common, ISR,
 // device or notify structure (the MSI-X table and PBA are the function's).
 // Anything else reads as zero.
 func (p *PCI) ReadBAR(_ int, offset uint64, data []byte) {
 	clear(data)
-	region, off := offset/pciRegionSize*pciRegionSize, offset%pciRegionSize
-	n := uint64(len(data))
-	if off+n > pciRegionSize {
-		return
-	}
-	switch region {
+	switch region, off := pciRegion(offset, len(data)); region {
 	case pciCommonOffset:
 		p.readCommon(off, data)
 	case pciISROffset:
-		if off == 0 && n > 0 {
+		if off == 0 && len(data) > 0 {
 			data[0] = byte(p.isr.Swap(0)) // reading acknowledges
 		}
 	case pciDeviceOffset:
-		if size := uint64(p.dev.configSize()); off < size && n <= size-off {
+		if p.inConfig(off, len(data)) {
 			p.dev.readConfig(off, data)
 		}
 	}
@@ -75,16 +91,11 @@ func (p *PCI) ReadBAR(_ int, offset uint64, data []byte) {
 
 // WriteBAR implements pci.BARHandler.
 func (p *PCI) WriteBAR(_ int, offset uint64, data []byte) {
-	region, off := offset/pciRegionSize*pciRegionSize, offset%pciRegionSize
-	n := uint64(len(data))
-	if off+n > pciRegionSize {
-		return
-	}
-	switch region {
+	switch region, off := pciRegion(offset, len(data)); region {
 	case pciCommonOffset:
 		p.writeCommon(off, data)
 	case pciDeviceOffset:
-		if size := uint64(p.dev.configSize()); off < size && n <= size-off {
+		if p.inConfig(off, len(data)) {
 			p.mu.Lock()
 			if !p.closed {
 				p.dev.writeConfig(off, data)

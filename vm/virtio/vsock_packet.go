@@ -35,16 +35,16 @@ const (
 // vsockOp is a packet's operation.
 type vsockOp uint16
 
-// Operations (5.10.6 "Device Operation").
+// Operations (5.10.6 "Device Operation"), numbered from 0 in this order.
 const (
-	vsockOpInvalid       vsockOp = 0
-	vsockOpRequest       vsockOp = 1
-	vsockOpResponse      vsockOp = 2
-	vsockOpRst           vsockOp = 3
-	vsockOpShutdown      vsockOp = 4
-	vsockOpRW            vsockOp = 5
-	vsockOpCreditUpdate  vsockOp = 6
-	vsockOpCreditRequest vsockOp = 7
+	vsockOpInvalid vsockOp = iota
+	vsockOpRequest
+	vsockOpResponse
+	vsockOpRst
+	vsockOpShutdown
+	vsockOpRW
+	vsockOpCreditUpdate
+	vsockOpCreditRequest
 )
 
 // String names the operation for logs.
