@@ -2,6 +2,7 @@ package vm
 
 import (
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/vmmdev/vmm/kvm"
@@ -21,6 +22,8 @@ const (
 	leafAMDCacheTopo = 0x8000_001d
 
 	leafAMDFeatures = 0x8000_0001
+	// leafAMDMaxExt is AMD's (and Intel's) highest extended leaf, in EAX.
+	leafAMDMaxExt = 0x8000_0000
 
 	leaf1ECXVMX         = 1 << 5
 	leaf1ECXTSCDeadline = 1 << 24
@@ -64,6 +67,15 @@ func CPUIDFor(supported []kvm.CPUIDEntry, index int, topo Topology, tscDeadline 
 			topoExtLeaf = true
 		}
 	}
+	// A KVM host whose CPU lacks TopologyExtensions offers no leaf
+	// 0x8000001E (the emulated KVM host's does not): vmm supplies it, so that
+	// an AMD guest still reads threads per core from it and its cores from
+	// leaf 0xB.
+	addTopoExt := amd && !topoExtLeaf && needsTopologyLeaf(topo)
+	if addTopoExt {
+		supported = append(slices.Clone(supported), kvm.CPUIDEntry{Function: leafAMDTopoExt})
+		topoExtLeaf = true
+	}
 	perPackage := uint32(1) << topo.packageShift()
 	hadTopology, hadTopologyV2 := false, false
 	for _, e := range supported {
@@ -91,6 +103,10 @@ func CPUIDFor(supported []kvm.CPUIDEntry, index int, topo Topology, tscDeadline 
 		case leafTopologyV2:
 			hadTopologyV2 = true
 			continue // replaced below
+		case leafAMDMaxExt:
+			if addTopoExt && e.EAX < leafAMDTopoExt {
+				e.EAX = leafAMDTopoExt
+			}
 		case leafAMDFeatures:
 			// Linux reads AMD's topology (0x8000001E, then leaf 0xB) only
 			// with TopologyExtensions: offer it for a topology with threads,

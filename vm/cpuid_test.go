@@ -122,3 +122,33 @@ func TestWithoutNestedClearsVMXAndSVMOnly(t *testing.T) {
 		t.Errorf("other leaves or the input changed: %+v from %+v", out, in)
 	}
 }
+
+func TestCPUIDForSuppliesAMDsTopologyLeafWhenKVMOffersNone(t *testing.T) {
+	var supported []kvm.CPUIDEntry
+	for _, e := range supportedForTest(true) {
+		if e.Function != leafAMDTopoExt {
+			supported = append(supported, e)
+		}
+	}
+	supported = append(supported, kvm.CPUIDEntry{Function: leafAMDMaxExt, EAX: 0x8000_000a}, kvm.CPUIDEntry{Function: leafAMDFeatures})
+	topo := Topology{Threads: 2, Cores: 2, Dies: 1, Packages: 2}
+	es := CPUIDFor(supported, 3, topo, false)
+	if e := find(t, es, leafAMDMaxExt, 0); e.EAX != leafAMDTopoExt {
+		t.Errorf("highest extended leaf %#x, want %#x", e.EAX, leafAMDTopoExt)
+	}
+	if e := find(t, es, leafAMDFeatures, 0); e.ECX&leafAMDFeaturesECXTopoExt == 0 {
+		t.Error("TopologyExtensions not offered")
+	}
+	if e := find(t, es, leafAMDTopoExt, 0); e.EAX != 3 || e.EBX != 1<<8|1 {
+		t.Errorf("leaf 0x8000001E: EAX %#x EBX %#x, want APIC id 3, 2 threads, core 1", e.EAX, e.EBX)
+	}
+	if len(supported) != len(supportedForTest(true))+1 {
+		t.Error("the caller's supported list was changed")
+	}
+	flat := CPUIDFor(supported, 3, flatTopology(4), false)
+	for _, e := range flat {
+		if e.Function == leafAMDTopoExt {
+			t.Error("a flat topology got a leaf 0x8000001E")
+		}
+	}
+}
