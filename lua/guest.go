@@ -3,6 +3,7 @@ package lua
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,20 +140,33 @@ func (rn *run) vmCPUs(L *glua.LState) int {
 }
 
 // vm:wait_cpus(n [, timeout [, interval]]) -> cpus: wait_for until the
-// guest has n present CPUs; returns vm:cpus()'s table of that moment.
+// guest has n present CPUs and a reading that holds together (every online
+// CPU present: the lists are read one after the other, online first, so an
+// eject between the two reads shows a CPU online but not present); returns
+// vm:cpus()'s table of that moment.
 func (rn *run) vmWaitCPUs(L *glua.LState) int {
 	h := checkVM(L, 1)
 	n := L.CheckInt(2)
 	d := optSeconds(L, L.Get(3), rn.t.WaitFor, "wait_cpus: timeout")
 	interval := optSeconds(L, L.Get(4), defaultPollInterval, "wait_cpus: interval")
 	cond := L.NewFunction(func(L *glua.LState) int {
-		if c := rn.pushCPUs(L, h); len(c.Present) != n {
+		if c := rn.pushCPUs(L, h); len(c.Present) != n || !subset(c.Online, c.Present) {
 			L.Pop(1)
 			L.Push(glua.LFalse)
 		}
 		return 1
 	})
 	return rn.poll(L, h, cond, d, interval)
+}
+
+// subset reports whether every id of a is in b.
+func subset(a, b []int) bool {
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // pushCPUs reads the guest's CPUs and pushes them as vm:cpus() gives them.

@@ -544,3 +544,16 @@ func TestAFailedScriptNamesTheEmulationFaultItsVMShowsWithFakeVM(t *testing.T) {
 		t.Errorf("a passing script failed: %v", res.Err)
 	}
 }
+
+func TestWaitCPUsWaitsOutAReadingWithAnOnlineCPUNotPresentWithFakeVM(t *testing.T) {
+	// An eject between the reads of online and present: cpu7 is still
+	// online in the first and gone from the second.
+	l := &fakeLauncher{prepare: func(vm *fakeVM) {
+		vm.cpus = guest.CPUs{Online: []int{0, 1, 7}, Present: []int{0, 1}}
+	}}
+	r := &Runner{Launcher: l}
+	res := r.RunFile(context.Background(), writeScript(t, "w.lua", "vmm.start{}:wait_cpus(2, 0.3, 0.05)\n"))
+	if se := scriptErr(t, res); !strings.Contains(se.Message, "condition still false") {
+		t.Errorf("wait_cpus took an inconsistent reading: %v", se)
+	}
+}
