@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,21 +78,61 @@ func newVsockConn(fd int, name string) (*VsockConn, error) {
 }
 
 // DialVsock connects to port of cid (2 is the host).
+//
+// The connect is non-blocking and waited for with poll: a blocking
+// connect that a signal interrupts (the Go runtime's preemption signals
+// do, often with many connections at once) fails with EINTR, and Linux's
+// vsock then abandons the attempt, where poll can simply be called again.
 func DialVsock(cid, port uint32) (*VsockConn, error) {
-	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("vsock socket: %w (is the vsock module loaded?)", err)
 	}
-	// A blocking connect: the kernel bounds it (2 s by default).
-	if err := unix.Connect(fd, &unix.SockaddrVM{CID: cid, Port: port}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("vsock connect %d:%d: %w", cid, port, err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
+	if err := connectVsock(fd, cid, port); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("vsock connect %d:%d: %w", cid, port, err)
 	}
 	return newVsockConn(fd, fmt.Sprintf("vsock-%d:%d", cid, port))
+}
+
+// vsockConnectWait bounds the wait for a connection: the kernel gives up
+// on its own after 2 s (vsock's connect timeout) and says so in SO_ERROR.
+const vsockConnectWait = 10 * time.Second
+
+// connectVsock connects the non-blocking socket fd and waits until the
+// connection is made or refused.
+func connectVsock(fd int, cid, port uint32) error {
+	err := unix.Connect(fd, &unix.SockaddrVM{CID: cid, Port: port})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINPROGRESS) {
+		return err
+	}
+	deadline := time.Now().Add(vsockConnectWait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return unix.ETIMEDOUT
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) || err == nil && n == 0 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
+	}
+	soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if soErr != 0 {
+		return unix.Errno(soErr)
+	}
+	return nil
 }
 
 // CloseWrite shuts the sending side: the peer reads EOF.
