@@ -68,17 +68,20 @@ var _ = Describe("the API of a vmm started with only --api-socket", Label("api")
 		Expect(fi.Mode().Perm()).To(Equal(os.FileMode(0o600)))
 	})
 
-	It("answers 404 with an error body while there is no VM", func() {
+	It("answers 404 with Cloud Hypervisor's error body while there is no VM, and 204 to vm.delete", func() {
 		r := apiGet(sock, "vm.info")
 		Expect(r.status).To(Equal(404), r.raw)
-		r.messages()
-		for _, route := range []string{"vm.boot", "vm.pause", "vm.resume", "vm.reboot", "vm.shutdown", "vm.power-button", "vm.delete"} {
+		Expect(r.messages()).To(Equal([]string{"Error from API", "The VM info is not available", "VM is not created"}))
+		for _, route := range []string{"vm.boot", "vm.pause", "vm.resume", "vm.reboot", "vm.shutdown", "vm.power-button"} {
 			r := apiPut(sock, route)
 			Expect(r.status).To(Equal(404), "%s: %s", route, r.raw)
-			r.messages()
+			Expect(r.messages()).To(ContainElement("VM is not created"), route)
 		}
 		r = apiPut(sock, "vm.resize", `{"desired_vcpus":2}`)
 		Expect(r.status).To(Equal(404), r.raw)
+		r = apiPut(sock, "vm.delete")
+		Expect(r.status).To(Equal(204), "vm.delete without a VM does nothing, as Cloud Hypervisor's: %s", r.raw)
+		Expect(r.header["content-type"]).To(Equal("application/json"))
 	})
 
 	It("answers 404 to an unknown path and 405 with Allow to a wrong method", func() {
@@ -262,8 +265,10 @@ var _ = Describe("the API of a vmm started with only --api-socket", Label("api")
 		Expect(apiGet(sock, "vm.info").status).To(Equal(404))
 	})
 
-	It("exits on vmm.shutdown (204) with status 0 and removes its socket", func() {
-		Expect(apiPut(sock, "vmm.shutdown").status).To(Equal(204))
+	It("exits on vmm.shutdown (200, as Cloud Hypervisor's server) with status 0 and removes its socket", func() {
+		r := apiPut(sock, "vmm.shutdown")
+		Expect(r.status).To(Equal(200), r.raw)
+		Expect(r.body).To(BeEmpty())
 		Eventually(v.done).WithTimeout(30 * time.Second).Should(BeClosed())
 		Expect(v.err).NotTo(HaveOccurred(), v.logs())
 		_, err := os.Lstat(sock)

@@ -211,11 +211,12 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 			By("vm.info lists the disks, the net with its tap and MAC, and the rng")
 			info, err := m.Info(ctx)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(info.Config.Disks).To(Equal([]config.Disk{{Path: disk}, {Path: ro, Readonly: true}}))
+			want := withDefaults(config.VM{Disks: []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}, RNG: &config.RNG{Src: "/dev/urandom"}})
+			Expect(info.Config.Disks).To(Equal(want.Disks))
 			Expect(info.Config.Net).To(HaveLen(1))
 			Expect(info.Config.Net[0].Tap).To(Equal(devTap))
 			Expect(info.Config.Net[0].MAC).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
-			Expect(info.Config.RNG).To(Equal(&config.RNG{Src: "/dev/urandom"}))
+			Expect(info.Config.RNG).To(Equal(want.RNG))
 
 			By("the guest found four virtio devices, on " + transport)
 			Expect(sh(ctx, m, "ls /sys/bus/virtio/devices | wc -l")).To(Equal("4"))
@@ -268,7 +269,8 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Config.Net).To(Equal([]config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask, MAC: mac}}))
+		want := withDefaults(config.VM{Net: []config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask, MAC: mac}}})
+		Expect(info.Config.Net).To(Equal(want.Net))
 	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
 
 	It("leave in the host's image what the guest wrote after a power off; the read-only one is unchanged", func(ctx SpecContext) {
@@ -363,3 +365,9 @@ var _ = Describe("virtio device backends", Label("devices"), func() {
 		Entry("a missing entropy source", []string{"--rng", "src=/nonexistent"}, "rng src /nonexistent"),
 	)
 })
+
+// withDefaults is c with the defaults vm.info fills in.
+func withDefaults(c config.VM) config.VM {
+	c.SetDefaults()
+	return c
+}

@@ -181,7 +181,7 @@ func completeConfig(cfg config.VM, bin string) (config.VM, string, error) {
 	}
 	switch cfg.Serial.Mode {
 	case "", config.ModeTty:
-		cfg.Serial = config.Console{Mode: config.ModeTty}
+		cfg.Serial = config.Serial{Mode: config.ModeTty}
 	default:
 		return cfg, "", fmt.Errorf("serial mode %q: the guest's shell needs the serial console on tty", cfg.Serial.Mode)
 	}

@@ -256,7 +256,7 @@ func TestMachineWithFakeVmmRunsCommandsAndAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.CPUs != (config.CPUs{BootVCPUs: 4, MaxVCPUs: 8}) || info.Config.Memory.HotplugSize != 8<<30 {
+	if c := info.Config.CPUs; c.BootVCPUs != 4 || c.MaxVCPUs != 8 || info.Config.Memory.HotplugSize != 8<<30 {
 		t.Errorf("the vmm got cpus %+v, memory %+v from the flags", info.Config.CPUs, info.Config.Memory)
 	}
 	if info.Config.Payload.Cmdline != DefaultCmdline {
@@ -375,7 +375,7 @@ func TestStartRefusesAMissingKernelOrASerialNotOnTty(t *testing.T) {
 	}
 	cfg = testConfig()
 	cfg.Payload.Kernel, cfg.Payload.Initramfs = "/bin/true", "/bin/true"
-	cfg.Serial = config.Console{Mode: config.ModeOff}
+	cfg.Serial = config.Serial{Mode: config.ModeOff}
 	if _, err := Start(context.Background(), cfg, Options{Binary: "/bin/true"}); err == nil || !strings.Contains(err.Error(), "tty") {
 		t.Errorf("Start with serial off: %v", err)
 	}

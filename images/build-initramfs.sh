@@ -11,7 +11,7 @@
 set -euo pipefail
 kdir=${1:?kernel dir}; init=${2:?init script}; out=${3:?output}; shift 3
 busybox=/bin/busybox
-[ -x "$busybox" ] && file -L "$busybox" | grep -q 'statically linked' || {
+[ -x "$busybox" ] && [[ "$(file -L "$busybox")" == *"statically linked"* ]] || {
 	echo "build-initramfs: $busybox is not a static busybox: apt-get install busybox-static" >&2; exit 1; }
 
 moddir=$(echo "$kdir"/lib/modules/*)

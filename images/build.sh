@@ -43,7 +43,7 @@ build guest "$here/guest-init" "$cache/guest/initramfs.cpio.gz" "$guest_modules"
 rootfs() {
 	local out=$cache/guest/rootfs.ext4.gz sum tree mkfs
 	mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
-	sum="$(cat "$cache/guest/.inputs") $("$mkfs" -V 2>&1 | head -1)"
+	sum="$(cat "$cache/guest/.inputs") $("$mkfs" -V 2>&1 | sed -n 1p)"
 	if [ -f "$out" ] && [ "$(cat "$cache/guest/.rootfs-inputs" 2>/dev/null)" = "$sum" ]; then
 		return 0
 	fi

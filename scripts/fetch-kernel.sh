@@ -23,7 +23,8 @@ if [ ! -f "$dir/.done" ]; then
 		(cd "$cache/debs" && apt-get download "$pkg" >&2) || {
 			apt-get update -qq >&2 && (cd "$cache/debs" && apt-get download "$pkg" >&2)
 		}
-		deb=$(ls "$cache/debs/${pkg}"_*.deb | head -n1)
+		debs=("$cache/debs/${pkg}"_*.deb)
+		deb=${debs[0]}
 	fi
 	rm -rf "$dir" && mkdir -p "$dir"
 	dpkg-deb -x "$deb" "$dir"

@@ -40,7 +40,7 @@ type console struct {
 // openConsole sets up the serial port's output and input for cc: tty
 // writes to stdout and reads stdin (a terminal is put in raw mode), file
 // writes to a file, off and null discard output and send no input.
-func openConsole(cc config.Console, stdin io.Reader, stdout io.Writer, log *slog.Logger) (*console, error) {
+func openConsole(cc config.Serial, stdin io.Reader, stdout io.Writer, log *slog.Logger) (*console, error) {
 	c := &console{log: log, changed: make(chan struct{}), quit: make(chan struct{})}
 	var w io.Writer = io.Discard
 	switch cc.Mode {

@@ -19,6 +19,9 @@ const (
 	leafAMDAddrSize = 0x8000_0008
 	leafAMDTopoExt  = 0x8000_001e
 
+	leafAMDFeatures = 0x8000_0001
+
+	leaf1ECXVMX         = 1 << 5
 	leaf1ECXTSCDeadline = 1 << 24
 	leaf1ECXHypervisor  = 1 << 31
 	leaf1EDXHTT         = 1 << 28
@@ -27,6 +30,9 @@ const (
 	topoLevelInvalid = 0
 	topoLevelSMT     = 1
 	topoLevelCore    = 2
+
+	// leafAMDFeaturesECXSVM is SVM in leaf 0x80000001 ECX.
+	leafAMDFeaturesECXSVM = 1 << 2
 
 	// vendorAMDEBX is "Auth" of "AuthenticAMD" in leaf 0 EBX.
 	vendorAMDEBX = 0x6874_7541
@@ -110,6 +116,24 @@ func topologyLeaf(e kvm.CPUIDEntry, apicID, shift uint32, maxVCPUs int) kvm.CPUI
 		e.EAX, e.EBX, e.ECX = 0, 0, topoLevelInvalid<<8|e.Index&0xff
 	}
 	return e
+}
+
+// WithoutNested is entries without hardware virtualisation: the VMX bit
+// (Intel) of leaf 1 and the SVM bit (AMD) of leaf 0x80000001 cleared, so
+// that the guest cannot run VMs of its own (cpus.nested=false). entries is
+// left as it is.
+func WithoutNested(entries []kvm.CPUIDEntry) []kvm.CPUIDEntry {
+	out := make([]kvm.CPUIDEntry, len(entries))
+	for i, e := range entries {
+		switch e.Function {
+		case leafFeatures:
+			e.ECX &^= leaf1ECXVMX
+		case leafAMDFeatures:
+			e.ECX &^= leafAMDFeaturesECXSVM
+		}
+		out[i] = e
+	}
+	return out
 }
 
 // Processor brand string leaves (0x80000002-0x80000004: 48 bytes of ASCII,

@@ -104,3 +104,21 @@ func TestWithBrandFillsTheBrandStringLeaves(t *testing.T) {
 		t.Errorf("brand leaves added beyond the max extended leaf: %d entries", n)
 	}
 }
+
+func TestWithoutNestedClearsVMXAndSVMOnly(t *testing.T) {
+	in := []kvm.CPUIDEntry{
+		{Function: leafFeatures, ECX: 0xffff_ffff, EDX: 0xffff_ffff},
+		{Function: leafAMDFeatures, ECX: 0xffff_ffff},
+		{Function: 0x7, EBX: 0xffff_ffff},
+	}
+	out := WithoutNested(in)
+	if out[0].ECX != 0xffff_ffff&^(1<<5) || out[0].EDX != 0xffff_ffff {
+		t.Errorf("leaf 1: ECX %#x EDX %#x, want only VMX (bit 5) cleared", out[0].ECX, out[0].EDX)
+	}
+	if out[1].ECX != 0xffff_ffff&^(1<<2) {
+		t.Errorf("leaf 0x80000001: ECX %#x, want only SVM (bit 2) cleared", out[1].ECX)
+	}
+	if out[2] != in[2] || in[0].ECX != 0xffff_ffff || in[1].ECX != 0xffff_ffff {
+		t.Errorf("other leaves or the input changed: %+v from %+v", out, in)
+	}
+}

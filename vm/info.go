@@ -56,17 +56,17 @@ func (info Info) Summary() string {
 	if c.RNG != nil {
 		row("rng", "%s", c.RNG.Src)
 	}
-	row("serial", "%s", formatConsole(c.Serial))
-	row("console", "%s", formatConsole(c.Console))
+	row("serial", "%s", formatConsole(c.Serial.Mode, c.Serial.File))
+	row("console", "%s", formatConsole(c.Console.Mode, c.Console.File))
 	return b.String()
 }
 
 // formatConsole renders a console's mode and file.
-func formatConsole(cc config.Console) string {
-	if cc.File != "" {
-		return fmt.Sprintf("%s %s", cc.Mode, cc.File)
+func formatConsole(mode config.ConsoleMode, file string) string {
+	if file != "" {
+		return fmt.Sprintf("%s %s", mode, file)
 	}
-	return orNone(string(cc.Mode))
+	return orNone(string(mode))
 }
 
 // orNone is s, or "-" for an empty s.

@@ -161,7 +161,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 
 	ram := memory.BootRAM(cfg.Memory.Size)
-	if m.mem, err = memory.Map(ram); err != nil {
+	if m.mem, err = memory.MapWith(ram, memory.Options{NoTHP: !cfg.Memory.THPEnabled()}); err != nil {
 		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
 	}
 	for _, r := range m.mem.Regions() {
@@ -202,7 +202,11 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 	m.log.Debug("payload loaded", "image", payload.Image.Kind(), "protocol", entry.Protocol, "entry", fmt.Sprintf("%#x", entry.Addr))
 
-	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: deps.cpuid, tscDeadline: deps.tscDeadline, entry: entry},
+	cpuid := deps.cpuid
+	if !cfg.CPUs.NestedEnabled() {
+		cpuid = WithoutNested(cpuid)
+	}
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
 		m, m.log, deps.firstRun)
 	for id := range cfg.CPUs.BootVCPUs {
 		if err = m.cpus.create(id, id == 0); err != nil {
@@ -246,12 +250,12 @@ func (m *machine) addDevices() error {
 // addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
 // (power button and CPU events, and memory events with a hot plug RAM
 // space), the CPU controller for max_vcpus CPUs, and the memory controller
-// with one slot per 128 MiB of hot plug space.
+// with one slot per whole 128 MiB block of hot plug space.
 func (m *machine) addHotplug() error {
 	var err error
 	events := hotplug.EventPowerButton | hotplug.EventCPU
-	if m.cfg.Memory.HotplugSize > 0 {
-		slots := min(int(m.cfg.Memory.HotplugSize/config.HotplugBlock), hotplug.MaxMemorySlots)
+	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 {
+		slots := int(min(blocks, hotplug.MaxMemorySlots))
 		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {
 			return err
 		}

@@ -17,19 +17,24 @@ import (
 type resizePlan struct {
 	// vcpus is the new vCPU count; 0 leaves it alone.
 	vcpus int
+	// ram is the new memory.size, the RAM asked for; 0 leaves it alone.
+	ram uint64
 	// addRAM is how many bytes to hot-add now; 0 adds none.
 	addRAM uint64
-	// nextRAM is the RAM the VM boots with at its next reboot; 0 leaves it
-	// alone.
-	nextRAM uint64
 }
 
 // ramState is what a RAM resize is checked against.
 type ramState struct {
-	// current is the RAM the guest has now: boot RAM plus hot-added.
+	// running is set when a guest runs, into which RAM is hot-added.
+	running bool
+	// current is the RAM the guest has now, boot RAM plus hot-added (when
+	// running).
 	current uint64
-	// limit is the most RAM the VM may have: boot RAM plus hotplug_size.
+	// limit is the most RAM the running guest may have: its boot RAM plus
+	// the whole 128 MiB blocks of its hot plug space.
 	limit uint64
+	// space is the usable hot plug space of the running guest.
+	space uint64
 	// freeSlots is how many more hot adds the memory controller takes.
 	freeSlots int
 }
@@ -37,52 +42,71 @@ type ramState struct {
 // planResize checks req as a whole against cfg and says what to change. It
 // changes nothing: a request with any invalid part is refused entirely
 // (ErrInvalid), so a valid desired_vcpus never lands next to a bad
-// desired_ram.
+// desired_ram. The errors carry Cloud Hypervisor's texts.
+//
+// RAM follows Cloud Hypervisor's ACPI hot plug: memory.size becomes the
+// size asked for at once. With a guest running, more RAM than it has is
+// hot-added (in 128 MiB blocks, within its hot plug space), and less is
+// left for the next boot; without one, the size is simply the next boot's.
 func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, error) {
 	var p resizePlan
 	if req.DesiredVCPUs == nil && req.DesiredRAM == nil && req.DesiredBalloon == nil {
-		return p, invalidf("resize: the request asks for nothing (desired_vcpus, desired_ram or desired_balloon)")
+		return p, invalidf("the request asks for nothing (desired_vcpus, desired_ram or desired_balloon)")
 	}
 	if req.DesiredVCPUs != nil {
 		n := *req.DesiredVCPUs
-		if n < 1 || n > int64(cfg.CPUs.MaxVCPUs) {
-			return p, invalidf("resize: desired_vcpus=%d: must be between 1 and max_vcpus (%d)", n, cfg.CPUs.MaxVCPUs)
+		switch {
+		case n == 0:
+			return p, invalid(chError(textZeroVCPUs, "desired_vcpus=0: at least 1 vCPU is needed"))
+		case n < 0:
+			return p, invalidf("desired_vcpus=%d: at least 1 vCPU is needed", n)
+		case n > int64(cfg.CPUs.MaxVCPUs):
+			return p, invalid(chError(textVCPUsAboveMax, "desired_vcpus=%d: must be between 1 and max_vcpus (%d)", n, cfg.CPUs.MaxVCPUs))
 		}
 		if int(n) != cfg.CPUs.BootVCPUs {
 			p.vcpus = int(n)
 		}
 	}
 	if req.DesiredRAM != nil {
-		b := *req.DesiredRAM
-		if b <= 0 {
-			return p, invalidf("resize: desired_ram=%d: must be a positive byte count", b)
-		}
-		switch n := uint64(b); {
-		case n > ram.current:
-			add := n - ram.current
-			switch {
-			case cfg.Memory.HotplugSize == 0:
-				return p, invalidf("resize: desired_ram=%d: the VM has no hot plug space (--memory hotplug_size=)", b)
-			case add%config.HotplugBlock != 0:
-				return p, invalidf("resize: desired_ram=%d: the %d bytes to add are not a multiple of 128 MiB (the guest's memory block size)", b, add)
-			case n > ram.limit:
-				return p, invalidf("resize: desired_ram=%d: above size + hotplug_size (%d bytes)", b, ram.limit)
-			case ram.freeSlots < 1:
-				return p, invalidf("resize: desired_ram=%d: every memory hot plug slot is used", b)
-			}
-			p.addRAM = add
-		case n < ram.current:
-			// Applied at the next reboot, as boot RAM.
-			if n < config.MinMemory || n%4096 != 0 {
-				return p, invalidf("resize: desired_ram=%d: boot RAM must be at least %d MiB and a multiple of 4 KiB", b, config.MinMemory/config.MiB)
-			}
-			p.nextRAM = n
+		if err := planRAM(&p, cfg, ram, *req.DesiredRAM); err != nil {
+			return p, err
 		}
 	}
 	if req.DesiredBalloon != nil {
-		return p, notSupported("resize: desired_balloon (no balloon device)")
+		return p, invalid(chError(textNoBalloon, "desired_balloon: vmm has no balloon device"))
 	}
 	return p, nil
+}
+
+// planRAM plans desired_ram=b.
+func planRAM(p *resizePlan, cfg config.VM, ram ramState, b int64) error {
+	if b <= 0 {
+		return invalidf("desired_ram=%d: must be a positive byte count", b)
+	}
+	n := uint64(b)
+	if ram.running && n > ram.current {
+		add := n - ram.current
+		switch {
+		case ram.space == 0:
+			return invalid(chError(textNoHotplugSpace, "desired_ram=%d: the VM has no hot plug space (memory.hotplug_size)", b))
+		case add%config.HotplugBlock != 0:
+			return invalid(chError(textInvalidRAMSize, "desired_ram=%d: the %d bytes to add are not a multiple of 128 MiB (the guest's memory block size)", b, add))
+		case n > ram.limit:
+			return invalid(chError(textNoHotplugSpace, "desired_ram=%d: above the boot RAM plus the hot plug space (%d bytes)", b, ram.limit))
+		case ram.freeSlots < 1:
+			return invalid(chError(textNoACPISlot, "desired_ram=%d: every memory hot plug slot is used", b))
+		}
+		p.addRAM = add
+	} else if n != ram.current || !ram.running {
+		// The next boot's RAM.
+		if n < config.MinMemory || n%4096 != 0 {
+			return invalid(chError(textInvalidRAMValue, "desired_ram=%d: the RAM the VM boots with must be at least %d MiB and a multiple of 4 KiB", b, config.MinMemory/config.MiB))
+		}
+	}
+	if n != cfg.Memory.Size {
+		p.ram = n
+	}
+	return nil
 }
 
 // Resize changes the vCPU count or RAM of the VM. The request is validated
@@ -90,20 +114,20 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 // guest has not finished an earlier eject is refused with ErrBusy. A new
 // vCPU count is stored as boot_vcpus, so a reboot keeps it; on a running VM
 // it is applied live through ACPI hot plug: added vCPUs come up offline in
-// the guest, removed ones are ejected by the guest and parked.
+// the guest, removed ones are ejected by the guest and parked. A new RAM
+// size is stored as memory.size at once, as Cloud Hypervisor does: RAM
+// added to a running VM is hot-added now, a lower size waits for the next
+// boot, and a VM that does not run just boots with it.
 func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.checkLocked("resize", StateCreated, StateRunning, StateShutdown); err != nil {
+	if v.cfg != nil && v.state == StatePaused {
+		return stateError("the VM is paused: resume it to resize it")
+	}
+	if err := v.checkLocked(StateRunning); err != nil {
 		return err
 	}
-	ram := ramState{current: v.cfg.Memory.Size, limit: v.cfg.Memory.Size + v.cfg.Memory.HotplugSize}
-	if v.m != nil {
-		ram.current = v.m.mem.Size()
-		if v.m.memHP != nil {
-			ram.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
-		}
-	}
+	ram := v.ramStateLocked()
 	v.syncVCPUsLocked()
 	p, err := planResize(*v.cfg, ram, req)
 	if err != nil {
@@ -121,44 +145,54 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 			return err
 		}
 	}
-	if p.addRAM > 0 && v.m == nil {
-		// No guest to hot plug into: the VM boots with it instead.
-		p.nextRAM, p.addRAM = ram.current+p.addRAM, 0
-	}
 	// RAM first: it is the part that can fail for want of host memory, and
 	// then nothing has changed.
 	if p.addRAM > 0 {
 		if err := v.m.addRAM(p.addRAM); err != nil {
-			return fmt.Errorf("resize: %w", err)
+			return err
 		}
-		// The added RAM stays after a reboot, as boot RAM.
-		v.nextRAM = ram.current + p.addRAM
 	}
-	if p.nextRAM > 0 {
-		v.nextRAM = p.nextRAM
-		if v.m == nil {
-			v.applyNextRAMLocked()
-		}
+	if p.ram > 0 {
+		v.cfg.Memory.Size = p.ram
 	}
 	if p.vcpus == 0 {
 		return nil
 	}
 	if v.m != nil {
 		if err := v.m.resizeCPUs(p.vcpus); err != nil {
-			return fmt.Errorf("resize: %w", err)
+			return err
 		}
 	}
 	v.cfg.CPUs.BootVCPUs = p.vcpus
 	return nil
 }
 
+// ramStateLocked is what a RAM resize is checked against now. Called with
+// v.mu held.
+func (v *VMM) ramStateLocked() ramState {
+	if v.m == nil {
+		return ramState{current: v.cfg.Memory.Size}
+	}
+	mc := v.m.cfg.Memory
+	space := usableHotplug(mc.HotplugSize)
+	r := ramState{running: true, current: v.m.mem.Size(), limit: mc.Size + space, space: space}
+	if v.m.memHP != nil {
+		r.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
+	}
+	return r
+}
+
+// usableHotplug is the part of a hot plug space of size bytes that RAM can
+// be hot-added into: its whole 128 MiB blocks.
+func usableHotplug(size uint64) uint64 { return size &^ (config.HotplugBlock - 1) }
+
 // ejectOverdue decides a vCPU resize that finds removals pending for
 // waited: ErrBusy while they are younger than timeout, nil (withdraw them
 // and go ahead) after.
 func ejectOverdue(waited, timeout time.Duration) error {
 	if waited < timeout {
-		return fmt.Errorf("resize: the guest has not finished ejecting vCPUs (asked %.1fs ago; a resize after %s withdraws them): %w",
-			waited.Seconds(), timeout, ErrBusy)
+		return ofKind(chError(textPendingRemoval, "the guest has not finished ejecting vCPUs (asked %.1fs ago; a resize after %s withdraws them)",
+			waited.Seconds(), timeout), ErrBusy)
 	}
 	return nil
 }
@@ -175,21 +209,23 @@ func (v *VMM) syncVCPUsLocked() {
 	v.cfg.CPUs.BootVCPUs = v.m.cpuHP.PresentCount()
 }
 
-// applyNextRAMLocked makes the RAM size a resize asked for the boot RAM, as
-// a reboot does: hotplug_size shrinks or grows so that size + hotplug_size,
-// the most RAM the VM may have, stays, and the whole hot plug space is free
-// again. Called with v.mu held, with no machine running.
-func (v *VMM) applyNextRAMLocked() {
-	if v.cfg == nil || v.nextRAM == 0 {
+// layoutRAMLocked makes memory.size the boot RAM of the machine about to
+// be built, as a boot after a RAM resize does, keeping the most RAM the VM
+// may have: hotplug_size shrinks or grows by what the boot RAM grew or
+// shrank since it was laid out (bootRAM), in whole 128 MiB blocks and down
+// to 0, so that size + hotplug_size stays. Called with v.mu held, with no
+// machine running.
+func (v *VMM) layoutRAMLocked() {
+	mc := &v.cfg.Memory
+	if v.bootRAM == 0 || mc.Size == v.bootRAM {
 		return
 	}
-	mc := &v.cfg.Memory
-	limit := mc.Size + mc.HotplugSize
-	mc.Size, v.nextRAM = v.nextRAM, 0
+	limit := v.bootRAM + mc.HotplugSize
 	mc.HotplugSize = 0
 	if limit > mc.Size {
-		mc.HotplugSize = (limit - mc.Size) &^ (config.HotplugBlock - 1)
+		mc.HotplugSize = usableHotplug(limit - mc.Size)
 	}
+	v.bootRAM = mc.Size
 }
 
 // addRAM hot-adds n bytes (a multiple of 128 MiB) at the end of what was
@@ -198,7 +234,7 @@ func (v *VMM) applyNextRAMLocked() {
 // about through the GED. On failure nothing is left behind.
 func (m *machine) addRAM(n uint64) error {
 	if m.memHP == nil {
-		return invalidf("add RAM: the VM has no hot plug space")
+		return invalid(chError(textNoHotplugSpace, "the VM has no hot plug space"))
 	}
 	boot := m.cfg.Memory.Size
 	base := layout.HotplugRAMStart(boot) + (m.mem.Size() - boot)

@@ -113,7 +113,7 @@ func testMachinePlacesVirtioDevices(t *testing.T, transport VirtioTransport) {
 		if n.Tap == "" || !strings.HasPrefix(n.MAC, "52:54:00:") {
 			t.Errorf("net written back as %+v, want the tap's name and a generated MAC", n)
 		}
-		if caller[0] != (config.Net{}) {
+		if !reflect.DeepEqual(caller[0], config.Net{}) {
 			t.Errorf("the caller's config changed: %+v", caller[0])
 		}
 	}
@@ -127,7 +127,7 @@ func testMachinePlacesVirtioDevices(t *testing.T, transport VirtioTransport) {
 		if err != nil {
 			t.Fatalf("rebuild with tap %s: %v", cfg.Net[0].Tap, err)
 		}
-		if m2.cfg.Net[0] != cfg.Net[0] {
+		if !reflect.DeepEqual(m2.cfg.Net[0], cfg.Net[0]) {
 			t.Errorf("net after the rebuild %+v, want %+v", m2.cfg.Net[0], cfg.Net[0])
 		}
 		m2.close()

@@ -67,9 +67,11 @@ type VMM struct {
 	state   State
 	m       *machine
 	console *console
-	// nextRAM is boot RAM a resize lowered, applied at the next reboot
-	// (0: none).
-	nextRAM uint64
+	// bootRAM is the boot RAM the hot plug space was laid out after: that
+	// of the running machine, or of the last one, or cfg's at create.
+	// size + hotplug_size stays bootRAM + hotplug_size when the next boot
+	// takes the RAM size a resize set (see layoutRAMLocked).
+	bootRAM uint64
 	// ended is set when the VMM ends; done is closed then, and exitErr
 	// set, for Done and Wait.
 	ended   bool
@@ -133,45 +135,49 @@ func New(opts Options) (*VMM, error) {
 	return v, nil
 }
 
-// notSupported is the error of operations this VMM does not implement yet.
-func notSupported(op string) error {
-	return invalidf("%s: not supported yet", op)
-}
-
-// Create sets the VM's configuration after checking it as a whole,
-// including that the kernel is a bzImage and the files exist. Nothing runs
-// until Boot.
+// Create sets the VM's configuration after checking it as a whole: Cloud
+// Hypervisor's rules, that vmm does what it asks (a field vmm does not do,
+// away from its default, is refused: config.CheckSupported), that the
+// kernel is one vmm boots and the files exist. The configuration is kept
+// with its defaults filled in, as vm.info shows it. Nothing runs until
+// Boot, and a refused configuration leaves no VM.
 func (v *VMM) Create(cfg config.VM) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ended {
-		return fmt.Errorf("create: the VMM is shutting down: %w", ErrState)
+		return stateError("the VMM is shutting down")
 	}
 	if v.cfg != nil {
-		return fmt.Errorf("create: a VM already exists: %w", ErrState)
+		return stateError(textAlreadyCreated)
 	}
-	if err := v.check(&cfg); err != nil {
-		return fmt.Errorf("create: %w", err)
+	c := cfg.Clone()
+	if err := v.check(&c); err != nil {
+		return err
 	}
-	c := cfg
 	v.cfg = &c
 	v.state = StateCreated
+	v.bootRAM = c.Memory.Size
 	return nil
 }
 
-// check validates cfg for this host and this VMM's features.
+// check fills in cfg's defaults and validates it for this host and this
+// VMM's features.
 func (v *VMM) check(cfg *config.VM) error {
+	cfg.SetDefaults()
 	if ignored := cfg.Payload.IgnoredWithFirmware(); len(ignored) > 0 {
 		v.log.Warn("a firmware is the payload: ignoring the kernel's fields", "ignored", ignored, "firmware", cfg.Payload.Firmware)
 	}
 	if err := cfg.Validate(v.hostMaxCPUs); err != nil {
+		if nu := (*config.NotUniqueError)(nil); errors.As(err, &nu) {
+			return ofKind(err, ErrConflict)
+		}
+		return invalid(err)
+	}
+	if err := cfg.CheckSupported(); err != nil {
 		return invalid(err)
 	}
 	if cfg.CPUs.MaxVCPUs > acpi.MaxCPUs {
 		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.CPUs.MaxVCPUs, acpi.MaxCPUs)
-	}
-	if cfg.Console.Mode != config.ModeOff && cfg.Console.Mode != config.ModeNull {
-		return notSupported("virtio console")
 	}
 	if err := checkVirtio(cfg, v.opts.VirtioTransport); err != nil {
 		return err
@@ -183,38 +189,39 @@ func (v *VMM) check(cfg *config.VM) error {
 }
 
 // lifecycle runs step under the lock once a VM exists in one of the
-// allowed states (in any state when none is given); step's error is
-// prefixed with op.
-func (v *VMM) lifecycle(op string, allowed []State, step func() error) error {
+// allowed states (in any state when none is given); to is the state the
+// operation takes the VM to, for the error when it is in another.
+func (v *VMM) lifecycle(to State, allowed []State, step func() error) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.checkLocked(op, allowed...); err != nil {
+	if err := v.checkLocked(to, allowed...); err != nil {
 		return err
 	}
-	if err := step(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return step()
 }
 
-// checkLocked fails op with ErrNoVM when there is no VM and with ErrState
-// when the VM is in none of the allowed states (any state will do when none
-// is given). Called with v.mu held.
-func (v *VMM) checkLocked(op string, allowed ...State) error {
-	if v.cfg == nil {
-		return fmt.Errorf("%s: %w", op, ErrNoVM)
+// checkLocked fails an operation taking the VM to state to with ErrNoVM
+// when there is no VM, and with an ErrState error in Cloud Hypervisor's
+// words when the VM is in none of the allowed states (any state will do
+// when none is given): "VM is not running" when it is not, an invalid
+// transition otherwise. Called with v.mu held.
+func (v *VMM) checkLocked(to State, allowed ...State) error {
+	switch {
+	case v.cfg == nil:
+		return ErrNoVM
+	case len(allowed) == 0 || slices.Contains(allowed, v.state):
+		return nil
+	case v.state == StateCreated || v.state == StateShutdown:
+		return stateError(textNotRunning)
 	}
-	if len(allowed) > 0 && !slices.Contains(allowed, v.state) {
-		return fmt.Errorf("%s: the VM is %s: %w", op, v.state, ErrState)
-	}
-	return nil
+	return transitionError(v.state, to)
 }
 
 // Boot builds the VM from its configuration and starts it.
 func (v *VMM) Boot() error {
-	return v.lifecycle("boot", []State{StateCreated, StateShutdown}, func() error {
+	return v.lifecycle(StateRunning, []State{StateCreated, StateShutdown}, func() error {
 		if v.ended {
-			return fmt.Errorf("the VMM is shutting down: %w", ErrState)
+			return stateError("the VMM is shutting down")
 		}
 		return v.bootLocked()
 	})
@@ -222,7 +229,7 @@ func (v *VMM) Boot() error {
 
 // bootLocked builds a machine from the current config and runs it.
 func (v *VMM) bootLocked() error {
-	v.applyNextRAMLocked()
+	v.layoutRAMLocked()
 	if v.console == nil {
 		c, err := openConsole(v.cfg.Serial, v.opts.Stdin, v.opts.Stdout, v.log)
 		if err != nil {
@@ -250,6 +257,7 @@ func (v *VMM) bootLocked() error {
 		return err
 	}
 	v.m = m
+	v.bootRAM = m.cfg.Memory.Size
 	v.state = StateRunning
 	v.log.Info("VM running", "vcpus", v.cfg.CPUs.BootVCPUs, "max_vcpus", v.cfg.CPUs.MaxVCPUs, "memory_mib", v.cfg.Memory.Size>>20)
 	return nil
@@ -271,7 +279,7 @@ func (v *VMM) stopLocked() {
 
 // Shutdown stops the VM; its configuration stays, and Boot starts it again.
 func (v *VMM) Shutdown() error {
-	return v.lifecycle("shutdown", []State{StateRunning, StatePaused}, func() error {
+	return v.lifecycle(StateShutdown, []State{StateRunning, StatePaused}, func() error {
 		v.stopLocked()
 		v.state = StateShutdown
 		return nil
@@ -281,7 +289,7 @@ func (v *VMM) Shutdown() error {
 // Reboot tears the VM down and builds it again from its current
 // configuration, as a guest reset does.
 func (v *VMM) Reboot() error {
-	return v.lifecycle("reboot", []State{StateRunning, StatePaused}, v.rebootLocked)
+	return v.lifecycle(StateRunning, []State{StateRunning, StatePaused}, v.rebootLocked)
 }
 
 func (v *VMM) rebootLocked() error {
@@ -292,7 +300,7 @@ func (v *VMM) rebootLocked() error {
 
 // Pause stops every vCPU; Resume lets them run again.
 func (v *VMM) Pause() error {
-	return v.lifecycle("pause", []State{StateRunning}, func() error {
+	return v.lifecycle(StatePaused, []State{StateRunning}, func() error {
 		v.m.cpus.pause()
 		v.state = StatePaused
 		return nil
@@ -301,7 +309,7 @@ func (v *VMM) Pause() error {
 
 // Resume undoes Pause.
 func (v *VMM) Resume() error {
-	return v.lifecycle("resume", []State{StatePaused}, func() error {
+	return v.lifecycle(StateRunning, []State{StatePaused}, func() error {
 		v.m.cpus.resume()
 		v.state = StateRunning
 		return nil
@@ -310,7 +318,7 @@ func (v *VMM) Resume() error {
 
 // PowerButton presses the guest's ACPI power button.
 func (v *VMM) PowerButton() error {
-	return v.lifecycle("power button", []State{StateRunning}, func() error { return v.m.powerButton() })
+	return v.lifecycle(StateShutdown, []State{StateRunning}, func() error { return v.m.powerButton() })
 }
 
 // Info reports the configuration and state.
@@ -321,7 +329,7 @@ func (v *VMM) Info() (Info, error) {
 		return Info{}, ErrNoVM
 	}
 	v.syncVCPUsLocked()
-	info := Info{Config: *v.cfg, State: v.state, MemoryActualSize: v.cfg.Memory.Size}
+	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.Size}
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
 		info.MemoryActualSize = v.m.mem.Size()
@@ -330,14 +338,16 @@ func (v *VMM) Info() (Info, error) {
 	return info, nil
 }
 
-// Delete stops the VM if it runs and forgets its configuration.
+// Delete stops the VM if it runs and forgets its configuration. Without a
+// VM it does nothing, as Cloud Hypervisor's.
 func (v *VMM) Delete() error {
-	return v.lifecycle("delete", nil, func() error {
-		v.stopLocked()
-		v.cfg = nil
-		v.state = ""
-		return nil
-	})
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.stopLocked()
+	v.cfg = nil
+	v.state = ""
+	v.bootRAM = 0
+	return nil
 }
 
 // Stop stops the VM if it runs and ends the VMM: Wait then returns nil.

@@ -44,8 +44,11 @@ func TestVMMLifecycleFollowsCloudHypervisorStates(t *testing.T) {
 	if _, err := v.Info(); !errors.Is(err, ErrNoVM) {
 		t.Fatalf("Info before Create: %v, want ErrNoVM", err)
 	}
-	if err := v.Boot(); !errors.Is(err, ErrNoVM) {
+	if err := v.Boot(); !errors.Is(err, ErrNoVM) || err.Error() != "VM is not created" {
 		t.Errorf("Boot before Create: %v", err)
+	}
+	if err := v.Delete(); err != nil {
+		t.Errorf("Delete without a VM: %v, want nothing done, as Cloud Hypervisor", err)
 	}
 	cfg := config.Default()
 	cfg.Payload = config.Payload{Kernel: kernel, Initramfs: initramfs, Cmdline: "console=ttyS0"}
@@ -54,31 +57,36 @@ func TestVMMLifecycleFollowsCloudHypervisorStates(t *testing.T) {
 	if err := v.Create(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Create(cfg); !errors.Is(err, ErrState) {
-		t.Errorf("second Create: %v, want ErrState", err)
+	if err := v.Create(cfg); !errors.Is(err, ErrState) || err.Error() != "VM is already created" {
+		t.Errorf("second Create: %v, want ErrState saying VM is already created", err)
 	}
 	steps := []struct {
 		name string
 		op   func() error
 		want State
 		err  error
+		msg  string // the error's text, Cloud Hypervisor's
 	}{
-		{"pause before boot", v.Pause, StateCreated, ErrState},
-		{"boot", v.Boot, StateRunning, nil},
-		{"boot again", v.Boot, StateRunning, ErrState},
-		{"pause", v.Pause, StatePaused, nil},
-		{"pause again", v.Pause, StatePaused, ErrState},
-		{"resume", v.Resume, StateRunning, nil},
-		{"reboot", v.Reboot, StateRunning, nil},
-		{"resize", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StateRunning, ErrInvalid},
-		{"shutdown", v.Shutdown, StateShutdown, nil},
-		{"resume after shutdown", v.Resume, StateShutdown, ErrState},
-		{"boot after shutdown", v.Boot, StateRunning, nil},
+		{"pause before boot", v.Pause, StateCreated, ErrState, "VM is not running"},
+		{"boot", v.Boot, StateRunning, nil, ""},
+		{"boot again", v.Boot, StateRunning, ErrState, "invalid VM state transition: Running to Running"},
+		{"pause", v.Pause, StatePaused, nil, ""},
+		{"pause again", v.Pause, StatePaused, ErrState, "invalid VM state transition: Paused to Paused"},
+		{"resize while paused", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StatePaused, ErrState, "the VM is paused: resume it to resize it"},
+		{"resume", v.Resume, StateRunning, nil, ""},
+		{"reboot", v.Reboot, StateRunning, nil, ""},
+		{"resize", func() error { return v.Resize(context.Background(), ResizeRequest{}) }, StateRunning, ErrInvalid, ""},
+		{"shutdown", v.Shutdown, StateShutdown, nil, ""},
+		{"resume after shutdown", v.Resume, StateShutdown, ErrState, "VM is not running"},
+		{"boot after shutdown", v.Boot, StateRunning, nil, ""},
 	}
 	for _, s := range steps {
 		err := s.op()
 		if s.err == nil && err != nil || s.err != nil && !errors.Is(err, s.err) {
 			t.Fatalf("%s: %v, want %v", s.name, err, s.err)
+		}
+		if s.msg != "" && err.Error() != s.msg {
+			t.Errorf("%s: %q, want %q", s.name, err, s.msg)
 		}
 		info, err := v.Info()
 		if err != nil || info.State != s.want {
@@ -135,5 +143,94 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "invalid request") {
 			t.Errorf("%s: %v, want ErrInvalid saying %q", c.name, err, c.want)
 		}
+	}
+}
+
+// RAM resizes follow Cloud Hypervisor's ACPI hot plug: memory.size is the
+// size asked for at once (more is hot-added, less waits for the next boot,
+// the current size cancels a lower one), and without a running guest a
+// resize only changes the configuration, whatever the hot plug slots.
+func TestVMMResizeRAMSetsMemorySizeAtOnce(t *testing.T) {
+	kernel, initramfs := cachedGuest(t)
+	v := newTestVMM(t)
+	cfg := config.Default()
+	cfg.Payload = config.Payload{Kernel: kernel, Initramfs: initramfs, Cmdline: "console=ttyS0"}
+	cfg.Memory = config.Memory{Size: config.GiB, HotplugSize: 4*config.GiB + 64*config.MiB}
+	cfg.Serial.Mode = config.ModeNull
+	if err := v.Create(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ram := func(n uint64) ResizeRequest { b := int64(n); return ResizeRequest{DesiredRAM: &b} }
+	expect := func(step string, size, hotplug, actual uint64) {
+		t.Helper()
+		info, err := v.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := info.Config.Memory; m.Size != size || m.HotplugSize != hotplug || info.MemoryActualSize != actual {
+			t.Errorf("%s: memory.size %d, hotplug_size %d, actual %d; want %d, %d, %d", step, m.Size, m.HotplugSize, info.MemoryActualSize, size, hotplug, actual)
+		}
+	}
+	resize := func(step string, n uint64) {
+		t.Helper()
+		if err := v.Resize(context.Background(), ram(n)); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	resize("more RAM before the first boot", 2*config.GiB)
+	expect("before the first boot", 2*config.GiB, 4*config.GiB+64*config.MiB, 2*config.GiB)
+	if err := v.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	// The limit, 1 GiB + 4 GiB, stays: the boot took 1 GiB of the space.
+	expect("booted", 2*config.GiB, 3*config.GiB, 2*config.GiB)
+	resize("hot add", 3*config.GiB)
+	expect("after a hot add", 3*config.GiB, 3*config.GiB, 3*config.GiB)
+	resize("less RAM", 2*config.GiB)
+	expect("after a decrease", 2*config.GiB, 3*config.GiB, 3*config.GiB)
+	resize("the current RAM", 3*config.GiB)
+	expect("after the decrease was cancelled", 3*config.GiB, 3*config.GiB, 3*config.GiB)
+	if err := v.Resize(context.Background(), ram(6*config.GiB)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Not enough space in the hotplug RAM region") {
+		t.Errorf("past the hot plug space: %v", err)
+	}
+	if err := v.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	resize("more RAM after a shutdown", 4*config.GiB)
+	expect("shut down", 4*config.GiB, 3*config.GiB, 4*config.GiB)
+	if err := v.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	expect("booted again", 4*config.GiB, config.GiB, 4*config.GiB)
+}
+
+// The body Kata Containers' Cloud Hypervisor driver sends is taken as it
+// is (but for its files), and the VM boots from it.
+func TestVMMTakesKataContainersBody(t *testing.T) {
+	kernel, initramfs := cachedGuest(t)
+	v := newTestVMM(t)
+	data, err := os.ReadFile("../e2e/testdata/kata-vm-create.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Payload.Kernel, cfg.Payload.Initramfs = kernel, initramfs
+	if err := v.Create(cfg); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := v.Boot(); err != nil {
+		t.Fatalf("boot: %v", err)
+	}
+	info, err := v.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := info.Config
+	if c.CPUs.BootVCPUs != 4 || c.CPUs.MaxVCPUs != 8 || c.CPUs.Topology == nil || c.CPUs.Topology.CoresPerDie != 8 ||
+		c.Platform == nil || c.Platform.NumPCISegments != 2 || c.RNG == nil || info.ActiveVCPUs != 4 || info.State != StateRunning {
+		t.Errorf("info %+v", info)
 	}
 }

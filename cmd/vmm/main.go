@@ -160,10 +160,10 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	if cfg.Memory, err = config.ParseMemory(*memory); err != nil {
 		return cfg, o, usageError{err}
 	}
-	if cfg.Serial, err = config.ParseConsole("serial", *serial); err != nil {
+	if cfg.Serial, err = config.ParseSerial(*serial); err != nil {
 		return cfg, o, usageError{err}
 	}
-	if cfg.Console, err = config.ParseConsole("console", *console); err != nil {
+	if cfg.Console, err = config.ParseConsole(*console); err != nil {
 		return cfg, o, usageError{err}
 	}
 	for _, d := range disks {
@@ -238,7 +238,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 
 	if hasPayload(cfg) {
 		if err := v.Create(cfg); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("create: %w", err))
 		}
 	}
 	var srv *api.Server
@@ -254,7 +254,7 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 			if srv != nil {
 				srv.Close()
 			}
-			return fail(err)
+			return fail(fmt.Errorf("boot: %w", err))
 		}
 	}
 

@@ -21,11 +21,11 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 	}{
 		{"double dash", []string{"--kernel", "k", "--cpus", "boot=4", "--memory", "size=1024M", "--serial", "tty"},
 			func(c config.VM) bool {
-				return c.Payload.Kernel == "k" && c.CPUs == config.CPUs{BootVCPUs: 4, MaxVCPUs: 4} && c.Memory.Size == 1<<30 && c.Serial.Mode == config.ModeTty
+				return c.Payload.Kernel == "k" && c.CPUs.BootVCPUs == 4 && c.CPUs.MaxVCPUs == 4 && c.Memory.Size == 1<<30 && c.Serial.Mode == config.ModeTty
 			}},
 		{"single dash and =", []string{"-kernel=k", "-cpus=boot=2,max=8", "-serial=file=/tmp/x"},
 			func(c config.VM) bool {
-				return c.CPUs.MaxVCPUs == 8 && c.Serial == config.Console{Mode: config.ModeFile, File: "/tmp/x"}
+				return c.CPUs.MaxVCPUs == 8 && c.Serial == config.Serial{Mode: config.ModeFile, File: "/tmp/x"}
 			}},
 		{"rng alone", []string{"--kernel", "k", "--rng"}, func(c config.VM) bool { return c.RNG != nil && c.RNG.Src == config.DefaultRNGSource }},
 		{"rng with a separate value", []string{"--rng", "src=/dev/hwrng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.RNG.Src == "/dev/hwrng" }},

@@ -89,6 +89,9 @@ func TestClientWithFakeBackend_ErrorRepliesAreAPIErrors(t *testing.T) {
 
 func TestAPIErrorRendering(t *testing.T) {
 	e := &APIError{Status: 429, Messages: []string{"The VM could not be resized", "eject pending"}}
+	if got := (&APIError{Status: 500, Messages: []string{"Error from API", "The VM could not be paused", "VM is not running"}}).Message(); got != "The VM could not be paused: VM is not running" {
+		t.Errorf("Message = %q, want Cloud Hypervisor's generic head left out", got)
+	}
 	if got, want := e.Error(), "API error 429 Too Many Requests: The VM could not be resized: eject pending"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}

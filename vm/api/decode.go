@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
@@ -13,17 +14,33 @@ import (
 )
 
 // requestError is a request the server refuses before the backend sees it;
-// status is its HTTP status.
+// status is its HTTP status, head the first string of its error body (the
+// status text when empty).
 type requestError struct {
 	status int
+	head   string
 	msg    string
 }
 
 func (e *requestError) Error() string { return e.msg }
 
+// heading is the first string of the error body.
+func (e *requestError) heading() string {
+	if e.head != "" {
+		return e.head
+	}
+	return http.StatusText(e.status)
+}
+
 // badRequest returns a 400 requestError.
 func badRequest(format string, args ...any) error {
-	return &requestError{status: 400, msg: fmt.Sprintf(format, args...)}
+	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// undecodable is the 400 requestError of a body that does not decode, with
+// Cloud Hypervisor's head for it.
+func undecodable(format string, args ...any) error {
+	return &requestError{status: http.StatusBadRequest, head: "Failed to deserialize JSON", msg: fmt.Sprintf(format, args...)}
 }
 
 // decodeStrict decodes body, which must hold exactly one JSON object, into
@@ -41,7 +58,7 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(t))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequest("request body: %s", describeDecodeError(err))
+		return undecodable("request body: %s", describeDecodeError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("request body: unexpected data after the JSON object")
@@ -127,13 +144,18 @@ func decodeResize(body []byte) (vm.ResizeRequest, error) {
 	return req, nil
 }
 
-// decodeCreate decodes a vm.create body over config.Default, so absent
-// fields keep their defaults, as Cloud Hypervisor's do. The backend
-// validates the result.
+// decodeCreate decodes a vm.create body with config.Decode: over
+// config.Default, so absent fields keep their defaults, as Cloud
+// Hypervisor's do, and with every name Cloud Hypervisor defines known. The
+// backend validates the result.
 func decodeCreate(body []byte) (config.VM, error) {
-	cfg := config.Default()
-	if err := decodeStrict(body, &cfg); err != nil {
+	var raw json.RawMessage
+	if err := decodeStrict(body, &raw); err != nil {
 		return config.VM{}, err
+	}
+	cfg, err := config.Decode(raw)
+	if err != nil {
+		return config.VM{}, undecodable("request body: %s", describeDecodeError(err))
 	}
 	return cfg, nil
 }

@@ -20,9 +20,9 @@ import (
 // messages of the error body (Cloud Hypervisor's JSON array of strings,
 // outermost first).
 //
-// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404
-// and vm.ErrBusy for 429, so callers can branch on the same kinds as the
-// server's backend.
+// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404,
+// vm.ErrConflict for 409 and vm.ErrBusy for 429, so callers can branch on
+// the same kinds as the server's backend.
 type APIError struct {
 	// Status is the HTTP status code of the reply.
 	Status int
@@ -41,13 +41,18 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Message is the server's message chain joined with ": ", or the status
-// text when the body carried none.
+// Message is the server's message chain joined with ": ", without Cloud
+// Hypervisor's generic "Error from API" at its head, or the status text
+// when the body carried none.
 func (e *APIError) Message() string {
-	if len(e.Messages) == 0 {
+	msgs := e.Messages
+	if len(msgs) > 1 && msgs[0] == errorFromAPI {
+		msgs = msgs[1:]
+	}
+	if len(msgs) == 0 {
 		return http.StatusText(e.Status)
 	}
-	return strings.Join(e.Messages, ": ")
+	return strings.Join(msgs, ": ")
 }
 
 // Unwrap maps the status to the vmm error kind it stands for, if any.
@@ -57,6 +62,8 @@ func (e *APIError) Unwrap() error {
 		return vm.ErrInvalid
 	case http.StatusNotFound:
 		return vm.ErrNoVM
+	case http.StatusConflict:
+		return vm.ErrConflict
 	case http.StatusTooManyRequests:
 		return vm.ErrBusy
 	}
@@ -87,6 +94,27 @@ func IsStatus(err error, status int) bool {
 	return errors.As(err, &ae) && ae.Status == status
 }
 
+// errorFromAPI heads the error body of a failed backend call, as Cloud
+// Hypervisor's HttpError::ApiError does.
+const errorFromAPI = "Error from API"
+
+// errorBody is the error body for err, a failure of route rt answered with
+// status: Cloud Hypervisor's shapes. A request refused before the backend
+// saw it: the request error's head ("Bad Request", "Failed to deserialize
+// JSON", ...) then its message. A backend failure: "Error from API", the
+// route's failure text, then the error's chain; "Too Many Requests" and the
+// chain for 429.
+func errorBody(rt route, status int, err error) []string {
+	var re *requestError
+	switch {
+	case errors.As(err, &re):
+		return []string{re.heading(), re.msg}
+	case status == http.StatusTooManyRequests:
+		return append([]string{http.StatusText(status)}, errorChain(err)...)
+	}
+	return append([]string{errorFromAPI, rt.failure}, errorChain(err)...)
+}
+
 // statusOf maps an error to its HTTP status.
 func statusOf(err error) int {
 	var re *requestError
@@ -95,6 +123,8 @@ func statusOf(err error) int {
 		return re.status
 	case errors.Is(err, vm.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, vm.ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, vm.ErrNoVM):
 		return http.StatusNotFound
 	case errors.Is(err, vm.ErrBusy):

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"flag"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -46,8 +48,13 @@ func TestOpenAPIDocumentMatchesRegisteredRoutes(t *testing.T) {
 			want = append(want, "200")
 		case rt.name == RouteInfo:
 			want = append(want, "200", "404", "500")
+		case rt.name == RouteShutdownVMM:
+			want = append(want, "200", "400", "500")
 		default:
 			want = append(want, "204", "400", "500")
+		}
+		if rt.name == RouteCreate {
+			want = append(want, "409")
 		}
 		if rt.body == bodyJSON {
 			want = append(want, "413")
@@ -90,5 +97,28 @@ func TestParseOpenAPIPathsRejectsWhatItCannotPlace(t *testing.T) {
 	}
 	if len(ops) != 1 || ops[0].Path != "/a" || ops[0].Method != "GET" || !slices.Equal(ops[0].Statuses, []string{"200"}) {
 		t.Errorf("ops = %+v", ops)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the generated parts of openapi.yaml")
+
+// The VmConfig schemas of openapi.yaml are those generated from package
+// config's types and support table; -update rewrites them.
+func TestOpenAPIDocumentHasTheGeneratedConfigSchemas(t *testing.T) {
+	doc := OpenAPIDocument()
+	begin, end := strings.Index(doc, schemasBegin+"\n"), strings.Index(doc, schemasEnd+"\n")
+	if begin < 0 || end < begin {
+		t.Fatalf("openapi.yaml lacks the markers %q and %q", schemasBegin, schemasEnd)
+	}
+	want := configSchemas()
+	got := doc[begin : end+len(schemasEnd)+1]
+	if got == want {
+		return
+	}
+	if !*update {
+		t.Fatalf("openapi.yaml's VmConfig schemas differ from the support table's; run go test ./vm/api -run TestOpenAPIDocument -update")
+	}
+	if err := os.WriteFile("openapi.yaml", []byte(doc[:begin]+want+doc[end+len(schemasEnd)+1:]), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

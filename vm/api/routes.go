@@ -43,7 +43,8 @@ const (
 )
 
 // route is one endpoint: its name, its one method, its body rule, what a
-// failure is called in the error body's outermost message, and the handler.
+// failure is called in the error body (Cloud Hypervisor's text, after its
+// "Error from API"), and the handler.
 type route struct {
 	name    string
 	method  string
@@ -57,16 +58,16 @@ type route struct {
 func routes() []route {
 	return []route{
 		{RoutePing, http.MethodGet, bodyIgnored, "The VMM could not be pinged", (*Server).handlePing},
-		{RouteShutdownVMM, http.MethodPut, bodyNone, "The VMM could not be shut down", (*Server).handleShutdownVMM},
-		{RouteInfo, http.MethodGet, bodyIgnored, "The VM information could not be retrieved", (*Server).handleInfo},
+		{RouteShutdownVMM, http.MethodPut, bodyNone, "The VMM could not shutdown", (*Server).handleShutdownVMM},
+		{RouteInfo, http.MethodGet, bodyIgnored, "The VM info is not available", (*Server).handleInfo},
 		{RouteCreate, http.MethodPut, bodyJSON, "The VM could not be created", withBody(decodeCreate, (*Server).create)},
 		{RouteBoot, http.MethodPut, bodyNone, "The VM could not boot", action(Backend.Boot)},
 		{RouteDelete, http.MethodPut, bodyNone, "The VM could not be deleted", action(Backend.Delete)},
-		{RouteShutdown, http.MethodPut, bodyNone, "The VM could not be shut down", action(Backend.Shutdown)},
+		{RouteShutdown, http.MethodPut, bodyNone, "The VM could not shutdown", action(Backend.Shutdown)},
 		{RouteReboot, http.MethodPut, bodyNone, "The VM could not reboot", action(Backend.Reboot)},
 		{RoutePause, http.MethodPut, bodyNone, "The VM could not be paused", action(Backend.Pause)},
-		{RouteResume, http.MethodPut, bodyNone, "The VM could not be resumed", action(Backend.Resume)},
-		{RoutePowerButton, http.MethodPut, bodyNone, "The power button could not be pressed", action(Backend.PowerButton)},
+		{RouteResume, http.MethodPut, bodyNone, "The VM could not resume", action(Backend.Resume)},
+		{RoutePowerButton, http.MethodPut, bodyNone, "Error triggering power button", action(Backend.PowerButton)},
 		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
 	}
 }
@@ -100,8 +101,10 @@ func writeBody(w http.ResponseWriter, status int, data []byte) {
 	w.Write(data) //nolint:errcheck // the client may be gone; nothing to do.
 }
 
-// writeNoContent sends a 204 reply.
+// writeNoContent sends a 204 reply: no body, and a Content-Type all the
+// same, as every reply of this server has one.
 func writeNoContent(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -121,12 +124,13 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ []byte) error {
 func (s *Server) create(cfg config.VM) error        { return s.backend.Create(cfg) }
 func (s *Server) resize(req vm.ResizeRequest) error { return s.backend.Resize(s.ctx, req) }
 
-// handleShutdownVMM answers 204, then asks the process to exit.
+// handleShutdownVMM answers 200 with an empty body, as Cloud Hypervisor's
+// server does (its document says 204), then asks the process to exit.
 func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ []byte) error {
 	if s.opts.ShutdownVMM == nil {
 		return errors.New("this server was started without a way to stop the VMM")
 	}
-	writeNoContent(w)
+	writeBody(w, http.StatusOK, nil)
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -3,9 +3,11 @@
 // bodies as JSON arrays of strings), and a Go client for it.
 //
 // The server drives a Backend (the vm.VMM) and maps the kinds of its errors
-// to statuses: vm.ErrInvalid 400, vm.ErrNoVM 404, vm.ErrBusy 429,
-// anything else (vm.ErrState included) 500, as Cloud Hypervisor does. The
-// API is described in openapi.yaml (OpenAPIDocument).
+// to statuses as Cloud Hypervisor's development head does: vm.ErrInvalid
+// 400, vm.ErrNoVM 404, vm.ErrConflict 409, vm.ErrBusy 429, anything else
+// (vm.ErrState included) 500. Error bodies have Cloud Hypervisor's shape
+// ("Error from API", what failed, the error chain). The API is described in
+// openapi.yaml (OpenAPIDocument).
 package api
 
 import (
@@ -262,12 +264,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
 	rt, found := s.routes[name]
 	if !ok || !found {
-		writeError(w, http.StatusNotFound, []string{fmt.Sprintf("Not Found: no API endpoint %s", r.URL.Path)})
+		writeError(w, http.StatusNotFound, []string{"Not Found", fmt.Sprintf("no API endpoint %s", r.URL.Path)})
 		return
 	}
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
-		writeError(w, http.StatusMethodNotAllowed, []string{fmt.Sprintf("Method Not Allowed: %s takes %s, not %s", rt.name, rt.method, r.Method)})
+		writeError(w, http.StatusMethodNotAllowed, []string{"Method Not Allowed", fmt.Sprintf("%s takes %s, not %s", rt.name, rt.method, r.Method)})
 		return
 	}
 	body, err := s.readBody(w, r)
@@ -279,7 +281,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		status := statusOf(err)
-		msgs := append([]string{rt.failure}, errorChain(err)...)
+		msgs := errorBody(rt, status, err)
 		s.log.Info("api: request failed", "route", rt.name, "status", status, "error", strings.Join(msgs, ": "))
 		writeError(w, status, msgs)
 	}

@@ -38,12 +38,12 @@ func TestServerWithFakeBackend_RoutesAnswerAsCloudHypervisor(t *testing.T) {
 	}{
 		{"ping", "GET", RoutePing, "", "", nil, 200, "", ""},
 		{"info", "GET", RouteInfo, "", "", nil, 200, "Info", ""},
-		{"info without a VM", "GET", RouteInfo, "", "Info", fmt.Errorf("info: %w", vm.ErrNoVM), 404, "Info", "no VM"},
+		{"info without a VM", "GET", RouteInfo, "", "Info", vm.ErrNoVM, 404, "Info", "The VM info is not available: VM is not created"},
 		{"create", "PUT", RouteCreate, `{"payload":{"kernel":"/k"}}`, "", nil, 204, "Create", ""},
 		{"create when a VM exists", "PUT", RouteCreate, `{"payload":{"kernel":"/k"}}`, "Create", fmt.Errorf("create: a VM exists: %w", vm.ErrState), 500, "Create", "a VM exists"},
 		{"create with an invalid config", "PUT", RouteCreate, `{"cpus":{"boot_vcpus":0}}`, "Create", fmt.Errorf("cpus: boot=0: %w", vm.ErrInvalid), 400, "Create", "boot=0"},
 		{"boot", "PUT", RouteBoot, "", "", nil, 204, "Boot", ""},
-		{"boot without a VM", "PUT", RouteBoot, "", "Boot", fmt.Errorf("boot: %w", vm.ErrNoVM), 404, "Boot", "no VM"},
+		{"boot without a VM", "PUT", RouteBoot, "", "Boot", vm.ErrNoVM, 404, "Boot", "Error from API: The VM could not boot: VM is not created"},
 		{"delete", "PUT", RouteDelete, "", "", nil, 204, "Delete", ""},
 		{"shutdown", "PUT", RouteShutdown, "", "", nil, 204, "Shutdown", ""},
 		{"shutdown without a VM", "PUT", RouteShutdown, "", "Shutdown", vm.ErrNoVM, 404, "Shutdown", ""},
@@ -53,7 +53,8 @@ func TestServerWithFakeBackend_RoutesAnswerAsCloudHypervisor(t *testing.T) {
 		{"resume", "PUT", RouteResume, "", "", nil, 204, "Resume", ""},
 		{"power-button", "PUT", RoutePowerButton, "", "", nil, 204, "PowerButton", ""},
 		{"resize", "PUT", RouteResize, `{"desired_vcpus":8}`, "", nil, 204, "Resize", ""},
-		{"resize while an eject is pending", "PUT", RouteResize, `{"desired_vcpus":2}`, "Resize", fmt.Errorf("resize: vCPU 3 eject pending: %w", vm.ErrBusy), 429, "Resize", "eject pending"},
+		{"resize while an eject is pending", "PUT", RouteResize, `{"desired_vcpus":2}`, "Resize", fmt.Errorf("resize: vCPU 3 eject pending: %w", vm.ErrBusy), 429, "Resize", "Too Many Requests: resize: vCPU 3 eject pending"},
+		{"create with an id given twice", "PUT", RouteCreate, `{"payload":{"kernel":"/k"}}`, "Create", fmt.Errorf("Identifier d is not unique: %w", vm.ErrConflict), 409, "Create", "Error from API: The VM could not be created: Identifier d is not unique"},
 		{"resize above max", "PUT", RouteResize, `{"desired_vcpus":9}`, "Resize", fmt.Errorf("desired_vcpus=9 above max 8: %w", vm.ErrInvalid), 400, "Resize", "above max"},
 		{"resize failing otherwise", "PUT", RouteResize, `{"desired_ram":2147483648}`, "Resize", errors.New("mmap: cannot allocate memory"), 500, "Resize", "mmap"},
 		{"unknown path", "GET", "vm.nope", "", "", nil, 404, "", "no API endpoint"},
@@ -91,7 +92,7 @@ func TestServerWithFakeBackend_RoutesAnswerAsCloudHypervisor(t *testing.T) {
 					t.Errorf("error messages %q do not mention %q", msgs, tt.wantMsg)
 				}
 			}
-			if ct := r.header.Get("Content-Type"); r.status != 204 && ct != "application/json" {
+			if ct := r.header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q, want application/json", ct)
 			}
 			calls := fb.called()
@@ -157,6 +158,7 @@ func TestServerWithFakeBackend_CreateFillsDefaults(t *testing.T) {
 	want.Payload = config.Payload{Kernel: "/k", Cmdline: "console=ttyS0"}
 	want.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 4}
 	want.RNG = &config.RNG{Src: "/dev/urandom"}
+	want.SetDefaults()
 	gotJSON, _ := json.Marshal(got)
 	wantJSON, _ := json.Marshal(want)
 	if string(gotJSON) != string(wantJSON) {
@@ -199,7 +201,9 @@ func TestServerWithFakeBackend_BadBodiesGet400NamingTheProblem(t *testing.T) {
 		{"resize malformed", RouteResize, `{"desired_vcpus":}`, "malformed JSON at byte"},
 		{"resize truncated", RouteResize, `{"desired_vcpus":8`, "truncated JSON"},
 		{"resize trailing data", RouteResize, `{"desired_vcpus":8} {}`, "unexpected data after the JSON object"},
-		{"create unknown nested field", RouteCreate, `{"cpus":{"boot_vcpus":1,"topology":{}}}`, `unknown field "topology"`},
+		{"create unknown nested field", RouteCreate, `{"cpus":{"boot_vcpus":1,"topolgy":{}}}`, `unknown field "cpus.topolgy"`},
+		{"create unknown field in a list", RouteCreate, `{"disks":[{"path":"/a"},{"pth":"/b"}]}`, `unknown field "disks[1].pth"`},
+		{"create name in the wrong case", RouteCreate, `{"CPUS":{}}`, `unknown field "CPUS"`},
 		{"create wrong nested type", RouteCreate, `{"memory":{"size":"1G"}}`, `field "memory.size": want a non-negative integer, got string`},
 		{"create empty body", RouteCreate, ``, "needs a JSON request body"},
 	}
@@ -462,6 +466,45 @@ func TestServerWithFakeBackend_ShutdownVMMCallsBackOnce(t *testing.T) {
 	}
 }
 
+// vmm.shutdown answers as Cloud Hypervisor's server does: 200 with an
+// empty body (its OpenAPI document says 204).
+func TestServerWithFakeBackend_ShutdownVMMAnswers200WithAnEmptyBody(t *testing.T) {
+	s, _ := startFakeServer(t, Options{ShutdownVMM: func() {}})
+	r := do(t, s.SocketPath(), "PUT", Prefix+RouteShutdownVMM, nil)
+	if r.status != 200 || len(r.body) != 0 || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("status %d, body %q, Content-Type %q; want 200, empty, application/json", r.status, r.body, r.header.Get("Content-Type"))
+	}
+}
+
+// The first string of an error body is Cloud Hypervisor's: "Error from API"
+// for a failed operation, what went wrong with the request otherwise.
+func TestServerWithFakeBackend_ErrorBodiesStartAsCloudHypervisors(t *testing.T) {
+	s, fb := startFakeServer(t, Options{})
+	fb.fail("Pause", fmt.Errorf("%w", vm.ErrState))
+	for _, c := range []struct {
+		method, route, body string
+		status              int
+		head                string
+	}{
+		{"PUT", RoutePause, "", 500, "Error from API"},
+		{"PUT", RouteResize, `{"desired_cpus":1}`, 400, "Failed to deserialize JSON"},
+		{"PUT", RouteCreate, `{"payload":{"kernel":"/k"},"cpus":{"nestd":true}}`, 400, "Failed to deserialize JSON"},
+		{"PUT", RouteResize, ``, 400, "Bad Request"},
+		{"PUT", RoutePause, `{}`, 400, "Bad Request"},
+		{"GET", "vm.nope", ``, 404, "Not Found"},
+		{"GET", RoutePause, ``, 405, "Method Not Allowed"},
+	} {
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		r := do(t, s.SocketPath(), c.method, Prefix+c.route, body)
+		if msgs := r.messages(t); r.status != c.status || len(msgs) < 2 || msgs[0] != c.head {
+			t.Errorf("%s %s %s: %d %q, want %d with %q first", c.method, c.route, c.body, r.status, msgs, c.status, c.head)
+		}
+	}
+}
+
 func TestServerWithFakeBackend_ShutdownVMMWithoutCallbackGets500(t *testing.T) {
 	s, _ := startFakeServer(t, Options{})
 	if r := do(t, s.SocketPath(), "PUT", Prefix+RouteShutdownVMM, nil); r.status != 500 {
@@ -473,7 +516,7 @@ func TestServerWithFakeBackend_ErrorBodyIsTheChainOutermostFirst(t *testing.T) {
 	s, fb := startFakeServer(t, Options{})
 	fb.fail("Pause", fmt.Errorf("pause: vcpu 1: %w", fmt.Errorf("signal thread: %w", vm.ErrState)))
 	r := do(t, s.SocketPath(), "PUT", Prefix+RoutePause, nil)
-	want := []string{"The VM could not be paused", "pause: vcpu 1", "signal thread", "invalid VM state"}
+	want := []string{"Error from API", "The VM could not be paused", "pause: vcpu 1", "signal thread", "invalid VM state"}
 	if got := r.messages(t); !slices.Equal(got, want) {
 		t.Errorf("messages %q, want %q", got, want)
 	}

@@ -2,12 +2,21 @@
 // command line parses into it, vm.create decodes it, vm.info returns it, the
 // Lua bindings build it, and a reboot rebuilds the VM from it. Its rules
 // live here, once.
+//
+// The Go types cover every object and field of Cloud Hypervisor's VmConfig,
+// the union of its v51 release and of its development head, with Cloud
+// Hypervisor's JSON names. What vmm does with each field is data: the
+// support table (Objects) says whether a field is honoured, recorded,
+// accepted at its default only, or not supported yet; CheckSupported refuses
+// the values vmm does not do, and SupportMarkdown documents the same table.
+//
+// The zero value of every field stands for Cloud Hypervisor's default:
+// fields whose default is not their type's zero value are filled in by
+// SetDefaults (from their `default` struct tags), and booleans that default
+// to true are pointers, nil until then. A Go literal such as
+// Disk{Path: "root.img"} is therefore a disk with every other field at its
+// default.
 package config
-
-import (
-	"errors"
-	"fmt"
-)
 
 // Sizes used by the configuration rules.
 const (
@@ -20,20 +29,48 @@ const (
 	HotplugBlock = 128 * MiB
 	// MinMemory is the smallest boot RAM a Linux guest is given.
 	MinMemory = 64 * MiB
+	// MaxPCISegments is the most PCI segments platform.num_pci_segments may
+	// ask for (Cloud Hypervisor allows 96).
+	MaxPCISegments = 16
 )
 
-// VM is the whole description of a VM. The command line parses into it,
-// vm.create decodes it, vm.info returns it, the Lua bindings build it, and a
-// reboot rebuilds the VM from it. JSON names follow Cloud Hypervisor's.
+// VM is the whole description of a VM, Cloud Hypervisor's VmConfig. The
+// command line parses into it, vm.create decodes it, vm.info returns it, the
+// Lua bindings build it, and a reboot rebuilds the VM from it. Fields are in
+// Cloud Hypervisor's order; pvmemcontrol, gdb and ivshmem exist only in
+// Cloud Hypervisor builds with those features.
 type VM struct {
-	Payload Payload `json:"payload"`
-	CPUs    CPUs    `json:"cpus"`
-	Memory  Memory  `json:"memory"`
-	Disks   []Disk  `json:"disks,omitempty"`
-	Net     []Net   `json:"net,omitempty"`
-	RNG     *RNG    `json:"rng,omitempty"`
-	Serial  Console `json:"serial"`
-	Console Console `json:"console"`
+	CPUs             CPUs               `json:"cpus"`
+	Memory           Memory             `json:"memory"`
+	Payload          Payload            `json:"payload"`
+	RateLimitGroups  []RateLimitGroup   `json:"rate_limit_groups,omitempty"`
+	Disks            []Disk             `json:"disks,omitempty"`
+	Net              []Net              `json:"net,omitempty"`
+	RNG              *RNG               `json:"rng,omitempty"`
+	Balloon          *Balloon           `json:"balloon,omitempty"`
+	GenericVhostUser []GenericVhostUser `json:"generic_vhost_user,omitempty"`
+	FS               []FS               `json:"fs,omitempty"`
+	Pmem             []Pmem             `json:"pmem,omitempty"`
+	Serial           Serial             `json:"serial"`
+	Console          Console            `json:"console"`
+	DebugConsole     DebugConsole       `json:"debug_console"`
+	Devices          []Device           `json:"devices,omitempty"`
+	UserDevices      []UserDevice       `json:"user_devices,omitempty"`
+	Vdpa             []Vdpa             `json:"vdpa,omitempty"`
+	Vsock            *Vsock             `json:"vsock,omitempty"`
+	Pvmemcontrol     *Pvmemcontrol      `json:"pvmemcontrol,omitempty"`
+	Pvpanic          bool               `json:"pvpanic"`
+	IOMMU            bool               `json:"iommu"`
+	NUMA             []NUMA             `json:"numa,omitempty"`
+	Watchdog         bool               `json:"watchdog"`
+	RTC              *RTC               `json:"rtc,omitempty"`
+	GDB              bool               `json:"gdb,omitempty"`
+	PCISegments      []PCISegment       `json:"pci_segments,omitempty"`
+	Platform         *Platform          `json:"platform,omitempty"`
+	TPM              *TPM               `json:"tpm,omitempty"`
+	LandlockEnable   bool               `json:"landlock_enable"`
+	LandlockRules    []LandlockRule     `json:"landlock_rules,omitempty"`
+	Ivshmem          *Ivshmem           `json:"ivshmem,omitempty"`
 }
 
 // Payload names what the VM boots: a kernel (a bzImage or an ELF vmlinux
@@ -44,123 +81,54 @@ type Payload struct {
 	Kernel    string `json:"kernel,omitempty"`
 	Cmdline   string `json:"cmdline,omitempty"`
 	Initramfs string `json:"initramfs,omitempty"`
+	// IGVM is an IGVM file to boot (Cloud Hypervisor's igvm feature).
+	IGVM string `json:"igvm,omitempty"`
+	// HostData is the SEV-SNP host data, 64 hex digits.
+	HostData string `json:"host_data,omitempty"`
+	// FwCfgConfig is what QEMU's fw_cfg device hands the firmware (Cloud
+	// Hypervisor's fw_cfg feature).
+	FwCfgConfig *FwCfg `json:"fw_cfg_config,omitempty"`
 }
 
-// CPUs is the vCPU count at boot and the most the VM may have.
-type CPUs struct {
-	BootVCPUs int `json:"boot_vcpus"`
-	MaxVCPUs  int `json:"max_vcpus"`
+// FwCfg says what the fw_cfg device exposes to the firmware.
+type FwCfg struct {
+	E820       *bool       `json:"e820,omitempty" default:"true"`
+	Kernel     *bool       `json:"kernel,omitempty" default:"true"`
+	Cmdline    *bool       `json:"cmdline,omitempty" default:"true"`
+	Initramfs  *bool       `json:"initramfs,omitempty" default:"true"`
+	ACPITables *bool       `json:"acpi_tables,omitempty" default:"true"`
+	Items      *FwCfgItems `json:"items,omitempty"`
 }
 
-// Memory is the boot RAM and the guest-physical space reserved for
-// memory hot plug, both in bytes.
-type Memory struct {
-	Size        uint64 `json:"size"`
-	HotplugSize uint64 `json:"hotplug_size,omitempty"`
+// FwCfgItems lists extra fw_cfg items.
+type FwCfgItems struct {
+	ItemList []FwCfgItem `json:"item_list,omitempty"`
 }
 
-// Disk is one virtio-blk disk.
-type Disk struct {
-	Path     string `json:"path"`
-	Readonly bool   `json:"readonly,omitempty"`
+// FwCfgItem is one named fw_cfg item, from a file or a string.
+type FwCfgItem struct {
+	Name   string `json:"name"`
+	File   string `json:"file,omitempty"`
+	String string `json:"string,omitempty"`
 }
 
-// Net is one virtio-net device backed by a tap.
-type Net struct {
-	Tap  string `json:"tap,omitempty"`
-	IP   string `json:"ip,omitempty"`
-	Mask string `json:"mask,omitempty"`
-	MAC  string `json:"mac,omitempty"`
-}
-
-// RNG is the virtio-rng device and its entropy source.
-type RNG struct {
-	Src string `json:"src"`
-}
-
-// ConsoleMode says where a console's bytes go.
-type ConsoleMode string
-
-// Console modes, spelled as Cloud Hypervisor's.
-const (
-	ModeOff  ConsoleMode = "Off"
-	ModeTty  ConsoleMode = "Tty"
-	ModeFile ConsoleMode = "File"
-	ModeNull ConsoleMode = "Null"
-)
-
-// Console is the serial port's or the virtio console's output.
-type Console struct {
-	Mode ConsoleMode `json:"mode"`
-	File string      `json:"file,omitempty"`
-}
-
-// DefaultRNGSource is where --rng reads entropy when no src= is given.
+// DefaultRNGSource is where the virtio-rng device reads entropy when no
+// source is given.
 const DefaultRNGSource = "/dev/urandom"
 
-// Default is the configuration before any flag: one vCPU, 512 MiB,
-// serial on the terminal, no virtio console.
+// Default is the configuration before any flag or vm.create field: one
+// vCPU, 512 MiB, the serial port on vmm's terminal, no virtio console;
+// every other field is left at its zero value, which SetDefaults turns into
+// Cloud Hypervisor's default. Where vmm's default differs from Cloud
+// Hypervisor's (serial Tty and console Off where Cloud Hypervisor has Null
+// and Tty; no virtio-rng unless asked for), it is vmm's command line's.
 func Default() VM {
 	return VM{
 		CPUs:    CPUs{BootVCPUs: 1, MaxVCPUs: 1},
 		Memory:  Memory{Size: 512 * MiB},
-		Serial:  Console{Mode: ModeTty},
+		Serial:  Serial{Mode: ModeTty},
 		Console: Console{Mode: ModeOff},
 	}
-}
-
-// Validate checks the configuration as a whole. hostMaxVCPUs is the host's
-// KVM_CAP_MAX_VCPUS, or 0 when unknown. Every rule lives here, once. Like
-// Cloud Hypervisor's validation it also edits the payload: a firmware
-// boots without a command line or an initramfs, which are dropped (see
-// IgnoredWithFirmware).
-func (c *VM) Validate(hostMaxVCPUs int) error {
-	switch p := &c.Payload; {
-	case p.Firmware != "" && p.Kernel != "":
-		return errors.New("payload: a kernel and a firmware: give one of --kernel and --firmware, not both")
-	case p.Firmware != "":
-		p.Cmdline, p.Initramfs = "", ""
-	case p.Kernel == "":
-		return errors.New("no kernel: --kernel (or --firmware) is required")
-	}
-	if c.CPUs.BootVCPUs < 1 {
-		return fmt.Errorf("cpus: boot=%d: at least 1 vCPU is needed", c.CPUs.BootVCPUs)
-	}
-	if c.CPUs.MaxVCPUs < c.CPUs.BootVCPUs {
-		return fmt.Errorf("cpus: max=%d is below boot=%d", c.CPUs.MaxVCPUs, c.CPUs.BootVCPUs)
-	}
-	if hostMaxVCPUs > 0 && c.CPUs.MaxVCPUs > hostMaxVCPUs {
-		return fmt.Errorf("cpus: max=%d is above the host's limit of %d vCPUs", c.CPUs.MaxVCPUs, hostMaxVCPUs)
-	}
-	if c.Memory.Size < MinMemory {
-		return fmt.Errorf("memory: size=%d is below the minimum of %d MiB", c.Memory.Size, MinMemory/MiB)
-	}
-	if c.Memory.Size%(4096) != 0 {
-		return fmt.Errorf("memory: size=%d is not a multiple of 4 KiB", c.Memory.Size)
-	}
-	if c.Memory.HotplugSize%HotplugBlock != 0 {
-		return fmt.Errorf("memory: hotplug_size=%d is not a multiple of 128 MiB", c.Memory.HotplugSize)
-	}
-	for i, d := range c.Disks {
-		if d.Path == "" {
-			return fmt.Errorf("disk %d: path= is required", i)
-		}
-	}
-	for _, s := range []struct {
-		name string
-		cc   Console
-	}{{"serial", c.Serial}, {"console", c.Console}} {
-		switch s.cc.Mode {
-		case ModeOff, ModeTty, ModeNull:
-		case ModeFile:
-			if s.cc.File == "" {
-				return fmt.Errorf("%s: file mode needs a path", s.name)
-			}
-		default:
-			return fmt.Errorf("%s: unknown mode %q", s.name, s.cc.Mode)
-		}
-	}
-	return nil
 }
 
 // IgnoredWithFirmware names the payload fields Validate drops because a

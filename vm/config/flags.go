@@ -105,20 +105,33 @@ func ParseMemory(s string) (Memory, error) {
 	return m, nil
 }
 
-// ParseConsole reads --serial or --console: tty, off, null or file=PATH.
-func ParseConsole(flag, s string) (Console, error) {
+// parseMode reads the mode of --serial or --console: tty, off, null or
+// file=PATH.
+func parseMode(flag, s string) (ConsoleMode, string, error) {
 	switch strings.ToLower(s) {
 	case "tty":
-		return Console{Mode: ModeTty}, nil
+		return ModeTty, "", nil
 	case "off":
-		return Console{Mode: ModeOff}, nil
+		return ModeOff, "", nil
 	case "null":
-		return Console{Mode: ModeNull}, nil
+		return ModeNull, "", nil
 	}
 	if p, ok := strings.CutPrefix(s, "file="); ok && p != "" {
-		return Console{Mode: ModeFile, File: p}, nil
+		return ModeFile, p, nil
 	}
-	return Console{}, fmt.Errorf("--%s: %q: want tty, off, null or file=PATH", flag, s)
+	return "", "", fmt.Errorf("--%s: %q: want tty, off, null or file=PATH", flag, s)
+}
+
+// ParseSerial reads --serial: tty, off, null or file=PATH.
+func ParseSerial(s string) (Serial, error) {
+	mode, file, err := parseMode("serial", s)
+	return Serial{Mode: mode, File: file}, err
+}
+
+// ParseConsole reads --console: tty, off, null or file=PATH.
+func ParseConsole(s string) (Console, error) {
+	mode, file, err := parseMode("console", s)
+	return Console{Mode: mode, File: file}, err
 }
 
 // ParseDisk reads --disk path=FILE[,readonly=on].
@@ -211,13 +224,19 @@ func (n Net) Arg() string {
 	return fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.MAC, n.IP, n.Mask)
 }
 
-// Arg is c as the value of --serial or --console.
-func (c Console) Arg() string {
-	if c.Mode == ModeFile {
-		return "file=" + c.File
+// modeArg is a console mode as the value of --serial or --console.
+func modeArg(mode ConsoleMode, file string) string {
+	if mode == ModeFile {
+		return "file=" + file
 	}
-	return strings.ToLower(string(c.Mode))
+	return strings.ToLower(string(mode))
 }
+
+// Arg is s as the value of --serial.
+func (s Serial) Arg() string { return modeArg(s.Mode, s.File) }
+
+// Arg is c as the value of --console.
+func (c Console) Arg() string { return modeArg(c.Mode, c.File) }
 
 // Args is the vmm command line that parses into c, without the API socket.
 // The serial port is left out when its mode is empty (the default, tty,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -43,11 +44,11 @@ func TestEachArgParsesBackIntoTheSameValue(t *testing.T) {
 		{"net", func() (any, error) {
 			return ParseNet(Net{Tap: "t0", MAC: "52:54:00:00:00:01", IP: "10.0.0.1", Mask: "255.255.255.0"}.Arg())
 		}, Net{Tap: "t0", MAC: "52:54:00:00:00:01", IP: "10.0.0.1", Mask: "255.255.255.0"}},
-		{"serial to a file", func() (any, error) { return ParseConsole("serial", Console{Mode: ModeFile, File: "/s.log"}.Arg()) }, Console{Mode: ModeFile, File: "/s.log"}},
-		{"console off", func() (any, error) { return ParseConsole("console", Console{Mode: ModeOff}.Arg()) }, Console{Mode: ModeOff}},
+		{"serial to a file", func() (any, error) { return ParseSerial(Serial{Mode: ModeFile, File: "/s.log"}.Arg()) }, Serial{Mode: ModeFile, File: "/s.log"}},
+		{"console off", func() (any, error) { return ParseConsole(Console{Mode: ModeOff}.Arg()) }, Console{Mode: ModeOff}},
 	} {
 		got, err := tc.parse()
-		if err != nil || got != tc.want {
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: parsed back %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}

@@ -47,17 +47,30 @@ func (r *Region) Host() []byte { return r.mem }
 // ErrNoRAM means a guest physical range is not (entirely) backed by RAM.
 var ErrNoRAM = errors.New("no guest RAM there")
 
+// Options say how guest RAM is backed on the host. The zero value is
+// anonymous private memory that asks for transparent huge pages.
+type Options struct {
+	// NoTHP asks the kernel not to back guest RAM with transparent huge
+	// pages (MADV_NOHUGEPAGE) instead of asking for them (MADV_HUGEPAGE).
+	NoTHP bool
+}
+
 // Guest is the guest's RAM. Regions are added at boot and by memory hot
 // plug; accessors are safe for concurrent use.
 type Guest struct {
+	opts    Options
 	mu      sync.RWMutex
 	regions []*Region // sorted by Start, disjoint
 }
 
-// Map allocates an anonymous mapping for each range and returns the guest
-// RAM; slots are numbered from 0 in order. On failure nothing stays mapped.
-func Map(ranges []Range) (*Guest, error) {
-	g := &Guest{}
+// Map is MapWith with the default Options.
+func Map(ranges []Range) (*Guest, error) { return MapWith(ranges, Options{}) }
+
+// MapWith allocates an anonymous mapping for each range and returns the
+// guest RAM, backed as opts say (regions added later too); slots are
+// numbered from 0 in order. On failure nothing stays mapped.
+func MapWith(ranges []Range, opts Options) (*Guest, error) {
+	g := &Guest{opts: opts}
 	for i, r := range ranges {
 		if _, err := g.Add(r, uint32(i)); err != nil {
 			g.Close()
@@ -88,7 +101,11 @@ func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
 	}
 	// Transparent huge pages make the guest's TLB misses cheaper; a host
 	// without them just says no.
-	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	advice := unix.MADV_HUGEPAGE
+	if g.opts.NoTHP {
+		advice = unix.MADV_NOHUGEPAGE
+	}
+	_ = unix.Madvise(mem, advice)
 	reg := &Region{Range: r, Slot: slot, mem: mem}
 	g.regions = append(g.regions, reg)
 	sort.Slice(g.regions, func(i, j int) bool { return g.regions[i].Start < g.regions[j].Start })

@@ -2,6 +2,10 @@ package memory
 
 import (
 	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -87,4 +91,49 @@ func TestRegionsAreMappedOnHugePageBoundariesAndUnmapCleanly(t *testing.T) {
 	if err := g.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+}
+
+// memory.thp reaches the mapping: the kernel lists MADV_HUGEPAGE as "hg"
+// and MADV_NOHUGEPAGE as "nh" among its VmFlags.
+func TestMapWithAsksForTransparentHugePagesOrNot(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		flag string
+	}{{Options{}, "hg"}, {Options{NoTHP: true}, "nh"}} {
+		g, err := MapWith([]Range{{0, 4 << 20}}, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flags, err := vmFlags(uintptr(unsafe.Pointer(&g.Regions()[0].Host()[0])))
+		g.Close()
+		if err != nil {
+			t.Skipf("no /proc/self/smaps: %v", err)
+		}
+		if !slices.Contains(flags, c.flag) {
+			t.Errorf("%+v: VmFlags %v, want %s", c.opts, flags, c.flag)
+		}
+	}
+}
+
+// vmFlags reads the VmFlags of the mapping holding addr.
+func vmFlags(addr uintptr) ([]string, error) {
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	inside := false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			lo, hi, _ := strings.Cut(f[0], "-")
+			l, err1 := strconv.ParseUint(lo, 16, 64)
+			h, err2 := strconv.ParseUint(hi, 16, 64)
+			inside = err1 == nil && err2 == nil && uint64(addr) >= l && uint64(addr) < h
+			continue
+		}
+		if inside && len(f) > 0 && f[0] == "VmFlags:" {
+			return f[1:], nil
+		}
+	}
+	return nil, errors.New("no mapping found")
 }

@@ -132,7 +132,7 @@ func run(args []string) int {
 	// host unpacks its whole payload before it starts.
 	vmlinux := kvmhost.File{Src: filepath.Join(C, "guest/vmlinux"), Dst: "guest/vmlinux"}
 	opts.GroupFiles = map[string][]kvmhost.File{
-		"core": {vmlinux}, "scenarios": {vmlinux},
+		"core": {vmlinux}, "scenarios": {vmlinux}, "api": {vmlinux},
 		"distro": {
 			{Src: filepath.Join(C, "debian/rootfs.ext4.gz"), Dst: "distro/rootfs.ext4.gz"},
 			{Src: filepath.Join(C, "debian/initrd.img"), Dst: "distro/initrd.img"},
