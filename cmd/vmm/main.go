@@ -4,6 +4,7 @@
 //	vmm --kernel bzImage --initramfs initrd --cmdline "console=ttyS0" \
 //	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
 //	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
+//	    [--balloon size=S[,deflate_on_oom=on][,free_page_reporting=on]]
 //
 // The virtio devices sit on PCI (segment 0, an MSI-X vector per queue)
 // unless --virtio-transport mmio puts them on virtio-mmio.
@@ -125,7 +126,8 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	initramfs := fs.String("initramfs", "", "initramfs (initrd) `file` for the kernel")
 	cmdline := fs.String("cmdline", "", "kernel command line")
 	cpus := fs.String("cpus", "boot=1", "vCPUs: boot=N[,max=M] (max defaults to boot)")
-	memory := fs.String("memory", "size=512M", "RAM: size=S[,hotplug_size=H], sizes in bytes or with K, M, G")
+	memory := fs.String("memory", "size=512M", "RAM: size=S[,hotplug_size=H][,hotplug_method=acpi|virtio-mem][,hotplugged_size=P], sizes in bytes or with K, M, G")
+	balloon := fs.String("balloon", "", "virtio-balloon: size=S[,deflate_on_oom=on|off][,free_page_reporting=on|off]")
 	serial := fs.String("serial", "tty", "serial port (COM1): tty, file=PATH, null or off")
 	console := fs.String("console", "off", "virtio console: off or null (others not supported yet)")
 	var disks, nets listFlag
@@ -165,6 +167,13 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	}
 	if cfg.Console, err = config.ParseConsole(*console); err != nil {
 		return cfg, o, usageError{err}
+	}
+	if *balloon != "" {
+		b, err := config.ParseBalloon(*balloon)
+		if err != nil {
+			return cfg, o, usageError{err}
+		}
+		cfg.Balloon = &b
 	}
 	for _, d := range disks {
 		dc, err := config.ParseDisk(d)

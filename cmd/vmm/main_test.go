@@ -32,6 +32,11 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
 		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
 		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
+		{"virtio-mem and a balloon", []string{"--kernel", "k", "--memory", "size=1G,hotplug_method=virtio-mem,hotplug_size=8G",
+			"--balloon", "size=512M,free_page_reporting=on"}, func(c config.VM) bool {
+			return c.Memory.HotplugMethod == config.HotplugVirtioMem && c.Memory.HotplugSize == 8<<30 &&
+				c.Balloon != nil && *c.Balloon == config.Balloon{Size: 512 << 20, FreePageReporting: true}
+		}},
 		{"firmware", []string{"--firmware", "fw", "--cpus", "boot=2"}, func(c config.VM) bool {
 			return c.Payload.Firmware == "fw" && c.Payload.Kernel == "" && c.CPUs.BootVCPUs == 2
 		}},
@@ -75,6 +80,8 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		{"no kernel", nil, "--kernel or --firmware is required"},
 		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
+		{"bad balloon", []string{"--kernel", "k", "--balloon", "size=1G,inflate=on"}, "--balloon: unknown option"},
+		{"bad hotplug method", []string{"--kernel", "k", "--memory", "size=1G,hotplug_method=dimm"}, "want acpi or virtio-mem"},
 		{"stray argument", []string{"--kernel", "k", "extra"}, "unexpected argument"},
 		{"missing kernel file", []string{"--kernel", filepath.Join(dir, "nope")}, "no such file"},
 		{"garbage kernel", []string{"--kernel", garbage}, "kernel " + garbage + ": not a bzImage or an ELF vmlinux"},

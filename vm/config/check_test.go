@@ -162,8 +162,11 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 		{"second disk's queues", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", NumQueues: 2}} }, "disks[1].num_queues=2 is not supported yet"},
 		{"a pty serial port", func(c *VM) { c.Serial.Mode = ModePty }, `serial.mode="Pty" is not supported yet`},
 		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, `console.mode="Tty" is not supported yet`},
-		{"virtio-mem", func(c *VM) { c.Memory.HotplugMethod = HotplugVirtioMem }, `memory.hotplug_method="VirtioMem" is not supported yet`},
-		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1} }, `balloon={"iommu":false,"pci_segment":0,"size":1,"deflate_on_oom":false,"free_page_reporting":false} is not supported yet`},
+		{"virtio-mem", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, 8*GiB, GiB
+		}, ""},
+		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1, DeflateOnOOM: true, FreePageReporting: true} }, ""},
+		{"a balloon behind an IOMMU", func(c *VM) { c.Balloon = &Balloon{PCIDevice: PCIDevice{IOMMU: true}} }, "balloon.iommu=true is not supported"},
 		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, "memory.hugepages=true is not supported yet"},
 		{"an rng behind an IOMMU", func(c *VM) { c.RNG = &RNG{Src: "/dev/urandom", PCIDevice: PCIDevice{IOMMU: true}} }, "rng.iommu=true is not supported"},
 		{"another topology", func(c *VM) {
@@ -217,6 +220,25 @@ func TestValidateAppliesCloudHypervisorsRules(t *testing.T) {
 		{"a mode Cloud Hypervisor does not have", func(c *VM) { c.Serial.Mode = "tty" }, `serial.mode="tty": unknown value`},
 		{"an image type Cloud Hypervisor does not have", func(c *VM) { c.Disks = []Disk{{Path: "/a", ImageType: "iso"}} }, `disks[0].image_type="iso": unknown value`},
 		{"a hot plug space in odd bytes", func(c *VM) { c.Memory.HotplugSize = 8<<30 + 12345 }, ""},
+		{"hotplugged_size without hotplug_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB
+		}, "Invalid to define 'hotplugged_size' when there is no 'hotplug_size'"},
+		{"hotplugged_size with ACPI", func(c *VM) { c.Memory.HotplugSize, c.Memory.HotpluggedSize = 8*GiB, GiB },
+			"Invalid to define 'hotplugged_size' with hotplug method 'acpi'"},
+		{"hotplugged_size beyond hotplug_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, 2*GiB
+		}, "'hotplugged_size' 2147483648 can't be bigger than 'hotplug_size' 1073741824"},
+		{"hotplugged_size in odd blocks", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, 3*MiB
+		}, "not a multiple of the virtio-mem block size (2 MiB)"},
+		{"hotplugged_size within hotplug_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, GiB
+		}, ""},
+		{"a balloon as large as RAM", func(c *VM) { c.Balloon = &Balloon{Size: c.Memory.Size} }, "Balloon size (536870912) greater than RAM (536870912)"},
+		{"a balloon within RAM and hotplugged_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, GiB
+			c.Balloon = &Balloon{Size: GiB}
+		}, ""},
 		{"distinct ids", func(c *VM) {
 			c.Disks = []Disk{{Path: "/a", PCIDevice: PCIDevice{ID: "a"}}, {Path: "/b", PCIDevice: PCIDevice{ID: "b"}}}
 		}, ""},

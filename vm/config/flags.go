@@ -85,21 +85,28 @@ func ParseCPUs(s string) (CPUs, error) {
 	return c, nil
 }
 
-// ParseMemory reads --memory size=S,hotplug_size=H.
+// ParseMemory reads --memory size=S,hotplug_size=H,hotplug_method=M,
+// hotplugged_size=P (M: acpi or virtio-mem, as Cloud Hypervisor spells
+// them; see parseHotplugMethod).
 func ParseMemory(s string) (Memory, error) {
-	o, err := options("memory", s, "size", "hotplug_size")
+	o, err := options("memory", s, "size", "hotplug_size", "hotplug_method", "hotplugged_size")
 	if err != nil {
 		return Memory{}, err
 	}
 	m := Memory{Size: 512 * MiB}
-	if v, ok := o["size"]; ok {
-		if m.Size, err = ParseSize(v); err != nil {
-			return m, fmt.Errorf("--memory: size: %w", err)
+	for _, f := range []struct {
+		key string
+		dst *uint64
+	}{{"size", &m.Size}, {"hotplug_size", &m.HotplugSize}, {"hotplugged_size", &m.HotpluggedSize}} {
+		if v, ok := o[f.key]; ok {
+			if *f.dst, err = ParseSize(v); err != nil {
+				return m, fmt.Errorf("--memory: %s: %w", f.key, err)
+			}
 		}
 	}
-	if v, ok := o["hotplug_size"]; ok {
-		if m.HotplugSize, err = ParseSize(v); err != nil {
-			return m, fmt.Errorf("--memory: hotplug_size: %w", err)
+	if v, ok := o["hotplug_method"]; ok {
+		if m.HotplugMethod, err = parseHotplugMethod(v); err != nil {
+			return m, fmt.Errorf("--memory: %w", err)
 		}
 	}
 	return m, nil
@@ -207,6 +214,12 @@ func (m Memory) Arg() string {
 	if m.HotplugSize > 0 {
 		s += ",hotplug_size=" + FormatSize(m.HotplugSize)
 	}
+	if m.HotplugMethod == HotplugVirtioMem {
+		s += ",hotplug_method=virtio-mem"
+	}
+	if m.HotpluggedSize > 0 {
+		s += ",hotplugged_size=" + FormatSize(m.HotpluggedSize)
+	}
 	return s
 }
 
@@ -255,6 +268,9 @@ func (c VM) Args() []string {
 	}
 	for _, n := range c.Net {
 		args = append(args, "--net", n.Arg())
+	}
+	if c.Balloon != nil {
+		args = append(args, "--balloon", c.Balloon.Arg())
 	}
 	if c.RNG != nil {
 		args = append(args, "--rng")
