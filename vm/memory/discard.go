@@ -12,8 +12,8 @@ import (
 // Discard gives the host memory behind guest physical [gpa, gpa+n) back to
 // the host, as virtio-mem's unplug and the balloon's inflate and free page
 // reports do: the range stays mapped (and in its KVM memslot), and the
-// guest reads zeros there until it writes again. The range must lie inside
-// one region and be page aligned.
+// guest reads zeros there until it writes again. The range must be page
+// aligned and RAM throughout; it may span adjacent regions.
 //
 // Private memory is dropped with MADV_DONTNEED. Shared memory (a memfd
 // mapped MAP_SHARED) keeps its pages in the file after that, so it is
@@ -26,10 +26,38 @@ func (g *Guest) Discard(gpa, n uint64) error {
 	if gpa%layout.PageSize != 0 || n%layout.PageSize != 0 {
 		return fmt.Errorf("discard guest RAM %#x+%#x: not page aligned", gpa, n)
 	}
-	s, err := g.Slice(gpa, n)
-	if err != nil {
-		return fmt.Errorf("discard guest RAM: %w", err)
+	for n > 0 {
+		s, err := g.sliceTo(gpa, n)
+		if err != nil {
+			return fmt.Errorf("discard guest RAM: %w", err)
+		}
+		if err := discard(s, gpa); err != nil {
+			return err
+		}
+		gpa += uint64(len(s))
+		n -= uint64(len(s))
 	}
+	return nil
+}
+
+// sliceTo returns the host bytes behind guest physical gpa, up to n of
+// them or to the end of gpa's region.
+func (g *Guest) sliceTo(gpa, n uint64) ([]byte, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, r := range g.regions {
+		if gpa >= r.Start && gpa < r.End() {
+			off := gpa - r.Start
+			k := min(n, r.Size-off)
+			return r.mem[off : off+k : off+k], nil
+		}
+	}
+	return nil, fmt.Errorf("guest physical %#x+%#x: %w", gpa, n, ErrNoRAM)
+}
+
+// discard drops the host pages of s, guest RAM at gpa.
+func discard(s []byte, gpa uint64) error {
+	n := len(s)
 	if err := unix.Madvise(s, unix.MADV_REMOVE); err == nil {
 		return nil
 	} else if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {

@@ -73,3 +73,23 @@ func TestDiscardErrors(t *testing.T) {
 		t.Errorf("empty range: %v", err)
 	}
 }
+
+func TestDiscardSpansAdjacentRegions(t *testing.T) {
+	g, err := Map([]Range{{0, 2 << 20}, {2 << 20, 2 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, r := range g.Regions() {
+		for i := range r.Host() {
+			r.Host()[i] = 1
+		}
+	}
+	if err := g.Discard(1<<20, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	a, b := g.Regions()[0].Host(), g.Regions()[1].Host()
+	if a[1<<20-1] != 1 || a[1<<20] != 0 || b[1<<20-1] != 0 || b[1<<20] != 1 {
+		t.Fatal("the discard did not cover exactly its range across both regions")
+	}
+}
