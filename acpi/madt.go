@@ -49,7 +49,8 @@ type InterruptOverride struct {
 }
 
 // MADTConfig describes the interrupt controllers of an x86 machine whose
-// processors have APIC id = processor UID = CPU index 0, 1, 2, ...
+// processors have processor UID = CPU index 0, 1, 2, ... and APIC id =
+// APICIDs[index], or the index without APICIDs.
 type MADTConfig struct {
 	// LocalAPICAddr is the local APIC base (0xFEE00000).
 	LocalAPICAddr uint32
@@ -69,6 +70,9 @@ type MADTConfig struct {
 	// LINT1NMI adds a Local APIC NMI entry wiring LINT1 of every processor
 	// to NMI, as on PC hardware.
 	LINT1NMI bool
+	// APICIDs, when set, are the APIC ids of CPUs 0 to MaxCPUs-1 (a CPU
+	// topology packs thread, core, die and package numbers into them).
+	APICIDs []uint8
 }
 
 // LocalAPIC returns a Processor Local APIC structure (MADT entry type 0)
@@ -87,6 +91,9 @@ func MADT(c MADTConfig) ([]byte, error) {
 	if c.BootCPUs < 1 || c.BootCPUs > c.MaxCPUs || c.MaxCPUs > MaxCPUs {
 		return nil, fmt.Errorf("acpi: MADT: boot=%d max=%d: need 1 <= boot <= max <= %d", c.BootCPUs, c.MaxCPUs, MaxCPUs)
 	}
+	if c.APICIDs != nil && len(c.APICIDs) != c.MaxCPUs {
+		return nil, fmt.Errorf("acpi: MADT: %d APIC ids for %d CPUs", len(c.APICIDs), c.MaxCPUs)
+	}
 	var flags uint32
 	if c.PCATCompat {
 		flags = madtPCATCompat
@@ -98,7 +105,11 @@ func MADT(c MADTConfig) ([]byte, error) {
 		if id < c.BootCPUs {
 			f = LocalAPICEnabled
 		}
-		body = append(body, LocalAPIC(uint8(id), uint8(id), f)...)
+		apicID := uint8(id)
+		if c.APICIDs != nil {
+			apicID = c.APICIDs[id]
+		}
+		body = append(body, LocalAPIC(uint8(id), apicID, f)...)
 	}
 	body = append(body, madtIOAPIC, 12, c.IOAPICID, 0)
 	body = binary.LittleEndian.AppendUint32(body, c.IOAPICAddr)

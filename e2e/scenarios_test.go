@@ -118,6 +118,9 @@ func runScenario(ctx context.Context, file string) *lua.Result {
 	r := &lua.Runner{
 		Launcher: lua.GuestLauncher{ConsoleLog: GinkgoWriter, VmmLog: GinkgoWriter},
 		Reporter: &lua.TextReporter{W: GinkgoWriter, Verbose: true},
+		// VMM_SCENARIO_AGENT=off: the scenarios' commands on the serial
+		// console, as before the guest agent (to compare, or to debug).
+		NoAgent: os.Getenv("VMM_SCENARIO_AGENT") == "off",
 	}
 	res := r.RunFile(ctx, file)
 	for _, vm := range res.VMs {

@@ -39,16 +39,18 @@ func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp) (string, error
 	return match, nil
 }
 
-// Sh waits for the guest to be ready, runs cmd in its shell and returns the
-// output and the exit status (see Shell.Run). Should the guest reboot by
-// itself meanwhile (a reset, a panic), Sh fails at once with ErrGuestRebooted
-// instead of waiting out ctx; later calls go to the new boot.
+// Sh waits for the guest to be ready, runs cmd and returns the output and
+// the exit status (see Shell.Run): through the guest agent when the VM has
+// a vsock device and the agent answers (agentrun.go), else in the console's
+// shell. Should the guest reboot by itself meanwhile (a reset, a panic), Sh
+// fails at once with ErrGuestRebooted instead of waiting out ctx; later
+// calls go to the new boot.
 func (m *Machine) Sh(ctx context.Context, cmd string) (string, int, error) {
 	var out string
 	var status int
 	err := m.inGuest(ctx, func(ctx context.Context) error {
 		var err error
-		out, status, err = m.shell.Run(ctx, cmd)
+		out, status, err = m.Run(ctx, cmd)
 		return err
 	})
 	return out, status, err
@@ -62,13 +64,13 @@ func (m *Machine) MemTotal(ctx context.Context) (uint64, error) {
 	return readInGuest(ctx, m, ReadMemTotal)
 }
 
-// readInGuest runs read on the guest's shell once the guest is ready, as
-// Sh runs a command, and returns what it read.
-func readInGuest[T any](ctx context.Context, m *Machine, read func(context.Context, *Shell) (T, error)) (T, error) {
+// readInGuest runs read once the guest is ready, as Sh runs a command,
+// and returns what it read.
+func readInGuest[T any](ctx context.Context, m *Machine, read func(context.Context, Runner) (T, error)) (T, error) {
 	var v T
 	err := m.inGuest(ctx, func(ctx context.Context) error {
 		var err error
-		v, err = read(ctx, m.shell)
+		v, err = read(ctx, m)
 		return err
 	})
 	return v, err

@@ -59,6 +59,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds each stage of Stop; default DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Agent gives the VM a vsock device (guest CID DefaultAgentCID, its
+	// socket in the machine's directory) when the config has none, so
+	// that Sh runs commands through the guest agent (agentrun.go).
+	Agent bool
 }
 
 // Machine is one running vmm process and its guest.
@@ -73,6 +77,7 @@ type Machine struct {
 	console *Console
 	stderr  *tailBuffer
 	shell   *Shell
+	agent   *machineAgent // nil without a vsock device
 	client  *api.Client
 	stopT   time.Duration
 	emu     *EmulationSignatures // nil outside the emulated KVM host
@@ -92,7 +97,8 @@ type Machine struct {
 // guest's ttyS0) and its API on a socket in a private temporary directory,
 // and returns once the API answers. Empty payload fields take the project's
 // guest: ResolvePaths' kernel and initramfs, and DefaultCmdline. The serial
-// mode must be Tty or empty. The process runs in its own process group and
+// mode must be Tty or empty. A vsock device without a socket gets one in
+// the machine's directory (see Options.Agent). The process runs in its own process group and
 // is killed if the caller dies; call Stop when done with it.
 func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 	name := opts.Name
@@ -108,6 +114,7 @@ func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	socket := filepath.Join(dir, "api.sock")
+	cfg = withAgent(cfg, opts.Agent, dir)
 	m := &Machine{
 		name:    name,
 		cfg:     cfg,
@@ -116,6 +123,7 @@ func Start(ctx context.Context, cfg config.VM, opts Options) (*Machine, error) {
 		socket:  socket,
 		console: NewConsole(opts.ConsoleLog),
 		stderr:  &tailBuffer{max: stderrKeep, tee: opts.VmmLog},
+		agent:   newMachineAgent(cfg),
 		client:  api.NewClient(socket),
 		stopT:   opts.StopTimeout,
 		emu:     LoadEmulationSignatures(),

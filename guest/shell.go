@@ -115,14 +115,7 @@ func (s *Shell) Run(ctx context.Context, cmd string) (string, int, error) {
 // Check is Run that turns a non-zero exit status into an *ExitError. It
 // returns the output either way.
 func (s *Shell) Check(ctx context.Context, cmd string) (string, error) {
-	out, status, err := s.Run(ctx, cmd)
-	if err != nil {
-		return out, err
-	}
-	if status != 0 {
-		return out, &ExitError{Cmd: cmd, Status: status, Output: out}
-	}
-	return out, nil
+	return check(ctx, s, cmd)
 }
 
 // Send types line and a newline without waiting for anything, for commands

@@ -21,9 +21,27 @@ const cpuListsCmd = `for f in online offline present; do printf '%s=' $f; cat /s
 // memTotalCmd prints the MemTotal line of /proc/meminfo.
 const memTotalCmd = `grep '^MemTotal:' /proc/meminfo`
 
+// Runner runs a guest command and returns its output and exit status: the
+// console's *Shell, the agent's agent.Client, or a Machine (either).
+type Runner interface {
+	Run(ctx context.Context, cmd string) (string, int, error)
+}
+
+// check is Run that turns a non-zero exit status into an *ExitError.
+func check(ctx context.Context, r Runner, cmd string) (string, error) {
+	out, status, err := r.Run(ctx, cmd)
+	if err != nil {
+		return out, err
+	}
+	if status != 0 {
+		return out, &ExitError{Cmd: cmd, Status: status, Output: out}
+	}
+	return out, nil
+}
+
 // ReadCPUs asks the guest for its CPU lists through sh.
-func ReadCPUs(ctx context.Context, sh *Shell) (CPUs, error) {
-	out, err := sh.Check(ctx, cpuListsCmd)
+func ReadCPUs(ctx context.Context, sh Runner) (CPUs, error) {
+	out, err := check(ctx, sh, cpuListsCmd)
 	if err != nil {
 		return CPUs{}, fmt.Errorf("read the guest's CPU lists: %w", err)
 	}
@@ -98,8 +116,8 @@ func ParseCPUList(s string) ([]int, error) {
 }
 
 // ReadMemTotal asks the guest for MemTotal from /proc/meminfo, in bytes.
-func ReadMemTotal(ctx context.Context, sh *Shell) (uint64, error) {
-	out, err := sh.Check(ctx, memTotalCmd)
+func ReadMemTotal(ctx context.Context, sh Runner) (uint64, error) {
+	out, err := check(ctx, sh, memTotalCmd)
 	if err != nil {
 		return 0, fmt.Errorf("read the guest's MemTotal: %w", err)
 	}

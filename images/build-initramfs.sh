@@ -7,7 +7,8 @@
 #                first, in dependency order, into /etc/modules (one path a
 #                line), since the package ships no modules.dep.
 #   BINARIES     programs of this machine to add, with the shared libraries
-#                ldd names for them (for the KVM host: curl).
+#                ldd names for them (for the KVM host: curl), or paths of
+#                static programs (the guest agent), into /usr/bin.
 set -euo pipefail
 kdir=${1:?kernel dir}; init=${2:?init script}; out=${3:?output}; shift 3
 busybox=/bin/busybox
@@ -48,7 +49,8 @@ for applet in $("$busybox" --list); do
 done
 for b in ${BINARIES:-}; do
 	p=$(command -v "$b") || { echo "build-initramfs: $b not found (make deps installs it)" >&2; exit 1; }
-	install -D -m 0755 "$p" "$root/usr/bin/$b"
+	install -D -m 0755 "$p" "$root/usr/bin/$(basename "$b")"
+	case "$(file -L "$p")" in *'statically linked'*) continue ;; esac
 	for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
 		[ -e "$root$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
 	done

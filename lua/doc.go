@@ -9,10 +9,15 @@
 //	                          the command line and VmConfig, all optional:
 //	    name = "vm1"                       label in reports (default vm1, vm2, ...)
 //	    kernel, initramfs, cmdline         default: the project's guest, guest.DefaultCmdline
-//	    cpus = {boot = 4, max = 8}         or cpus = 4; max defaults to boot
-//	    memory = {size = "1G", hotplug_size = "8G"}   or memory = "1G"; bytes or K/M/G
+//	    cpus = {boot = 4, max = 8}         or cpus = 4; max defaults to boot;
+//	                                       topology = "2:2:1:2" (threads:cores:dies:packages)
+//	    memory = {size = "1G", hotplug_size = "8G"}   or memory = "1G"; bytes or K/M/G;
+//	                                       shared, prefault, mergeable, hugepages = true
 //	    disks = {{path = P, readonly = true}}, net = {{tap =, mac =, ip =, mask =}}
 //	    rng = true | {src = P}
+//	    vsock = true | false | {cid = N}   default true: a virtio-vsock device (guest
+//	                                       CID 3), so vm:sh and vm:run go through the
+//	                                       guest agent; false: the serial console
 //	    wait = true                        false: return before the guest is ready
 //	    boot_timeout = 300                 seconds
 //	vmm.size("1G") -> bytes; vmm.format_size(bytes) -> "1G"
@@ -49,6 +54,9 @@
 //	vm:wait_exit([timeout]) -> status  the vmm's exit status
 //	vm:sh(cmd [, {timeout = s}]) -> output, status
 //	vm:run(cmd [, {timeout = s}]) -> output         fails on a non-zero status
+//	                                   both through the guest agent over vsock when it
+//	                                   answers (each command a fresh sh -c in /root),
+//	                                   else typed into the serial console's shell
 //	vm:wait_for(pattern | fn [, timeout [, interval]])
 //	                                   a regexp on console output after the previous
 //	                                   match, or fn polled until its first result is

@@ -63,6 +63,7 @@ expect.eq(tostring(vm), "vm vm1")
 	want.Memory = config.Memory{Size: 1 << 30, HotplugSize: 8 << 30}
 	want.RNG = &config.RNG{Src: config.DefaultRNGSource}
 	want.Disks = []config.Disk{{Path: "/d.img", Readonly: true}}
+	want.Vsock = &config.Vsock{CID: guest.DefaultAgentCID} // the agent, by default
 	if !reflect.DeepEqual(vm.cfg, want) {
 		t.Errorf("config = %+v\nwant %+v", vm.cfg, want)
 	}

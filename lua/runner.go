@@ -66,6 +66,10 @@ type Runner struct {
 	Reporter Reporter
 	// Timeouts bound the waits.
 	Timeouts Timeouts
+	// NoAgent makes vmm.start leave the vsock device out unless a script
+	// asks for it (vsock = true): guest commands then go to the serial
+	// console, as before the agent.
+	NoAgent bool
 }
 
 // Result is the outcome of one script.

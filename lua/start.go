@@ -7,6 +7,7 @@ import (
 
 	glua "github.com/yuin/gopher-lua"
 
+	"github.com/vmmdev/vmm/guest"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -45,7 +46,7 @@ func (rn *run) start(L *glua.LState) int {
 }
 
 // startKeys are the fields vmm.start knows.
-var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "wait", "boot_timeout"}
+var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "vsock", "wait", "boot_timeout"}
 
 // startConfig reads vmm.start's table.
 func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait bool, bootT time.Duration, err error) {
@@ -88,6 +89,9 @@ func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait boo
 	if cfg.RNG, err = rngArg(get("rng")); err != nil {
 		return
 	}
+	if cfg.Vsock, err = vsockArg(get("vsock"), !rn.r.NoAgent); err != nil {
+		return
+	}
 	switch v := get("wait").(type) {
 	case *glua.LNilType:
 	case glua.LBool:
@@ -119,8 +123,19 @@ func cpusArg(v glua.LValue) (config.CPUs, error) {
 		}
 		return config.CPUs{BootVCPUs: int(n), MaxVCPUs: int(n)}, nil
 	case *glua.LTable:
-		if err := checkKeys(t, "cpus.", []string{"boot", "max"}); err != nil {
+		if err := checkKeys(t, "cpus.", []string{"boot", "max", "topology"}); err != nil {
 			return c, err
+		}
+		if tv := t.RawGetString("topology"); tv != glua.LNil {
+			s, ok := tv.(glua.LString)
+			if !ok {
+				return c, fmt.Errorf("cpus.topology: want \"THREADS:CORES:DIES:PACKAGES\", got %s", render(tv))
+			}
+			parsed, err := config.ParseCPUs("topology=" + string(s))
+			if err != nil {
+				return c, fmt.Errorf("cpus.topology: %w", err)
+			}
+			c.Topology = parsed.Topology
 		}
 		if b := t.RawGetString("boot"); b != glua.LNil {
 			n, err := intArg(b)
@@ -154,8 +169,20 @@ func memoryArg(v glua.LValue, m *config.Memory) error {
 		m.Size = n
 		return nil
 	case *glua.LTable:
-		if err := checkKeys(t, "memory.", []string{"size", "hotplug_size"}); err != nil {
+		if err := checkKeys(t, "memory.", []string{"size", "hotplug_size", "shared", "prefault", "mergeable", "hugepages"}); err != nil {
 			return err
+		}
+		for _, f := range []struct {
+			key string
+			dst *bool
+		}{{"shared", &m.Shared}, {"prefault", &m.Prefault}, {"mergeable", &m.Mergeable}, {"hugepages", &m.Hugepages}} {
+			switch b := t.RawGetString(f.key).(type) {
+			case *glua.LNilType:
+			case glua.LBool:
+				*f.dst = bool(b)
+			default:
+				return fmt.Errorf("memory.%s: want a boolean, got %s", f.key, render(b))
+			}
 		}
 		for _, f := range []struct {
 			key string
@@ -171,7 +198,7 @@ func memoryArg(v glua.LValue, m *config.Memory) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("memory: want {size = \"1G\", hotplug_size = \"8G\"} or a size, got %s", render(v))
+	return fmt.Errorf("memory: want {size = \"1G\", hotplug_size = \"8G\", shared = true, prefault = true} or a size, got %s", render(v))
 }
 
 func disksArg(v glua.LValue) ([]config.Disk, error) {
@@ -248,6 +275,40 @@ func rngArg(v glua.LValue) (*config.RNG, error) {
 	return nil, fmt.Errorf("rng: want true or {src = PATH}, got %s", render(v))
 }
 
+// vsockArg reads vsock: true gives the VM a vsock device with
+// guest.DefaultAgentCID, whose socket the launcher places, so that vm:sh
+// and vm:run go through the guest agent; false leaves it out (commands
+// then go to the serial console); {cid = N} picks the guest's CID;
+// absent is byDefault's choice.
+func vsockArg(v glua.LValue, byDefault bool) (*config.Vsock, error) {
+	switch t := v.(type) {
+	case *glua.LNilType:
+		if !byDefault {
+			return nil, nil
+		}
+		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
+	case glua.LBool:
+		if !t {
+			return nil, nil
+		}
+		return &config.Vsock{CID: guest.DefaultAgentCID}, nil
+	case *glua.LTable:
+		if err := checkKeys(t, "vsock.", []string{"cid"}); err != nil {
+			return nil, err
+		}
+		vs := &config.Vsock{CID: guest.DefaultAgentCID}
+		if c := t.RawGetString("cid"); c != glua.LNil {
+			n, err := intArg(c)
+			if err != nil || n < 3 || n >= 0xffffffff {
+				return nil, fmt.Errorf("vsock.cid: want a guest CID from 3, got %s", render(c))
+			}
+			vs.CID = uint32(n)
+		}
+		return vs, nil
+	}
+	return nil, fmt.Errorf("vsock: want true, false or {cid = N}, got %s", render(v))
+}
+
 // forList calls f for each table of a list of tables.
 func forList(v glua.LValue, what string, f func(int, *glua.LTable) error) error {
 	if v == glua.LNil {
@@ -280,6 +341,9 @@ func describeConfig(cfg config.VM) []string {
 	}
 	if cfg.RNG != nil {
 		d = append(d, "rng")
+	}
+	if cfg.Vsock != nil {
+		d = append(d, fmt.Sprintf("vsock cid=%d", cfg.Vsock.CID))
 	}
 	return d
 }

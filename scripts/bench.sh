@@ -41,6 +41,9 @@ req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CP
 req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request to MemTotal grown"
 req+=",VMM overhead: RSS minus guest memory; idle,API round trip p50 (vmm.ping; QMP query-status),API round trip p99"
 req+=",disk write (dd 1M blocks; fsync),disk read (dd 1M blocks; cold cache),network TCP guest to host"
+# vsock: vmm's hybrid vsock beside QEMU's vhost-vsock (the KVM host loads vhost_vsock).
+req+=",vsock guest to host (one stream),vsock host to guest (one stream)"
+req+=",guest command round trip: agent over vsock,guest command round trip: serial shell"
 mkdir -p bench
 "$B/benchreport" -require "$req" -md bench/results.md -json bench/results.json -png bench/chart.png \
 	"$B/bench/console.log" "$B/bench-io/console.log"

@@ -13,10 +13,11 @@ const ioapicID = 0
 
 // acpiTables builds the guest's tables, to be written at layout.ACPIStart:
 // a hardware-reduced FADT with the sleep and reset registers of pm, a MADT
-// with maxVCPUs processors (bootVCPUs enabled, the rest online capable),
-// an MCFG with the PCI segments' ECAM areas, and a DSDT with \_S5 and the
-// devices (the host bridges among them) in \_SB.
-func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, mcfg []acpi.MCFGEntry, sb ...acpi.Describer) ([]byte, error) {
+// with the topology's processors (bootVCPUs enabled, the rest online
+// capable, each with its APIC id), an MCFG with the PCI segments' ECAM
+// areas, and a DSDT with \_S5 and the devices (the host bridges among
+// them) in \_SB.
+func acpiTables(bootVCPUs int, topo Topology, pm *devices.ACPIPM, mcfg []acpi.MCFGEntry, sb ...acpi.Describer) ([]byte, error) {
 	dsdt, err := acpi.DSDT(pm.RootAML(), acpi.SystemBus(sb...))
 	if err != nil {
 		return nil, fmt.Errorf("DSDT: %w", err)
@@ -28,7 +29,8 @@ func acpiTables(bootVCPUs, maxVCPUs int, pm *devices.ACPIPM, mcfg []acpi.MCFGEnt
 		IOAPICAddr:    layout.IOAPICStart,
 		IOAPICGSIBase: 0,
 		BootCPUs:      bootVCPUs,
-		MaxCPUs:       maxVCPUs,
+		MaxCPUs:       topo.count(),
+		APICIDs:       topo.APICIDs(),
 		// The PIT's IRQ 0 is wired to IOAPIC pin 2, as on every PC; the GSI
 		// routing (irq.IOAPICRoutes) matches.
 		Overrides: []acpi.InterruptOverride{{Source: 0, GSI: 2, Flags: acpi.INTIConforms}},

@@ -79,7 +79,7 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 			}
 			sb[1] = ged
 			sb = append(sb, pcim.pciDescribers()...)
-			blob, err := acpiTables(c.boot, c.max, pm, pcim.mcfgEntries(), sb...)
+			blob, err := acpiTables(c.boot, flatTopology(c.max), pm, pcim.mcfgEntries(), sb...)
 			if err != nil {
 				t.Fatal(err)
 			}

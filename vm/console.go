@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -12,83 +13,137 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/vm/config"
-	"github.com/vmmdev/vmm/vm/devices"
 )
 
-// maxPendingOutput bounds the serial output waiting for a slow reader; past
+// maxPendingOutput bounds the console output waiting for a slow reader; past
 // it output is dropped rather than stalling the guest (and with it any
 // attempt to stop the VM).
 const maxPendingOutput = 4 << 20
 
-// console connects the serial port of whichever machine is current to the
-// outside world. It outlives machines: a reboot attaches the new machine's
-// serial port to the same output and input.
+// inputSink is a device that takes console input: the UART or the virtio
+// console.
+type inputSink interface {
+	// Input takes what it has room for of p and returns how many bytes.
+	Input(p []byte) int
+	// Space is closed when Input may take more.
+	Space() <-chan struct{}
+}
+
+// consoleSpec is what one console is asked to be: Cloud Hypervisor's mode,
+// file and socket of serial or console.
+type consoleSpec struct {
+	name   string // "serial" or "console", for messages
+	mode   config.ConsoleMode
+	file   string
+	socket string
+}
+
+// serialSpec and consoleSpecOf read the configuration's consoles.
+func serialSpec(s config.Serial) consoleSpec {
+	return consoleSpec{name: "serial", mode: s.Mode, file: s.File, socket: s.Socket}
+}
+
+func consoleSpecOf(c config.Console) consoleSpec {
+	return consoleSpec{name: "console", mode: c.Mode, file: c.File, socket: c.Socket}
+}
+
+// console connects one guest console (the serial port or the virtio
+// console) of whichever machine is current to the host side its mode
+// says. It outlives machines: a reboot attaches the new machine's device to
+// the same output and input.
 type console struct {
+	spec    consoleSpec
 	log     *slog.Logger
 	out     *asyncWriter
-	outFile *os.File // a file we opened, closed at the end
-	in      io.Reader
-	restore func() // puts the terminal back, or nil
+	closers []io.Closer // files, ptys and listeners we opened
+	restore func()      // puts the terminal back, or nil
+	// path is the pseudo-terminal's path in Pty mode, for vm.info's file.
+	path string
+	// client is the socket client's connection in Socket mode.
+	client *clientWriter
 
 	mu      sync.Mutex
-	serial  *devices.Serial
+	sink    inputSink
 	changed chan struct{} // closed and replaced by attach
 	quit    chan struct{}
 	once    sync.Once
 }
 
-// openConsole sets up the serial port's output and input for cc: tty
-// writes to stdout and reads stdin (a terminal is put in raw mode), file
-// writes to a file, off and null discard output and send no input.
-func openConsole(cc config.Serial, stdin io.Reader, stdout io.Writer, log *slog.Logger) (*console, error) {
-	c := &console{log: log, changed: make(chan struct{}), quit: make(chan struct{})}
+// openConsole sets up a console's host side for spec: Tty writes to stdout
+// and reads stdin when takeStdin (a terminal is put in raw mode), File
+// writes to a file, Pty opens a pseudo-terminal, Socket listens on a unix
+// socket for one client at a time, Off and Null discard output and send no
+// input.
+func openConsole(spec consoleSpec, takeStdin bool, stdin io.Reader, stdout io.Writer, log *slog.Logger) (*console, error) {
+	c := &console{spec: spec, log: log, changed: make(chan struct{}), quit: make(chan struct{})}
 	var w io.Writer = io.Discard
-	switch cc.Mode {
+	var in io.Reader
+	switch spec.mode {
 	case config.ModeTty:
-		w, c.in = stdout, stdin
-		if f, ok := stdin.(*os.File); ok {
-			restore, err := makeRaw(int(f.Fd()))
-			if err != nil {
-				return nil, fmt.Errorf("serial: put the terminal in raw mode: %w", err)
+		w = stdout
+		if takeStdin {
+			in = stdin
+			if f, ok := stdin.(*os.File); ok {
+				restore, err := makeRaw(int(f.Fd()))
+				if err != nil {
+					return nil, fmt.Errorf("%s: put the terminal in raw mode: %w", spec.name, err)
+				}
+				c.restore = restore
 			}
-			c.restore = restore
 		}
 	case config.ModeFile:
-		f, err := os.OpenFile(cc.File, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		f, err := os.OpenFile(spec.file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
-			return nil, invalidf("serial: %w", err)
+			return nil, invalidf("%s: %w", spec.name, err)
 		}
-		w, c.outFile = f, f
+		w = f
+		c.closers = append(c.closers, f)
+	case config.ModePty:
+		p, err := openPty()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", spec.name, err)
+		}
+		w, in, c.path = p.main, p.main, p.path
+		c.closers = append(c.closers, p)
+	case config.ModeSocket:
+		ln, err := listenConsole(spec.socket)
+		if err != nil {
+			return nil, invalidf("%s: %w", spec.name, err)
+		}
+		c.client = &clientWriter{}
+		w = c.client
+		c.closers = append(c.closers, ln)
+		go c.accept(ln)
 	}
 	c.out = newAsyncWriter(w, log)
-	if c.in != nil {
-		go c.pump()
+	if in != nil {
+		go c.pump(in)
 	}
 	return c, nil
 }
 
-// attach makes s the serial port that receives input (nil for none).
-func (c *console) attach(s *devices.Serial) {
+// attach makes s the device that receives input (nil for none).
+func (c *console) attach(s inputSink) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.serial = s
+	c.sink = s
 	close(c.changed)
 	c.changed = make(chan struct{})
 }
 
-func (c *console) current() (*devices.Serial, <-chan struct{}) {
+func (c *console) current() (inputSink, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.serial, c.changed
+	return c.sink, c.changed
 }
 
-// pump copies input to the current serial port, waiting while the port's
-// receive queue is full or no machine is attached. At end of input it
-// stops; the guest keeps running.
-func (c *console) pump() {
+// pump copies input from r to the current device, waiting while the
+// device has no room or no machine is attached. At the end of r it stops;
+// the guest keeps running.
+func (c *console) pump(r io.Reader) {
 	buf := make([]byte, 4096)
 	for {
-		n, err := c.in.Read(buf)
+		n, err := r.Read(buf)
 		data := buf[:n]
 		for len(data) > 0 {
 			s, changed := c.current()
@@ -100,10 +155,11 @@ func (c *console) pump() {
 					return
 				}
 			}
+			space := s.Space()
 			data = data[s.Input(data):]
 			if len(data) > 0 {
 				select {
-				case <-s.Space():
+				case <-space:
 				case <-changed:
 				case <-c.quit:
 					return
@@ -111,22 +167,30 @@ func (c *console) pump() {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				c.log.Warn("serial input ended", "err", err)
+			select {
+			case <-c.quit:
+			default:
+				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+					c.log.Warn(c.spec.name+" input ended", "err", err)
+				}
 			}
 			return
 		}
 	}
 }
 
-// close flushes the output and restores the terminal. The input reader may
-// stay blocked in a read; it does nothing more.
+// close flushes the output, closes what the console opened (the socket
+// file is removed) and restores the terminal. A stdin reader may stay
+// blocked in a read; it does nothing more.
 func (c *console) close() {
 	c.once.Do(func() {
 		close(c.quit)
 		c.out.Close()
-		if c.outFile != nil {
-			c.outFile.Close()
+		for _, cl := range c.closers {
+			_ = cl.Close()
+		}
+		if c.client != nil {
+			c.client.set(nil)
 		}
 		if c.restore != nil {
 			c.restore()

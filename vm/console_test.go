@@ -91,7 +91,7 @@ func readSerial(s *devices.Serial, n int) string {
 
 func TestConsolePumpsInputIntoTheAttachedSerialPortAcrossReattach(t *testing.T) {
 	pr, pw := io.Pipe()
-	c, err := openConsole(config.Serial{Mode: config.ModeTty}, pr, io.Discard, nopLogger())
+	c, err := openConsole(serialSpec(config.Serial{Mode: config.ModeTty}), true, pr, io.Discard, nopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestConsolePumpsInputIntoTheAttachedSerialPortAcrossReattach(t *testing.T) 
 
 func TestConsoleFileModeWritesTheFile(t *testing.T) {
 	path := t.TempDir() + "/serial.log"
-	c, err := openConsole(config.Serial{Mode: config.ModeFile, File: path}, nil, nil, nopLogger())
+	c, err := openConsole(serialSpec(config.Serial{Mode: config.ModeFile, File: path}), true, nil, nil, nopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

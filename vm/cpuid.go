@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"math/bits"
 	"os"
 	"strings"
 
@@ -18,6 +17,8 @@ const (
 	leafTopologyV2  = 0x1f
 	leafAMDAddrSize = 0x8000_0008
 	leafAMDTopoExt  = 0x8000_001e
+	// leafAMDCacheTopo is AMD's cache topology leaf, leaf 4's twin.
+	leafAMDCacheTopo = 0x8000_001d
 
 	leafAMDFeatures = 0x8000_0001
 
@@ -30,92 +31,149 @@ const (
 	topoLevelInvalid = 0
 	topoLevelSMT     = 1
 	topoLevelCore    = 2
+	topoLevelDie     = 5
 
-	// leafAMDFeaturesECXSVM is SVM in leaf 0x80000001 ECX.
-	leafAMDFeaturesECXSVM = 1 << 2
+	// leafAMDFeaturesECXSVM is SVM in leaf 0x80000001 ECX,
+	// leafAMDFeaturesECXTopoExt TopologyExtensions.
+	leafAMDFeaturesECXSVM     = 1 << 2
+	leafAMDFeaturesECXTopoExt = 1 << 22
 
 	// vendorAMDEBX is "Auth" of "AuthenticAMD" in leaf 0 EBX.
 	vendorAMDEBX = 0x6874_7541
 )
 
-// apicIDBits is how many low APIC id bits number the vCPUs of a VM with
-// maxVCPUs: one package of maxVCPUs cores of one thread each.
-func apicIDBits(maxVCPUs int) uint32 {
-	if maxVCPUs <= 1 {
-		return 0
-	}
-	return uint32(bits.Len(uint(maxVCPUs - 1)))
-}
-
-// CPUIDFor derives vCPU id's CPUID from what KVM supports
-// (KVM_GET_SUPPORTED_CPUID) for a VM of at most maxVCPUs vCPUs: the APIC id
-// is the vCPU id, the topology is one package of maxVCPUs single-thread
-// cores, the hypervisor bit is set, and KVM's paravirtual leaves
-// (0x40000000...) stay so the guest finds kvm-clock. tscDeadline reports
-// KVM_CAP_TSC_DEADLINE_TIMER, which KVM does not put in the supported leaves.
-func CPUIDFor(supported []kvm.CPUIDEntry, id, maxVCPUs int, tscDeadline bool) []kvm.CPUIDEntry {
-	out := make([]kvm.CPUIDEntry, 0, len(supported)+2)
-	apicID := uint32(id)
-	shift := apicIDBits(maxVCPUs)
-	perPackage := uint32(1) << shift
-	amd := false
-	for _, e := range supported {
-		if e.Function == leafVendor {
-			amd = e.EBX == vendorAMDEBX
-		}
-	}
+// CPUIDFor derives the CPUID of vCPU index from what KVM supports
+// (KVM_GET_SUPPORTED_CPUID) for a VM of the topology topo: the APIC id is
+// topo.APICID(index) everywhere the CPUID shows one, the topology leaves
+// (1, 4, 0xB, 0x1F and AMD's 0x80000008, 0x8000001D and 0x8000001E) tell
+// the guest how the vCPUs group into threads, cores, dies and packages,
+// the hypervisor bit is set, and KVM's paravirtual leaves (0x40000000...)
+// stay so the guest finds kvm-clock. tscDeadline reports
+// KVM_CAP_TSC_DEADLINE_TIMER, which KVM does not put in the supported
+// leaves. Without cpus.topology (flatTopology) the leaves describe one
+// package of max_vcpus single-thread cores.
+func CPUIDFor(supported []kvm.CPUIDEntry, index int, topo Topology, tscDeadline bool) []kvm.CPUIDEntry {
+	out := make([]kvm.CPUIDEntry, 0, len(supported)+4)
+	apicID := topo.APICID(index)
+	amd, topoExtLeaf := false, false
 	for _, e := range supported {
 		switch e.Function {
+		case leafVendor:
+			amd = e.EBX == vendorAMDEBX
+		case leafAMDTopoExt:
+			topoExtLeaf = true
+		}
+	}
+	perPackage := uint32(1) << topo.packageShift()
+	hadTopology, hadTopologyV2 := false, false
+	for _, e := range supported {
+		switch e.Function {
+		case leafVendor:
+			if needsTopologyLeaf(topo) && e.EAX < leafTopology {
+				e.EAX = leafTopology // the leaf is added below
+			}
 		case leafFeatures:
 			e.EBX = e.EBX&0x0000_ffff | apicID<<24 | min(perPackage, 0xff)<<16
 			e.ECX |= leaf1ECXHypervisor
 			if tscDeadline {
 				e.ECX |= leaf1ECXTSCDeadline
 			}
-			if maxVCPUs > 1 {
+			if topo.perPackage() > 1 {
 				e.EDX |= leaf1EDXHTT
 			}
 		case leafCacheParams:
-			if e.EAX&0x1f == 0 { // no more caches
-				break
+			e.EAX = cacheLeafEAX(e.EAX, topo, true)
+		case leafAMDCacheTopo:
+			e.EAX = cacheLeafEAX(e.EAX, topo, false)
+		case leafTopology:
+			hadTopology = true
+			continue // replaced below
+		case leafTopologyV2:
+			hadTopologyV2 = true
+			continue // replaced below
+		case leafAMDFeatures:
+			// Linux reads AMD's topology (0x8000001E, then leaf 0xB) only
+			// with TopologyExtensions: offer it for a topology with threads,
+			// dies or packages, whose leaves vmm fills in.
+			if amd && topoExtLeaf && needsTopologyLeaf(topo) {
+				e.ECX |= leafAMDFeaturesECXTopoExt
 			}
-			level := e.EAX >> 5 & 7
-			sharing := uint32(0) // L1 and L2 belong to one core
-			if level >= 3 {
-				sharing = perPackage - 1
-			}
-			e.EAX = e.EAX&0x0000_3fff | min(sharing, 0xfff)<<14 | min(perPackage-1, 0x3f)<<26
-		case leafTopology, leafTopologyV2:
-			e = topologyLeaf(e, apicID, shift, maxVCPUs)
 		case leafAMDAddrSize:
 			if amd {
-				e.ECX = e.ECX&^0xf0ff | shift<<12 | uint32(maxVCPUs-1)&0xff
+				e.ECX = e.ECX&^0xf0ff | topo.packageShift()<<12 | uint32(topo.perPackage()-1)&0xff
 			}
 		case leafAMDTopoExt:
 			e.EAX = apicID
-			e.EBX = apicID & 0xff // core id; one thread per core
-			e.ECX = 0             // node 0, one node
+			// Threads per core less one, and the core's id.
+			e.EBX = uint32(topo.Threads-1)&0xff<<8 | apicID>>topo.threadBits()&0xff
+			// Nodes (dies) per package less one, and the die's id: unique
+			// in the VM.
+			e.ECX = uint32(topo.Dies-1)&0x7<<8 | apicID>>topo.coreShift()&0xff
 		}
 		out = append(out, e)
+	}
+	if hadTopology || needsTopologyLeaf(topo) {
+		out = append(out, topologyLeaves(leafTopology, apicID, topo)...)
+	}
+	if hadTopologyV2 {
+		out = append(out, topologyLeaves(leafTopologyV2, apicID, topo)...)
 	}
 	return out
 }
 
-// topologyLeaf fills one subleaf of the extended topology leaf 0xB or 0x1F:
-// level 0 is SMT (one thread), level 1 is the core level (all vCPUs of the
-// package), higher levels are invalid.
-func topologyLeaf(e kvm.CPUIDEntry, apicID, shift uint32, maxVCPUs int) kvm.CPUIDEntry {
-	e.Flags |= kvm.CPUIDFlagSignificantIndex
-	e.EDX = apicID
-	switch e.Index {
-	case 0:
-		e.EAX, e.EBX, e.ECX = 0, 1, topoLevelSMT<<8
-	case 1:
-		e.EAX, e.EBX, e.ECX = shift, uint32(maxVCPUs), topoLevelCore<<8|1
-	default:
-		e.EAX, e.EBX, e.ECX = 0, 0, topoLevelInvalid<<8|e.Index&0xff
+// needsTopologyLeaf reports whether topo has threads, dies or packages that
+// only the extended topology leaf describes fully: a guest whose KVM
+// offers no leaf 0xB gets one.
+func needsTopologyLeaf(topo Topology) bool {
+	return topo.Threads > 1 || topo.Dies > 1 || topo.Packages > 1
+}
+
+// cacheLeafEAX patches EAX of a deterministic cache parameters leaf (Intel
+// leaf 4, AMD leaf 0x8000001D): L1 and L2 caches are shared by the threads
+// of a core, L3 by the package. Intel's leaf also says how many cores a
+// package has (EAX[31:26]).
+func cacheLeafEAX(eax uint32, topo Topology, intel bool) uint32 {
+	if eax&0x1f == 0 { // no more caches
+		return eax
 	}
-	return e
+	sharing := uint32(1)<<topo.threadBits() - 1
+	if eax>>5&7 >= 3 {
+		sharing = uint32(1)<<topo.packageShift() - 1
+	}
+	eax = eax&^(0xfff<<14) | min(sharing, 0xfff)<<14
+	if intel {
+		cores := uint32(1)<<(topo.coreBits()+topo.dieBits()) - 1
+		eax = eax&0x03ff_ffff | min(cores, 0x3f)<<26
+	}
+	return eax
+}
+
+// topologyLeaves is the extended topology leaf 0xB or 0x1F of the vCPU
+// with apicID, every subleaf: SMT (the threads of a core), core (leaf 0xB:
+// every vCPU of the package; leaf 0x1F: the cores of a die), die (leaf
+// 0x1F with more than one die per package), then the invalid level that
+// ends the list. EAX is the shift to the next level's id, EBX the logical
+// processors at this level, ECX the level type and number, EDX the x2APIC
+// id.
+func topologyLeaves(leaf, apicID uint32, topo Topology) []kvm.CPUIDEntry {
+	type level struct {
+		kind, shift uint32
+		count       int
+	}
+	levels := []level{{topoLevelSMT, topo.threadBits(), topo.Threads}}
+	if leaf == leafTopologyV2 && topo.Dies > 1 {
+		levels = append(levels, level{topoLevelCore, topo.coreShift(), topo.Threads * topo.Cores},
+			level{topoLevelDie, topo.packageShift(), topo.perPackage()})
+	} else {
+		levels = append(levels, level{topoLevelCore, topo.packageShift(), topo.perPackage()})
+	}
+	levels = append(levels, level{kind: topoLevelInvalid})
+	out := make([]kvm.CPUIDEntry, len(levels))
+	for i, l := range levels {
+		out[i] = kvm.CPUIDEntry{Function: leaf, Index: uint32(i), Flags: kvm.CPUIDFlagSignificantIndex,
+			EAX: l.shift, EBX: uint32(l.count) & 0xffff, ECX: l.kind<<8 | uint32(i)&0xff, EDX: apicID}
+	}
+	return out
 }
 
 // WithoutNested is entries without hardware virtualisation: the VMX bit

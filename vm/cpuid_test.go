@@ -42,7 +42,7 @@ func TestCPUIDForGivesEachVCPUItsAPICIDAndTheTopology(t *testing.T) {
 		id, max   int
 		wantShift uint32
 	}{{0, 1, 0}, {3, 4, 2}, {4, 8, 3}, {5, 6, 3}} {
-		es := CPUIDFor(supportedForTest(true), c.id, c.max, true)
+		es := CPUIDFor(supportedForTest(true), c.id, flatTopology(c.max), true)
 		l1 := find(t, es, 1, 0)
 		if got := l1.EBX >> 24; got != uint32(c.id) {
 			t.Errorf("id %d: leaf 1 APIC id %d", c.id, got)
@@ -74,7 +74,7 @@ func TestCPUIDForGivesEachVCPUItsAPICIDAndTheTopology(t *testing.T) {
 }
 
 func TestCPUIDForLeavesIntelAddressSizesAloneAndSetsCacheSharing(t *testing.T) {
-	es := CPUIDFor(supportedForTest(false), 2, 4, false)
+	es := CPUIDFor(supportedForTest(false), 2, flatTopology(4), false)
 	if e := find(t, es, 0x8000_0008, 0); e.ECX != 0xffff {
 		t.Errorf("Intel leaf 0x80000008 ECX changed to %#x", e.ECX)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
 	"github.com/vmmdev/vmm/vm/pci"
+	"github.com/vmmdev/vmm/vm/virtio"
 )
 
 // eventKind is why a machine ended.
@@ -55,6 +56,7 @@ type machineDeps struct {
 	cpuid       []kvm.CPUIDEntry
 	tscDeadline bool
 	serialOut   io.Writer // never nil
+	consoleOut  io.Writer // the virtio console's output; nil: no virtio console
 	log         *slog.Logger
 	events      chan<- machineEvent
 	firstRun    func()
@@ -78,6 +80,8 @@ type machine struct {
 	irq    *irq.Router     // the GSI routing table and the irqfds
 	pci    []*pci.Segment  // the PCI segments, 0 first
 	virtio []*virtioDevice // in device order; see addVirtio
+	// vconsole is the virtio console, nil without.
+	vconsole *virtio.Console
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
 	// space, the memory controller (nil without).
@@ -161,7 +165,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 
 	ram := memory.BootRAM(cfg.Memory.Size)
-	if m.mem, err = memory.MapWith(ram, memory.Options{NoTHP: !cfg.Memory.THPEnabled()}); err != nil {
+	if m.mem, err = memory.MapWith(ram, memoryOptions(cfg.Memory)); err != nil {
 		return nil, invalidf("memory: size=%dM: %w", cfg.Memory.Size>>20, err)
 	}
 	for _, r := range m.mem.Regions() {
@@ -186,7 +190,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	}
 	sb = append(sb, m.pciDescribers()...)
 	sb = append(sb, m.virtioDescribers()...)
-	tables, err := acpiTables(cfg.CPUs.BootVCPUs, cfg.CPUs.MaxVCPUs, pm, m.mcfgEntries(), sb...)
+	tables, err := acpiTables(cfg.CPUs.BootVCPUs, topologyOf(cfg.CPUs), pm, m.mcfgEntries(), sb...)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +210,7 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if !cfg.CPUs.NestedEnabled() {
 		cpuid = WithoutNested(cpuid)
 	}
-	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, topo: topologyOf(cfg.CPUs), cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
 		m, m.log, deps.firstRun)
 	for id := range cfg.CPUs.BootVCPUs {
 		if err = m.cpus.create(id, id == 0); err != nil {
@@ -262,6 +266,9 @@ func (m *machine) addHotplug() error {
 		events |= hotplug.EventMemory
 	}
 	if m.cpuHP, err = hotplug.NewCPUHotplug(layout.CPUHotplugStart, m.cfg.CPUs.BootVCPUs, m.cfg.CPUs.MaxVCPUs, m); err != nil {
+		return err
+	}
+	if err = m.cpuHP.SetAPICIDs(topologyOf(m.cfg.CPUs).APICIDs()); err != nil {
 		return err
 	}
 	gedIRQ, err := m.irq.Line(layout.GEDIRQ)

@@ -3,6 +3,7 @@ package vm
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,11 +70,13 @@ func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
 	cfg.Disks = []config.Disk{{Path: "a"}, {Path: "b"}}
 	cfg.Net = []config.Net{{}}
 	cfg.RNG = &config.RNG{}
+	cfg.Vsock = &config.Vsock{CID: 3, Socket: "/v.sock"}
 	got, err := devicePlacements(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"disk _disk0 at 0000:00:01.0", "disk _disk1 at 0000:00:02.0", "net _net2 at 0000:00:03.0", "rng __rng at 0000:00:04.0"}
+	want := []string{"disk _disk0 at 0000:00:01.0", "disk _disk1 at 0000:00:02.0", "net _net2 at 0000:00:03.0", "rng __rng at 0000:00:04.0",
+		"vsock _vsock3 at 0000:00:05.0"}
 	if len(got) != len(want) {
 		t.Fatalf("placements %v", got)
 	}
@@ -86,6 +89,15 @@ func TestDevicePlacementsNameAndNumberTheDevicesInConfigOrder(t *testing.T) {
 	if fmt.Sprint(again) != fmt.Sprint(got) {
 		t.Error("placements differ for the same configuration")
 	}
+	cfg.Vsock.ID = "_disk1"
+	if _, err := devicePlacements(&cfg); err == nil {
+		t.Error("a vsock id taken by a disk accepted")
+	}
+	cfg.Vsock.ID, cfg.Vsock.PCISegment = "vs", 1
+	if _, err := devicePlacements(&cfg); err == nil {
+		t.Error("a vsock on a PCI segment the VM does not have accepted")
+	}
+	cfg.Vsock = nil
 	cfg.Disks = make([]config.Disk, layout.PCIDevicesPerBus)
 	if _, err := devicePlacements(&cfg); err == nil {
 		t.Error("32 disks placed on one segment")
@@ -102,5 +114,41 @@ func TestPCIWindowsMustFitTheGuestsPhysicalAddresses(t *testing.T) {
 	m.deps.cpuid[0].EAX = 40
 	if err := m.addPCI(1); err != nil {
 		t.Errorf("on a 40-bit guest: %v", err)
+	}
+}
+
+func TestDevicePlacementsTakeTheGivenIDSegmentAndDeviceNumber(t *testing.T) {
+	five := uint8(5)
+	cfg := config.Default()
+	cfg.Platform = &config.Platform{NumPCISegments: 2}
+	cfg.Disks = []config.Disk{{Path: "a", PCIDevice: config.PCIDevice{ID: "root", PCIDeviceID: &five}}, {Path: "b"}}
+	cfg.Net = []config.Net{{PCIDevice: config.PCIDevice{PCISegment: 1}}}
+	got, err := devicePlacements(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[disk root at 0000:00:05.0 disk _disk0 at 0000:00:01.0 net _net1 at 0001:00:01.0]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("placements %v, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*config.VM)
+		want   string
+	}{
+		{"a segment beyond num_pci_segments", func(c *config.VM) { c.Net[0].PCISegment = 2 }, "pci_segment=2: the VM has 2 PCI segments"},
+		{"the host bridge's device number", func(c *config.VM) { zero := uint8(0); c.Disks[1].PCIDeviceID = &zero }, "pci_device_id=0: want 1 to 31"},
+		{"a device number taken twice", func(c *config.VM) { c.Disks[1].PCIDeviceID = &five }, "pci_device_id=5 is taken on segment 0"},
+		{"an id given twice", func(c *config.VM) { c.Disks[1].ID = "root" }, `id "root" is used by another device`},
+		{"a queue size that is no power of two", func(c *config.VM) { c.Disks[1].QueueSize = 100 }, "queue_size=100: want a power of two"},
+		{"too many queues", func(c *config.VM) { c.Disks[1].NumQueues = 65 }, "num_queues=65: want 1 to 64"},
+	} {
+		c := cfg
+		c.Disks = slices.Clone(cfg.Disks)
+		c.Net = slices.Clone(cfg.Net)
+		tc.change(&c)
+		if _, err := devicePlacements(&c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/pci"
+	"github.com/vmmdev/vmm/vm/virtio"
 )
 
 // deviceKind is a virtio device's type, as its configuration list names
@@ -18,6 +19,10 @@ const (
 	kindDisk deviceKind = "disk"
 	kindNet  deviceKind = "net"
 	kindRNG  deviceKind = "rng"
+	// kindConsole is the virtio console (hvc0).
+	kindConsole deviceKind = "console"
+	// kindVsock is the virtio-vsock device (config.VM.Vsock).
+	kindVsock deviceKind = "vsock"
 )
 
 // Device ids, as Cloud Hypervisor names the devices it was not given an id
@@ -27,6 +32,10 @@ const (
 	diskIDPrefix = "_disk"
 	netIDPrefix  = "_net"
 	rngID        = "__rng"
+	consoleID    = "__console"
+	// vsockIDPrefix continues the disks' and nets' counter, as Cloud
+	// Hypervisor names its vsock device after them.
+	vsockIDPrefix = "_vsock"
 	// virtioPCIIDPrefix names the PCI transport's node in vm.info's
 	// device_tree: "_virtio-pci-_disk0".
 	virtioPCIIDPrefix = "_virtio-pci-"
@@ -56,43 +65,59 @@ func (p placement) bdf() pci.BDF {
 }
 
 // pciSegmentCount is how many PCI segments the VM has, each a host bridge
-// of its own.
-//
-// TODO(config): config.VM.Platform.NumPCISegments (Cloud Hypervisor's
-// platform.num_pci_segments, 1 to 16) is being added to the VmConfig;
-// return it here, defaulting to 1, at merge time.
-func pciSegmentCount(*config.VM) int { return 1 }
+// of its own: platform.num_pci_segments, 1 without a platform object.
+func pciSegmentCount(cfg *config.VM) int {
+	if cfg.Platform == nil || cfg.Platform.NumPCISegments == 0 {
+		return 1
+	}
+	return int(cfg.Platform.NumPCISegments)
+}
 
 // devicePlacements lists the virtio devices cfg asks for, in the order
-// they are built: disks, nets, the rng. Each gets its id (Cloud
-// Hypervisor's automatic one) and, on its segment, the next free device
-// number from 1, in that order. It reads nothing but the configuration.
-//
-// TODO(config): the VmConfig rewrite adds, per device, Cloud Hypervisor's
-// `id` and `pci_segment` (config.Disk.ID/PCISegment, config.Net.ID/
-// PCISegment), and the disks' `num_queues` and `queue_size`: at merge
-// time take them here (an explicit id replaces the automatic one and
-// must be unique; pci_segment must be below pciSegmentCount), and pass
-// the rng's too if it gets them.
+// they are built: disks, nets, the rng, the vsock, the virtio console. Each gets its id (the one given,
+// or Cloud Hypervisor's automatic one) and, on its pci_segment, the
+// pci_device_id given or else the lowest free device number from 1. It
+// reads nothing but the configuration, so a device keeps its id and
+// address across reboots.
 func devicePlacements(cfg *config.VM) ([]placement, error) {
 	var out []placement
 	counter := 0
-	auto := func(prefix string) string {
-		id := prefix + strconv.Itoa(counter)
-		counter++
-		return id
+	place := func(kind deviceKind, index int, prefix string, common config.PCIDevice) placement {
+		p := placement{kind: kind, index: index, id: common.ID, segment: int(common.PCISegment), device: -1}
+		if p.id == "" {
+			p.id = prefix + strconv.Itoa(counter)
+			counter++
+		}
+		if common.PCIDeviceID != nil {
+			p.device = int(*common.PCIDeviceID)
+		}
+		return p
 	}
-	for i := range cfg.Disks {
-		out = append(out, placement{kind: kindDisk, index: i, id: auto(diskIDPrefix)})
+	for i, d := range cfg.Disks {
+		p := place(kindDisk, i, diskIDPrefix, d.PCIDevice)
+		p.numQueues, p.queueSize = d.NumQueues, d.QueueSize
+		if p.numQueues < 0 || p.numQueues > virtio.MaxBlockQueues {
+			return nil, invalidf("disk %s: num_queues=%d: want 1 to %d", p.id, p.numQueues, virtio.MaxBlockQueues)
+		}
+		if q := p.queueSize; q != 0 && (q > virtio.MaxQueueSizeLimit || q&(q-1) != 0) {
+			return nil, invalidf("disk %s: queue_size=%d: want a power of two up to %d", p.id, q, virtio.MaxQueueSizeLimit)
+		}
+		out = append(out, p)
 	}
-	for i := range cfg.Net {
-		out = append(out, placement{kind: kindNet, index: i, id: auto(netIDPrefix)})
+	for i, n := range cfg.Net {
+		out = append(out, place(kindNet, i, netIDPrefix, n.PCIDevice))
 	}
 	if cfg.RNG != nil {
-		out = append(out, placement{kind: kindRNG, id: rngID})
+		out = append(out, placement{kind: kindRNG, id: rngID, device: -1})
+	}
+	if v := cfg.Vsock; v != nil {
+		out = append(out, place(kindVsock, 0, vsockIDPrefix, v.PCIDevice))
+	}
+	if m := cfg.Console.Mode; m != "" && m != config.ModeOff {
+		out = append(out, placement{kind: kindConsole, id: consoleID, device: -1})
 	}
 	segments := pciSegmentCount(cfg)
-	next := make([]int, segments)
+	used := make([][layout.PCIDevicesPerBus]bool, segments)
 	ids := map[string]bool{}
 	for i := range out {
 		p := &out[i]
@@ -103,11 +128,32 @@ func devicePlacements(cfg *config.VM) ([]placement, error) {
 		if p.segment < 0 || p.segment >= segments {
 			return nil, invalidf("%s %s: pci_segment=%d: the VM has %d PCI segments", p.kind, p.id, p.segment, segments)
 		}
-		next[p.segment]++
-		if next[p.segment] >= layout.PCIDevicesPerBus {
+		if p.device == -1 {
+			continue
+		}
+		if p.device < 1 || p.device >= layout.PCIDevicesPerBus {
+			return nil, invalidf("%s %s: pci_device_id=%d: want 1 to %d (0 is the host bridge)", p.kind, p.id, p.device, layout.PCIDevicesPerBus-1)
+		}
+		if used[p.segment][p.device] {
+			return nil, invalidf("%s %s: pci_device_id=%d is taken on segment %d", p.kind, p.id, p.device, p.segment)
+		}
+		used[p.segment][p.device] = true
+	}
+	for i := range out {
+		p := &out[i]
+		if p.device != -1 {
+			continue
+		}
+		for d := 1; d < layout.PCIDevicesPerBus; d++ {
+			if !used[p.segment][d] {
+				p.device = d
+				used[p.segment][d] = true
+				break
+			}
+		}
+		if p.device == -1 {
 			return nil, invalidf("%s %s: PCI segment %d is full: at most %d devices fit", p.kind, p.id, p.segment, layout.PCIDevicesPerBus-1)
 		}
-		p.device = next[p.segment]
 	}
 	return out, nil
 }

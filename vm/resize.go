@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/events"
 	"github.com/vmmdev/vmm/vm/hotplug"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
@@ -133,6 +134,17 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 	if err != nil {
 		return err
 	}
+	v.emit(events.SourceVM, events.Resizing)
+	if err := v.applyResizeLocked(ram, req, p); err != nil {
+		return err
+	}
+	v.emit(events.SourceVM, events.Resized)
+	return nil
+}
+
+// applyResizeLocked carries out the plan p of req. Called with v.mu held.
+func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) error {
+	var err error
 	if p.vcpus != 0 && v.m != nil && v.m.cpuHP.PendingEject() {
 		waited := time.Since(v.m.removalAsked)
 		if err := ejectOverdue(waited, v.opts.EjectTimeout); err != nil {

@@ -88,7 +88,10 @@ type vcpuCall struct {
 
 // cpuConfig is how vCPUs are set up.
 type cpuConfig struct {
-	maxVCPUs    int
+	maxVCPUs int
+	// topo groups the vCPUs and gives their APIC ids; the zero value is
+	// flatTopology(maxVCPUs).
+	topo        Topology
 	cpuid       []kvm.CPUIDEntry // KVM_GET_SUPPORTED_CPUID
 	tscDeadline bool
 	entry       boot.Entry // the boot vCPU's start, from boot.Load
@@ -121,6 +124,14 @@ func newCPUManager(vm *kvm.VM, cfg cpuConfig, h exitHandler, log *slog.Logger, f
 		vcpus: map[int]*vcpu{}, unknownExit: map[kvm.ExitReason]bool{}}
 	m.cond = sync.NewCond(&m.mu)
 	return m
+}
+
+// topology is the VM's topology.
+func (c cpuConfig) topology() Topology {
+	if c.topo.Threads == 0 {
+		return flatTopology(c.maxVCPUs)
+	}
+	return c.topo
 }
 
 // want is what vCPU c should do now. Called with m.mu held.

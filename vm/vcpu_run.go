@@ -20,9 +20,9 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 	setThreadName(VCPUThreadName(c.id))
 	c.tid = unix.Gettid()
 
-	kv, err := m.vm.CreateVCPU(c.id)
+	kv, err := m.vm.CreateVCPU(int(m.cfg.topology().APICID(c.id)))
 	if err == nil {
-		if err = m.setup(kv, bootCPU); err != nil {
+		if err = m.setup(kv, c.id, bootCPU); err != nil {
 			kv.Close()
 		}
 	}

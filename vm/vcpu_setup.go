@@ -49,9 +49,8 @@ const (
 // also gets the registers of the payload's entry (the bzImage's 64-bit
 // entry or a PVH entry). Other vCPUs wait for the guest's INIT and SIPI, as
 // KVM starts them.
-func (m *cpuManager) setup(kv *kvm.VCPU, bootCPU bool) error {
-	id := kv.ID()
-	if err := kv.SetCPUID(CPUIDFor(m.cfg.cpuid, id, m.cfg.maxVCPUs, m.cfg.tscDeadline)); err != nil {
+func (m *cpuManager) setup(kv *kvm.VCPU, index int, bootCPU bool) error {
+	if err := kv.SetCPUID(CPUIDFor(m.cfg.cpuid, index, m.cfg.topology(), m.cfg.tscDeadline)); err != nil {
 		return err
 	}
 	m.setMSRs(kv, bootMSRs())

@@ -3,6 +3,7 @@ package vm
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -59,9 +60,9 @@ func checkVirtio(cfg *config.VM, transport VirtioTransport) error {
 		return err
 	}
 	if n := len(places); transport == TransportMMIO && n > maxMMIODevices {
-		return invalidf("%d virtio devices (disks, nets and rng): at most %d fit on virtio-mmio", n, maxMMIODevices)
+		return invalidf("%d virtio devices (disks, nets, rng and vsock): at most %d fit on virtio-mmio", n, maxMMIODevices)
 	}
-	for _, d := range cfg.Disks {
+	for i, d := range cfg.Disks {
 		if _, err := os.Stat(d.Path); err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
@@ -69,12 +70,34 @@ func checkVirtio(cfg *config.VM, transport VirtioTransport) error {
 			}
 			return invalidf("disk %s: %w", d.Path, err)
 		}
+		if err := checkImageFormat(i, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkImageFormat refuses a disk whose image vmm cannot read: with
+// image_type Unknown (the default) the image's format is detected from its
+// bytes, as Cloud Hypervisor does, and anything but raw is refused; Raw is
+// read as raw whatever its bytes. The other types are CheckSupported's.
+func checkImageFormat(i int, d config.Disk) error {
+	if d.ImageType != "" && d.ImageType != config.ImageUnknown {
+		return nil
+	}
+	format, err := virtio.DetectFormat(d.Path)
+	if err != nil {
+		return invalidf("disk %s: %w", d.Path, err)
+	}
+	if format != virtio.FormatRaw {
+		return invalidf("disks[%d].image_type=\"Unknown\": %s is a %s image, which vmm cannot read: it reads raw images only (qemu-img convert -O raw makes one)",
+			i, d.Path, format)
 	}
 	return nil
 }
 
 // addVirtio opens the virtio backends named by the config (disks, nets,
-// rng, in that order), puts each behind its transport at its placement
+// rng, vsock, virtio console, in that order), puts each behind its transport at its placement
 // and registers its queue notifications with KVM. The tap names and MACs
 // the nets ended up with are written back into m.cfg, so that vm.info
 // lists them and a reboot reuses them. Backend errors are configuration
@@ -103,8 +126,8 @@ func (m *machine) addVirtio() error {
 	return nil
 }
 
-// openVirtioBackends opens every placed device's backend; on error it
-// closes those it opened.
+// openVirtioBackends opens every placed device's backend (the vsock's is
+// its listening unix socket); on error it closes those it opened.
 func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, err error) {
 	defer func() {
 		if err != nil {
@@ -123,7 +146,7 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 		switch p.kind {
 		case kindDisk:
 			d := m.cfg.Disks[p.index]
-			dev, derr = virtio.OpenBlock(virtio.BlockConfig{Path: d.Path, Readonly: d.Readonly, NumQueues: p.numQueues})
+			dev, derr = virtio.OpenBlock(virtio.BlockConfig{Path: d.Path, Readonly: d.Readonly, NumQueues: p.numQueues, Direct: d.Direct})
 		case kindNet:
 			n := &m.cfg.Net[p.index]
 			var nic *virtio.Net
@@ -133,6 +156,15 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 			}
 		case kindRNG:
 			dev, derr = virtio.NewRNG(m.cfg.RNG.Src)
+		case kindVsock:
+			dev, derr = virtio.NewVsock(virtio.VsockConfig{CID: uint64(m.cfg.Vsock.CID), Socket: m.cfg.Vsock.Socket})
+		case kindConsole:
+			out := m.deps.consoleOut
+			if out == nil {
+				out = io.Discard
+			}
+			m.vconsole = virtio.NewConsole(out)
+			dev = m.vconsole
 		}
 		if derr != nil {
 			return devs, invalid(derr)

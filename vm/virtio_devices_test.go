@@ -54,6 +54,7 @@ func testMachinePlacesVirtioDevices(t *testing.T, transport VirtioTransport) {
 	cfg.Payload.Kernel = kernel
 	cfg.Disks = []config.Disk{{Path: disk}, {Path: disk, Readonly: true}}
 	cfg.RNG = &config.RNG{Src: config.DefaultRNGSource}
+	cfg.Vsock = &config.Vsock{CID: 3, Socket: filepath.Join(t.TempDir(), "v.sock")}
 	withNet := true
 	if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
 		t.Logf("no net device: %v", err)
@@ -71,12 +72,12 @@ func testMachinePlacesVirtioDevices(t *testing.T, transport VirtioTransport) {
 		}
 		t.Fatal(err)
 	}
-	kinds := []string{"virtio-blk", "virtio-blk", "virtio-net", "virtio-rng"}
-	ids := []string{"_disk0", "_disk1", "_net2", "__rng"}
-	pciIDs := []uint32{0x1042_1af4, 0x1042_1af4, 0x1041_1af4, 0x1044_1af4}
+	kinds := []string{"virtio-blk", "virtio-blk", "virtio-net", "virtio-rng", "virtio-vsock"}
+	ids := []string{"_disk0", "_disk1", "_net2", "__rng", "_vsock3"}
+	pciIDs := []uint32{0x1042_1af4, 0x1042_1af4, 0x1041_1af4, 0x1044_1af4, 0x1053_1af4}
 	if !withNet {
 		kinds = slices.Delete(kinds, 2, 3)
-		ids = []string{"_disk0", "_disk1", "__rng"}
+		ids = []string{"_disk0", "_disk1", "__rng", "_vsock2"}
 		pciIDs = slices.Delete(pciIDs, 2, 3)
 	}
 	if len(m.virtio) != len(kinds) {

@@ -17,6 +17,7 @@ import (
 	"github.com/vmmdev/vmm/acpi"
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/events"
 )
 
 // Options configure a VMM.
@@ -37,6 +38,9 @@ type Options struct {
 	// until then a new vCPU resize gets ErrBusy (429), after it the resize
 	// withdraws them and goes ahead. Zero means DefaultEjectTimeout.
 	EjectTimeout time.Duration
+	// Events receives Cloud Hypervisor's lifecycle and resize events
+	// (--event-monitor); nil: none.
+	Events events.Sink
 	// VirtioTransport puts the virtio devices on PCI (TransportPCI, the
 	// default when empty) or on virtio-mmio (TransportMMIO). It is the
 	// machine's, not the VM configuration's: Cloud Hypervisor's VmConfig
@@ -62,11 +66,15 @@ type VMM struct {
 	hostMaxCPUs int
 	events      chan machineEvent
 
-	mu      sync.Mutex
-	cfg     *config.VM
-	state   State
-	m       *machine
-	console *console
+	mu    sync.Mutex
+	cfg   *config.VM
+	state State
+	m     *machine
+	// console is the serial port's host side, vconsole the virtio
+	// console's (nil when off); both are opened at Create, as Cloud
+	// Hypervisor does, and live until Delete or the end of the VMM.
+	console  *console
+	vconsole *console
 	// bootRAM is the boot RAM the hot plug space was laid out after: that
 	// of the running machine, or of the last one, or cfg's at create.
 	// size + hotplug_size stays bootRAM + hotplug_size when the next boot
@@ -132,7 +140,15 @@ func New(opts Options) (*VMM, error) {
 		v.hostMaxCPUs, _ = sys.CheckExtension(kvm.CapNrVCPUs)
 	}
 	go v.handleEvents()
+	v.emit(events.SourceVMM, events.Starting)
 	return v, nil
+}
+
+// emit sends an event without properties to Options.Events, if any.
+func (v *VMM) emit(source, event string) {
+	if v.opts.Events != nil {
+		v.opts.Events.Emit(source, event, nil)
+	}
 }
 
 // Create sets the VM's configuration after checking it as a whole: Cloud
@@ -152,6 +168,9 @@ func (v *VMM) Create(cfg config.VM) error {
 	}
 	c := cfg.Clone()
 	if err := v.check(&c); err != nil {
+		return err
+	}
+	if err := v.openConsolesLocked(&c); err != nil {
 		return err
 	}
 	v.cfg = &c
@@ -178,6 +197,12 @@ func (v *VMM) check(cfg *config.VM) error {
 	}
 	if cfg.CPUs.MaxVCPUs > acpi.MaxCPUs {
 		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.CPUs.MaxVCPUs, acpi.MaxCPUs)
+	}
+	if err := topologyOf(cfg.CPUs).check(); err != nil {
+		return invalid(err)
+	}
+	if err := checkConsoles(cfg); err != nil {
+		return err
 	}
 	if err := checkVirtio(cfg, v.opts.VirtioTransport); err != nil {
 		return err
@@ -223,7 +248,12 @@ func (v *VMM) Boot() error {
 		if v.ended {
 			return stateError("the VMM is shutting down")
 		}
-		return v.bootLocked()
+		v.emit(events.SourceVM, events.Booting)
+		if err := v.bootLocked(); err != nil {
+			return err
+		}
+		v.emit(events.SourceVM, events.Booted)
+		return nil
 	})
 }
 
@@ -231,15 +261,17 @@ func (v *VMM) Boot() error {
 func (v *VMM) bootLocked() error {
 	v.layoutRAMLocked()
 	if v.console == nil {
-		c, err := openConsole(v.cfg.Serial, v.opts.Stdin, v.opts.Stdout, v.log)
-		if err != nil {
+		if err := v.openConsolesLocked(v.cfg); err != nil {
 			return err
 		}
-		v.console = c
+	}
+	var consoleOut io.Writer
+	if v.vconsole != nil {
+		consoleOut = v.vconsole.out
 	}
 	m, err := newMachine(*v.cfg, machineDeps{
 		sys: v.sys, cpuid: v.cpuid, tscDeadline: v.tscDeadline,
-		serialOut: v.console.out, log: v.log, events: v.events, transport: v.opts.VirtioTransport,
+		serialOut: v.console.out, consoleOut: consoleOut, log: v.log, events: v.events, transport: v.opts.VirtioTransport,
 		firstRun: func() {
 			v.firstRun.Do(func() {
 				v.log.Info("first KVM_RUN", "since_start_ms", time.Since(v.opts.Start).Milliseconds())
@@ -251,8 +283,11 @@ func (v *VMM) bootLocked() error {
 	}
 	v.cfg.Net = m.cfg.Net // the tap names and MACs the nets got
 	v.console.attach(m.serial)
+	if v.vconsole != nil && m.vconsole != nil {
+		v.vconsole.attach(m.vconsole)
+	}
 	if err := m.start(); err != nil {
-		v.console.attach(nil)
+		v.detachConsolesLocked()
 		m.close()
 		return err
 	}
@@ -270,9 +305,7 @@ func (v *VMM) stopLocked() {
 		return
 	}
 	v.syncVCPUsLocked()
-	if v.console != nil {
-		v.console.attach(nil)
-	}
+	v.detachConsolesLocked()
 	v.m.close()
 	v.m = nil
 }
@@ -282,6 +315,7 @@ func (v *VMM) Shutdown() error {
 	return v.lifecycle(StateShutdown, []State{StateRunning, StatePaused}, func() error {
 		v.stopLocked()
 		v.state = StateShutdown
+		v.emit(events.SourceVM, events.Shutdown)
 		return nil
 	})
 }
@@ -293,16 +327,23 @@ func (v *VMM) Reboot() error {
 }
 
 func (v *VMM) rebootLocked() error {
+	v.emit(events.SourceVM, events.Rebooting)
 	v.stopLocked()
 	v.state = StateShutdown
-	return v.bootLocked()
+	if err := v.bootLocked(); err != nil {
+		return err
+	}
+	v.emit(events.SourceVM, events.Rebooted)
+	return nil
 }
 
 // Pause stops every vCPU; Resume lets them run again.
 func (v *VMM) Pause() error {
 	return v.lifecycle(StatePaused, []State{StateRunning}, func() error {
+		v.emit(events.SourceVM, events.Pausing)
 		v.m.cpus.pause()
 		v.state = StatePaused
+		v.emit(events.SourceVM, events.Paused)
 		return nil
 	})
 }
@@ -310,8 +351,10 @@ func (v *VMM) Pause() error {
 // Resume undoes Pause.
 func (v *VMM) Resume() error {
 	return v.lifecycle(StateRunning, []State{StatePaused}, func() error {
+		v.emit(events.SourceVM, events.Resuming)
 		v.m.cpus.resume()
 		v.state = StateRunning
+		v.emit(events.SourceVM, events.Resumed)
 		return nil
 	})
 }
@@ -344,6 +387,10 @@ func (v *VMM) Delete() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.stopLocked()
+	v.closeConsolesLocked()
+	if v.cfg != nil {
+		v.emit(events.SourceVM, events.Deleted)
+	}
 	v.cfg = nil
 	v.state = ""
 	v.bootRAM = 0
@@ -379,9 +426,8 @@ func (v *VMM) endLocked(err error) {
 		return
 	}
 	v.ended = true
-	if v.console != nil {
-		v.console.close()
-	}
+	v.emit(events.SourceVMM, events.Shutdown)
+	v.closeConsolesLocked()
 	v.sys.Close()
 	v.exitErr = err
 	close(v.done)
@@ -411,6 +457,7 @@ func (v *VMM) handleEvent(ev machineEvent) {
 	case eventPowerOff:
 		v.stopLocked()
 		v.state = StateShutdown
+		v.emit(events.SourceVM, events.Shutdown)
 		v.endLocked(nil)
 	case eventReset:
 		v.log.Info("rebooting", "source", ev.source)

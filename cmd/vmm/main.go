@@ -2,12 +2,25 @@
 // Hypervisor's:
 //
 //	vmm --kernel bzImage --initramfs initrd --cmdline "console=ttyS0" \
-//	    --cpus boot=4,max=8 --memory size=1024M --serial tty [--api-socket PATH] \
-//	    [--disk path=FILE[,readonly=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]]
-//	    [--balloon size=S[,deflate_on_oom=on][,free_page_reporting=on]]
+//	    --cpus boot=4,max=8[,topology=2:2:1:2] --memory size=1024M[,shared=on,prefault=on] \
+//	    --serial tty|pty|file=PATH|socket=PATH|null|off --console off|null|tty|pty|file=PATH \
+//	    [--disk path=FILE[,readonly=on,direct=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]] \
+//	    [--vsock cid=N,socket=PATH[,id=ID][,pci_segment=N]] [--virtio-transport pci|mmio] \
+//	    [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [-v]
 //
-// The virtio devices sit on PCI (segment 0, an MSI-X vector per queue)
-// unless --virtio-transport mmio puts them on virtio-mmio.
+// Every key of Cloud Hypervisor's --cpus, --memory, --disk, --net, --rng,
+// --platform, --serial and --console is parsed with its syntax
+// (vm/config's parsers); what vmm does not do is refused naming it.
+// --seccomp takes false only: vmm has no seccomp filters yet, so it runs
+// unfiltered, where Cloud Hypervisor's default is true.
+//
+// --vsock adds a virtio-vsock device whose host side is Cloud
+// Hypervisor's hybrid vsock (docs/vsock.md): host programs connect to
+// PATH and write "CONNECT <port>\n"; guest connections to the host's
+// port P reach a program listening on PATH_P.
+//
+// The virtio devices sit on PCI (an MSI-X vector per queue) unless
+// --virtio-transport mmio puts them on virtio-mmio.
 //
 // --kernel takes a bzImage or an uncompressed ELF vmlinux with a PVH entry
 // (told apart by their bytes); --firmware, instead of --kernel, a firmware
@@ -33,6 +46,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +54,7 @@ import (
 	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/events"
 )
 
 // Exit statuses.
@@ -105,18 +120,56 @@ func joinOptional(args []string, name string) []string {
 	return out
 }
 
-// usageError is a command line mistake: exit status 2.
-type usageError struct{ error }
-
-// options are the flags that are the VMM's, not the VM configuration's.
-type options struct {
-	apiSocket string
-	verbose   bool
-	transport vm.VirtioTransport
+// usageError is a command line mistake: exit status 2. usage asks for the
+// synopsis after the message (an unknown flag).
+type usageError struct {
+	error
+	usage bool
 }
 
-// parse turns the command line into a configuration and the VMM's options.
+// countFlag counts -v (and adds 2 for -vv, 3 for -vvv).
+type countFlag struct {
+	n    *int
+	step int
+}
+
+func (c countFlag) String() string {
+	if c.n == nil {
+		return "0"
+	}
+	return fmt.Sprint(*c.n)
+}
+func (c countFlag) IsBoolFlag() bool { return true }
+func (c countFlag) Set(v string) error {
+	if v == "true" {
+		*c.n += c.step
+	}
+	return nil
+}
+
+// refusedFlags are Cloud Hypervisor's flags for what vmm does not do yet:
+// each is refused naming it rather than as an unknown flag.
+var refusedFlags = []string{"fs", "pmem", "device", "user-device", "vdpa", "balloon", "numa",
+	"pci-segment", "rate-limit-group", "memory-zone", "tpm", "landlock-rules", "generic-vhost-user",
+	"restore", "igvm", "host-data", "fw-cfg-config", "gdb", "log-format", "rtc"}
+
+// refusedBoolFlags are the value-less ones.
+var refusedBoolFlags = []string{"watchdog", "pvpanic", "landlock", "no-shutdown", "pvmemcontrol"}
+
+// options are the command line's settings beside the VM's configuration.
+type options struct {
+	apiSocket    string // --api-socket path
+	apiSocketFD  int    // --api-socket fd=N; -1 without
+	verbosity    int    // -v count
+	logFile      string
+	eventMonitor string // --event-monitor path
+	eventFD      int    // --event-monitor fd=N; -1 without
+	transport    vm.VirtioTransport
+}
+
+// parse turns the command line into a configuration.
 func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error) {
+	o.apiSocketFD, o.eventFD = -1, -1
 	fs := flag.NewFlagSet("vmm", flag.ContinueOnError)
 	// Errors are reported by the caller, in one line; -h prints the usage.
 	fs.SetOutput(io.Discard)
@@ -125,89 +178,189 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	firmware := fs.String("firmware", "", "PVH ELF `firmware` to boot instead of a kernel")
 	initramfs := fs.String("initramfs", "", "initramfs (initrd) `file` for the kernel")
 	cmdline := fs.String("cmdline", "", "kernel command line")
-	cpus := fs.String("cpus", "boot=1", "vCPUs: boot=N[,max=M] (max defaults to boot)")
-	memory := fs.String("memory", "size=512M", "RAM: size=S[,hotplug_size=H][,hotplug_method=acpi|virtio-mem][,hotplugged_size=P], sizes in bytes or with K, M, G")
-	balloon := fs.String("balloon", "", "virtio-balloon: size=S[,deflate_on_oom=on|off][,free_page_reporting=on|off]")
-	serial := fs.String("serial", "tty", "serial port (COM1): tty, file=PATH, null or off")
-	console := fs.String("console", "off", "virtio console: off or null (others not supported yet)")
+	cpus := fs.String("cpus", "boot=1", "vCPUs: boot=N,max=M,topology=T:C:D:P,nested=on|off,... (Cloud Hypervisor's keys)")
+	memory := fs.String("memory", "size=512M", "RAM: size=S,hotplug_size=H,hotplug_method=acpi|virtio-mem,hotplugged_size=P,shared=on,hugepages=on,hugepage_size=S,prefault=on,mergeable=on,thp=off,...")
+	serial := fs.String("serial", "tty", "serial port (COM1): off, null, pty, tty, file=PATH or socket=PATH")
+	console := fs.String("console", "off", "virtio console (hvc0): off, null, pty, tty or file=PATH")
+	debugConsole := fs.String("debug-console", "", "debug console (port 0xe9): off only")
+	platform := fs.String("platform", "", "platform: num_pci_segments=N,...")
 	var disks, nets listFlag
-	fs.Var(&disks, "disk", "virtio-blk disk path=FILE[,readonly=on] (repeatable)")
-	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask= (repeatable)")
+	fs.Var(&disks, "disk", "virtio-blk disk path=FILE[,readonly=on,direct=on,id=ID,image_type=raw] (repeatable)")
+	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask=[,id=ID] (repeatable)")
 	var rng optionalFlag
 	fs.Var(&rng, "rng", "virtio-rng, optionally src=PATH (default /dev/urandom)")
-	fs.StringVar(&o.apiSocket, "api-socket", "", "serve the HTTP API on this unix socket `path`")
-	fs.BoolVar(&o.verbose, "v", false, "log debug messages")
+	vsock := fs.String("vsock", "", "virtio-vsock cid=N,socket=PATH[,id=ID][,pci_segment=N] (hybrid vsock on a unix socket)")
 	transport := fs.String("virtio-transport", string(vm.TransportPCI),
 		"where the virtio devices go: pci (PCI segments, MSI-X) or mmio (virtio-mmio, an IOAPIC line each)")
+	apiSocket := fs.String("api-socket", "", "serve the HTTP API on this unix socket: PATH, path=PATH or fd=N")
+	eventMonitor := fs.String("event-monitor", "", "write Cloud Hypervisor's JSON events: path=PATH or fd=N")
+	fs.StringVar(&o.logFile, "log-file", "", "write the log to this `file` instead of standard error")
+	seccomp := fs.String("seccomp", "", "false only: vmm has no seccomp filters yet")
+	fs.Var(countFlag{&o.verbosity, 1}, "v", "more log (-v info, -vv debug; repeatable)")
+	fs.Var(countFlag{&o.verbosity, 2}, "vv", "debug log")
+	fs.Var(countFlag{&o.verbosity, 3}, "vvv", "debug log")
+	refused := map[string]*string{}
+	for _, name := range refusedFlags {
+		refused[name] = fs.String(name, "", "not supported by vmm yet")
+	}
+	refusedBool := map[string]*bool{}
+	for _, name := range refusedBoolFlags {
+		refusedBool[name] = fs.Bool(name, false, "not supported by vmm yet")
+	}
 	if err := fs.Parse(joinOptional(args, "rng")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "Usage: vmm --kernel bzImage|vmlinux [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M]\n"+
-				"           [--memory size=S] [--serial tty|file=PATH|off] [--api-socket PATH] [--virtio-transport pci|mmio] [-v]\n"+
-				"       vmm --firmware FIRMWARE [--cpus ...] [--memory ...] [...]")
+			fmt.Fprintln(stderr, usageText)
 			fs.PrintDefaults()
 			return cfg, o, err
 		}
-		return cfg, o, usageError{err}
+		return cfg, o, usageError{error: err, usage: true}
 	}
 	if fs.NArg() > 0 {
-		return cfg, o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return cfg, o, usageError{error: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	for _, name := range refusedFlags {
+		if set(fs, name) {
+			return cfg, o, usageError{error: fmt.Errorf("--%s: not supported by vmm yet", name)}
+		}
+	}
+	for _, name := range refusedBoolFlags {
+		if *refusedBool[name] {
+			return cfg, o, usageError{error: fmt.Errorf("--%s: not supported by vmm yet", name)}
+		}
+	}
+	switch *seccomp {
+	case "", "false":
+	case "true", "log", "errno":
+		return cfg, o, usageError{error: fmt.Errorf("--seccomp %s: vmm has no seccomp filters yet; pass --seccomp false (without the flag vmm runs unfiltered)", *seccomp)}
+	default:
+		return cfg, o, usageError{error: fmt.Errorf("--seccomp %q: want true, false or log", *seccomp)}
+	}
+	if o.apiSocket, o.apiSocketFD, err = pathOrFD("api-socket", *apiSocket, true); err != nil {
+		return cfg, o, usageError{error: err}
+	}
+	if o.eventMonitor, o.eventFD, err = pathOrFD("event-monitor", *eventMonitor, false); err != nil {
+		return cfg, o, usageError{error: err}
 	}
 
 	cfg = config.Default()
 	cfg.Payload = config.Payload{Kernel: *kernel, Firmware: *firmware, Initramfs: *initramfs, Cmdline: *cmdline}
 	if cfg.CPUs, err = config.ParseCPUs(*cpus); err != nil {
-		return cfg, o, usageError{err}
+		return cfg, o, usageError{error: err}
 	}
 	if cfg.Memory, err = config.ParseMemory(*memory); err != nil {
-		return cfg, o, usageError{err}
+		return cfg, o, usageError{error: err}
 	}
 	if cfg.Serial, err = config.ParseSerial(*serial); err != nil {
-		return cfg, o, usageError{err}
+		return cfg, o, usageError{error: err}
 	}
 	if cfg.Console, err = config.ParseConsole(*console); err != nil {
-		return cfg, o, usageError{err}
+		return cfg, o, usageError{error: err}
 	}
-	if *balloon != "" {
-		b, err := config.ParseBalloon(*balloon)
-		if err != nil {
-			return cfg, o, usageError{err}
+	if *debugConsole != "" {
+		if cfg.DebugConsole, err = config.ParseDebugConsole(*debugConsole); err != nil {
+			return cfg, o, usageError{error: err}
 		}
-		cfg.Balloon = &b
+	}
+	if *platform != "" {
+		p, err := config.ParsePlatform(*platform)
+		if err != nil {
+			return cfg, o, usageError{error: err}
+		}
+		cfg.Platform = &p
 	}
 	for _, d := range disks {
 		dc, err := config.ParseDisk(d)
 		if err != nil {
-			return cfg, o, usageError{err}
+			return cfg, o, usageError{error: err}
 		}
 		cfg.Disks = append(cfg.Disks, dc)
 	}
 	for _, n := range nets {
 		nc, err := config.ParseNet(n)
 		if err != nil {
-			return cfg, o, usageError{err}
+			return cfg, o, usageError{error: err}
 		}
 		cfg.Net = append(cfg.Net, nc)
 	}
 	if rng.set {
 		rc, err := config.ParseRNG(rng.value)
 		if err != nil {
-			return cfg, o, usageError{err}
+			return cfg, o, usageError{error: err}
 		}
 		cfg.RNG = &rc
 	}
+	if *vsock != "" {
+		vc, err := config.ParseVsock(*vsock)
+		if err != nil {
+			return cfg, o, usageError{error: err}
+		}
+		cfg.Vsock = &vc
+	}
 	if *kernel != "" && *firmware != "" {
-		return cfg, o, usageError{errors.New("--kernel and --firmware: give one, not both")}
+		return cfg, o, usageError{error: errors.New("--kernel and --firmware: give one, not both")}
 	}
 	switch o.transport = vm.VirtioTransport(*transport); o.transport {
 	case vm.TransportPCI, vm.TransportMMIO:
 	default:
-		return cfg, o, usageError{fmt.Errorf("--virtio-transport %s: want pci or mmio", *transport)}
+		return cfg, o, usageError{error: fmt.Errorf("--virtio-transport %s: want pci or mmio", *transport)}
 	}
-	if !hasPayload(cfg) && o.apiSocket == "" {
-		return cfg, o, usageError{errors.New("--kernel or --firmware is required (or --api-socket to create the VM through the API)")}
+	if !hasPayload(cfg) && o.apiSocket == "" && o.apiSocketFD < 0 {
+		return cfg, o, usageError{error: errors.New("--kernel or --firmware is required (or --api-socket to create the VM through the API)")}
 	}
 	return cfg, o, nil
+}
+
+// usageText is the synopsis printed with -h and after an unknown flag.
+const usageText = "Usage: vmm --kernel bzImage|vmlinux [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M,topology=T:C:D:P]\n" +
+	"           [--memory size=S,...] [--disk path=F]... [--net tap=,...]... [--rng [src=P]] [--vsock cid=N,socket=P]\n" +
+	"           [--serial MODE] [--console MODE]\n" +
+	"           [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [--virtio-transport pci|mmio] [-v]\n" +
+	"       vmm --firmware FIRMWARE [--cpus ...] [--memory ...] [...]\n" +
+	"       vmm --api-socket PATH (then vm.create and vm.boot through the API)"
+
+// set reports whether flag name was given.
+func set(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// pathOrFD reads Cloud Hypervisor's path=PATH or fd=N (and, with bare, a
+// plain PATH): the path, or the fd with -1 for none.
+func pathOrFD(flag, s string, bare bool) (string, int, error) {
+	switch {
+	case s == "":
+		return "", -1, nil
+	case strings.HasPrefix(s, "path="):
+		return strings.TrimPrefix(s, "path="), -1, nil
+	case strings.HasPrefix(s, "fd="):
+		fd, err := strconv.Atoi(strings.TrimPrefix(s, "fd="))
+		if err != nil || fd < 0 {
+			return "", -1, fmt.Errorf("--%s %s: fd= wants a file descriptor number", flag, s)
+		}
+		return "", fd, nil
+	case bare && !strings.Contains(s, "="):
+		return s, -1, nil
+	}
+	return "", -1, fmt.Errorf("--%s: Error parsing --%s: path or fd required (path=PATH or fd=N)", flag, flag)
+}
+
+// openEventMonitor opens --event-monitor's file (created or truncated) or
+// takes its fd.
+func openEventMonitor(o options) (io.WriteCloser, error) {
+	if o.eventFD >= 0 {
+		f := os.NewFile(uintptr(o.eventFD), "event-monitor")
+		if f == nil {
+			return nil, fmt.Errorf("--event-monitor fd=%d: not an open file", o.eventFD)
+		}
+		return f, nil
+	}
+	f, err := os.OpenFile(o.eventMonitor, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--event-monitor: %w", err)
+	}
+	return f, nil
 }
 
 // hasPayload reports whether the command line names something to boot.
@@ -221,16 +374,41 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm: %v (vmm -h lists the flags)\n", err)
+		if ue := (usageError{}); errors.As(err, &ue) && ue.usage {
+			fmt.Fprintln(stderr, usageText)
+		}
 		return exitUsage
 	}
+	logOut := stderr
+	if o.logFile != "" {
+		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm: --log-file: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		logOut = f
+	}
+	// vmm logs at info by default (Cloud Hypervisor at warn): -v adds
+	// debug.
 	level := slog.LevelInfo
-	if o.verbose {
+	if o.verbosity > 0 {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	v, err := vm.New(vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start, VirtioTransport: o.transport})
+	vopts := vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start, VirtioTransport: o.transport}
+	if o.eventMonitor != "" || o.eventFD >= 0 {
+		w, err := openEventMonitor(o)
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm: %v\n", err)
+			return exitUsage
+		}
+		defer w.Close()
+		vopts.Events = events.New(w, start)
+	}
+	v, err := vm.New(vopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm: %v\n", err)
 		return exitFailure
@@ -251,8 +429,13 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}
 	var srv *api.Server
-	if o.apiSocket != "" {
-		srv, err = api.NewServer(o.apiSocket, v, api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }})
+	if o.apiSocket != "" || o.apiSocketFD >= 0 {
+		aopts := api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }}
+		if o.apiSocketFD >= 0 {
+			srv, err = api.NewServerFD(o.apiSocketFD, v, aopts)
+		} else {
+			srv, err = api.NewServer(o.apiSocket, v, aopts)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("API socket: %w", err))
 		}

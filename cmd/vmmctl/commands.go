@@ -80,7 +80,9 @@ func cmdInfo(ctx context.Context, e *env, _ []string) error {
 	return err
 }
 
-// cmdResize is `vmmctl resize [--cpus N] [--memory SIZE]`.
+// cmdResize is `vmmctl resize [--cpus N] [--memory SIZE] [--balloon
+// SIZE]`, ch-remote's: the body names all three fields, null for a flag not
+// given, as ch-remote sends it.
 func cmdResize(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet("resize")
 	var req vm.ResizeRequest
@@ -100,15 +102,38 @@ func cmdResize(ctx context.Context, e *env, args []string) error {
 		req.DesiredRAM = &n
 		return nil
 	})
+	fs.Func("balloon", "desired balloon size: bytes or K/M/G", func(s string) error {
+		n, err := config.ParseSize(s)
+		if err != nil || n > math.MaxInt64 {
+			return fmt.Errorf("%q is not a size", s)
+		}
+		b := int64(n)
+		req.DesiredBalloon = &b
+		return nil
+	})
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if req.DesiredVCPUs == nil && req.DesiredRAM == nil {
-		return misuse("resize needs --cpus N and/or --memory SIZE")
+	if req.DesiredVCPUs == nil && req.DesiredRAM == nil && req.DesiredBalloon == nil {
+		return misuse("resize needs --cpus N, --memory SIZE or --balloon SIZE")
+	}
+	body, err := json.Marshal(resizeBody(req))
+	if err != nil {
+		return err
 	}
 	ctx, cancel := e.withTimeout(ctx)
 	defer cancel()
-	return e.client().Resize(ctx, req)
+	return e.client().Call(ctx, http.MethodPut, api.RouteResize, body, nil)
+}
+
+// resizeBody is req with every field present, null when not asked for:
+// ch-remote's VmResizeData as serde writes it.
+func resizeBody(req vm.ResizeRequest) any {
+	return struct {
+		DesiredVCPUs   *int64 `json:"desired_vcpus"`
+		DesiredRAM     *int64 `json:"desired_ram"`
+		DesiredBalloon *int64 `json:"desired_balloon"`
+	}{req.DesiredVCPUs, req.DesiredRAM, req.DesiredBalloon}
 }
 
 // parseSize reads a RAM size (bytes, or K/M/G binary suffixes) as the
@@ -127,14 +152,26 @@ func parseSize(s string) (int64, error) {
 	return int64(n), nil
 }
 
-// cmdCreate is `vmmctl create FILE.json`; the request's time starts once
+// cmdCreate is `vmmctl create [FILE.json]`, without a file (or with -)
+// reading standard input, as ch-remote's; the request's time starts once
 // the file is read.
 func cmdCreate(ctx context.Context, e *env, args []string) error {
-	rest, err := parse(e.flagSet("create"), args, 1)
-	if err != nil {
+	fs := e.flagSet("create")
+	if err := fs.Parse(args); err != nil {
+		return misuse("create: %v", err)
+	}
+	if fs.NArg() > 1 {
+		return misuse("create takes at most 1 argument, got %d", fs.NArg())
+	}
+	if err := checkTimeout(fs); err != nil {
 		return err
 	}
+	rest := []string{"-"}
+	if fs.NArg() == 1 {
+		rest = fs.Args()
+	}
 	var data []byte
+	var err error
 	if rest[0] == "-" {
 		data, err = io.ReadAll(io.LimitReader(e.stdin, api.DefaultMaxBodyBytes+1))
 	} else {

@@ -4,6 +4,12 @@
 //
 //	vmmctl [--api-socket PATH] [--json] [--timeout D] COMMAND [ARGS]
 //
+// Its commands and flags are ch-remote's where vmm's API has the route, so
+// a ch-remote line works with the program name changed (`vmmctl
+// --api-socket /tmp/ch.sock resize --cpus 4 --memory 2G`); info and ping
+// print a summary unless --json asks for the server's JSON, which
+// ch-remote prints.
+//
 // The socket is --api-socket, else $VMM_API_SOCKET, else /tmp/vmm.sock.
 // Output is readable by default and JSON with --json. Exit status: 0 on
 // success, 1 when the request fails (the server's message is printed), 2 on
@@ -81,8 +87,8 @@ func commands() []command {
 	return []command{
 		request("ping", "", "show the VMM's version and pid", 0, cmdPing),
 		request("info", "", "show the VM's configuration and state", 0, cmdInfo),
-		{"resize", "[--cpus N] [--memory SIZE]", "set the vCPU count and/or RAM (SIZE: bytes or K/M/G)", cmdResize},
-		{"create", "FILE.json", "create a VM from a JSON VmConfig (- reads stdin)", cmdCreate},
+		{"resize", "[--cpus N] [--memory SIZE] [--balloon SIZE]", "set the vCPU count and/or RAM (SIZE: bytes or K/M/G)", cmdResize},
+		{"create", "[FILE.json]", "create a VM from a JSON VmConfig (none or - reads stdin)", cmdCreate},
 		request("boot", "", "boot the created VM", 0, put(api.RouteBoot)),
 		request("pause", "", "pause the VM's vCPUs", 0, put(api.RoutePause)),
 		request("resume", "", "resume a paused VM", 0, put(api.RouteResume)),

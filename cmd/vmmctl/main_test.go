@@ -105,8 +105,8 @@ func TestRunMisuseExits2WithUsage(t *testing.T) {
 		{"resize", "--memory", "12Q"},
 		{"resize", "--memory", "0"},
 		{"resize", "--cpus", "2", "more"},
-		{"create"},
 		{"create", "a.json", "b.json"},
+		{"add-disk", "path=/d.img"}, // vmm's API has no vm.add-disk yet
 		{"--timeout", "-1s", "ping"},
 		{"pause", "now"},
 	} {
@@ -143,7 +143,7 @@ func TestParseSize(t *testing.T) {
 		{"3221225472", 3221225472, false},
 		{"512M", 512 << 20, false},
 		{"3G", 3 << 30, false},
-		{"4k", 4 << 10, false},
+		{"4k", 0, true}, // upper case only, as ch-remote
 		{"1024K", 1 << 20, false},
 		{"0", 0, true},
 		{"", 0, true},

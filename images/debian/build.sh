@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "images: debootstrap of Debian 12 (bookworm) for the distro guest" >&2
-# The packages the seed's walkthrough needs (lscpu, free, tee) and a real
+# The packages the hot plug guide's walkthrough needs (lscpu, free, tee) and a real
 # boot (systemd, udev, kmod, initramfs-tools for the initrd).
 $sudo debootstrap --variant=minbase --merged-usr \
 	--include=systemd,systemd-sysv,udev,util-linux,procps,kmod,initramfs-tools,linux-base,e2fsprogs,iproute2 \

@@ -75,39 +75,56 @@ var honouredValues = map[string][]struct {
 	value any
 	with  map[string]any
 }{
-	"PayloadConfig.firmware":                     {{"/fw", map[string]any{"kernel": absent{}}}},
-	"PayloadConfig.kernel":                       {{"/other/vmlinux", nil}},
-	"PayloadConfig.cmdline":                      {{"console=ttyS0 quiet", nil}},
-	"PayloadConfig.initramfs":                    {{"/initrd", nil}},
-	"CpusConfig.boot_vcpus":                      {{2, map[string]any{"max_vcpus": 2}}},
-	"CpusConfig.max_vcpus":                       {{4, nil}},
-	"CpusConfig.topology":                        {{map[string]any{"threads_per_core": 1, "cores_per_die": 4, "dies_per_package": 1, "packages": 1}, map[string]any{"max_vcpus": 4}}},
-	"CpusConfig.nested":                          {{false, nil}},
-	"CpusConfig.profile":                         {{"Host", nil}},
-	"MemoryConfig.size":                          {{1 << 30, nil}},
-	"MemoryConfig.hotplug_size":                  {{8<<30 + 64<<20, nil}},
-	"MemoryConfig.hotplug_method":                {{"Acpi", nil}, {"VirtioMem", map[string]any{"hotplug_size": 8 << 30}}},
-	"MemoryConfig.hotplugged_size":               {{1 << 30, map[string]any{"hotplug_method": "VirtioMem", "hotplug_size": 8 << 30}}},
-	"BalloonConfig.size":                         {{256 << 20, nil}},
-	"BalloonConfig.deflate_on_oom":               {{true, nil}},
-	"BalloonConfig.free_page_reporting":          {{true, nil}},
-	"MemoryConfig.thp":                           {{false, nil}},
-	"DiskConfig.path":                            {{"/other.img", nil}},
-	"DiskConfig.readonly":                        {{true, nil}},
-	"DiskConfig.disable_io_uring":                {{true, nil}},
-	"DiskConfig.disable_aio":                     {{true, nil}},
-	"DiskConfig.image_type":                      {{"Raw", nil}, {"Unknown", nil}},
-	"NetConfig.tap":                              {{"vmmtap0", nil}},
-	"NetConfig.ip":                               {{"192.168.249.1", nil}},
-	"NetConfig.mask":                             {{"255.255.255.0", nil}},
-	"NetConfig.mac":                              {{"52:54:00:12:34:56", nil}},
-	"RngConfig.src":                              {{"/dev/hwrng", nil}},
-	"SerialConfig.mode":                          {{"Off", nil}, {"Null", nil}, {"Tty", nil}, {"File", map[string]any{"file": "/tmp/serial.log"}}},
-	"SerialConfig.file":                          {{"/tmp/serial.log", nil}},
-	"ConsoleConfig.mode":                         {{"Null", nil}, {"Off", nil}},
-	"DebugConsoleConfig.mode":                    {{"Off", nil}},
-	"PlatformConfig.num_pci_segments":            {{16, nil}},
-	"PciDeviceCommonConfig (in every device).id": {{"dev0", nil}},
+	"PayloadConfig.firmware":       {{"/fw", map[string]any{"kernel": absent{}}}},
+	"PayloadConfig.kernel":         {{"/other/vmlinux", nil}},
+	"PayloadConfig.cmdline":        {{"console=ttyS0 quiet", nil}},
+	"PayloadConfig.initramfs":      {{"/initrd", nil}},
+	"CpusConfig.boot_vcpus":        {{2, map[string]any{"max_vcpus": 2}}},
+	"CpusConfig.max_vcpus":         {{4, nil}},
+	"CpusConfig.topology":          {{map[string]any{"threads_per_core": 1, "cores_per_die": 4, "dies_per_package": 1, "packages": 1}, map[string]any{"max_vcpus": 4}}},
+	"CpusConfig.nested":            {{false, nil}},
+	"CpuTopology.threads_per_core": {{1, nil}},
+	"CpuTopology.cores_per_die":    {{1, nil}},
+	"CpuTopology.dies_per_package": {{1, nil}},
+	"CpuTopology.packages":         {{1, nil}},
+	"CpusConfig.profile":           {{"Host", nil}},
+	"MemoryConfig.size":            {{1 << 30, nil}},
+	"MemoryConfig.hotplug_size":    {{8<<30 + 64<<20, nil}},
+	"MemoryConfig.hotplug_method":  {{"Acpi", nil}, {"VirtioMem", map[string]any{"hotplug_size": 8 << 30}}},
+	"MemoryConfig.hotplugged_size": {{1 << 30, map[string]any{"hotplug_method": "VirtioMem", "hotplug_size": 8 << 30}}},
+	"MemoryConfig.thp":             {{false, nil}},
+	"MemoryConfig.mergeable":       {{true, nil}},
+	"MemoryConfig.shared":          {{true, nil}},
+	"MemoryConfig.hugepages":       {{true, nil}},
+	"MemoryConfig.hugepage_size":   {{2 << 20, map[string]any{"hugepages": true}}},
+	"MemoryConfig.prefault":        {{true, nil}},
+	"DiskConfig.path":              {{"/other.img", nil}},
+	"DiskConfig.readonly":          {{true, nil}},
+	"DiskConfig.direct":            {{true, nil}},
+	"DiskConfig.disable_io_uring":  {{true, nil}},
+	"DiskConfig.disable_aio":       {{true, nil}},
+	"DiskConfig.image_type":        {{"Raw", nil}, {"Unknown", nil}},
+	"NetConfig.tap":                {{"vmmtap0", nil}},
+	"NetConfig.ip":                 {{"192.168.249.1", nil}},
+	"NetConfig.mask":               {{"255.255.255.0", nil}},
+	"NetConfig.mac":                {{"52:54:00:12:34:56", nil}},
+	"RngConfig.src":                {{"/dev/hwrng", nil}},
+	"SerialConfig.mode": {{"Off", nil}, {"Null", nil}, {"Tty", nil}, {"File", map[string]any{"file": "/tmp/serial.log"}},
+		{"Pty", nil}, {"Socket", map[string]any{"socket": "/tmp/serial.sock"}}},
+	"SerialConfig.file":                                     {{"/tmp/serial.log", nil}},
+	"SerialConfig.socket":                                   {{"/tmp/serial.sock", nil}},
+	"ConsoleConfig.mode":                                    {{"Null", nil}, {"Off", nil}, {"Tty", nil}, {"File", map[string]any{"file": "/tmp/console.log"}}, {"Pty", nil}},
+	"ConsoleConfig.file":                                    {{"/tmp/console.log", nil}},
+	"ConsoleConfig.socket":                                  {{"/tmp/console.sock", nil}},
+	"DebugConsoleConfig.mode":                               {{"Off", nil}},
+	"PlatformConfig.num_pci_segments":                       {{16, nil}},
+	"PciDeviceCommonConfig (in every device).id":            {{"dev0", nil}},
+	"PciDeviceCommonConfig (in every device).pci_segment":   {{1, nil}},
+	"PciDeviceCommonConfig (in every device).pci_device_id": {{5, nil}},
+	"VsockConfig.cid":                                       {{42, nil}},
+	"VsockConfig.socket":                                    {{"/run/other.sock", nil}},
+	"DiskConfig.num_queues":                                 {{4, nil}},
+	"DiskConfig.queue_size":                                 {{256, nil}},
 }
 
 // absent, as a field's value in a case, leaves the field out of the body.
@@ -119,6 +136,9 @@ var requiredValues = map[string]map[string]any{
 	"VmConfig":      {"payload": map[string]any{"kernel": "/k"}},
 	"PayloadConfig": {"kernel": "/k"},
 	"DiskConfig":    {"path": "/d.img"},
+	// Cloud Hypervisor requires all four; their product is max_vcpus.
+	"CpuTopology": {"threads_per_core": 1, "cores_per_die": 1, "dies_per_package": 1, "packages": 1},
+	"VsockConfig": {"cid": 3, "socket": "/tmp/vsock.sock"},
 }
 
 // step is one step of a path into a VmConfig body: a field name, or an
@@ -267,10 +287,11 @@ func contractCases() (cases []contractCase, missing []string) {
 			}
 		}
 	}
-	// The topology vmm does not give is refused, not being vmm's own.
+	// A topology whose product is not max_vcpus is refused in Cloud
+	// Hypervisor's words.
 	cases = append(cases, contractCase{name: "cpus.topology of two threads per core",
-		body:   bodyWith([]step{{name: "cpus"}}, map[string]any{"max_vcpus": 4, "topology": map[string]any{"threads_per_core": 2, "cores_per_die": 2, "dies_per_package": 1, "packages": 1}}),
-		status: 400, msgs: []string{`cpus.topology={"threads_per_core":2,"cores_per_die":2,"dies_per_package":1,"packages":1} is not supported yet`}})
+		body:   bodyWith([]step{{name: "cpus"}}, map[string]any{"max_vcpus": 6, "topology": map[string]any{"threads_per_core": 2, "cores_per_die": 2, "dies_per_package": 1, "packages": 1}}),
+		status: 400, msgs: []string{"Product of CPU topology parts does not match maximum vCPU"}})
 	return cases, missing
 }
 

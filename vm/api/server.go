@@ -116,12 +116,29 @@ func NewServer(socketPath string, b Backend, opts Options) (*Server, error) {
 	if b == nil {
 		return nil, errors.New("api: nil backend")
 	}
-	s := newServer(b, opts)
 	sock, err := listenUnix(socketPath)
 	if err != nil {
-		s.cancel()
 		return nil, err
 	}
+	return serveOn(sock, socketPath, b, opts), nil
+}
+
+// NewServerFD serves the API on fd, a unix socket already listening
+// (--api-socket fd=N), until Shutdown or Close, which closes it.
+func NewServerFD(fd int, b Backend, opts Options) (*Server, error) {
+	if b == nil {
+		return nil, errors.New("api: nil backend")
+	}
+	sock, err := listenFD(fd)
+	if err != nil {
+		return nil, err
+	}
+	return serveOn(sock, fmt.Sprintf("fd %d", fd), b, opts), nil
+}
+
+// serveOn serves the API on sock in the background.
+func serveOn(sock *unixSocket, socketPath string, b Backend, opts Options) *Server {
+	s := newServer(b, opts)
 	s.sock = sock
 	s.hs = &http.Server{
 		Handler:           s,
@@ -138,7 +155,7 @@ func NewServer(socketPath string, b Backend, opts Options) (*Server, error) {
 			s.serveErr = fmt.Errorf("api server on %s: %w", socketPath, err)
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // newServer builds the handler side of a Server, without a socket.

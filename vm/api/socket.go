@@ -65,6 +65,25 @@ func listenUnix(path string) (*unixSocket, error) {
 	return &unixSocket{Listener: ln, path: path, ident: ident}, nil
 }
 
+// listenFD takes the listening unix socket fd (--api-socket fd=N): one the
+// launcher created, which Close closes but does not remove.
+func listenFD(fd int) (*unixSocket, error) {
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("api-socket-fd-%d", fd))
+	if f == nil {
+		return nil, fmt.Errorf("api socket fd=%d: not an open file", fd)
+	}
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("api socket fd=%d: not a listening socket: %w", fd, err)
+	}
+	if _, ok := ln.(*net.UnixListener); !ok {
+		ln.Close()
+		return nil, fmt.Errorf("api socket fd=%d: not a unix socket", fd)
+	}
+	return &unixSocket{Listener: ln}, nil
+}
+
 // removeStale removes a socket file at path that nothing listens on, and
 // refuses anything else that exists at path.
 func removeStale(path string) error {
@@ -139,6 +158,10 @@ func bindAt(file, name string) (*net.UnixListener, error) {
 func (u *unixSocket) Close() error {
 	u.closeOnce.Do(func() {
 		err := u.Listener.Close()
+		if u.path == "" {
+			u.closeErr = err
+			return
+		}
 		if fi, serr := os.Lstat(u.path); serr == nil && os.SameFile(fi, u.ident) {
 			if rerr := os.Remove(u.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 				err = rerr

@@ -65,10 +65,15 @@ var (
 
 // GDT returns the boot GDT's bytes: null, null, code, data, TSS.
 func GDT() []byte {
-	entries := []uint64{0, 0, codeDescriptor.Pack(), dataDescriptor.Pack(), tssDescriptor.Pack()}
-	b := make([]byte, 8*len(entries))
-	for i, e := range entries {
-		binary.LittleEndian.PutUint64(b[8*i:], e)
+	return packGDT(codeDescriptor, dataDescriptor, tssDescriptor)
+}
+
+// packGDT is a GDT's bytes: two null descriptors (selectors 0 and 8), then
+// descs from selector 0x10 on.
+func packGDT(descs ...Descriptor) []byte {
+	b := make([]byte, 8*(2+len(descs)))
+	for i, d := range descs {
+		binary.LittleEndian.PutUint64(b[8*(2+i):], d.Pack())
 	}
 	return b
 }

@@ -1,8 +1,6 @@
 package boot
 
 import (
-	"encoding/binary"
-
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/layout"
 )
@@ -67,12 +65,7 @@ var (
 // PVHGDT returns the PVH boot GDT's bytes, to be written at
 // layout.GDTStart: null, null, 32-bit code, data, TSS.
 func PVHGDT() []byte {
-	entries := []uint64{0, 0, code32Descriptor.Pack(), dataDescriptor.Pack(), tss32Descriptor.Pack()}
-	b := make([]byte, 8*len(entries))
-	for i, e := range entries {
-		binary.LittleEndian.PutUint64(b[8*i:], e)
-	}
-	return b
+	return packGDT(code32Descriptor, dataDescriptor, tss32Descriptor)
 }
 
 // PVHSregs returns the boot vCPU's special registers for a PVH entry,

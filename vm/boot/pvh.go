@@ -78,10 +78,7 @@ func (s PVHStartInfo) Bytes() ([]byte, error) {
 		le.PutUint32(b[siMemmapEntries:], uint32(len(s.E820)))
 	}
 	for i, e := range s.E820 {
-		m := b[memmap+i*pvhMemmapEntrySize:]
-		le.PutUint64(m[0:], e.Addr)
-		le.PutUint64(m[8:], e.Size)
-		le.PutUint32(m[16:], e.Type)
+		e.put(b[memmap+i*pvhMemmapEntrySize:])
 	}
 	return b, nil
 }

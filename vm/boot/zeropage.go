@@ -23,6 +23,15 @@ type E820Entry struct {
 	Type       uint32
 }
 
+// put writes e as the zero page's struct boot_e820_entry and PVH's
+// hvm_memmap_table_entry both lay it out: addr, size, type (20 bytes; the
+// PVH entry's 4 reserved bytes that follow stay zero).
+func (e E820Entry) put(b []byte) {
+	binary.LittleEndian.PutUint64(b[0:], e.Addr)
+	binary.LittleEndian.PutUint64(b[8:], e.Size)
+	binary.LittleEndian.PutUint32(b[16:], e.Type)
+}
+
 // Zero page (struct boot_params) offsets (Documentation/arch/x86/zero-page.rst).
 const (
 	zpACPIRSDPAddr   = 0x070
@@ -88,10 +97,7 @@ func (z ZeroPage) Bytes() ([]byte, error) {
 	le.PutUint64(zp[zpACPIRSDPAddr:], z.RSDPAddr)
 	zp[zpE820Entries] = byte(len(z.E820))
 	for i, e := range z.E820 {
-		b := zp[zpE820Table+i*zpE820EntrySize:]
-		le.PutUint64(b[0:], e.Addr)
-		le.PutUint64(b[8:], e.Size)
-		le.PutUint32(b[16:], e.Type)
+		e.put(zp[zpE820Table+i*zpE820EntrySize:])
 	}
 	return zp, nil
 }

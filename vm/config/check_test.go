@@ -159,20 +159,21 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 	}{
 		{"TDX", func(c *VM) { c.Platform = &Platform{TDX: true} }, "platform.tdx=true is not supported"},
 		{"vhost-user disk", func(c *VM) { c.Disks = []Disk{{Path: "/d", VhostUser: true}} }, "disks[0].vhost_user=true is not supported"},
-		{"second disk's queues", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", NumQueues: 2}} }, "disks[1].num_queues=2 is not supported yet"},
-		{"a pty serial port", func(c *VM) { c.Serial.Mode = ModePty }, `serial.mode="Pty" is not supported yet`},
-		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, `console.mode="Tty" is not supported yet`},
 		{"virtio-mem", func(c *VM) {
 			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, 8*GiB, GiB
 		}, ""},
-		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1, DeflateOnOOM: true, FreePageReporting: true} }, ""},
-		{"a balloon behind an IOMMU", func(c *VM) { c.Balloon = &Balloon{PCIDevice: PCIDevice{IOMMU: true}} }, "balloon.iommu=true is not supported"},
-		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, "memory.hugepages=true is not supported yet"},
+		{"second disk's rate limiter", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", RateLimitGroup: "g"}} }, `disks[1].rate_limit_group="g" is not supported yet`},
+		{"a pty serial port", func(c *VM) { c.Serial.Mode = ModePty }, ""},
+		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, ""},
+		{"a debug console on the terminal", func(c *VM) { c.DebugConsole.Mode = ModeTty }, `debug_console.mode="Tty" is not supported yet`},
+		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1} }, `balloon={"iommu":false,"pci_segment":0,"size":1,"deflate_on_oom":false,"free_page_reporting":false} is not supported yet`},
+		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, ""},
+		{"reserve", func(c *VM) { c.Memory.Reserve = true }, "memory.reserve=true is not supported yet"},
 		{"an rng behind an IOMMU", func(c *VM) { c.RNG = &RNG{Src: "/dev/urandom", PCIDevice: PCIDevice{IOMMU: true}} }, "rng.iommu=true is not supported"},
-		{"another topology", func(c *VM) {
+		{"2 sockets of 2 cores of 2 threads", func(c *VM) {
 			c.CPUs.MaxVCPUs = 8
-			c.CPUs.Topology = &CPUTopology{ThreadsPerCore: 2, CoresPerDie: 4, DiesPerPackage: 1, Packages: 1}
-		}, `cpus.topology={"threads_per_core":2,"cores_per_die":4,"dies_per_package":1,"packages":1} is not supported yet`},
+			c.CPUs.Topology = &CPUTopology{ThreadsPerCore: 2, CoresPerDie: 2, DiesPerPackage: 1, Packages: 2}
+		}, ""},
 		{"vmm's topology", func(c *VM) {
 			c.CPUs.MaxVCPUs = 8
 			c.CPUs.Topology = &CPUTopology{ThreadsPerCore: 1, CoresPerDie: 8, DiesPerPackage: 1, Packages: 1}
@@ -239,6 +240,10 @@ func TestValidateAppliesCloudHypervisorsRules(t *testing.T) {
 			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, GiB
 			c.Balloon = &Balloon{Size: GiB}
 		}, ""},
+		{"a huge page size without huge pages", func(c *VM) { c.Memory.HugepageSize = 2 << 20 }, "Huge page size specified but huge pages not enabled"},
+		{"a 3 MiB huge page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 3<<20 }, "Huge page size is not power of 2: 3145728"},
+		{"RAM in part of a 1 GiB page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 1<<30 }, "Memory size is misaligned"},
+		{"RAM in 2 MiB pages", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 2<<20 }, ""},
 		{"distinct ids", func(c *VM) {
 			c.Disks = []Disk{{Path: "/a", PCIDevice: PCIDevice{ID: "a"}}, {Path: "/b", PCIDevice: PCIDevice{ID: "b"}}}
 		}, ""},

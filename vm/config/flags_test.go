@@ -66,10 +66,10 @@ func TestParseMemoryAndBalloonTakeCloudHypervisorsSpellings(t *testing.T) {
 		err  string
 	}{
 		{"size=1G,hotplug_method=virtio-mem,hotplug_size=8G", Memory{Size: GiB, HotplugMethod: HotplugVirtioMem, HotplugSize: 8 * GiB}, ""},
-		{"size=1G,hotplug_method=VirtioMem,hotplug_size=8G,hotplugged_size=1G",
+		{"size=1G,hotplug_method=virtio-mem,hotplug_size=8G,hotplugged_size=1G",
 			Memory{Size: GiB, HotplugMethod: HotplugVirtioMem, HotplugSize: 8 * GiB, HotpluggedSize: GiB}, ""},
 		{"size=1G,hotplug_method=acpi", Memory{Size: GiB, HotplugMethod: HotplugACPI}, ""},
-		{"size=1G,hotplug_method=dimm", Memory{}, "hotplug_method=dimm: want acpi or virtio-mem"},
+		{"size=1G,hotplug_method=dimm", Memory{}, "hotplug_method=dimm: unknown value (known: acpi, virtio-mem)"},
 		{"size=1G,hotplugged_size=lots", Memory{}, "hotplugged_size"},
 	} {
 		got, err := ParseMemory(c.arg)
@@ -88,7 +88,7 @@ func TestParseMemoryAndBalloonTakeCloudHypervisorsSpellings(t *testing.T) {
 		{"size=512M", Balloon{Size: 512 * MiB}, ""},
 		{"size=0,deflate_on_oom=on,free_page_reporting=on", Balloon{DeflateOnOOM: true, FreePageReporting: true}, ""},
 		{"size=1G,deflate_on_oom=maybe", Balloon{}, "deflate_on_oom"},
-		{"size=1G,free_page_hinting=on", Balloon{}, "unknown option"},
+		{"size=1G,free_page_hinting=on", Balloon{}, "Unknown option: free_page_hinting"},
 	} {
 		got, err := ParseBalloon(c.arg)
 		switch {

@@ -1,9 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // The RAM that changes while the guest runs: the hot plug method
 // (memory.hotplug_method, memory.hotplugged_size) and the balloon, with
@@ -14,42 +11,15 @@ import (
 // virtio-mem VM are whole blocks of it.
 const VirtioMemBlock = 2 * MiB
 
-// parseHotplugMethod reads hotplug_method= of --memory: Cloud Hypervisor's
-// "acpi" and "virtio-mem", and the VmConfig's "Acpi" and "VirtioMem".
-func parseHotplugMethod(s string) (HotplugMethod, error) {
-	switch strings.ToLower(s) {
-	case "acpi":
-		return HotplugACPI, nil
-	case "virtio-mem", "virtiomem", "virtio_mem":
-		return HotplugVirtioMem, nil
-	}
-	return "", fmt.Errorf("hotplug_method=%s: want acpi or virtio-mem", s)
-}
-
 // ParseBalloon reads --balloon size=S,deflate_on_oom=on|off,
 // free_page_reporting=on|off, as Cloud Hypervisor's.
 func ParseBalloon(s string) (Balloon, error) {
-	o, err := options("balloon", s, "size", "deflate_on_oom", "free_page_reporting")
-	if err != nil {
-		return Balloon{}, err
-	}
 	var b Balloon
-	if v, ok := o["size"]; ok {
-		if b.Size, err = ParseSize(v); err != nil {
-			return b, fmt.Errorf("--balloon: size: %w", err)
-		}
-	}
-	for _, f := range []struct {
-		key string
-		dst *bool
-	}{{"deflate_on_oom", &b.DeflateOnOOM}, {"free_page_reporting", &b.FreePageReporting}} {
-		if v, ok := o[f.key]; ok {
-			if *f.dst, err = parseBool(v); err != nil {
-				return b, fmt.Errorf("--balloon: %s: %w", f.key, err)
-			}
-		}
-	}
-	return b, nil
+	return b, newOptions("balloon").
+		add("size", size(&b.Size)).
+		add("deflate_on_oom", toggle(&b.DeflateOnOOM)).
+		add("free_page_reporting", toggle(&b.FreePageReporting)).
+		parse(s)
 }
 
 // Arg is b as the value of --balloon.

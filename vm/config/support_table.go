@@ -11,9 +11,8 @@ import (
 // marks it, and TestSupportTableCoversTheSchema fails when a field of a Go
 // type has no row.
 
-// honoured, recorded, notYet and defaultOnly are rows of that support.
+// honoured, notYet and defaultOnly are rows of that support.
 func honoured(name, note string) Field    { return Field{Name: name, Support: Honoured, Note: note} }
-func recorded(name, note string) Field    { return Field{Name: name, Support: Recorded, Note: note} }
 func notYet(name, note string) Field      { return Field{Name: name, Support: NotYet, Note: note} }
 func defaultOnly(name, note string) Field { return Field{Name: name, Support: DefaultOnly, Note: note} }
 
@@ -47,22 +46,11 @@ func object[T any](name string, fields ...[]Field) Object {
 // row makes a list of single rows.
 func row(f ...Field) []Field { return f }
 
-// vmmTopology reports whether a CpusConfig's topology is the one vmm gives
-// every guest: one package of one die of max_vcpus cores of one thread.
-func vmmTopology(obj any) bool {
-	c, ok := obj.(CPUs)
-	if !ok {
-		return false
-	}
-	t := c.Topology
-	return t == nil || t.ThreadsPerCore == 1 && t.DiesPerPackage == 1 && t.Packages == 1 && int(t.CoresPerDie) == c.MaxVCPUs
-}
-
 const (
 	noteDevice   = "vmm has no such device"
 	noteSMBIOS   = "vmm writes no SMBIOS tables"
 	noteVhost    = "vmm has no vhost-user backends"
-	noteQueues   = "vmm's queues take up to 256 descriptors, one request queue (disk) or one queue pair (net)"
+	noteQueues   = "vmm's net has one queue pair of 256 descriptors"
 	noteTopology = "see cpus.topology"
 )
 
@@ -72,13 +60,13 @@ var supportTable = []Object{
 	object[VM]("VmConfig",
 		row(honoured("cpus", ""), honoured("memory", ""), honoured("payload", "")),
 		all(NotYet, "", "rate_limit_groups"),
-		row(honoured("disks", "virtio-blk over virtio-mmio"), honoured("net", "virtio-net over virtio-mmio, on a tap"),
+		row(honoured("disks", "virtio-blk over virtio-pci (virtio-mmio with --virtio-transport mmio)"), honoured("net", "virtio-net over virtio-pci (or virtio-mmio), on a tap"),
 			honoured("rng", "virtio-rng; absent: no rng device (Cloud Hypervisor always has one)")),
-		row(honoured("balloon", "virtio-balloon; vm.resize's desired_balloon"), defaultOnly("generic_vhost_user", noteVhost), notYet("fs", ""), notYet("pmem", "")),
+		row(notYet("balloon", ""), defaultOnly("generic_vhost_user", noteVhost), notYet("fs", ""), notYet("pmem", "")),
 		row(honoured("serial", "the COM1 UART (ttyS0)"), honoured("console", "the virtio console (hvc0)"),
 			honoured("debug_console", "port 0xe9")),
 		all(DefaultOnly, "vmm passes no host devices through", "devices", "user_devices", "vdpa"),
-		row(notYet("vsock", ""), defaultOnly("pvmemcontrol", noteDevice), notYet("pvpanic", ""),
+		row(honoured("vsock", "virtio-vsock with hybrid vsock (docs/vsock.md)"), defaultOnly("pvmemcontrol", noteDevice), notYet("pvpanic", ""),
 			defaultOnly("iommu", "vmm has no virtual IOMMU"),
 			notYet("numa", ""), notYet("watchdog", ""), defaultOnly("rtc", noteDevice),
 			defaultOnly("gdb", "vmm has no gdb stub"), notYet("pci_segments", ""),
@@ -98,8 +86,7 @@ var supportTable = []Object{
 	object[FwCfgItem]("FwCfgItem", all(DefaultOnly, "vmm has no fw_cfg device", "name", "file", "string")),
 	object[CPUs]("CpusConfig",
 		row(honoured("boot_vcpus", "vCPUs at boot; vm.resize sets it"), honoured("max_vcpus", "at most 255 and the host's limit"),
-			Field{Name: "topology", Support: Partly, Accepts: vmmTopology,
-				Note: "vmm's own topology only: 1 thread per core, 1 die, 1 package, max_vcpus cores"},
+			honoured("topology", "CPUID leaves 1, 4, 0xB, 0x1F, AMD's 0x80000008, 0x8000001D and 0x8000001E, the MADT and the hot plug _MAT agree on each vCPU's APIC id"),
 			defaultOnly("kvm_hyperv", "vmm offers no Hyper-V enlightenments"),
 			notYet("max_phys_bits", "vmm passes the host's address width"),
 			notYet("affinity", ""), honoured("features", ""),
@@ -107,16 +94,20 @@ var supportTable = []Object{
 			notYet("core_scheduling", "vmm sets no core scheduling cookie"),
 			honoured("profile", "Host, the only profile: the guest sees the host's CPU as KVM offers it")),
 	),
-	object[CPUTopology]("CpuTopology", all(Partly, noteTopology, "threads_per_core", "cores_per_die", "dies_per_package", "packages")),
+	object[CPUTopology]("CpuTopology", all(Honoured, noteTopology, "threads_per_core", "cores_per_die", "dies_per_package", "packages")),
 	object[CPUAffinity]("CpuAffinity", all(NotYet, "", "vcpu", "host_cpus")),
 	object[CPUFeatures]("CpuFeatures", row(defaultOnly("amx", ""))),
 	object[Memory]("MemoryConfig",
-		row(honoured("size", "boot RAM; vm.resize sets it at once (applied at the next boot when lower)")),
-		all(NotYet, "", "mergeable"),
+		row(honoured("size", "boot RAM; vm.resize sets it at once (applied at the next boot when lower)"),
+			honoured("mergeable", "MADV_MERGEABLE, boot and hot-added RAM")),
 		row(honoured("hotplug_method", "Acpi: ACPI memory devices, RAM added live and lowered at the next boot; VirtioMem: a virtio-mem device, RAM added and taken back live"),
 			honoured("hotplug_size", "only whole 128 MiB blocks of it are usable"),
 			honoured("hotplugged_size", "VirtioMem only: plugged at boot, in 2 MiB blocks; vm.resize keeps it")),
-		all(NotYet, "", "shared", "hugepages", "hugepage_size", "prefault", "reserve", "zones"),
+		row(honoured("shared", "a memfd mapped MAP_SHARED, boot and hot-added RAM"),
+			honoured("hugepages", "a memfd with MFD_HUGETLB; the host must have the pages free (/sys/kernel/mm/hugepages)"),
+			honoured("hugepage_size", "MFD_HUGETLB's size flag; default: the host's default huge page"),
+			honoured("prefault", "MADV_POPULATE_WRITE when each region is mapped, boot and hot-added RAM")),
+		all(NotYet, "", "reserve", "zones"),
 		row(honoured("thp", "true: MADV_HUGEPAGE; false: MADV_NOHUGEPAGE")),
 	),
 	object[MemoryZone]("MemoryZoneConfig", all(NotYet, "", "id", "size", "file", "shared", "hugepages", "hugepage_size",
@@ -125,22 +116,23 @@ var supportTable = []Object{
 	object[RateLimiter]("RateLimiterConfig", all(NotYet, "", "bandwidth", "ops")),
 	object[TokenBucket]("TokenBucket", all(NotYet, "", "size", "one_time_burst", "refill_time")),
 	object[Disk]("DiskConfig",
-		row(honoured("path", "a raw image"), honoured("readonly", ""), notYet("direct", ""),
-			notYet("num_queues", noteQueues), notYet("queue_size", noteQueues)),
+		row(honoured("path", "a raw image"), honoured("readonly", ""),
+			honoured("direct", "O_DIRECT, through an aligned buffer per queue"),
+			honoured("num_queues", "1 to 64 request queues, each with its MSI-X vector on PCI"), honoured("queue_size", "a power of two up to 32768")),
 		all(DefaultOnly, noteVhost, "vhost_user", "vhost_socket"),
 		all(NotYet, "", "rate_limit_group", "rate_limiter_config"),
 		all(Honoured, "vmm uses neither io_uring nor AIO", "disable_io_uring", "disable_aio"),
 		all(NotYet, "", "serial", "queue_affinity"),
 		row(defaultOnly("backing_files", "vmm reads raw images only"), notYet("sparse", "vmm passes no discards"),
-			partly("image_type", "vmm reads every image as raw", "Unknown", "Raw"),
+			partly("image_type", "Raw: read as raw; Unknown: the format is detected from the image's bytes and anything but raw refused", "Unknown", "Raw"),
 			notYet("lock_granularity", "vmm does not lock images")),
 	),
 	object[VirtQueueAffinity]("VirtQueueAffinity", all(NotYet, "", "queue_index", "host_cpus")),
 	object[PCIDevice]("PciDeviceCommonConfig (in every device)",
-		row(recorded("id", "kept in vm.info; unique, not starting with __"),
+		row(honoured("id", "names the device in vm.info's device_tree; unique, not starting with __; empty: _disk0, _net1, ... as Cloud Hypervisor"),
 			defaultOnly("iommu", "vmm has no virtual IOMMU"),
-			notYet("pci_segment", "vmm's devices are on virtio-mmio"),
-			notYet("pci_device_id", "vmm's devices are on virtio-mmio")),
+			honoured("pci_segment", "below platform.num_pci_segments"),
+			honoured("pci_device_id", "1 to 31 on its segment; absent: the lowest free")),
 	),
 	object[Net]("NetConfig",
 		row(honoured("tap", "created if missing; empty: the kernel names it"), honoured("ip", "given to the tap"),
@@ -152,20 +144,20 @@ var supportTable = []Object{
 		all(NotYet, "vmm offers checksum and TSO offloads, not UFO", "offload_tso", "offload_ufo", "offload_csum"),
 	),
 	object[RNG]("RngConfig", row(honoured("src", ""))),
-	object[Balloon]("BalloonConfig",
-		row(honoured("size", "the balloon's target at boot; vm.resize's desired_balloon changes it"),
-			honoured("deflate_on_oom", "VIRTIO_BALLOON_F_DEFLATE_ON_OOM"),
-			honoured("free_page_reporting", "VIRTIO_BALLOON_F_REPORTING: pages the guest frees go back to the host")),
-	),
+	object[Balloon]("BalloonConfig", all(NotYet, "", "size", "deflate_on_oom", "free_page_reporting")),
 	object[GenericVhostUser]("GenericVhostUserConfig", all(DefaultOnly, noteVhost, "socket", "queue_sizes", "device_type")),
 	object[FS]("FsConfig", all(NotYet, "", "tag", "socket", "num_queues", "queue_size")),
 	object[Pmem]("PmemConfig", all(NotYet, "", "file", "size", "discard_writes")),
 	object[Serial]("SerialConfig",
-		row(partly("mode", "", "Off", "Tty", "File", "Null"), honoured("file", "with File"),
-			notYet("socket", ""), defaultOnly("iommu", "the serial port is no PCI device")),
+		row(honoured("mode", "Off, Null, Tty (stdout, stdin), File, Pty (path in file), Socket (a unix socket, one client at a time)"),
+			honoured("file", "with File; with Pty vm.info shows the pseudo-terminal's path"),
+			honoured("socket", "with Socket: the listening socket's path (must not exist)"),
+			defaultOnly("iommu", "the serial port is no PCI device")),
 	),
 	object[Console]("ConsoleConfig",
-		row(partly("mode", "", "Off", "Null"), notYet("file", ""), notYet("socket", "")),
+		row(honoured("mode", "Off, Null, Tty, File, Pty; Socket is refused at vm.create, as Cloud Hypervisor does"),
+			honoured("file", "with File; with Pty vm.info shows the pseudo-terminal's path"),
+			honoured("socket", "Socket mode is refused, as Cloud Hypervisor does")),
 	),
 	object[DebugConsole]("DebugConsoleConfig",
 		row(partly("mode", "", "Off"), notYet("file", ""), notYet("iobase", "")),
@@ -173,13 +165,13 @@ var supportTable = []Object{
 	object[Device]("DeviceConfig", all(DefaultOnly, "vmm passes no host devices through", "path", "fd", "x_nv_gpudirect_clique", "x_exclude_mmap_bars")),
 	object[UserDevice]("UserDeviceConfig", all(DefaultOnly, "vmm passes no host devices through", "socket")),
 	object[Vdpa]("VdpaConfig", all(DefaultOnly, "vmm passes no host devices through", "path", "num_queues")),
-	object[Vsock]("VsockConfig", all(NotYet, "", "cid", "socket")),
+	object[Vsock]("VsockConfig", row(honoured("cid", "the guest's CID: 3 to 2^32-2"), honoured("socket", "hybrid vsock: host programs connect and write CONNECT <port>; guest connections to port P reach socket_P"))),
 	object[NUMA]("NumaConfig", all(NotYet, "", "guest_numa_id", "cpus", "distances", "memory_zones", "pci_segments", "device_id")),
 	object[NUMADistance]("NumaDistance", all(NotYet, "", "destination", "distance")),
 	object[RTC]("RtcConfig"),
 	object[PCISegment]("PciSegmentConfig", all(NotYet, "", "pci_segment", "mmio32_aperture_weight", "mmio64_aperture_weight")),
 	object[Platform]("PlatformConfig",
-		row(recorded("num_pci_segments", "1 to 16; for the PCI work to come")),
+		row(honoured("num_pci_segments", "1 to 16, each a host bridge with its ECAM and windows")),
 		all(DefaultOnly, "vmm has no virtual IOMMU", "iommu_segments", "iommu_address_width_bits", "iommu_address_width"),
 		all(NotYet, noteSMBIOS, "system_serial_number", "serial_number", "system_uuid", "uuid", "oem_strings",
 			"system_manufacturer", "system_product_name", "system_version", "system_family", "system_sku_number", "chassis_asset_tag"),

@@ -50,10 +50,16 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 	if err := c.validateBalloon(); err != nil {
 		return err
 	}
+	if err := c.Memory.validate(); err != nil {
+		return err
+	}
 	for i, d := range c.Disks {
 		if d.Path == "" {
 			return fmt.Errorf("disk %d: path= is required", i)
 		}
+	}
+	if err := c.Vsock.Check(); err != nil {
+		return err
 	}
 	if c.Serial.Mode == ModeFile && c.Serial.File == "" {
 		return errors.New("serial: file mode needs a path")
@@ -65,6 +71,24 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 		return fmt.Errorf("platform: Number of PCI segments (%d) not in range of 1 to %d", p.NumPCISegments, MaxPCISegments)
 	}
 	return c.validateIDs()
+}
+
+// validate applies Cloud Hypervisor's rules on huge pages: a size needs
+// huge pages, is a power of two, and the RAM is a whole number of them.
+func (m Memory) validate() error {
+	if m.HugepageSize == 0 {
+		return nil
+	}
+	if !m.Hugepages {
+		return errors.New("memory: Huge page size specified but huge pages not enabled")
+	}
+	if m.HugepageSize&(m.HugepageSize-1) != 0 {
+		return fmt.Errorf("memory: Huge page size is not power of 2: %d", m.HugepageSize)
+	}
+	if m.Size%m.HugepageSize != 0 {
+		return errors.New("memory: Memory size is misaligned with default page size or its hugepage size")
+	}
+	return nil
 }
 
 // validate checks the vCPU counts and the topology.

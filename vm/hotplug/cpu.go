@@ -30,10 +30,13 @@ type cpuState struct {
 
 // CPUHotplug is the CPU hot plug controller: the register block of
 // regs.go and the \_SB.CPUS container with one processor device per
-// possible CPU. CPU ids are APIC ids and ACPI processor UIDs, 0 to max-1.
+// possible CPU. CPU ids are ACPI processor UIDs, 0 to max-1; their APIC
+// ids are the CPU ids too unless SetAPICIDs says otherwise.
 type CPUHotplug struct {
 	base  uint64
 	owner CPUOwner
+	// apicIDs are the CPUs' APIC ids, for _MAT; nil: the CPU ids.
+	apicIDs []uint8
 
 	mu       sync.Mutex
 	sel      selector
@@ -63,6 +66,24 @@ func NewCPUHotplug(base uint64, bootCPUs, maxCPUs int, owner CPUOwner) (*CPUHotp
 		c.cpus[id].present = true
 	}
 	return c, nil
+}
+
+// SetAPICIDs gives CPUs 0 to MaxCPUs-1 the APIC ids ids (those of the
+// MADT), which their processor devices' _MAT report. Call it before AML.
+func (c *CPUHotplug) SetAPICIDs(ids []uint8) error {
+	if len(ids) != len(c.cpus) {
+		return fmt.Errorf("cpu hotplug: %d APIC ids for %d CPUs", len(ids), len(c.cpus))
+	}
+	c.apicIDs = slices.Clone(ids)
+	return nil
+}
+
+// apicID is CPU id's APIC id.
+func (c *CPUHotplug) apicID(id int) uint8 {
+	if c.apicIDs != nil {
+		return c.apicIDs[id]
+	}
+	return uint8(id)
 }
 
 // MaxCPUs returns the number of possible CPUs.
@@ -301,14 +322,15 @@ func (c *CPUHotplug) AML() acpi.Aml {
 			),
 			acpi.Release("CMTX"),
 		),
-	}, cpuDevice)
+	}, c.cpuDevice)
 }
 
 // cpuDevice is the processor device of CPU id inside \_SB.CPUS.
-func cpuDevice(name string, id int) acpi.Aml {
+func (c *CPUHotplug) cpuDevice(name string, id int) acpi.Aml {
 	// _MAT: the MADT Local APIC entry, Enabled while present.
+	apicID := c.apicID(id)
 	mat := func(flags uint32) acpi.Aml {
-		return acpi.Buffer(acpi.LocalAPIC(uint8(id), uint8(id), flags))
+		return acpi.Buffer(acpi.LocalAPIC(uint8(id), apicID, flags))
 	}
 	sta := acpi.Call("CSTA", acpi.Int(id))
 	return acpi.Device(name,

@@ -1,4 +1,5 @@
-// Package memory is guest RAM: anonymous host mappings placed at guest
+// Package memory is guest RAM: host mappings (anonymous memory, or a
+// memfd for shared and huge page RAM) placed at guest
 // physical addresses, and the accessors the boot loader and devices use to
 // read and write it.
 package memory
@@ -47,12 +48,25 @@ func (r *Region) Host() []byte { return r.mem }
 // ErrNoRAM means a guest physical range is not (entirely) backed by RAM.
 var ErrNoRAM = errors.New("no guest RAM there")
 
-// Options say how guest RAM is backed on the host. The zero value is
-// anonymous private memory that asks for transparent huge pages.
+// Options say how guest RAM is backed on the host, for the boot RAM and
+// every region hot-added later. The zero value is anonymous private memory
+// that asks for transparent huge pages.
 type Options struct {
 	// NoTHP asks the kernel not to back guest RAM with transparent huge
 	// pages (MADV_NOHUGEPAGE) instead of asking for them (MADV_HUGEPAGE).
 	NoTHP bool
+	// Shared maps a memfd MAP_SHARED instead of private anonymous memory
+	// (memory.shared: what vhost-user backends need).
+	Shared bool
+	// Hugepages backs RAM with hugetlbfs pages (a memfd with MFD_HUGETLB)
+	// of HugepageSize, or of the host's default size when 0. The host
+	// must have enough of them free.
+	Hugepages    bool
+	HugepageSize uint64
+	// Prefault populates every page when the region is mapped.
+	Prefault bool
+	// Mergeable lets KSM merge identical pages (MADV_MERGEABLE).
+	Mergeable bool
 }
 
 // Guest is the guest's RAM. Regions are added at boot and by memory hot
@@ -84,13 +98,14 @@ func MapWith(ranges []Range, opts Options) (*Guest, error) {
 func (g *Guest) Add(r Range, slot uint32) (*Region, error) { return g.add(r, slot, false) }
 
 // AddSparse is Add for a region the guest uses only in part, such as
-// virtio-mem's: it is mapped MAP_NORESERVE, so that the host's overcommit
-// heuristic does not refuse a region as large as the host's RAM. Its
-// pages are backed as the guest touches them, and given back with
-// Discard.
+// virtio-mem's: private memory is mapped MAP_NORESERVE, so that the host's
+// overcommit heuristic does not refuse a region as large as the host's
+// RAM, and it is neither prefaulted nor checked against the free huge
+// pages. Its pages are backed as the guest touches them, and given back
+// with Discard.
 func (g *Guest) AddSparse(r Range, slot uint32) (*Region, error) { return g.add(r, slot, true) }
 
-// add is Add, with MAP_NORESERVE when sparse.
+// add is Add, sparse or not.
 func (g *Guest) add(r Range, slot uint32, sparse bool) (*Region, error) {
 	if r.Size == 0 || r.Size%layout.PageSize != 0 || r.Start%layout.PageSize != 0 || r.End() < r.Start {
 		return nil, fmt.Errorf("guest RAM %#x+%#x: not page aligned", r.Start, r.Size)
@@ -105,17 +120,10 @@ func (g *Guest) add(r Range, slot uint32, sparse bool) (*Region, error) {
 			return nil, fmt.Errorf("guest RAM %#x+%#x overlaps %#x+%#x", r.Start, r.Size, o.Start, o.Size)
 		}
 	}
-	mem, err := mapAligned(r.Size, sparse)
+	mem, err := mapRegion(r.Size, g.opts, sparse)
 	if err != nil {
 		return nil, fmt.Errorf("guest RAM of %d MiB at %#x: the host cannot map it: %w", r.Size>>20, r.Start, err)
 	}
-	// Transparent huge pages make the guest's TLB misses cheaper; a host
-	// without them just says no.
-	advice := unix.MADV_HUGEPAGE
-	if g.opts.NoTHP {
-		advice = unix.MADV_NOHUGEPAGE
-	}
-	_ = unix.Madvise(mem, advice)
 	reg := &Region{Range: r, Slot: slot, mem: mem}
 	g.regions = append(g.regions, reg)
 	sort.Slice(g.regions, func(i, j int) bool { return g.regions[i].Start < g.regions[j].Start })

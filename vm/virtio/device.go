@@ -17,13 +17,13 @@ type InterruptFunc func() error
 // Trigger calls f.
 func (f InterruptFunc) Trigger() error { return f() }
 
-// Device is a virtio device model: a *Block, *Net or *RNG. It knows
+// Device is a virtio device model: a *Block, *Net, *RNG or *Vsock. It knows
 // nothing of its transport: the guest reaches it through virtio-mmio
 // (NewMMIO) or virtio-pci (NewPCI), which share its queues and status
 // handling, and the transport closes it.
 type Device interface {
 	// Kind names the device type for logs: "virtio-blk", "virtio-net",
-	// "virtio-rng".
+	// "virtio-rng", "virtio-vsock".
 	Kind() string
 	// Close releases the device's backend (file, tap). The transport's
 	// Close calls it.

@@ -1,5 +1,6 @@
 // Package virtio holds the virtio devices of a vmm guest: block (raw
-// images), network (a tap) and entropy. A device model knows nothing of
+// images), network (a tap), entropy and vsock (stream sockets to host
+// programs on unix sockets, Cloud Hypervisor's hybrid vsock: vsock*.go). A device model knows nothing of
 // its transport: it sits behind virtio-pci (NewPCI: a PCI function with
 // the virtio 1.x structures in a BAR and an MSI-X vector per queue, which
 // Linux's virtio_pci driver finds on the PCI bus) or behind virtio-mmio
@@ -55,8 +56,10 @@
 // is opened with IFF_VNET_HDR, a 12-byte header size and no offloads.
 // virtio-blk offers MQ (num_queues) when opened with several request
 // queues (BlockConfig.NumQueues), each served by its own worker. virtio-rng
-// has no features. virtio-net has one queue pair: multiqueue would need the
-// control queue, a multi-queue tap and a receive goroutine per pair.
+// has no features. virtio-vsock offers none either: stream sockets need
+// no feature bit; it refuses other socket types with RST. virtio-net has
+// one queue pair: multiqueue would need the control queue, a multi-queue
+// tap and a receive goroutine per pair.
 //
 // # Transports
 //

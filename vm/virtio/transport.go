@@ -218,6 +218,9 @@ func (t *transport) logger() *slog.Logger { return t.log }
 func (t *transport) DebugState() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s isr=%#x", t.dev.Kind(), t.isr.Load())
+	if d, ok := t.dev.(interface{ debugState() string }); ok {
+		b.WriteString(" " + d.debugState())
+	}
 	for i, s := range t.qs {
 		q := s.ring.Load()
 		if q == nil {

@@ -7,8 +7,9 @@
 // Flags default to the environment variables make passes on (BUILD, CACHE,
 // KVMHOST_MODE, KVMHOST_QEMU, E2E_TIMEOUT, E2E_HOST_ATTEMPTS, E2E_HOST_CPUS,
 // E2E_HOST_APPEND, E2E_EMULATION_RETRIES, E2E_BUDGET_MIN, GINKGO_FLAGS).
-// The scenarios' knobs VMM_STRESS_CYCLES, VMM_STRESS_MAX and VMM_NET_MIB
-// are passed into the KVM host when set. Exit status: 0 when every group
+// The scenarios' knobs VMM_STRESS_CYCLES, VMM_STRESS_MAX, VMM_NET_MIB,
+// VMM_VSOCK_MIB and VMM_SCENARIO_AGENT are passed into the KVM host when
+// set. Exit status: 0 when every group
 // passed, 1 when one failed, 2 on misuse.
 package main
 
@@ -149,7 +150,7 @@ func run(args []string) int {
 			}
 		}
 	}
-	for _, k := range []string{"VMM_STRESS_CYCLES", "VMM_STRESS_MAX", "VMM_NET_MIB"} {
+	for _, k := range []string{"VMM_STRESS_CYCLES", "VMM_STRESS_MAX", "VMM_NET_MIB", "VMM_VSOCK_MIB", "VMM_SCENARIO_AGENT"} {
 		if v := os.Getenv(k); v != "" {
 			opts.Env[k] = v
 		}

@@ -1,6 +1,6 @@
--- The seed's walkthrough in a stock Debian 12 system (systemd, udev,
+-- Cloud Hypervisor's hot plug guide's walkthrough in a stock Debian 12 system (systemd, udev,
 -- util-linux, procps; images/debian/build.sh), booted from its own disk with
--- its own initramfs-tools initrd, driven with the seed's own commands:
+-- its own initramfs-tools initrd, driven with the guide's own commands:
 --   lscpu | grep list:
 --   echo 1 | tee /sys/devices/system/cpu/cpu[4,5,6,7]/online
 --   echo online | tee /sys/devices/system/memory/auto_online_blocks
@@ -24,14 +24,14 @@ local vm = step("boot Debian 12 from its disk: --cpus boot=4,max=8 --memory size
 end)
 
 -- lscpu's "On-line CPU(s) list" and "Off-line CPU(s) list" (absent when
--- none), as the seed reads them.
+-- none), as the guide reads them.
 local function lscpu()
   local out = vm:run("lscpu | grep list:")
   say(out)
   return out:match("On%-line CPU%(s%) list:%s*(%S+)"), out:match("Off%-line CPU%(s%) list:%s*(%S+)")
 end
 
--- free -h's total memory in MiB, from the same command the seed runs.
+-- free -h's total memory in MiB, from the same command the guide runs.
 local function free_total_mib()
   local out = vm:run("free -h")
   say(out)
@@ -49,7 +49,7 @@ step("it is Debian's own system: systemd as PID 1, root on /dev/vda, an initramf
   expect.eq(online, "0-3", "on-line CPUs at boot")
 end)
 
-step("desired_vcpus 8: the new CPUs come up off-line, the seed's tee onlines them", function()
+step("desired_vcpus 8: the new CPUs come up off-line, the guide's tee onlines them", function()
   local status, err = vm:resize{vcpus = 8}
   expect.eq(err, nil, "resize error")
   expect.eq(status, 204, "resize status")
