@@ -22,6 +22,10 @@ type resizePlan struct {
 	ram uint64
 	// addRAM is how many bytes to hot-add now; 0 adds none.
 	addRAM uint64
+	// plugged is the RAM above boot RAM that virtio-mem is to plug
+	// (memory.hotplugged_size), when setPlugged.
+	plugged    uint64
+	setPlugged bool
 }
 
 // ramState is what a RAM resize is checked against.
@@ -69,7 +73,16 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 		}
 	}
 	if req.DesiredRAM != nil {
-		if err := planRAM(&p, cfg, ram, *req.DesiredRAM); err != nil {
+		var err error
+		switch b := *req.DesiredRAM; {
+		case b <= 0:
+			err = invalidf("desired_ram=%d: must be a positive byte count", b)
+		case cfg.Memory.HotplugMethod == config.HotplugVirtioMem:
+			err = planVirtioMem(&p, cfg, uint64(b))
+		default:
+			err = planRAM(&p, cfg, ram, b)
+		}
+		if err != nil {
 			return p, err
 		}
 	}
@@ -79,11 +92,8 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 	return p, nil
 }
 
-// planRAM plans desired_ram=b.
+// planRAM plans desired_ram=b (positive) for ACPI memory hot plug.
 func planRAM(p *resizePlan, cfg config.VM, ram ramState, b int64) error {
-	if b <= 0 {
-		return invalidf("desired_ram=%d: must be a positive byte count", b)
-	}
 	n := uint64(b)
 	if ram.running && n > ram.current {
 		add := n - ram.current
@@ -167,6 +177,14 @@ func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) e
 	if p.ram > 0 {
 		v.cfg.Memory.Size = p.ram
 	}
+	if p.setPlugged {
+		if v.m != nil && v.m.vmem != nil {
+			if err := v.m.vmem.Resize(p.plugged); err != nil {
+				return invalid(err)
+			}
+		}
+		v.cfg.Memory.HotpluggedSize = p.plugged
+	}
 	if p.vcpus == 0 {
 		return nil
 	}
@@ -187,7 +205,7 @@ func (v *VMM) ramStateLocked() ramState {
 	}
 	mc := v.m.cfg.Memory
 	space := usableHotplug(mc.HotplugSize)
-	r := ramState{running: true, current: v.m.mem.Size(), limit: mc.Size + space, space: space}
+	r := ramState{running: true, current: v.m.ramSize(), limit: mc.Size + space, space: space}
 	if v.m.memHP != nil {
 		r.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
 	}

@@ -165,6 +165,8 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 			}
 			m.vconsole = virtio.NewConsole(out)
 			dev = m.vconsole
+		case kindMem:
+			dev, derr = m.newVirtioMem()
 		}
 		if derr != nil {
 			return devs, invalid(derr)

@@ -372,10 +372,10 @@ func (v *VMM) Info() (Info, error) {
 		return Info{}, ErrNoVM
 	}
 	v.syncVCPUsLocked()
-	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.Size}
+	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.TotalSize()}
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
-		info.MemoryActualSize = v.m.mem.Size()
+		info.MemoryActualSize = v.m.ramSize()
 		info.DeviceTree = v.m.deviceTree()
 	}
 	return info, nil
