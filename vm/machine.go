@@ -85,6 +85,8 @@ type machine struct {
 	// vmem is the virtio-mem device (memory.hotplug_method VirtioMem), nil
 	// without; its region is mapped by mapVirtioMemRegion.
 	vmem *virtio.Mem
+	// balloon is the virtio-balloon, nil without.
+	balloon *virtio.Balloon
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
 	// space, the memory controller (nil without).

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -26,6 +27,8 @@ const (
 	// kindMem is the virtio-mem device of memory.hotplug_method
 	// VirtioMem.
 	kindMem deviceKind = "virtio-mem"
+	// kindBalloon is the virtio-balloon (config.VM.Balloon).
+	kindBalloon deviceKind = "balloon"
 )
 
 // Device ids, as Cloud Hypervisor names the devices it was not given an id
@@ -82,8 +85,8 @@ func pciSegmentCount(cfg *config.VM) int {
 // devicePlacements lists the virtio devices cfg asks for, in the order
 // they are built: disks, nets, the rng, the vsock, the virtio console, the
 // virtio-mem device (memory.hotplug_method VirtioMem with a hot plug
-// space; it comes after the others so that adding it moves none of
-// them). Each gets its id (the one given,
+// space) and the balloon; these two come after the others so that adding
+// them moves none of them. Each gets its id (the one given,
 // or Cloud Hypervisor's automatic one) and, on its pci_segment, the
 // pci_device_id given or else the lowest free device number from 1. It
 // reads nothing but the configuration, so a device keeps its id and
@@ -127,6 +130,11 @@ func devicePlacements(cfg *config.VM) ([]placement, error) {
 	}
 	if hasVirtioMem(cfg.Memory) {
 		out = append(out, place(kindMem, 0, memIDPrefix, config.PCIDevice{}))
+	}
+	if b := cfg.Balloon; b != nil {
+		common := b.PCIDevice
+		common.ID = cmp.Or(common.ID, balloonID)
+		out = append(out, place(kindBalloon, 0, "", common))
 	}
 	segments := pciSegmentCount(cfg)
 	used := make([][layout.PCIDevicesPerBus]bool, segments)

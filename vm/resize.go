@@ -26,6 +26,9 @@ type resizePlan struct {
 	// (memory.hotplugged_size), when setPlugged.
 	plugged    uint64
 	setPlugged bool
+	// balloon is the balloon's new target size, when setBalloon.
+	balloon    uint64
+	setBalloon bool
 }
 
 // ramState is what a RAM resize is checked against.
@@ -87,7 +90,9 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 		}
 	}
 	if req.DesiredBalloon != nil {
-		return p, invalid(chError(textNoBalloon, "desired_balloon: vmm has no balloon device"))
+		if err := planBalloon(&p, cfg, ram.guestRAM(cfg, p), *req.DesiredBalloon); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }
@@ -185,6 +190,14 @@ func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) e
 		}
 		v.cfg.Memory.HotpluggedSize = p.plugged
 	}
+	if p.setBalloon {
+		if v.m != nil && v.m.balloon != nil {
+			if err := v.m.balloon.Resize(p.balloon); err != nil {
+				return invalid(err)
+			}
+		}
+		v.cfg.Balloon.Size = p.balloon
+	}
 	if p.vcpus == 0 {
 		return nil
 	}
@@ -210,6 +223,20 @@ func (v *VMM) ramStateLocked() ramState {
 		r.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
 	}
 	return r
+}
+
+// guestRAM is the RAM a balloon is measured against: what the guest will
+// have once the plan p (its RAM part) is applied.
+func (r ramState) guestRAM(cfg config.VM, p resizePlan) uint64 {
+	switch {
+	case p.setPlugged:
+		return cfg.Memory.Size + p.plugged
+	case p.ram > 0 && (!r.running || p.addRAM > 0):
+		return p.ram
+	case r.running:
+		return r.current
+	}
+	return cfg.Memory.TotalSize()
 }
 
 // usableHotplug is the part of a hot plug space of size bytes that RAM can

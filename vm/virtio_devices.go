@@ -167,6 +167,8 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 			dev = m.vconsole
 		case kindMem:
 			dev, derr = m.newVirtioMem()
+		case kindBalloon:
+			dev, derr = m.newBalloon()
 		}
 		if derr != nil {
 			return devs, invalid(derr)

@@ -376,6 +376,11 @@ func (v *VMM) Info() (Info, error) {
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
 		info.MemoryActualSize = v.m.ramSize()
+		if v.m.balloon != nil {
+			actual := v.m.balloonActual()
+			info.BalloonActualSize = &actual
+			info.MemoryActualSize -= min(actual, info.MemoryActualSize)
+		}
 		info.DeviceTree = v.m.deviceTree()
 	}
 	return info, nil

@@ -12,14 +12,15 @@ import "fmt"
 const VirtioMemBlock = 2 * MiB
 
 // ParseBalloon reads --balloon size=S,deflate_on_oom=on|off,
-// free_page_reporting=on|off, as Cloud Hypervisor's.
+// free_page_reporting=on|off, and the common id, iommu, pci_segment and
+// pci_device_id, as Cloud Hypervisor's.
 func ParseBalloon(s string) (Balloon, error) {
 	var b Balloon
-	return b, newOptions("balloon").
+	o := newOptions("balloon").
 		add("size", size(&b.Size)).
 		add("deflate_on_oom", toggle(&b.DeflateOnOOM)).
-		add("free_page_reporting", toggle(&b.FreePageReporting)).
-		parse(s)
+		add("free_page_reporting", toggle(&b.FreePageReporting))
+	return b, pciOptions(o, &b.PCIDevice).parse(s)
 }
 
 // Arg is b as the value of --balloon.

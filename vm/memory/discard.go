@@ -3,6 +3,7 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -55,7 +56,19 @@ func (g *Guest) sliceTo(gpa, n uint64) ([]byte, error) {
 	return nil, fmt.Errorf("guest physical %#x+%#x: %w", gpa, n, ErrNoRAM)
 }
 
-// discard drops the host pages of s, guest RAM at gpa.
+// DiscardHost is Discard for host bytes of guest RAM the caller already
+// holds (a virtio buffer): s must be page aligned, start and length.
+func DiscardHost(s []byte) error {
+	if len(s) == 0 {
+		return nil
+	}
+	if uintptr(unsafe.Pointer(&s[0]))%layout.PageSize != 0 || len(s)%layout.PageSize != 0 {
+		return fmt.Errorf("discard guest RAM: %d bytes at %p: not page aligned", len(s), &s[0])
+	}
+	return discard(s, 0)
+}
+
+// discard drops the host pages of s, guest RAM at gpa (0 when unknown).
 func discard(s []byte, gpa uint64) error {
 	n := len(s)
 	if err := unix.Madvise(s, unix.MADV_REMOVE); err == nil {
