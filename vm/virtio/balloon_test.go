@@ -160,3 +160,41 @@ func TestBalloonKeepsGoingWhenTheHostCannotTakePagesBack(t *testing.T) {
 		t.Errorf("Reported %d when the host took nothing back", b.Reported())
 	}
 }
+
+// FuzzBalloon feeds arbitrary PFN lists to inflate, arbitrary report
+// buffers and arbitrary configuration writes: no panic, every run given
+// back is whole pages named by the list, actual is what the driver wrote
+// last, and num_pages only ever what the host asked for.
+func FuzzBalloon(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 1, 1, 0, 0}, uint64(4), []byte{5, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0}, uint64(0), []byte{1})
+	f.Fuzz(func(t *testing.T, pfns []byte, cfgOff uint64, cfgData []byte) {
+		l := &balloonLog{}
+		b := newTestBalloon(t, BalloonConfig{Target: 1 << 20, FreePageReporting: true}, l)
+		b.inflate([][]byte{pfns[:len(pfns)/2], pfns[len(pfns)/2:]})
+		var pages uint64
+		for _, r := range l.pages {
+			if r[0]%BalloonPageSize != 0 || r[1] == 0 || r[1]%BalloonPageSize != 0 {
+				t.Fatalf("released %#x+%#x: not whole pages", r[0], r[1])
+			}
+			pages += r[1] / BalloonPageSize
+		}
+		if pages != uint64(len(pfns)/4) {
+			t.Fatalf("released %d pages from %d PFNs", pages, len(pfns)/4)
+		}
+		if len(pfns) > 0 {
+			b.report([][]byte{pfns})
+		}
+		before := b.Actual()
+		b.writeConfig(cfgOff, cfgData)
+		if b.Target() != 1<<20 {
+			t.Fatalf("a config write changed the target to %d", b.Target())
+		}
+		inActual := cfgOff >= balloonCfgActual && cfgOff < balloonCfgActual+4
+		if !inActual && b.Actual() != before {
+			t.Fatalf("a write at %d changed actual", cfgOff)
+		}
+		var c [balloonConfigSize + 8]byte
+		b.readConfig(cfgOff%(balloonConfigSize+8), c[:])
+	})
+}
