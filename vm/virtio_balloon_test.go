@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -72,5 +73,70 @@ func TestMachinePlacesTheBalloon(t *testing.T) {
 	}
 	if got := m.balloonActual(); got != 0 {
 		t.Errorf("actual %d before the driver inflated anything", got)
+	}
+}
+
+// Through the VMM, on this host's KVM (whether or not the guest gets far):
+// desired_ram and desired_balloon reach the devices of the running
+// machine and the configuration, vm.info reports what the drivers reached
+// (nothing, without them), and a reboot's machine starts from the
+// configuration.
+func TestVMMResizesVirtioMemAndTheBalloon(t *testing.T) {
+	kernel, initramfs := cachedGuest(t)
+	v := newTestVMM(t)
+	cfg := config.Default()
+	cfg.Payload = config.Payload{Kernel: kernel, Initramfs: initramfs, Cmdline: "console=ttyS0"}
+	cfg.Memory = config.Memory{Size: 512 * config.MiB, HotplugMethod: config.HotplugVirtioMem, HotplugSize: 2 * config.GiB}
+	cfg.Balloon = &config.Balloon{}
+	cfg.Serial.Mode = config.ModeNull
+	if err := v.Create(cfg); err != nil {
+		t.Fatal(err)
+	}
+	i := func(n int64) *int64 { return &n }
+	ctx := context.Background()
+	// Before the boot: the configuration only.
+	if err := v.Resize(ctx, ResizeRequest{DesiredRAM: i(config.GiB)}); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := v.Info(); info.Config.Memory.HotpluggedSize != 512*config.MiB || info.MemoryActualSize != config.GiB {
+		t.Errorf("before the boot: hotplugged_size %d, memory_actual_size %d", info.Config.Memory.HotpluggedSize, info.MemoryActualSize)
+	}
+	if err := v.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.Lock()
+	requested := v.m.vmem.Requested()
+	v.mu.Unlock()
+	if requested != 512*config.MiB {
+		t.Errorf("the booted device asks for %d, want hotplugged_size", requested)
+	}
+	if err := v.Resize(ctx, ResizeRequest{DesiredRAM: i(2 * config.GiB), DesiredBalloon: i(256 * config.MiB)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Resize(ctx, ResizeRequest{DesiredRAM: i(256 * config.MiB)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("below the boot RAM: %v, want ErrInvalid", err)
+	}
+	v.mu.Lock()
+	requested, target := v.m.vmem.Requested(), v.m.balloon.Target()
+	v.mu.Unlock()
+	if requested != 1536*config.MiB || target != 256*config.MiB {
+		t.Errorf("virtio-mem asks for %d, the balloon for %d", requested, target)
+	}
+	info, err := v.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing plugged or inflated yet (the guest may not even run here).
+	if info.BalloonActualSize == nil || info.Config.Memory.HotpluggedSize != 1536*config.MiB || info.Config.Balloon.Size != 256*config.MiB {
+		t.Errorf("vm.info: balloon_actual_size %v, hotplugged_size %d, balloon.size %d", info.BalloonActualSize, info.Config.Memory.HotpluggedSize, info.Config.Balloon.Size)
+	}
+	if err := v.Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.Lock()
+	requested, target = v.m.vmem.Requested(), v.m.balloon.Target()
+	v.mu.Unlock()
+	if requested != 1536*config.MiB || target != 256*config.MiB {
+		t.Errorf("after the reboot virtio-mem asks for %d, the balloon for %d", requested, target)
 	}
 }
