@@ -20,8 +20,10 @@ kernel=$(echo "$kdir"/boot/vmlinuz-*)
 # --virtio-transport mmio.
 # vmw_vsock_virtio_transport (with its depends= vsock and
 # vmw_vsock_virtio_transport_common) serves the vsock device, where the
-# guest agent listens.
-guest_modules="virtio_mmio virtio_pci virtio_blk virtio_net virtio_rng virtio_console crc32c_generic ext4 vmw_vsock_virtio_transport"
+# guest agent listens. virtio_mem and virtio_balloon serve the RAM that
+# changes live (docs/hotplug.md); virtio_mem comes last, after the init
+# has told the kernel how to online what it adds (images/guest-init).
+guest_modules="virtio_mmio virtio_pci virtio_blk virtio_net virtio_rng virtio_console crc32c_generic ext4 vmw_vsock_virtio_transport virtio_balloon virtio_mem"
 # vhost_vsock (with vhost and the vsock core) gives QEMU's guest in the vsock
 # benchmark its vhost-vsock-pci device, and the KVM host AF_VSOCK to reach it.
 kvmhost_modules="irqbypass ccp kvm kvm_amd tun vhost_vsock"

@@ -12,7 +12,9 @@
 //	    cpus = {boot = 4, max = 8}         or cpus = 4; max defaults to boot;
 //	                                       topology = "2:2:1:2" (threads:cores:dies:packages)
 //	    memory = {size = "1G", hotplug_size = "8G"}   or memory = "1G"; bytes or K/M/G;
-//	                                       shared, prefault, mergeable, hugepages = true
+//	                                       shared, prefault, mergeable, hugepages = true;
+//	                                       hotplug_method = "acpi" | "virtio-mem",
+//	                                       hotplugged_size = SIZE (virtio-mem)
 //	    disks = {{path = P, readonly = true}}, net = {{tap =, mac =, ip =, mask =}}
 //	    rng = true | {src = P}
 //	    vsock = true | false | {cid = N}   default true: a virtio-vsock device (guest
@@ -46,7 +48,9 @@
 //
 //	vm.name, vm.pid
 //	vm:resize{vcpus = N, memory = SIZE, balloon = SIZE} -> status, err
-//	                                   err is nil for 2xx, else the API's message
+//	                                   err is nil for 2xx, else the API's message;
+//	                                   memory is desired_ram with either hot plug
+//	                                   method (virtio-mem shrinks live)
 //	vm:api(method, route [, body]) -> status, reply   raw request; body string or table
 //	vm:info(), vm:ping() -> tables     vm.info / vmm.ping replies, JSON names
 //	vm:reboot{via = "api"|"guest", wait = true, timeout = s}

@@ -158,8 +158,20 @@ func memoryArg(v glua.LValue, m *config.Memory) error {
 		m.Size = n
 		return nil
 	case *glua.LTable:
-		if err := checkKeys(t, "memory.", []string{"size", "hotplug_size", "shared", "prefault", "mergeable", "hugepages"}); err != nil {
+		if err := checkKeys(t, "memory.", []string{"size", "hotplug_size", "hotplug_method", "hotplugged_size", "shared", "prefault", "mergeable", "hugepages"}); err != nil {
 			return err
+		}
+		switch x := t.RawGetString("hotplug_method").(type) {
+		case *glua.LNilType:
+		case glua.LString:
+			// The command line's spellings: acpi or virtio-mem.
+			mm, err := config.ParseMemory("hotplug_method=" + string(x))
+			if err != nil {
+				return fmt.Errorf("memory.hotplug_method: %w", err)
+			}
+			m.HotplugMethod = mm.HotplugMethod
+		default:
+			return fmt.Errorf("memory.hotplug_method: want \"acpi\" or \"virtio-mem\", got %s", render(x))
 		}
 		for _, f := range []struct {
 			key string
@@ -176,7 +188,7 @@ func memoryArg(v glua.LValue, m *config.Memory) error {
 		for _, f := range []struct {
 			key string
 			dst *uint64
-		}{{"size", &m.Size}, {"hotplug_size", &m.HotplugSize}} {
+		}{{"size", &m.Size}, {"hotplug_size", &m.HotplugSize}, {"hotplugged_size", &m.HotpluggedSize}} {
 			if x := t.RawGetString(f.key); x != glua.LNil {
 				n, err := sizeArg(x)
 				if err != nil {

@@ -1,11 +1,13 @@
 package lua
 
 import (
+	"reflect"
 	"testing"
 
 	glua "github.com/yuin/gopher-lua"
 
 	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 func TestVsockArg(t *testing.T) {
@@ -45,5 +47,36 @@ func TestVsockArg(t *testing.T) {
 	}
 	if got, _ := vsockArg(glua.LTrue, false); got == nil {
 		t.Error("vsock = true with NoAgent: no device")
+	}
+}
+
+func TestMemoryArgTakesTheHotplugMethod(t *testing.T) {
+	L := glua.NewState()
+	defer L.Close()
+	tbl := func(kv map[string]glua.LValue) *glua.LTable {
+		x := L.NewTable()
+		for k, v := range kv {
+			x.RawSetString(k, v)
+		}
+		return x
+	}
+	for _, c := range []struct {
+		name string
+		v    glua.LValue
+		want config.Memory
+		err  bool
+	}{
+		{"virtio-mem", tbl(map[string]glua.LValue{"size": glua.LString("1G"), "hotplug_size": glua.LString("8G"),
+			"hotplug_method": glua.LString("virtio-mem"), "hotplugged_size": glua.LString("1G")}),
+			config.Memory{Size: config.GiB, HotplugSize: 8 * config.GiB, HotplugMethod: config.HotplugVirtioMem, HotpluggedSize: config.GiB}, false},
+		{"acpi", tbl(map[string]glua.LValue{"hotplug_method": glua.LString("acpi")}), config.Memory{HotplugMethod: config.HotplugACPI}, false},
+		{"an unknown method", tbl(map[string]glua.LValue{"hotplug_method": glua.LString("dimm")}), config.Memory{}, true},
+		{"a method that is not a string", tbl(map[string]glua.LValue{"hotplug_method": glua.LTrue}), config.Memory{}, true},
+	} {
+		var got config.Memory
+		err := memoryArg(c.v, &got)
+		if c.err != (err != nil) || (!c.err && !reflect.DeepEqual(got, c.want)) {
+			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+		}
 	}
 }

@@ -39,6 +39,8 @@ bench_host "$B/bench-io" 'benchmark && io'
 req="boot: process start to ready marker,boot: process start to first KVM_RUN"
 req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CPU hot remove (4): request to gone"
 req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request to MemTotal grown"
+# virtio-mem: vmm's device beside QEMU's virtio-mem-pci, both with 2 MiB blocks.
+req+=",virtio-mem +2G: request to MemTotal grown,virtio-mem -2G: request to MemTotal back"
 req+=",VMM overhead: RSS minus guest memory; idle,API round trip p50 (vmm.ping; QMP query-status),API round trip p99"
 req+=",disk write (dd 1M blocks; fsync),disk read (dd 1M blocks; cold cache),network TCP guest to host"
 # vsock: vmm's hybrid vsock beside QEMU's vhost-vsock (the KVM host loads vhost_vsock).

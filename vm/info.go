@@ -16,6 +16,10 @@ type Info struct {
 	// ActiveVCPUs is the number of vCPUs whose threads run now; it differs
 	// from config.cpus.boot_vcpus while an eject is pending.
 	ActiveVCPUs int `json:"active_vcpus"`
+	// BalloonActualSize is the balloon's size as the guest last reported
+	// it, with a balloon: vmm's own field (Cloud Hypervisor only subtracts
+	// it from memory_actual_size, as vmm does too).
+	BalloonActualSize *uint64 `json:"balloon_actual_size,omitempty"`
 	// DeviceTree is the virtio devices by id, with their PCI addresses
 	// (devicetree.go), while the VM runs.
 	DeviceTree map[string]DeviceNode `json:"device_tree,omitempty"`

@@ -44,6 +44,7 @@ const (
 	textNoHotplugSpace  = "Not enough space in the hotplug RAM region"
 	textNoACPISlot      = "No ACPI slot available"
 	textNoBalloon       = "Missing virtio-balloon, can't proceed as expected"
+	textBalloonTooBig   = "Balloon size greater than RAM"
 	textInvalidRAMValue = "Invalid resize request"
 )
 

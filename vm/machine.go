@@ -82,6 +82,11 @@ type machine struct {
 	virtio []*virtioDevice // in device order; see addVirtio
 	// vconsole is the virtio console, nil without.
 	vconsole *virtio.Console
+	// vmem is the virtio-mem device (memory.hotplug_method VirtioMem), nil
+	// without; its region is mapped by mapVirtioMemRegion.
+	vmem *virtio.Mem
+	// balloon is the virtio-balloon, nil without.
+	balloon *virtio.Balloon
 
 	// ACPI hot plug: the GED, the CPU controller and, with a hot plug RAM
 	// space, the memory controller (nil without).
@@ -173,6 +178,9 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 			return nil, err
 		}
 	}
+	if err = m.mapVirtioMemRegion(); err != nil {
+		return nil, err
+	}
 
 	if err = m.addDevices(); err != nil {
 		return nil, err
@@ -254,11 +262,12 @@ func (m *machine) addDevices() error {
 // addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
 // (power button and CPU events, and memory events with a hot plug RAM
 // space), the CPU controller for max_vcpus CPUs, and the memory controller
-// with one slot per whole 128 MiB block of hot plug space.
+// with one slot per whole 128 MiB block of hot plug space (ACPI hot plug
+// only: with virtio-mem, the space is the virtio-mem device's).
 func (m *machine) addHotplug() error {
 	var err error
 	events := hotplug.EventPowerButton | hotplug.EventCPU
-	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 {
+	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 && m.cfg.Memory.HotplugMethod != config.HotplugVirtioMem {
 		slots := int(min(blocks, hotplug.MaxMemorySlots))
 		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -23,6 +24,11 @@ const (
 	kindConsole deviceKind = "console"
 	// kindVsock is the virtio-vsock device (config.VM.Vsock).
 	kindVsock deviceKind = "vsock"
+	// kindMem is the virtio-mem device of memory.hotplug_method
+	// VirtioMem.
+	kindMem deviceKind = "virtio-mem"
+	// kindBalloon is the virtio-balloon (config.VM.Balloon).
+	kindBalloon deviceKind = "balloon"
 )
 
 // Device ids, as Cloud Hypervisor names the devices it was not given an id
@@ -36,6 +42,9 @@ const (
 	// vsockIDPrefix continues the disks' and nets' counter, as Cloud
 	// Hypervisor names its vsock device after them.
 	vsockIDPrefix = "_vsock"
+	// memIDPrefix continues the same counter: Cloud Hypervisor names its
+	// virtio-mem device "_mem" and the next number.
+	memIDPrefix = "_mem"
 	// virtioPCIIDPrefix names the PCI transport's node in vm.info's
 	// device_tree: "_virtio-pci-_disk0".
 	virtioPCIIDPrefix = "_virtio-pci-"
@@ -74,7 +83,10 @@ func pciSegmentCount(cfg *config.VM) int {
 }
 
 // devicePlacements lists the virtio devices cfg asks for, in the order
-// they are built: disks, nets, the rng, the vsock, the virtio console. Each gets its id (the one given,
+// they are built: disks, nets, the rng, the vsock, the virtio console, the
+// virtio-mem device (memory.hotplug_method VirtioMem with a hot plug
+// space) and the balloon; these two come after the others so that adding
+// them moves none of them. Each gets its id (the one given,
 // or Cloud Hypervisor's automatic one) and, on its pci_segment, the
 // pci_device_id given or else the lowest free device number from 1. It
 // reads nothing but the configuration, so a device keeps its id and
@@ -115,6 +127,14 @@ func devicePlacements(cfg *config.VM) ([]placement, error) {
 	}
 	if m := cfg.Console.Mode; m != "" && m != config.ModeOff {
 		out = append(out, placement{kind: kindConsole, id: consoleID, device: -1})
+	}
+	if hasVirtioMem(cfg.Memory) {
+		out = append(out, place(kindMem, 0, memIDPrefix, config.PCIDevice{}))
+	}
+	if b := cfg.Balloon; b != nil {
+		common := b.PCIDevice
+		common.ID = cmp.Or(common.ID, balloonID)
+		out = append(out, place(kindBalloon, 0, "", common))
 	}
 	segments := pciSegmentCount(cfg)
 	used := make([][layout.PCIDevicesPerBus]bool, segments)

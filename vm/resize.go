@@ -22,6 +22,13 @@ type resizePlan struct {
 	ram uint64
 	// addRAM is how many bytes to hot-add now; 0 adds none.
 	addRAM uint64
+	// plugged is the RAM above boot RAM that virtio-mem is to plug
+	// (memory.hotplugged_size), when setPlugged.
+	plugged    uint64
+	setPlugged bool
+	// balloon is the balloon's new target size, when setBalloon.
+	balloon    uint64
+	setBalloon bool
 }
 
 // ramState is what a RAM resize is checked against.
@@ -69,21 +76,29 @@ func planResize(cfg config.VM, ram ramState, req ResizeRequest) (resizePlan, err
 		}
 	}
 	if req.DesiredRAM != nil {
-		if err := planRAM(&p, cfg, ram, *req.DesiredRAM); err != nil {
+		var err error
+		switch b := *req.DesiredRAM; {
+		case b <= 0:
+			err = invalidf("desired_ram=%d: must be a positive byte count", b)
+		case cfg.Memory.HotplugMethod == config.HotplugVirtioMem:
+			err = planVirtioMem(&p, cfg, uint64(b))
+		default:
+			err = planRAM(&p, cfg, ram, b)
+		}
+		if err != nil {
 			return p, err
 		}
 	}
 	if req.DesiredBalloon != nil {
-		return p, invalid(chError(textNoBalloon, "desired_balloon: vmm has no balloon device"))
+		if err := planBalloon(&p, cfg, ram.guestRAM(cfg, p), *req.DesiredBalloon); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }
 
-// planRAM plans desired_ram=b.
+// planRAM plans desired_ram=b (positive) for ACPI memory hot plug.
 func planRAM(p *resizePlan, cfg config.VM, ram ramState, b int64) error {
-	if b <= 0 {
-		return invalidf("desired_ram=%d: must be a positive byte count", b)
-	}
 	n := uint64(b)
 	if ram.running && n > ram.current {
 		add := n - ram.current
@@ -167,6 +182,22 @@ func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) e
 	if p.ram > 0 {
 		v.cfg.Memory.Size = p.ram
 	}
+	if p.setPlugged {
+		if v.m != nil && v.m.vmem != nil {
+			if err := v.m.vmem.Resize(p.plugged); err != nil {
+				return invalid(err)
+			}
+		}
+		v.cfg.Memory.HotpluggedSize = p.plugged
+	}
+	if p.setBalloon {
+		if v.m != nil && v.m.balloon != nil {
+			if err := v.m.balloon.Resize(p.balloon); err != nil {
+				return invalid(err)
+			}
+		}
+		v.cfg.Balloon.Size = p.balloon
+	}
 	if p.vcpus == 0 {
 		return nil
 	}
@@ -187,11 +218,25 @@ func (v *VMM) ramStateLocked() ramState {
 	}
 	mc := v.m.cfg.Memory
 	space := usableHotplug(mc.HotplugSize)
-	r := ramState{running: true, current: v.m.mem.Size(), limit: mc.Size + space, space: space}
+	r := ramState{running: true, current: v.m.ramSize(), limit: mc.Size + space, space: space}
 	if v.m.memHP != nil {
 		r.freeSlots = v.m.memHP.Slots() - v.m.memHP.Used()
 	}
 	return r
+}
+
+// guestRAM is the RAM a balloon is measured against: what the guest will
+// have once the plan p (its RAM part) is applied.
+func (r ramState) guestRAM(cfg config.VM, p resizePlan) uint64 {
+	switch {
+	case p.setPlugged:
+		return cfg.Memory.Size + p.plugged
+	case p.ram > 0 && (!r.running || p.addRAM > 0):
+		return p.ram
+	case r.running:
+		return r.current
+	}
+	return cfg.Memory.TotalSize()
 }
 
 // usableHotplug is the part of a hot plug space of size bytes that RAM can

@@ -165,6 +165,10 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 			}
 			m.vconsole = virtio.NewConsole(out)
 			dev = m.vconsole
+		case kindMem:
+			dev, derr = m.newVirtioMem()
+		case kindBalloon:
+			dev, derr = m.newBalloon()
 		}
 		if derr != nil {
 			return devs, invalid(derr)

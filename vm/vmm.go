@@ -373,10 +373,15 @@ func (v *VMM) Info() (Info, error) {
 		return Info{}, ErrNoVM
 	}
 	v.syncVCPUsLocked()
-	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.Size}
+	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.TotalSize()}
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
-		info.MemoryActualSize = v.m.mem.Size()
+		info.MemoryActualSize = v.m.ramSize()
+		if v.m.balloon != nil {
+			actual := v.m.balloonActual()
+			info.BalloonActualSize = &actual
+			info.MemoryActualSize -= min(actual, info.MemoryActualSize)
+		}
 		info.DeviceTree = v.m.deviceTree()
 	}
 	return info, nil

@@ -6,6 +6,7 @@
 //	    --serial tty|pty|file=PATH|socket=PATH|null|off --console off|null|tty|pty|file=PATH \
 //	    [--disk path=FILE[,readonly=on,direct=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]] \
 //	    [--vsock cid=N,socket=PATH[,id=ID][,pci_segment=N]] [--virtio-transport pci|mmio] \
+//	    [--balloon size=S[,deflate_on_oom=on][,free_page_reporting=on]] \
 //	    [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [-v]
 //
 // Every key of Cloud Hypervisor's --cpus, --memory, --disk, --net, --rng,
@@ -149,7 +150,7 @@ func (c countFlag) Set(v string) error {
 
 // refusedFlags are Cloud Hypervisor's flags for what vmm does not do yet:
 // each is refused naming it rather than as an unknown flag.
-var refusedFlags = []string{"fs", "pmem", "device", "user-device", "vdpa", "balloon", "numa",
+var refusedFlags = []string{"fs", "pmem", "device", "user-device", "vdpa", "numa",
 	"pci-segment", "rate-limit-group", "memory-zone", "tpm", "landlock-rules", "generic-vhost-user",
 	"restore", "igvm", "host-data", "fw-cfg-config", "gdb", "log-format", "rtc"}
 
@@ -179,11 +180,12 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	initramfs := fs.String("initramfs", "", "initramfs (initrd) `file` for the kernel")
 	cmdline := fs.String("cmdline", "", "kernel command line")
 	cpus := fs.String("cpus", "boot=1", "vCPUs: boot=N,max=M,topology=T:C:D:P,nested=on|off,... (Cloud Hypervisor's keys)")
-	memory := fs.String("memory", "size=512M", "RAM: size=S,hotplug_size=H,shared=on,hugepages=on,hugepage_size=S,prefault=on,mergeable=on,thp=off,...")
+	memory := fs.String("memory", "size=512M", "RAM: size=S,hotplug_size=H,hotplug_method=acpi|virtio-mem,hotplugged_size=P,shared=on,hugepages=on,hugepage_size=S,prefault=on,mergeable=on,thp=off,...")
 	serial := fs.String("serial", "tty", "serial port (COM1): off, null, pty, tty, file=PATH or socket=PATH")
 	console := fs.String("console", "off", "virtio console (hvc0): off, null, pty, tty or file=PATH")
 	debugConsole := fs.String("debug-console", "", "debug console (port 0xe9): off only")
 	platform := fs.String("platform", "", "platform: num_pci_segments=N,...")
+	balloon := fs.String("balloon", "", "virtio-balloon: size=S,deflate_on_oom=on|off,free_page_reporting=on|off")
 	var disks, nets listFlag
 	fs.Var(&disks, "disk", "virtio-blk disk path=FILE[,readonly=on,direct=on,id=ID,image_type=raw] (repeatable)")
 	fs.Var(&nets, "net", "virtio-net tap=,mac=,ip=,mask=[,id=ID] (repeatable)")
@@ -261,6 +263,13 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 		if cfg.DebugConsole, err = config.ParseDebugConsole(*debugConsole); err != nil {
 			return cfg, o, usageError{error: err}
 		}
+	}
+	if *balloon != "" {
+		b, err := config.ParseBalloon(*balloon)
+		if err != nil {
+			return cfg, o, usageError{error: err}
+		}
+		cfg.Balloon = &b
 	}
 	if *platform != "" {
 		p, err := config.ParsePlatform(*platform)

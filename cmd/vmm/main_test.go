@@ -35,6 +35,11 @@ func TestParseReadsCloudHypervisorStyleFlags(t *testing.T) {
 		{"rng followed by a flag", []string{"--rng", "--kernel", "k"}, func(c config.VM) bool { return c.RNG != nil && c.Payload.Kernel == "k" }},
 		{"rng with an empty value", []string{"--kernel", "k", "--rng", ""}, func(c config.VM) bool { return c.RNG != nil }},
 		{"api socket alone", []string{"--api-socket", "/tmp/s"}, func(c config.VM) bool { return c.Payload.Kernel == "" }},
+		{"virtio-mem and a balloon", []string{"--kernel", "k", "--memory", "size=1G,hotplug_method=virtio-mem,hotplug_size=8G",
+			"--balloon", "size=512M,free_page_reporting=on"}, func(c config.VM) bool {
+			return c.Memory.HotplugMethod == config.HotplugVirtioMem && c.Memory.HotplugSize == 8<<30 &&
+				c.Balloon != nil && *c.Balloon == config.Balloon{Size: 512 << 20, FreePageReporting: true}
+		}},
 		{"vsock", []string{"--kernel", "k", "--vsock", "cid=3,socket=/tmp/v.sock"}, func(c config.VM) bool {
 			return c.Vsock != nil && *c.Vsock == config.Vsock{CID: 3, Socket: "/tmp/v.sock"}
 		}},
@@ -81,6 +86,8 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		{"no kernel", nil, "--kernel or --firmware is required"},
 		{"kernel and firmware", []string{"--kernel", "k", "--firmware", "f"}, "give one, not both"},
 		{"bad cpus", []string{"--kernel", "k", "--cpus", "boot=x"}, "--cpus"},
+		{"bad balloon", []string{"--kernel", "k", "--balloon", "size=1G,inflate=on"}, "--balloon: Unknown option: inflate"},
+		{"bad hotplug method", []string{"--kernel", "k", "--memory", "size=1G,hotplug_method=dimm"}, "unknown value (known: acpi, virtio-mem)"},
 		{"special vsock cid", []string{"--kernel", "k", "--vsock", "cid=2,socket=/tmp/v.sock"}, "2 is a special VSOCK CID"},
 		{"stray argument", []string{"--kernel", "k", "extra"}, "unexpected argument"},
 		{"missing kernel file", []string{"--kernel", filepath.Join(dir, "nope")}, "no such file"},
@@ -161,7 +168,11 @@ func TestParseTakesCloudHypervisorsLauncherFlags(t *testing.T) {
 		{"rng keys", []string{"--kernel", "k", "--rng", "src=/dev/hwrng,id=r0"},
 			func(c config.VM, _ options) bool { return c.RNG != nil && c.RNG.ID == "r0" }, ""},
 		{"unknown cpus key", []string{"--kernel", "k", "--cpus", "boot=1,threads=2"}, nil, "--cpus: Unknown option: threads"},
-		{"a balloon", []string{"--kernel", "k", "--balloon", "size=1G"}, nil, "--balloon: not supported by vmm yet"},
+		{"balloon keys", []string{"--kernel", "k", "--balloon", "size=1G,deflate_on_oom=on,id=b0,pci_segment=0"},
+			func(c config.VM, _ options) bool {
+				return c.Balloon != nil && c.Balloon.Size == 1<<30 && c.Balloon.DeflateOnOOM && c.Balloon.ID == "b0"
+			}, ""},
+		{"a pmem", []string{"--kernel", "k", "--pmem", "file=/p"}, nil, "--pmem: not supported by vmm yet"},
 		{"a watchdog", []string{"--kernel", "k", "--watchdog"}, nil, "--watchdog: not supported by vmm yet"},
 	} {
 		cfg, o, err := parse(c.args, &bytes.Buffer{})

@@ -159,12 +159,15 @@ func TestCheckSupportedOnKnownCases(t *testing.T) {
 	}{
 		{"TDX", func(c *VM) { c.Platform = &Platform{TDX: true} }, "platform.tdx=true is not supported"},
 		{"vhost-user disk", func(c *VM) { c.Disks = []Disk{{Path: "/d", VhostUser: true}} }, "disks[0].vhost_user=true is not supported"},
+		{"virtio-mem", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, 8*GiB, GiB
+		}, ""},
 		{"second disk's rate limiter", func(c *VM) { c.Disks = []Disk{{Path: "/d"}, {Path: "/e", RateLimitGroup: "g"}} }, `disks[1].rate_limit_group="g" is not supported yet`},
 		{"a pty serial port", func(c *VM) { c.Serial.Mode = ModePty }, ""},
 		{"a tty virtio console", func(c *VM) { c.Console.Mode = ModeTty }, ""},
 		{"a debug console on the terminal", func(c *VM) { c.DebugConsole.Mode = ModeTty }, `debug_console.mode="Tty" is not supported yet`},
-		{"virtio-mem", func(c *VM) { c.Memory.HotplugMethod = HotplugVirtioMem }, `memory.hotplug_method="VirtioMem" is not supported yet`},
-		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1} }, `balloon={"iommu":false,"pci_segment":0,"size":1,"deflate_on_oom":false,"free_page_reporting":false} is not supported yet`},
+		{"a balloon", func(c *VM) { c.Balloon = &Balloon{Size: 1, DeflateOnOOM: true, FreePageReporting: true} }, ""},
+		{"a balloon behind an IOMMU", func(c *VM) { c.Balloon = &Balloon{PCIDevice: PCIDevice{IOMMU: true}} }, "balloon.iommu=true is not supported"},
 		{"hugepages", func(c *VM) { c.Memory.Hugepages = true }, ""},
 		{"reserve", func(c *VM) { c.Memory.Reserve = true }, "memory.reserve=true is not supported yet"},
 		{"an rng behind an IOMMU", func(c *VM) { c.RNG = &RNG{Src: "/dev/urandom", PCIDevice: PCIDevice{IOMMU: true}} }, "rng.iommu=true is not supported"},
@@ -219,6 +222,25 @@ func TestValidateAppliesCloudHypervisorsRules(t *testing.T) {
 		{"a mode Cloud Hypervisor does not have", func(c *VM) { c.Serial.Mode = "tty" }, `serial.mode="tty": unknown value`},
 		{"an image type Cloud Hypervisor does not have", func(c *VM) { c.Disks = []Disk{{Path: "/a", ImageType: "iso"}} }, `disks[0].image_type="iso": unknown value`},
 		{"a hot plug space in odd bytes", func(c *VM) { c.Memory.HotplugSize = 8<<30 + 12345 }, ""},
+		{"hotplugged_size without hotplug_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB
+		}, "Invalid to define 'hotplugged_size' when there is no 'hotplug_size'"},
+		{"hotplugged_size with ACPI", func(c *VM) { c.Memory.HotplugSize, c.Memory.HotpluggedSize = 8*GiB, GiB },
+			"Invalid to define 'hotplugged_size' with hotplug method 'acpi'"},
+		{"hotplugged_size beyond hotplug_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, 2*GiB
+		}, "'hotplugged_size' 2147483648 can't be bigger than 'hotplug_size' 1073741824"},
+		{"hotplugged_size in odd blocks", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, 3*MiB
+		}, "not a multiple of the virtio-mem block size (2 MiB)"},
+		{"hotplugged_size within hotplug_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, GiB
+		}, ""},
+		{"a balloon as large as RAM", func(c *VM) { c.Balloon = &Balloon{Size: c.Memory.Size} }, "Balloon size (536870912) greater than RAM (536870912)"},
+		{"a balloon within RAM and hotplugged_size", func(c *VM) {
+			c.Memory.HotplugMethod, c.Memory.HotplugSize, c.Memory.HotpluggedSize = HotplugVirtioMem, GiB, GiB
+			c.Balloon = &Balloon{Size: GiB}
+		}, ""},
 		{"a huge page size without huge pages", func(c *VM) { c.Memory.HugepageSize = 2 << 20 }, "Huge page size specified but huge pages not enabled"},
 		{"a 3 MiB huge page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 3<<20 }, "Huge page size is not power of 2: 3145728"},
 		{"RAM in part of a 1 GiB page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 1<<30 }, "Memory size is misaligned"},

@@ -431,6 +431,12 @@ func (m Memory) Arg() string {
 	if m.HotplugSize > 0 {
 		s += ",hotplug_size=" + FormatSize(m.HotplugSize)
 	}
+	if m.HotplugMethod == HotplugVirtioMem {
+		s += ",hotplug_method=virtio-mem"
+	}
+	if m.HotpluggedSize > 0 {
+		s += ",hotplugged_size=" + FormatSize(m.HotpluggedSize)
+	}
 	for _, o := range []struct {
 		on   bool
 		text string
@@ -505,6 +511,9 @@ func (c VM) Args() []string {
 	}
 	for _, n := range c.Net {
 		args = append(args, "--net", n.Arg())
+	}
+	if c.Balloon != nil {
+		args = append(args, "--balloon", c.Balloon.Arg())
 	}
 	if c.RNG != nil {
 		args = append(args, "--rng")

@@ -44,6 +44,12 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 	if c.Memory.Size%(4096) != 0 {
 		return fmt.Errorf("memory: size=%d is not a multiple of 4 KiB", c.Memory.Size)
 	}
+	if err := c.Memory.validateHotplug(); err != nil {
+		return err
+	}
+	if err := c.validateBalloon(); err != nil {
+		return err
+	}
 	if err := c.Memory.validate(); err != nil {
 		return err
 	}

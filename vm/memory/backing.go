@@ -25,8 +25,10 @@ const memfdName = "vmm-guest-ram"
 
 // mapRegion maps size bytes of guest RAM as opts say, at a boundary of the
 // larger of HugePageSize and the huge page size, and applies the advice
-// (transparent huge pages, KSM) and the prefault.
-func mapRegion(size uint64, opts Options) ([]byte, error) {
+// (transparent huge pages, KSM) and the prefault. A sparse region (see
+// Guest.AddSparse) is mapped MAP_NORESERVE when private, and is neither
+// checked against the free huge pages nor prefaulted.
+func mapRegion(size uint64, opts Options, sparse bool) ([]byte, error) {
 	align := uint64(HugePageSize)
 	if opts.Hugepages {
 		page, err := opts.hugePageSize()
@@ -36,8 +38,10 @@ func mapRegion(size uint64, opts Options) ([]byte, error) {
 		if size%page != 0 {
 			return nil, fmt.Errorf("%d MiB is not a multiple of the %s huge page", size>>20, formatPage(page))
 		}
-		if err := checkHugePages(page, size); err != nil {
-			return nil, err
+		if !sparse {
+			if err := checkHugePages(page, size); err != nil {
+				return nil, err
+			}
 		}
 		align = max(align, page)
 	}
@@ -46,7 +50,7 @@ func mapRegion(size uint64, opts Options) ([]byte, error) {
 	if opts.Shared || opts.Hugepages {
 		mem, err = mapMemfd(size, align, opts)
 	} else {
-		mem, err = mapAligned(size)
+		mem, err = mapAligned(size, sparse)
 	}
 	if err != nil {
 		return nil, err
@@ -66,7 +70,7 @@ func mapRegion(size uint64, opts Options) ([]byte, error) {
 			return nil, fmt.Errorf("mergeable: madvise(MADV_MERGEABLE): %w (is the kernel built with KSM?)", err)
 		}
 	}
-	if opts.Prefault {
+	if opts.Prefault && !sparse {
 		if err := prefault(mem); err != nil {
 			_ = unmap(mem)
 			return nil, fmt.Errorf("prefault: %w", err)

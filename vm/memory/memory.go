@@ -95,7 +95,18 @@ func MapWith(ranges []Range, opts Options) (*Guest, error) {
 }
 
 // Add maps a new region of anonymous memory at r and records it with slot.
-func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
+func (g *Guest) Add(r Range, slot uint32) (*Region, error) { return g.add(r, slot, false) }
+
+// AddSparse is Add for a region the guest uses only in part, such as
+// virtio-mem's: private memory is mapped MAP_NORESERVE, so that the host's
+// overcommit heuristic does not refuse a region as large as the host's
+// RAM, and it is neither prefaulted nor checked against the free huge
+// pages. Its pages are backed as the guest touches them, and given back
+// with Discard.
+func (g *Guest) AddSparse(r Range, slot uint32) (*Region, error) { return g.add(r, slot, true) }
+
+// add is Add, sparse or not.
+func (g *Guest) add(r Range, slot uint32, sparse bool) (*Region, error) {
 	if r.Size == 0 || r.Size%layout.PageSize != 0 || r.Start%layout.PageSize != 0 || r.End() < r.Start {
 		return nil, fmt.Errorf("guest RAM %#x+%#x: not page aligned", r.Start, r.Size)
 	}
@@ -109,7 +120,7 @@ func (g *Guest) Add(r Range, slot uint32) (*Region, error) {
 			return nil, fmt.Errorf("guest RAM %#x+%#x overlaps %#x+%#x", r.Start, r.Size, o.Start, o.Size)
 		}
 	}
-	mem, err := mapRegion(r.Size, g.opts)
+	mem, err := mapRegion(r.Size, g.opts, sparse)
 	if err != nil {
 		return nil, fmt.Errorf("guest RAM of %d MiB at %#x: the host cannot map it: %w", r.Size>>20, r.Start, err)
 	}
@@ -127,11 +138,16 @@ const HugePageSize = 2 << 20
 
 // mapAligned maps size bytes of anonymous memory at a HugePageSize
 // boundary: it maps HugePageSize more and unmaps the unaligned ends. No
-// MAP_NORESERVE: the kernel's overcommit heuristic then refuses a mapping
-// far beyond what the host has, which the caller reports as an error.
-func mapAligned(size uint64) ([]byte, error) {
+// MAP_NORESERVE unless noReserve: the kernel's overcommit heuristic then
+// refuses a mapping far beyond what the host has, which the caller reports
+// as an error.
+func mapAligned(size uint64, noReserve bool) ([]byte, error) {
 	total := uintptr(size) + HugePageSize
-	p, err := unix.MmapPtr(-1, 0, nil, total, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	if noReserve {
+		flags |= unix.MAP_NORESERVE
+	}
+	p, err := unix.MmapPtr(-1, 0, nil, total, unix.PROT_READ|unix.PROT_WRITE, flags)
 	if err != nil {
 		return nil, err
 	}

@@ -137,3 +137,32 @@ func vmFlags(addr uintptr) ([]string, error) {
 	}
 	return nil, errors.New("no mapping found")
 }
+
+// AddSparse maps its region MAP_NORESERVE (VmFlags "nr"); Add does not.
+func TestAddSparseMapsWithoutReserve(t *testing.T) {
+	g, err := Map(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	dense, err := g.Add(Range{0, 4 << 20}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sparse, err := g.AddSparse(Range{1 << 30, 4 << 20}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		r    *Region
+		want bool
+	}{{dense, false}, {sparse, true}} {
+		flags, err := vmFlags(uintptr(unsafe.Pointer(&c.r.Host()[0])))
+		if err != nil {
+			t.Skipf("no /proc/self/smaps: %v", err)
+		}
+		if slices.Contains(flags, "nr") != c.want {
+			t.Errorf("region at %#x: VmFlags %v, want nr %v", c.r.Start, flags, c.want)
+		}
+	}
+}

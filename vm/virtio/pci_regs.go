@@ -161,6 +161,8 @@ func (p *PCI) commonValue(field uint64) uint64 {
 		return uint64(len(p.qs))
 	case commonDeviceStatus:
 		return uint64(p.readStatus())
+	case commonConfigGeneration:
+		return uint64(uint8(p.generation()))
 	case commonQueueSelect:
 		return uint64(p.queueSel)
 	case commonQueueMSIXVector:

@@ -134,7 +134,7 @@ func (m *MMIO) readReg(offset uint64) uint32 {
 	case regSHMLenLow, regSHMLenHigh:
 		return ^uint32(0) // no shared memory region: length all ones
 	case regConfigGeneration:
-		return 0 // the configuration never changes under the driver
+		return m.generation()
 	}
 	return 0
 }

@@ -69,6 +69,7 @@ type transport struct {
 
 	isr        atomic.Uint32 // interrupt status (virtio-mmio's register, virtio-pci's ISR)
 	needsReset atomic.Bool   // DEVICE_NEEDS_RESET, set by workers
+	configGen  atomic.Uint32 // configuration generation (config_change.go)
 
 	closeOnce sync.Once
 	workers   sync.WaitGroup
@@ -95,6 +96,9 @@ func newTransport(dev Device, cfg transportConfig) (*transport, error) {
 		cfg.log = slog.Default()
 	}
 	t := &transport{transportConfig: cfg, dev: dev}
+	if n, ok := dev.(configNotifier); ok {
+		n.setConfigNotify(t.configChange)
+	}
 	for i := range dev.numQueues() {
 		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
