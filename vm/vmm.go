@@ -305,6 +305,7 @@ func (v *VMM) stopLocked() {
 		return
 	}
 	v.syncVCPUsLocked()
+	v.syncDevicesLocked()
 	v.detachConsolesLocked()
 	v.m.close()
 	v.m = nil
@@ -372,6 +373,7 @@ func (v *VMM) Info() (Info, error) {
 		return Info{}, ErrNoVM
 	}
 	v.syncVCPUsLocked()
+	v.syncDevicesLocked()
 	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.Size}
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()
