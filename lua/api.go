@@ -14,8 +14,9 @@ import (
 	"github.com/vmmdev/vmm/vm/api"
 )
 
-// The VM methods that go through the vmm's API: resize, api, info, ping,
-// reboot, shutdown, and the process's stop and wait_exit.
+// The VM methods that go through the vmm's API: resize, add_disk,
+// add_net, add_vsock, remove_device, api, info, ping, reboot, shutdown,
+// and the process's stop and wait_exit.
 
 // resizeKeys are the fields vm:resize knows, and their request names.
 var resizeKeys = []string{"vcpus", "memory", "balloon"}
@@ -58,6 +59,64 @@ func (rn *run) vmResize(L *glua.LState) int {
 	}
 	status, msg := rn.request(L, h, http.MethodPut, api.RouteResize, body)
 	rn.note(NoteAction, h.name, fmt.Sprintf("resize{%s} -> %d %s", strings.Join(desc, ", "), status, msg))
+	L.Push(glua.LNumber(status))
+	if api.Succeeded(status) {
+		L.Push(glua.LNil)
+	} else {
+		L.Push(glua.LString(msg))
+	}
+	return 2
+}
+
+// vm:add_disk{path = F, id = ID, readonly = true, ...},
+// vm:add_net{tap = T, mac = M, ...}, vm:add_vsock{cid = N, socket = PATH}
+// -> status, {id = ..., bdf = ...} (nil before boot or on error), err: the
+// table is the device's configuration, in Cloud Hypervisor's field names,
+// sent as JSON.
+func (rn *run) vmAddDevice(what, route string) glua.LGFunction {
+	return func(L *glua.LState) int {
+		h := checkVM(L, 1)
+		t := L.CheckTable(2)
+		body, err := toJSON(t)
+		if err != nil {
+			L.ArgError(2, err.Error())
+		}
+		status, reply := rn.send(L, h, http.MethodPut, route, body)
+		msg := ""
+		if !api.Succeeded(status) {
+			msg = api.ReplyError(status, reply).Message()
+		}
+		rn.note(NoteAction, h.name, fmt.Sprintf("%s%s -> %d %s", what, body, status, strings.TrimSpace(string(reply))))
+		L.Push(glua.LNumber(status))
+		switch {
+		case msg != "":
+			L.Push(glua.LNil)
+			L.Push(glua.LString(msg))
+		case len(strings.TrimSpace(string(reply))) == 0:
+			L.Push(glua.LNil)
+			L.Push(glua.LNil)
+		default:
+			v, err := fromJSON(L, reply)
+			if err != nil {
+				raise(L, fmt.Errorf("%s: %s: %w", h.name, route, err))
+			}
+			L.Push(v)
+			L.Push(glua.LNil)
+		}
+		return 3
+	}
+}
+
+// vm:remove_device(id) -> status, err
+func (rn *run) vmRemoveDevice(L *glua.LState) int {
+	h := checkVM(L, 1)
+	id := L.CheckString(2)
+	body, err := json.Marshal(api.RemoveDeviceRequest{ID: id})
+	if err != nil {
+		raise(L, err)
+	}
+	status, msg := rn.request(L, h, http.MethodPut, api.RouteRemoveDevice, body)
+	rn.note(NoteAction, h.name, fmt.Sprintf("remove_device(%s) -> %d %s", id, status, msg))
 	L.Push(glua.LNumber(status))
 	if api.Succeeded(status) {
 		L.Push(glua.LNil)

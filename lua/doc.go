@@ -51,6 +51,11 @@
 //	                                   err is nil for 2xx, else the API's message;
 //	                                   memory is desired_ram with either hot plug
 //	                                   method (virtio-mem shrinks live)
+//	vm:add_disk{path = F, id = ID, ...} -> status, dev, err   vm.add-disk; the table
+//	vm:add_net{tap = T, ...}, vm:add_vsock{cid = N, socket = P}  is Cloud Hypervisor's
+//	                                   DiskConfig/NetConfig/VsockConfig; dev is
+//	                                   {id = ..., bdf = ...} (nil before boot, on error)
+//	vm:remove_device(id) -> status, err
 //	vm:api(method, route [, body]) -> status, reply   raw request; body string or table
 //	vm:info(), vm:ping() -> tables     vm.info / vmm.ping replies, JSON names
 //	vm:reboot{via = "api"|"guest", wait = true, timeout = s}

@@ -12,6 +12,7 @@ import (
 	glua "github.com/yuin/gopher-lua"
 
 	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -100,24 +101,28 @@ func (rn *run) install() {
 
 	mt := L.NewTypeMetatable(vmTypeName)
 	methods := L.SetFuncs(L.NewTable(), map[string]glua.LGFunction{
-		"resize":      rn.vmResize,
-		"api":         rn.vmAPI,
-		"info":        rn.vmInfo,
-		"ping":        rn.vmPing,
-		"reboot":      rn.vmReboot,
-		"shutdown":    rn.vmShutdown,
-		"stop":        rn.vmStop,
-		"wait_exit":   rn.vmWaitExit,
-		"sh":          rn.vmSh,
-		"run":         rn.vmRun,
-		"wait_for":    rn.vmWaitFor,
-		"wait_ready":  rn.vmWaitReady,
-		"cpus":        rn.vmCPUs,
-		"wait_cpus":   rn.vmWaitCPUs,
-		"memory":      rn.vmMemory,
-		"wait_memory": rn.vmWaitMemory,
-		"process":     rn.vmProcess,
-		"console":     rn.vmConsole,
+		"resize":        rn.vmResize,
+		"add_disk":      rn.vmAddDevice("add_disk", api.RouteAddDisk),
+		"add_net":       rn.vmAddDevice("add_net", api.RouteAddNet),
+		"add_vsock":     rn.vmAddDevice("add_vsock", api.RouteAddVsock),
+		"remove_device": rn.vmRemoveDevice,
+		"api":           rn.vmAPI,
+		"info":          rn.vmInfo,
+		"ping":          rn.vmPing,
+		"reboot":        rn.vmReboot,
+		"shutdown":      rn.vmShutdown,
+		"stop":          rn.vmStop,
+		"wait_exit":     rn.vmWaitExit,
+		"sh":            rn.vmSh,
+		"run":           rn.vmRun,
+		"wait_for":      rn.vmWaitFor,
+		"wait_ready":    rn.vmWaitReady,
+		"cpus":          rn.vmCPUs,
+		"wait_cpus":     rn.vmWaitCPUs,
+		"memory":        rn.vmMemory,
+		"wait_memory":   rn.vmWaitMemory,
+		"process":       rn.vmProcess,
+		"console":       rn.vmConsole,
 	})
 	L.SetField(mt, "__index", L.NewFunction(func(L *glua.LState) int {
 		h := checkVM(L, 1)

@@ -557,3 +557,34 @@ func TestWaitCPUsWaitsOutAReadingWithAnOnlineCPUNotPresentWithFakeVM(t *testing.
 		t.Errorf("wait_cpus took an inconsistent reading: %v", se)
 	}
 }
+
+func TestDeviceHotPlugMethodsWithFakeVM(t *testing.T) {
+	l := &fakeLauncher{prepare: func(vm *fakeVM) {
+		vm.replies["PUT vm.add-disk"] = fakeReply{200, `{"id":"data","bdf":"0000:00:05.0"}`}
+		vm.replies["PUT vm.add-net"] = fakeReply{409, `["Error from API","The network device could not be added to the VM","Identifier n is not unique"]`}
+		vm.replies["PUT vm.remove-device"] = fakeReply{204, ``}
+	}}
+	r := &Runner{Launcher: l}
+	res := r.RunFile(context.Background(), writeScript(t, "d.lua", `
+local vm = vmm.start{}
+local status, dev, err = vm:add_disk{path = "/d.img", id = "data", readonly = true}
+expect.eq(status, 200)
+expect.eq(err, nil)
+expect.eq(dev.bdf, "0000:00:05.0")
+expect.eq(dev.id, "data")
+local s2, d2, e2 = vm:add_net{tap = "tap1", id = "n"}
+expect.eq(s2, 409)
+expect.eq(d2, nil)
+expect.match(e2, "not unique")
+local s3, e3 = vm:remove_device("data")
+expect.eq(s3, 204)
+expect.eq(e3, nil)
+`))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	want := []string{`PUT vm.add-disk {"id":"data","path":"/d.img","readonly":true}`, `PUT vm.add-net {"id":"n","tap":"tap1"}`, `PUT vm.remove-device {"id":"data"}`}
+	if reqs := l.vms[0].requests; !reflect.DeepEqual(reqs, want) {
+		t.Errorf("requests = %q, want %q", reqs, want)
+	}
+}

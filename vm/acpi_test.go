@@ -59,7 +59,12 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			pm := devices.NewACPIPM(nil, layout.ResetValue, nopLogger())
 			serial := devices.NewSerial(layout.COM1Port, layout.COM1IRQ, nopIRQ{}, nil, nopLogger())
-			events := hotplug.EventCPU | hotplug.EventPowerButton
+			events := hotplug.EventCPU | hotplug.EventPowerButton | hotplug.EventPCI
+			pciHP, err := hotplug.NewPCIHotplug(layout.PCIHotplugStart, 2, pcim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcim.pciHP = pciHP
 			cpus, err := hotplug.NewCPUHotplug(layout.CPUHotplugStart, c.boot, c.max, nopCPUOwner{})
 			if err != nil {
 				t.Fatal(err)
@@ -78,6 +83,7 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			sb[1] = ged
+			sb = append(sb, pciHP)
 			sb = append(sb, pcim.pciDescribers()...)
 			blob, err := acpiTables(c.boot, flatTopology(c.max), pm, pcim.mcfgEntries(), sb...)
 			if err != nil {
@@ -92,7 +98,8 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 				asl := acpitest.Disassemble(t, tb)
 				switch sig {
 				case "DSDT":
-					for _, want := range []string{"_S5_", "PNP0501", "ACPI0013", "PNP0C0C", "ACPI0010", "Device (PCI0)", "Device (PCI1)"} {
+					for _, want := range []string{"_S5_", "PNP0501", "ACPI0013", "PNP0C0C", "ACPI0010", "Device (PCI0)", "Device (PCI1)",
+						"Device (PHPR)", `\_SB.PHPR.PSCN ()`, `\_SB.PCI1.DVNT (Local0, One)`, "Device (S1F)", `\_SB.PHPR.PCEJ (0x1F, One)`} {
 						if !strings.Contains(asl, want) {
 							t.Errorf("DSDT lacks %s", want)
 						}

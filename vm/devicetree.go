@@ -48,6 +48,8 @@ type AddressRangeResource struct {
 // deviceTree describes the machine's virtio devices by id.
 func (m *machine) deviceTree() map[string]DeviceNode {
 	tree := map[string]DeviceNode{}
+	m.devMu.Lock()
+	defer m.devMu.Unlock()
 	for _, vd := range m.virtio {
 		maps.Copy(tree, vd.nodes())
 	}

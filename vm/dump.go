@@ -56,7 +56,10 @@ func (m *machine) dumpState() {
 	} else {
 		m.log.Warn("state dump", "ioapic", formatIOAPIC(io))
 	}
-	for _, d := range m.virtio {
+	m.devMu.Lock()
+	devs := slices.Clone(m.virtio)
+	m.devMu.Unlock()
+	for _, d := range devs {
 		m.log.Warn("state dump", "virtio", d.t.DebugState())
 	}
 	// Kernel text is mapped alike in every address space, so a vCPU whose

@@ -19,6 +19,9 @@ var (
 	// ErrNoVM: no VM has been created (HTTP 404). Its text is Cloud
 	// Hypervisor's.
 	ErrNoVM = errors.New("VM is not created")
+	// ErrNotFound: the request names a device the VM does not have (HTTP
+	// 404). Nothing was changed.
+	ErrNotFound = errors.New("not found")
 	// ErrState: the VM is not in a state that allows the operation, such as
 	// resuming a VM that is not paused (mapped to an error status by the API).
 	ErrState = errors.New("invalid VM state")

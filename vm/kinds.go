@@ -32,6 +32,17 @@ func invalidf(format string, args ...any) error {
 	return invalid(fmt.Errorf(format, args...))
 }
 
+// conflictf is fmt.Errorf then marked ErrConflict: an id or an address
+// already taken.
+func conflictf(format string, args ...any) error {
+	return ofKind(fmt.Errorf(format, args...), ErrConflict)
+}
+
+// notFoundf is fmt.Errorf then marked ErrNotFound: an unknown device.
+func notFoundf(format string, args ...any) error {
+	return ofKind(fmt.Errorf(format, args...), ErrNotFound)
+}
+
 // Cloud Hypervisor's texts for the errors its clients may match on, kept
 // word for word (capitals included).
 const (

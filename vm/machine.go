@@ -93,6 +93,15 @@ type machine struct {
 	ged   *hotplug.GED
 	cpuHP *hotplug.CPUHotplug
 	memHP *hotplug.MemoryHotplug
+	// pciHP is the PCI hot plug controller, nil on virtio-mmio.
+	pciHP *hotplug.PCIHotplug
+	// devMu guards virtio (and the devices' removal state) against the
+	// guest's ejects, which arrive on vCPU threads.
+	devMu sync.Mutex
+	// guestRemoved are the ids of the devices the guest ejected without
+	// being asked, for the VMM to drop from the configuration
+	// (takeGuestRemoved); guarded by devMu.
+	guestRemoved []string
 	// removalAsked is when resizeCPUs last asked the guest to eject vCPUs;
 	// guarded by the VMM's lock, as resizes are.
 	removalAsked time.Time
@@ -185,6 +194,11 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if err = m.addDevices(); err != nil {
 		return nil, err
 	}
+	if deps.transport != TransportMMIO {
+		if m.pciHP, err = hotplug.NewPCIHotplug(layout.PCIHotplugStart, len(m.pci), m); err != nil {
+			return nil, err
+		}
+	}
 	pm := devices.NewACPIPM(m, layout.ResetValue, m.log)
 	if err = m.pioBus.Insert(layout.ACPIPMStart, layout.ACPIPMSize, "acpi-pm", pm); err != nil {
 		return nil, err
@@ -195,6 +209,9 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	sb := []acpi.Describer{m.serial, m.ged, hotplug.PowerButton{}, m.cpuHP}
 	if m.memHP != nil {
 		sb = append(sb, m.memHP)
+	}
+	if m.pciHP != nil {
+		sb = append(sb, m.pciHP)
 	}
 	sb = append(sb, m.pciDescribers()...)
 	sb = append(sb, m.virtioDescribers()...)
@@ -267,6 +284,12 @@ func (m *machine) addDevices() error {
 func (m *machine) addHotplug() error {
 	var err error
 	events := hotplug.EventPowerButton | hotplug.EventCPU
+	if m.pciHP != nil {
+		events |= hotplug.EventPCI
+		if err := m.mmBus.Insert(layout.PCIHotplugStart, hotplug.PCIBlockSize, "pci-hotplug", m.pciHP); err != nil {
+			return err
+		}
+	}
 	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 && m.cfg.Memory.HotplugMethod != config.HotplugVirtioMem {
 		slots := int(min(blocks, hotplug.MaxMemorySlots))
 		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {

@@ -66,14 +66,25 @@ func (m *machine) addPCI(n int) error {
 	return nil
 }
 
-// pciDescribers are the host bridges' DSDT devices, PCI0 first.
+// pciDescribers are the host bridges' DSDT devices, PCI0 first, with
+// their hot plug slots when the machine has PCI hot plug.
 func (m *machine) pciDescribers() []acpi.Describer {
 	d := make([]acpi.Describer, 0, len(m.pci))
-	for _, s := range m.pci {
-		d = append(d, s)
+	for i, s := range m.pci {
+		if m.pciHP == nil {
+			d = append(d, s)
+			continue
+		}
+		d = append(d, amlFunc(func() acpi.Aml { return s.AMLWith(m.pciHP.SlotsAML(i)...) }))
 	}
 	return d
 }
+
+// amlFunc adapts a function to acpi.Describer.
+type amlFunc func() acpi.Aml
+
+// AML calls f.
+func (f amlFunc) AML() acpi.Aml { return f() }
 
 // mcfgEntries are the segments' MCFG entries.
 func (m *machine) mcfgEntries() []acpi.MCFGEntry {

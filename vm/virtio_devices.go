@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/vmmdev/vmm/acpi"
 	"github.com/vmmdev/vmm/kvm"
@@ -48,6 +49,10 @@ type virtioDevice struct {
 	pci        *virtio.PCI  // set for virtio-pci
 	mmio       *virtio.MMIO // set for virtio-mmio
 	ioeventfds []virtio.IOEventFD
+	// removeAsked is when the guest was asked to release the device
+	// (hot plug); zero while no removal is pending. Guarded by the
+	// machine's devMu.
+	removeAsked time.Time
 }
 
 // checkVirtio checks the virtio part of cfg before anything is opened: the
@@ -266,7 +271,11 @@ func (m *machine) virtioDescribers() []acpi.Describer {
 // after the vCPUs stopped and before the VM and guest RAM go: the
 // devices' workers write guest RAM until then.
 func (m *machine) closeVirtio() {
-	for _, vd := range m.virtio {
+	m.devMu.Lock()
+	devs := m.virtio
+	m.virtio = nil
+	m.devMu.Unlock()
+	for _, vd := range devs {
 		for _, e := range vd.ioeventfds {
 			if err := (kvmIOEvents{m.vm}).RemoveIOEventFD(e); err != nil {
 				m.log.Warn("remove ioeventfd", "addr", fmt.Sprintf("%#x", e.Addr), "err", err)
@@ -276,5 +285,4 @@ func (m *machine) closeVirtio() {
 			m.log.Warn("close virtio device", "device", vd.t.Device().Kind(), "id", vd.p.id, "err", err)
 		}
 	}
-	m.virtio = nil
 }

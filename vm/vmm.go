@@ -305,6 +305,7 @@ func (v *VMM) stopLocked() {
 		return
 	}
 	v.syncVCPUsLocked()
+	v.syncDevicesLocked()
 	v.detachConsolesLocked()
 	v.m.close()
 	v.m = nil
@@ -373,6 +374,7 @@ func (v *VMM) Info() (Info, error) {
 		return Info{}, ErrNoVM
 	}
 	v.syncVCPUsLocked()
+	v.syncDevicesLocked()
 	info := Info{Config: v.cfg.Clone(), State: v.state, MemoryActualSize: v.cfg.Memory.TotalSize()}
 	if v.m != nil {
 		info.ActiveVCPUs = v.m.cpus.active()

@@ -201,3 +201,31 @@ func put(route string) func(ctx context.Context, e *env, args []string) error {
 		return e.client().Call(ctx, http.MethodPut, route, nil, nil)
 	}
 }
+
+// addDevice is `vmmctl add-disk|add-net|add-vsock OPTIONS`, ch-remote's:
+// the option string of the matching command line flag (--disk, --net,
+// --vsock), parsed as vmm parses the flag and sent as the device's JSON.
+// A device hot-added to a running VM prints the reply, its id and PCI
+// address, as JSON, as ch-remote does; a VM not booted answers 204 and
+// nothing is printed.
+func addDevice[T any](route string, parse func(string) (T, error)) func(ctx context.Context, e *env, args []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		dev, err := parse(args[0])
+		if err != nil {
+			return misuse("%v", err)
+		}
+		var raw json.RawMessage
+		if err := e.client().Call(ctx, http.MethodPut, route, dev, &raw); err != nil {
+			return err
+		}
+		if len(raw) == 0 {
+			return nil
+		}
+		return e.printJSON(raw)
+	}
+}
+
+// cmdRemoveDevice is `vmmctl remove-device ID`.
+func cmdRemoveDevice(ctx context.Context, e *env, args []string) error {
+	return e.client().RemoveDevice(ctx, args[0])
+}

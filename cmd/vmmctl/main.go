@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
 )
 
 const (
@@ -97,6 +98,10 @@ func commands() []command {
 		request("power-button", "", "press the VM's ACPI power button", 0, put(api.RoutePowerButton)),
 		request("delete", "", "delete the VM", 0, put(api.RouteDelete)),
 		request("shutdown-vmm", "", "make the VMM process exit", 0, put(api.RouteShutdownVMM)),
+		request("add-disk", "OPTIONS", "hot-add a disk (--disk's options: path=F,id=ID,...)", 1, addDevice(api.RouteAddDisk, config.ParseDisk)),
+		request("add-net", "OPTIONS", "hot-add a net (--net's options: tap=T,mac=M,...)", 1, addDevice(api.RouteAddNet, config.ParseNet)),
+		request("add-vsock", "OPTIONS", "hot-add the vsock (--vsock's options: cid=N,socket=PATH)", 1, addDevice(api.RouteAddVsock, config.ParseVsock)),
+		request("remove-device", "ID", "hot-remove a device by id", 1, cmdRemoveDevice),
 		{"run", runUsage, "run Lua scenarios (package lua), each with its own vmm", cmdRun},
 	}
 }

@@ -26,6 +26,7 @@ type fakeVM struct {
 	fail    map[string]error
 	resize  vm.ResizeRequest
 	created config.VM
+	added   []any // devices added, ids removed
 }
 
 func (f *fakeVM) rec(m string) error {
@@ -53,6 +54,30 @@ func (f *fakeVM) Resize(_ context.Context, req vm.ResizeRequest) error {
 	f.resize = req
 	f.mu.Unlock()
 	return f.rec("Resize")
+}
+func (f *fakeVM) AddDisk(d config.Disk) (*vm.PCIDeviceInfo, error) {
+	f.mu.Lock()
+	f.added = append(f.added, d)
+	f.mu.Unlock()
+	return &vm.PCIDeviceInfo{ID: "_disk1", BDF: "0000:00:05.0"}, f.rec("AddDisk")
+}
+func (f *fakeVM) AddNet(n config.Net) (*vm.PCIDeviceInfo, error) {
+	f.mu.Lock()
+	f.added = append(f.added, n)
+	f.mu.Unlock()
+	return nil, f.rec("AddNet")
+}
+func (f *fakeVM) AddVsock(v config.Vsock) (*vm.PCIDeviceInfo, error) {
+	f.mu.Lock()
+	f.added = append(f.added, v)
+	f.mu.Unlock()
+	return &vm.PCIDeviceInfo{ID: "_vsock2", BDF: "0000:00:06.0"}, f.rec("AddVsock")
+}
+func (f *fakeVM) RemoveDevice(id string) error {
+	f.mu.Lock()
+	f.added = append(f.added, id)
+	f.mu.Unlock()
+	return f.rec("RemoveDevice")
 }
 func (f *fakeVM) Info() (vm.Info, error) {
 	if err := f.rec("Info"); err != nil {
@@ -106,8 +131,11 @@ func TestRunMisuseExits2WithUsage(t *testing.T) {
 		{"resize", "--memory", "0"},
 		{"resize", "--cpus", "2", "more"},
 		{"create", "a.json", "b.json"},
-		{"create"},                  // and nothing on standard input
-		{"add-disk", "path=/d.img"}, // vmm's API has no vm.add-disk yet
+		{"create"}, // and nothing on standard input
+		{"add-disk"},
+		{"add-disk", "pth=/d.img"},
+		{"remove-device"},
+		{"remove-device", "a", "b"},
 		{"--timeout", "-1s", "ping"},
 		{"pause", "now"},
 	} {
@@ -205,6 +233,29 @@ func TestRunWithFakeBackend_Info(t *testing.T) {
 	var info vm.Info
 	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.State != vm.StateRunning || info.Config.CPUs.MaxVCPUs != 8 {
 		t.Errorf("--json: exit %d, stdout %q", code, out)
+	}
+}
+
+func TestRunWithFakeBackend_DeviceHotPlugTakesChRemoteSyntax(t *testing.T) {
+	fv, sock := startFake(t)
+	code, out, errOut := runCtl(t, nil, "", "--api-socket", sock, "add-disk", "path=/d.img,readonly=on,id=data")
+	if code != 0 || !strings.Contains(out, `"bdf": "0000:00:05.0"`) {
+		t.Fatalf("add-disk: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if d, ok := fv.added[0].(config.Disk); !ok || d.Path != "/d.img" || !d.Readonly || d.ID != "data" {
+		t.Errorf("add-disk sent %+v", fv.added[0])
+	}
+	code, out, _ = runCtl(t, nil, "", "--api-socket", sock, "add-net", "tap=tap3,mac=52:54:00:00:00:07")
+	if n, ok := fv.added[1].(config.Net); code != 0 || out != "" || !ok || n.Tap != "tap3" {
+		t.Errorf("add-net: exit %d, stdout %q, sent %+v", code, out, fv.added[1])
+	}
+	code, _, _ = runCtl(t, nil, "", "--api-socket", sock, "add-vsock", "cid=3,socket=/tmp/v.sock")
+	if v, ok := fv.added[2].(config.Vsock); code != 0 || !ok || v.CID != 3 {
+		t.Errorf("add-vsock: exit %d, sent %+v", code, fv.added[2])
+	}
+	code, _, _ = runCtl(t, nil, "", "--api-socket", sock, "remove-device", "data")
+	if code != 0 || fv.added[3] != "data" {
+		t.Errorf("remove-device: exit %d, sent %v", code, fv.added[3])
 	}
 }
 

@@ -92,6 +92,40 @@ func (c *Client) Resize(ctx context.Context, req vm.ResizeRequest) error {
 	return c.Call(ctx, http.MethodPut, RouteResize, req, nil)
 }
 
+// AddDisk adds a disk (vm.add-disk). On a running VM it answers the
+// device's id and PCI address; before boot it only changes the
+// configuration and answers nil.
+func (c *Client) AddDisk(ctx context.Context, d config.Disk) (*vm.PCIDeviceInfo, error) {
+	return c.addDevice(ctx, RouteAddDisk, d)
+}
+
+// AddNet adds a virtio-net device on a tap (vm.add-net), as AddDisk.
+func (c *Client) AddNet(ctx context.Context, n config.Net) (*vm.PCIDeviceInfo, error) {
+	return c.addDevice(ctx, RouteAddNet, n)
+}
+
+// AddVsock adds the vsock device (vm.add-vsock), as AddDisk.
+func (c *Client) AddVsock(ctx context.Context, v config.Vsock) (*vm.PCIDeviceInfo, error) {
+	return c.addDevice(ctx, RouteAddVsock, v)
+}
+
+// addDevice sends a device add and decodes its reply: nil for a 204.
+func (c *Client) addDevice(ctx context.Context, route string, dev any) (*vm.PCIDeviceInfo, error) {
+	var info vm.PCIDeviceInfo
+	if err := c.Call(ctx, http.MethodPut, route, dev, &info); err != nil {
+		return nil, err
+	}
+	if info.ID == "" {
+		return nil, nil
+	}
+	return &info, nil
+}
+
+// RemoveDevice removes device id (vm.remove-device).
+func (c *Client) RemoveDevice(ctx context.Context, id string) error {
+	return c.Call(ctx, http.MethodPut, RouteRemoveDevice, RemoveDeviceRequest{ID: id}, nil)
+}
+
 // Create creates (but does not boot) a VM from cfg. Every field of cfg is
 // sent, so start from config.Default rather than a zero VmConfig.
 func (c *Client) Create(ctx context.Context, cfg config.VM) error {

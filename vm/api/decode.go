@@ -159,3 +159,21 @@ func decodeCreate(body []byte) (config.VM, error) {
 	}
 	return cfg, nil
 }
+
+// RemoveDeviceRequest is the body of vm.remove-device, Cloud Hypervisor's
+// VmRemoveDevice.
+type RemoveDeviceRequest struct {
+	ID string `json:"id"`
+}
+
+// decodeRemoveDevice decodes a vm.remove-device body; the id is required.
+func decodeRemoveDevice(body []byte) (RemoveDeviceRequest, error) {
+	var req RemoveDeviceRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.ID == "" {
+		return req, badRequest("id: the device to remove is required")
+	}
+	return req, nil
+}

@@ -20,7 +20,9 @@ import (
 // messages of the error body (Cloud Hypervisor's JSON array of strings,
 // outermost first).
 //
-// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404,
+// errors.Is(err, vm.ErrInvalid) holds for status 400, vm.ErrNoVM for 404
+// (a 404 of a device operation means vm.ErrNotFound, but the status alone
+// cannot tell them apart),
 // vm.ErrConflict for 409 and vm.ErrBusy for 429, so callers can branch on
 // the same kinds as the server's backend.
 type APIError struct {
@@ -125,7 +127,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, vm.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, vm.ErrNoVM):
+	case errors.Is(err, vm.ErrNoVM), errors.Is(err, vm.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, vm.ErrBusy):
 		return http.StatusTooManyRequests

@@ -28,6 +28,11 @@ type fakeBackend struct {
 	created *config.VM
 	resized *vm.ResizeRequest
 	info    vm.Info
+	// added are the devices added, removed the ids removed; addReply is
+	// what the adds answer (nil: only the configuration changed).
+	added    []any
+	removed  []string
+	addReply *vm.PCIDeviceInfo
 	// block, when not nil, makes Resize wait until it is closed or its
 	// context is done.
 	block chan struct{}
@@ -98,6 +103,33 @@ func (f *fakeBackend) Resize(ctx context.Context, req vm.ResizeRequest) error {
 			return fmt.Errorf("resize: %w", ctx.Err())
 		}
 	}
+	return nil
+}
+
+// add records a device add.
+func (f *fakeBackend) add(method string, dev any) (*vm.PCIDeviceInfo, error) {
+	if err := f.record(method); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.added = append(f.added, dev)
+	return f.addReply, nil
+}
+
+func (f *fakeBackend) AddDisk(d config.Disk) (*vm.PCIDeviceInfo, error) { return f.add("AddDisk", d) }
+func (f *fakeBackend) AddNet(n config.Net) (*vm.PCIDeviceInfo, error)   { return f.add("AddNet", n) }
+func (f *fakeBackend) AddVsock(v config.Vsock) (*vm.PCIDeviceInfo, error) {
+	return f.add("AddVsock", v)
+}
+
+func (f *fakeBackend) RemoveDevice(id string) error {
+	if err := f.record("RemoveDevice"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, id)
 	return nil
 }
 

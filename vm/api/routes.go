@@ -27,6 +27,11 @@ const (
 	RouteResume      = "vm.resume"
 	RoutePowerButton = "vm.power-button"
 	RouteResize      = "vm.resize"
+	// Device hot plug.
+	RouteAddDisk      = "vm.add-disk"
+	RouteAddNet       = "vm.add-net"
+	RouteAddVsock     = "vm.add-vsock"
+	RouteRemoveDevice = "vm.remove-device"
 )
 
 // bodyRule says what a route accepts as a request body.
@@ -69,6 +74,10 @@ func routes() []route {
 		{RouteResume, http.MethodPut, bodyNone, "The VM could not resume", action(Backend.Resume)},
 		{RoutePowerButton, http.MethodPut, bodyNone, "Error triggering power button", action(Backend.PowerButton)},
 		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
+		{RouteAddDisk, http.MethodPut, bodyJSON, "The disk could not be added to the VM", addDevice(Backend.AddDisk)},
+		{RouteAddNet, http.MethodPut, bodyJSON, "The network device could not be added to the VM", addDevice(Backend.AddNet)},
+		{RouteAddVsock, http.MethodPut, bodyJSON, "The vsock device could not be added to the VM", addDevice(Backend.AddVsock)},
+		{RouteRemoveDevice, http.MethodPut, bodyJSON, "The device could not be removed from the VM", withBody(decodeRemoveDevice, (*Server).removeDevice)},
 	}
 }
 
@@ -123,6 +132,36 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ []byte) error {
 // create and resize are the backend calls behind vm.create and vm.resize.
 func (s *Server) create(cfg config.VM) error        { return s.backend.Create(cfg) }
 func (s *Server) resize(req vm.ResizeRequest) error { return s.backend.Resize(s.ctx, req) }
+
+// removeDevice is the backend call behind vm.remove-device.
+func (s *Server) removeDevice(req RemoveDeviceRequest) error { return s.backend.RemoveDevice(req.ID) }
+
+// addDevice adapts a backend call adding a device of type T (config.Disk,
+// config.Net, config.Vsock) to a route handler: the body is the device's
+// configuration, as Cloud Hypervisor's; the reply is 200 with the device's
+// id and PCI address when it was hot-added to a running VM, 204 when only
+// the configuration changed (no VM running).
+func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Server, http.ResponseWriter, []byte) error {
+	return func(s *Server, w http.ResponseWriter, body []byte) error {
+		var raw json.RawMessage
+		if err := decodeStrict(body, &raw); err != nil {
+			return err
+		}
+		dev, err := config.DecodeDevice[T](raw)
+		if err != nil {
+			return undecodable("request body: %s", describeDecodeError(err))
+		}
+		info, err := add(s.backend, dev)
+		if err != nil {
+			return err
+		}
+		if info == nil {
+			writeNoContent(w)
+			return nil
+		}
+		return writeJSON(w, info)
+	}
+}
 
 // handleShutdownVMM answers 200 with an empty body, as Cloud Hypervisor's
 // server does (its document says 204), then asks the process to exit.

@@ -5,7 +5,7 @@
 // The server drives a Backend (the vm.VMM) and maps the kinds of its errors
 // to statuses as Cloud Hypervisor's development head does: vm.ErrInvalid
 // 400, vm.ErrNoVM 404, vm.ErrConflict 409, vm.ErrBusy 429, anything else
-// (vm.ErrState included) 500. Error bodies have Cloud Hypervisor's shape
+// (vm.ErrState included) 500; vm.ErrNotFound (an unknown device) 404. Error bodies have Cloud Hypervisor's shape
 // ("Error from API", what failed, the error chain). The API is described in
 // openapi.yaml (OpenAPIDocument).
 package api
@@ -44,6 +44,10 @@ type Backend interface {
 	Resize(ctx context.Context, req vm.ResizeRequest) error
 	Info() (vm.Info, error)
 	Delete() error
+	AddDisk(d config.Disk) (*vm.PCIDeviceInfo, error)
+	AddNet(n config.Net) (*vm.PCIDeviceInfo, error)
+	AddVsock(v config.Vsock) (*vm.PCIDeviceInfo, error)
+	RemoveDevice(id string) error
 }
 
 // Defaults of Options.

@@ -121,3 +121,34 @@ func jsonKind(v any) string {
 	}
 	return "an object"
 }
+
+// DecodeDevice reads one device's configuration, the body of vm.add-disk,
+// vm.add-net or vm.add-vsock (T is Disk, Net or Vsock), as Decode reads a
+// VmConfig: null stands for absent, a name Cloud Hypervisor does not define
+// is refused with an *UnknownFieldError. Defaults are filled in when the
+// device joins a VM (VM.SetDefaults).
+func DecodeDevice[T any](data []byte) (T, error) {
+	var zero T
+	var raw any
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	if err := d.Decode(&raw); err != nil {
+		return zero, err
+	}
+	if _, ok := raw.(map[string]any); !ok {
+		return zero, fmt.Errorf("want a JSON object, got %s", jsonKind(raw))
+	}
+	if err := findUnknown(reflect.TypeFor[T](), raw, ""); err != nil {
+		return zero, err
+	}
+	var v T
+	d = json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&v); err != nil {
+		return zero, err
+	}
+	if d.More() {
+		return zero, fmt.Errorf("unexpected data after the JSON object")
+	}
+	return v, nil
+}

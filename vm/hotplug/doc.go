@@ -37,6 +37,12 @@
 //	                    bit 1 inserting (write 1 to acknowledge)
 //	         0x1c  u32  next: the lowest slot still inserting, or the
 //	                    slot count when none is (RO)
+//	PCI      0x00  u32  PCIU: slots up of the selected segment (RO,
+//	                    read-to-clear)
+//	         0x04  u32  PCID: slots down of the selected segment (RO,
+//	                    read-to-clear)
+//	         0x08  u32  B0EJ: write bit n to eject slot n (WO)
+//	         0x0c  u32  PSEG: segment selector
 //
 // A selector value past the last CPU or slot selects nothing: the status
 // and range read zero and writes are ignored. The names below are the
@@ -107,6 +113,24 @@
 // QWordMemory resource whose minimum, maximum and length the AML fills at
 // run time from the base and length registers. Memory is never removed at
 // run time: a reboot builds a new controller, every slot empty.
+//
+// # Adding and removing a PCI device
+//
+// The owner places the device's function at a free device number of a
+// segment, then calls [PCIHotplug.SetInserting] and [GED.Trigger] with
+// [EventPCI]. _EVT calls \_SB.PHPR.PSCN, which for each segment takes the
+// mutex BLCK, selects the segment, reads (and so clears) its slots up and
+// down, releases the mutex and calls the segment's DVNT(up, 1) and
+// DVNT(down, 3): Notify(Sxx, 1) (device check) for each slot up, Linux's
+// acpiphp then scans the slot and binds a driver; Notify(Sxx, 3) (eject
+// request) for each slot down after [PCIHotplug.SetRemoving], on which
+// acpiphp unbinds and removes the device and calls the slot's _EJ0. _EJ0
+// calls PCEJ(slot, segment), which writes the slot's bit to B0EJ; the
+// controller calls the owner's [PCIOwner.EjectPCI], on the vCPU goroutine,
+// and the owner frees the device. The guest may eject a slot by itself
+// (echo 0 > /sys/bus/pci/slots/N/power): EjectPCI is called all the same.
+// Slot devices S01-S1F have no _STA: acpiphp reads the slot's vendor id
+// to learn whether it holds a device.
 //
 // # Power button
 //

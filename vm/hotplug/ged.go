@@ -27,9 +27,10 @@ type GEDConfig struct {
 	// GSI is the GED's interrupt, edge triggered, active high.
 	GSI uint32
 	// Events are the event bits the guest's _EVT handles (EventCPU,
-	// EventMemory, EventPowerButton). The DSDT must then hold \_SB.CPUS
-	// (CPUHotplug.AML) for EventCPU, \_SB.MHPC (MemoryHotplug.AML) for
-	// EventMemory and \_SB.PWRB (PowerButton.AML) for EventPowerButton.
+	// EventMemory, EventPowerButton, EventPCI). The DSDT must then hold
+	// \_SB.CPUS (CPUHotplug.AML) for EventCPU, \_SB.MHPC
+	// (MemoryHotplug.AML) for EventMemory, \_SB.PWRB (PowerButton.AML)
+	// for EventPowerButton and \_SB.PHPR (PCIHotplug.AML) for EventPCI.
 	Events uint32
 }
 
@@ -111,6 +112,7 @@ func (g *GED) AML() acpi.Aml {
 	handle(EventCPU, acpi.Call(CPUScanPath))
 	handle(EventMemory, acpi.Call(MemoryScanPath))
 	handle(EventPowerButton, acpi.Notify(acpi.Path(PowerButtonPath), acpi.Int(0x80)))
+	handle(EventPCI, acpi.Call(PCIScanPath))
 
 	return acpi.Device("GED_",
 		acpi.Name("_HID", acpi.String("ACPI0013")),
@@ -132,6 +134,8 @@ const (
 	MemoryScanPath = `\_SB.MHPC.MSCN`
 	// PowerButtonPath is the power button device, declared by PowerButton.
 	PowerButtonPath = `\_SB.PWRB`
+	// PCIScanPath is the PCI hot plug scan, declared by PCIHotplug.AML.
+	PCIScanPath = `\_SB.PHPR.PSCN`
 )
 
 // PowerButton is the control-method power button \_SB.PWRB (PNP0C0C) that

@@ -27,8 +27,11 @@ const (
 	// EventPowerButton makes the guest Notify(\_SB.PWRB, 0x80): a power
 	// button press.
 	EventPowerButton uint32 = 1 << 2
+	// EventPCI asks the guest to run the PCI hot plug scan
+	// \_SB.PHPR.PSCN.
+	EventPCI uint32 = 1 << 3
 	// allEvents is every event bit the GED knows.
-	allEvents = EventCPU | EventMemory | EventPowerButton
+	allEvents = EventCPU | EventMemory | EventPowerButton | EventPCI
 )
 
 // CPU hot plug controller block.
@@ -120,3 +123,29 @@ const (
 // acpi.MaxCPUs, as the MADT and _MAT entries are; their devices are CP00
 // to CPFE.)
 const MaxMemorySlots = 0x1000
+
+// PCI hot plug controller block (Cloud Hypervisor's PCIU, PCID, B0EJ and
+// PSEG, in that order).
+const (
+	// PCIBlockSize is the size of the PCI hot plug block.
+	PCIBlockSize = 0x10
+	// PCIUpOffset is the 32-bit bitmap of the selected segment's slots
+	// with a device to announce (bit n: device n). Reading it clears the
+	// bits read; writes are ignored.
+	PCIUpOffset = 0x00
+	// PCIDownOffset is the 32-bit bitmap of the selected segment's slots
+	// whose device the guest is asked to release, read-to-clear as
+	// PCIUpOffset.
+	PCIDownOffset = 0x04
+	// PCIEjectOffset is the 32-bit eject register: writing bit n ejects
+	// the device at slot n of the selected segment. Reads as zero.
+	PCIEjectOffset = 0x08
+	// PCISegmentOffset is the 32-bit segment selector; a segment past the
+	// last selects nothing (bitmaps read zero, ejects are ignored).
+	PCISegmentOffset = 0x0c
+	// PCISlots is the device numbers of a bus; slot 0 (the host bridge)
+	// is never hot plugged.
+	PCISlots = 32
+	// MaxPCISegments is the most segments the controller serves.
+	MaxPCISegments = 16
+)

@@ -144,6 +144,9 @@ const (
 	// MemoryHotplugStart is the ACPI memory hot plug register block.
 	MemoryHotplugStart = DeviceWindowStart + 0x2000
 	MemoryHotplugSize  = PageSize
+	// PCIHotplugStart is the ACPI PCI hot plug register block.
+	PCIHotplugStart = DeviceWindowStart + 0x3000
+	PCIHotplugSize  = PageSize
 	// VirtioMMIOStart is the first virtio-mmio device; device i lives at
 	// VirtioMMIOStart + i*VirtioMMIOStride.
 	VirtioMMIOStart  = DeviceWindowStart + 0x10_0000

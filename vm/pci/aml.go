@@ -37,7 +37,11 @@ const (
 // _SEG and _UID the segment, _BBN 0, _CRS producing bus 0, the 32-bit and
 // 64-bit windows and, on segment 0, consuming the configuration ports,
 // and _OSC.
-func (s *Segment) AML() acpi.Aml {
+func (s *Segment) AML() acpi.Aml { return s.AMLWith() }
+
+// AMLWith is AML with more objects in the host bridge's device: the hot
+// plug slots (vm/hotplug's PCIHotplug.SlotsAML).
+func (s *Segment) AMLWith(more ...acpi.Aml) acpi.Aml {
 	c := s.cfg
 	res := []acpi.Resource{acpi.WordBusNumber{Min: 0, Max: 0}}
 	if c.ConfigIO {
@@ -47,7 +51,7 @@ func (s *Segment) AML() acpi.Aml {
 		acpi.DWordMemory{Producer: true, Min: uint32(c.Window32.Base), Max: uint32(c.Window32.End() - 1), Length: uint32(c.Window32.Size)},
 		acpi.QWordMemory{Producer: true, Min: c.Window64.Base, Max: c.Window64.End() - 1, Length: c.Window64.Size},
 	)
-	return acpi.Device(fmt.Sprintf("PCI%X", c.ID),
+	body := []acpi.Aml{
 		acpi.Name("_HID", acpi.EISAID("PNP0A08")),
 		acpi.Name("_CID", acpi.EISAID("PNP0A03")),
 		acpi.Name("_SEG", acpi.Int(c.ID)),
@@ -55,7 +59,8 @@ func (s *Segment) AML() acpi.Aml {
 		acpi.Name("_BBN", acpi.Zero),
 		acpi.Name("_CRS", acpi.ResourceTemplate(res...)),
 		oscMethod(),
-	)
+	}
+	return acpi.Device(fmt.Sprintf("PCI%X", c.ID), append(body, more...)...)
 }
 
 // oscMethod is _OSC (ACPI 6.5, 6.2.11): for the PCI host bridge UUID it

@@ -69,7 +69,8 @@ type Segment struct {
 
 	mu     sync.Mutex
 	slots  [DevicesPerBus]*Function
-	next32 uint64 // the next free address of each window
+	placed [DevicesPerBus]map[int]uint64 // where Add put each device's BARs
+	next32 uint64                        // the next free address of each window
 	next64 uint64
 
 	// maps is where the BARs decode now, read lock-free by every access.
@@ -154,10 +155,48 @@ func (s *Segment) Add(dev int, f *Function) error {
 	s.next32, s.next64 = n32, n64
 	f.bdf = BDF{Segment: s.cfg.ID, Device: uint8(dev)}
 	s.slots[dev] = f
+	s.placed[dev] = addrs
 	s.mu.Unlock()
 	f.OnBARChange(func(int, uint64, bool) { s.remap() })
 	f.assign(addrs)
 	return nil
+}
+
+// Remove takes the function at device dev (1 to 31) off the bus: its
+// configuration space reads all ones and its BARs decode nowhere from
+// now on. It returns the function, or nil when the slot was empty. The
+// BARs' address space is given back when it was the last allocated in its
+// window, so that repeated hot plug of one device does not use up a window.
+func (s *Segment) Remove(dev int) *Function {
+	if dev < 1 || dev >= DevicesPerBus {
+		return nil
+	}
+	s.mu.Lock()
+	f := s.slots[dev]
+	s.slots[dev] = nil
+	placed := s.placed[dev]
+	s.placed[dev] = nil
+	if f != nil {
+		for i := NumBARs - 1; i >= 0; i-- {
+			b := f.BAR(i)
+			base, ok := placed[i]
+			if b.Size == 0 || !ok {
+				continue
+			}
+			next := &s.next32
+			if b.Kind == BARMem64 {
+				next = &s.next64
+			}
+			if base+b.Size == *next {
+				*next = base
+			}
+		}
+	}
+	s.mu.Unlock()
+	if f != nil {
+		s.remap()
+	}
+	return f
 }
 
 // remap recomputes where the BARs decode: a BAR with memory decoding on

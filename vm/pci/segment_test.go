@@ -324,3 +324,44 @@ func TestOSCGrantsWhatNoFirmwareHandlesAndKeepsHotPlug(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveEmptiesTheSlotAndGivesTheLastBARsBack(t *testing.T) {
+	s := newTestSegment(t, 0)
+	cfg := s.Config()
+	a, _ := testDevice(t)
+	b, _ := testDevice(t)
+	if err := s.Add(1, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(2, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Remove(2); got != b {
+		t.Fatalf("Remove(2) returned %v", got)
+	}
+	if got := ecamRead(s, 2, 0, 0, 4); got != 0xffff_ffff {
+		t.Errorf("device 2's vendor reads %#x after removal", got)
+	}
+	var d [4]byte
+	s.WindowDevice(cfg.Window64).Read(64<<10, d[:])
+	if d != [4]byte{0xff, 0xff, 0xff, 0xff} {
+		t.Errorf("the removed BAR still decodes: % x", d)
+	}
+	if s.Remove(2) != nil || s.Remove(0) != nil || s.Remove(40) != nil {
+		t.Error("Remove of an empty, the host bridge's or a bad slot returned a function")
+	}
+	// The next device gets the removed one's BAR addresses back.
+	c, _ := testDevice(t)
+	if err := s.Add(2, c); err != nil {
+		t.Fatal(err)
+	}
+	if base, _ := c.Decoded(0); base != cfg.Window64.Base+64<<10 {
+		t.Errorf("the re-added device's BAR 0 is at %#x", base)
+	}
+	if base, _ := c.Decoded(2); base != cfg.Window32.Base+4<<10 {
+		t.Errorf("the re-added device's BAR 2 is at %#x", base)
+	}
+	if dev, err := s.FreeDevice(); err != nil || dev != 3 {
+		t.Errorf("FreeDevice = %d, %v", dev, err)
+	}
+}
