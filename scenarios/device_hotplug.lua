@@ -35,7 +35,7 @@ local dev = step("vm:add_disk: the guest gets vdb at the returned address", func
   local status, d, err = vm:add_disk{path = image, id = "hot"}
   expect.eq(err, nil, "add_disk error")
   expect.eq(status, 200)
-  expect.match(d.bdf, "^0000:00:[0-9a-f][0-9a-f]%.0$")
+  expect.match(d.bdf, "^0000:00:[0-9a-f]{2}\\.0$")
   expect.eq(block_at(d.bdf), "vdb")
   say("hot-added", d.id, "at", d.bdf)
   return d
