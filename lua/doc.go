@@ -79,8 +79,9 @@
 //	vm:memory() -> {total = bytes}     MemTotal
 //	vm:wait_memory(bytes [, timeout [, interval]]) -> total
 //	                                   wait_for until MemTotal is at least bytes
-//	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}
-//	                                   the vmm process's threads and fds (/proc)
+//	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n, rss = bytes}
+//	                                   the vmm process's threads, fds and resident
+//	                                   memory (/proc)
 //	vm:console() -> text
 //
 // A failure (a failed expectation, an error, a timeout) ends the script; its

@@ -222,22 +222,24 @@ func (rn *run) memTotal(L *glua.LState, h *vmHandle) uint64 {
 	return n
 }
 
-// vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}:
-// the vmm process's threads (those named vcpuN apart) and open file
-// descriptors (sockets apart), from /proc, for leak checks.
+// vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n,
+// rss = bytes}: the vmm process's threads (those named vcpuN apart), open
+// file descriptors (sockets apart) and resident memory, from /proc, for
+// leak checks and for RAM given back to the host.
 func (rn *run) vmProcess(L *glua.LState) int {
 	h := checkVM(L, 1)
 	p, err := readProcessCounts(procRoot, h.vm.Pid())
 	if err != nil {
 		raise(L, fmt.Errorf("%s: %w", h.name, err))
 	}
-	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm process: %d threads (%d vcpuN), %d files, %d sockets",
-		p.threads, p.vcpuThreads, p.files, p.sockets))
+	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm process: %d threads (%d vcpuN), %d files, %d sockets, RSS %.1f MiB",
+		p.threads, p.vcpuThreads, p.files, p.sockets, float64(p.rss)/(1<<20)))
 	t := L.NewTable()
 	L.SetField(t, "threads", glua.LNumber(p.threads))
 	L.SetField(t, "vcpu_threads", glua.LNumber(p.vcpuThreads))
 	L.SetField(t, "files", glua.LNumber(p.files))
 	L.SetField(t, "sockets", glua.LNumber(p.sockets))
+	L.SetField(t, "rss", glua.LNumber(p.rss))
 	L.Push(t)
 	return 1
 }
