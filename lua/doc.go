@@ -67,6 +67,11 @@
 //	                                   both through the guest agent over vsock when it
 //	                                   answers (each command a fresh sh -c in /root),
 //	                                   else typed into the serial console's shell
+//	vm:fill_tmpfs(size [, {timeout = s}])
+//	                                   the guest writes size (whole MiB) of zeros to
+//	                                   /tmp/fill on its tmpfs, so it allocates and
+//	                                   touches that much RAM; fails unless all of it
+//	                                   landed with no OOM kill in dmesg; removes it
 //	vm:wait_for(pattern | fn [, timeout [, interval]])
 //	                                   a regexp on console output after the previous
 //	                                   match, or fn polled until its first result is

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/vmmdev/vmm/guest"
 )
 
-// The VM methods that go to the guest: sh, run, wait_for, wait_ready,
-// cpus, memory, process and console.
+// The VM methods that go to the guest: sh, run, fill_tmpfs, wait_for,
+// wait_ready, cpus, memory, process and console.
 
 // shArgs reads (cmd [, {timeout = s}]).
 func (rn *run) shArgs(L *glua.LState, what string) (*vmHandle, string, time.Duration) {
@@ -38,13 +39,52 @@ func (rn *run) vmSh(L *glua.LState) int {
 // vm:run(cmd [, {timeout = s}]) -> output; a non-zero status fails.
 func (rn *run) vmRun(L *glua.LState) int {
 	h, cmd, d := rn.shArgs(L, "run")
+	L.Push(glua.LString(rn.run(L, h, cmd, d)))
+	return 1
+}
+
+// run runs cmd in the guest and returns its output; a non-zero status
+// fails the script.
+func (rn *run) run(L *glua.LState, h *vmHandle, cmd string, d time.Duration) string {
 	out, status := rn.sh(L, h, cmd, d)
 	if status != 0 {
 		raise(L, fmt.Errorf("%s: %w", h.name, &guest.ExitError{Cmd: cmd, Status: status, Output: out}))
 	}
-	L.Push(glua.LString(out))
-	return 1
+	return out
 }
+
+// vm:fill_tmpfs(size [, {timeout = s}]): the guest writes size (whole MiB)
+// of zeros to /tmp/fill, on its tmpfs /tmp remounted to hold them, so that
+// it allocates and touches that much RAM; the script fails unless all of
+// it landed and dmesg tells of no out-of-memory kill. The file is removed
+// after. timeout bounds the write.
+func (rn *run) vmFillTmpfs(L *glua.LState) int {
+	h := checkVM(L, 1)
+	size, err := sizeArg(L.Get(2))
+	if err != nil || size == 0 || size%(1<<20) != 0 {
+		L.ArgError(2, "want a size of whole MiB, such as \"1536M\"")
+	}
+	t := L.OptTable(3, L.NewTable())
+	if err := checkKeys(t, "", []string{"timeout"}); err != nil {
+		L.ArgError(3, err.Error())
+	}
+	d := optSeconds(L, t.RawGetString("timeout"), rn.t.Command, "fill_tmpfs: timeout")
+	mib := size >> 20
+	rn.run(L, h, fmt.Sprintf("mount -o remount,size=%dM /tmp", mib+fillTmpfsSlackMiB), rn.t.Command)
+	rn.run(L, h, fmt.Sprintf("dd if=/dev/zero of=/tmp/fill bs=1M count=%d 2>/dev/null", mib), d)
+	if got := rn.run(L, h, "du -m /tmp/fill | cut -f1", rn.t.Command); got != strconv.FormatUint(mib, 10) {
+		raise(L, fmt.Errorf("%s: fill_tmpfs: %s MiB landed in /tmp/fill, want %d", h.name, got, mib))
+	}
+	if n := rn.run(L, h, "dmesg | grep -c -i 'out of memory' || true", rn.t.Command); n != "0" {
+		raise(L, fmt.Errorf("%s: fill_tmpfs: dmesg tells of out-of-memory kills (%s lines)", h.name, n))
+	}
+	rn.run(L, h, "rm /tmp/fill", rn.t.Command)
+	return 0
+}
+
+// fillTmpfsSlackMiB is how much more than the file vm:fill_tmpfs lets /tmp
+// hold.
+const fillTmpfsSlackMiB = 128
 
 func (rn *run) sh(L *glua.LState, h *vmHandle, cmd string, d time.Duration) (string, int) {
 	ctx, cancel := rn.ctx(d)
