@@ -298,7 +298,7 @@ var _ = Describe("boot time", Label("benchmark"), Serial, func() {
 			record("qemu microvm: ready marker", r.ready, err)
 		}
 		// The same kernel as the ELF vmlinux make images extracts, entered
-		// through PVH (issue 17), by both: microvm loads a PVH ELF -kernel.
+		// through PVH, by both: microvm loads a PVH ELF -kernel.
 		for range runs {
 			if st, err := os.Stat(paths.Vmlinux); err != nil || !st.Mode().IsRegular() {
 				break

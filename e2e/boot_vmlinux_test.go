@@ -13,7 +13,7 @@ import (
 	"github.com/vmmdev/vmm/vm"
 )
 
-// Issue 17: the same Debian kernel as the bzImage specs boot, as the
+// The same Debian kernel as the bzImage specs boot, as the
 // uncompressed ELF vmlinux that images/build.sh extracts from it, entered
 // through its PVH entry point. Linux's PVH code fills in its own
 // boot_params from hvm_start_info, and /sys/kernel/boot_params shows it:

@@ -57,7 +57,7 @@ func expectMemTotal(ctx context.Context, m *guest.Machine, n uint64, what string
 	return got
 }
 
-// The virtio-mem acceptance: RAM that grows and shrinks live, given
+// virtio-mem end to end: RAM that grows and shrinks live, given
 // back to the host on the shrink, and kept across a reboot.
 var _ = Describe("RAM through virtio-mem", Label("devices", "memory"), func() {
 	It("grows to 4 GiB and shrinks to 2 GiB live, gives the host the RAM back, and keeps 2 GiB across a reboot", func(ctx SpecContext) {
@@ -137,7 +137,7 @@ func fillAndFree(ctx context.Context, m *guest.Machine, n int) {
 	sh(ctx, m, "rm /tmp/x")
 }
 
-// The balloon acceptance.
+// The virtio-balloon end to end: inflate and deflate from inside a guest.
 var _ = Describe("the virtio-balloon", Label("devices", "memory"), func() {
 	It("takes 512 MiB from the guest and gives them to the host, and deflates on request", func(ctx SpecContext) {
 		cfg := bootConfig()

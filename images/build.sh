@@ -85,7 +85,7 @@ rootfs() {
 }
 rootfs
 
-# The same guest kernel as an uncompressed ELF vmlinux (issue 17), booted
+# The same guest kernel as an uncompressed ELF vmlinux, booted
 # through its PVH entry: extracted from the bzImage, and again whenever the
 # bzImage or the extraction changes.
 vmlinux() {

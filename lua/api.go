@@ -57,15 +57,7 @@ func (rn *run) vmResize(L *glua.LState) int {
 	if err != nil {
 		raise(L, fmt.Errorf("%s: resize: %w", h.name, err))
 	}
-	status, msg := rn.request(L, h, http.MethodPut, api.RouteResize, body)
-	rn.note(NoteAction, h.name, fmt.Sprintf("resize{%s} -> %d %s", strings.Join(desc, ", "), status, msg))
-	L.Push(glua.LNumber(status))
-	if api.Succeeded(status) {
-		L.Push(glua.LNil)
-	} else {
-		L.Push(glua.LString(msg))
-	}
-	return 2
+	return rn.put(L, h, api.RouteResize, body, fmt.Sprintf("resize{%s}", strings.Join(desc, ", ")))
 }
 
 // vm:add_disk{path = F, id = ID, readonly = true, ...},
@@ -115,26 +107,27 @@ func (rn *run) vmRemoveDevice(L *glua.LState) int {
 	if err != nil {
 		raise(L, err)
 	}
-	status, msg := rn.request(L, h, http.MethodPut, api.RouteRemoveDevice, body)
-	rn.note(NoteAction, h.name, fmt.Sprintf("remove_device(%s) -> %d %s", id, status, msg))
+	return rn.put(L, h, api.RouteRemoveDevice, body, fmt.Sprintf("remove_device(%s)", id))
+}
+
+// put sends one PUT whose reply carries nothing but its status, notes it
+// as what, and returns status, err to the script: err is nil on success,
+// else the server's message chain joined with ": ". Only a failure to get
+// a reply fails the script.
+func (rn *run) put(L *glua.LState, h *vmHandle, route string, body []byte, what string) int {
+	status, reply := rn.send(L, h, http.MethodPut, route, body)
+	ok, msg := api.Succeeded(status), ""
+	if !ok {
+		msg = api.ReplyError(status, reply).Message()
+	}
+	rn.note(NoteAction, h.name, fmt.Sprintf("%s -> %d %s", what, status, msg))
 	L.Push(glua.LNumber(status))
-	if api.Succeeded(status) {
+	if ok {
 		L.Push(glua.LNil)
 	} else {
 		L.Push(glua.LString(msg))
 	}
 	return 2
-}
-
-// request sends one API request and returns the status and, for an error
-// status, the server's message chain joined with ": ". Only a failure to
-// get a reply fails the script.
-func (rn *run) request(L *glua.LState, h *vmHandle, method, route string, body []byte) (int, string) {
-	status, reply := rn.send(L, h, method, route, body)
-	if api.Succeeded(status) {
-		return status, ""
-	}
-	return status, api.ReplyError(status, reply).Message()
 }
 
 // send sends one raw API request and returns the reply's status and body.

@@ -67,6 +67,11 @@
 //	                                   both through the guest agent over vsock when it
 //	                                   answers (each command a fresh sh -c in /root),
 //	                                   else typed into the serial console's shell
+//	vm:fill_tmpfs(size [, {timeout = s}])
+//	                                   the guest writes size (whole MiB) of zeros to
+//	                                   /tmp/fill on its tmpfs, so it allocates and
+//	                                   touches that much RAM; fails unless all of it
+//	                                   landed with no OOM kill in dmesg; removes it
 //	vm:wait_for(pattern | fn [, timeout [, interval]])
 //	                                   a regexp on console output after the previous
 //	                                   match, or fn polled until its first result is
@@ -79,8 +84,9 @@
 //	vm:memory() -> {total = bytes}     MemTotal
 //	vm:wait_memory(bytes [, timeout [, interval]]) -> total
 //	                                   wait_for until MemTotal is at least bytes
-//	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}
-//	                                   the vmm process's threads and fds (/proc)
+//	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n, rss = bytes}
+//	                                   the vmm process's threads, fds and resident
+//	                                   memory (/proc)
 //	vm:console() -> text
 //
 // A failure (a failed expectation, an error, a timeout) ends the script; its

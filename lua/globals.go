@@ -115,6 +115,7 @@ func (rn *run) install() {
 		"wait_exit":     rn.vmWaitExit,
 		"sh":            rn.vmSh,
 		"run":           rn.vmRun,
+		"fill_tmpfs":    rn.vmFillTmpfs,
 		"wait_for":      rn.vmWaitFor,
 		"wait_ready":    rn.vmWaitReady,
 		"cpus":          rn.vmCPUs,

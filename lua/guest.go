@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/vmmdev/vmm/guest"
 )
 
-// The VM methods that go to the guest: sh, run, wait_for, wait_ready,
-// cpus, memory, process and console.
+// The VM methods that go to the guest: sh, run, fill_tmpfs, wait_for,
+// wait_ready, cpus, memory, process and console.
 
 // shArgs reads (cmd [, {timeout = s}]).
 func (rn *run) shArgs(L *glua.LState, what string) (*vmHandle, string, time.Duration) {
@@ -38,13 +39,52 @@ func (rn *run) vmSh(L *glua.LState) int {
 // vm:run(cmd [, {timeout = s}]) -> output; a non-zero status fails.
 func (rn *run) vmRun(L *glua.LState) int {
 	h, cmd, d := rn.shArgs(L, "run")
+	L.Push(glua.LString(rn.run(L, h, cmd, d)))
+	return 1
+}
+
+// run runs cmd in the guest and returns its output; a non-zero status
+// fails the script.
+func (rn *run) run(L *glua.LState, h *vmHandle, cmd string, d time.Duration) string {
 	out, status := rn.sh(L, h, cmd, d)
 	if status != 0 {
 		raise(L, fmt.Errorf("%s: %w", h.name, &guest.ExitError{Cmd: cmd, Status: status, Output: out}))
 	}
-	L.Push(glua.LString(out))
-	return 1
+	return out
 }
+
+// vm:fill_tmpfs(size [, {timeout = s}]): the guest writes size (whole MiB)
+// of zeros to /tmp/fill, on its tmpfs /tmp remounted to hold them, so that
+// it allocates and touches that much RAM; the script fails unless all of
+// it landed and dmesg tells of no out-of-memory kill. The file is removed
+// after. timeout bounds the write.
+func (rn *run) vmFillTmpfs(L *glua.LState) int {
+	h := checkVM(L, 1)
+	size, err := sizeArg(L.Get(2))
+	if err != nil || size == 0 || size%(1<<20) != 0 {
+		L.ArgError(2, "want a size of whole MiB, such as \"1536M\"")
+	}
+	t := L.OptTable(3, L.NewTable())
+	if err := checkKeys(t, "", []string{"timeout"}); err != nil {
+		L.ArgError(3, err.Error())
+	}
+	d := optSeconds(L, t.RawGetString("timeout"), rn.t.Command, "fill_tmpfs: timeout")
+	mib := size >> 20
+	rn.run(L, h, fmt.Sprintf("mount -o remount,size=%dM /tmp", mib+fillTmpfsSlackMiB), rn.t.Command)
+	rn.run(L, h, fmt.Sprintf("dd if=/dev/zero of=/tmp/fill bs=1M count=%d 2>/dev/null", mib), d)
+	if got := rn.run(L, h, "du -m /tmp/fill | cut -f1", rn.t.Command); got != strconv.FormatUint(mib, 10) {
+		raise(L, fmt.Errorf("%s: fill_tmpfs: %s MiB landed in /tmp/fill, want %d", h.name, got, mib))
+	}
+	if n := rn.run(L, h, "dmesg | grep -c -i 'out of memory' || true", rn.t.Command); n != "0" {
+		raise(L, fmt.Errorf("%s: fill_tmpfs: dmesg tells of out-of-memory kills (%s lines)", h.name, n))
+	}
+	rn.run(L, h, "rm /tmp/fill", rn.t.Command)
+	return 0
+}
+
+// fillTmpfsSlackMiB is how much more than the file vm:fill_tmpfs lets /tmp
+// hold.
+const fillTmpfsSlackMiB = 128
 
 func (rn *run) sh(L *glua.LState, h *vmHandle, cmd string, d time.Duration) (string, int) {
 	ctx, cancel := rn.ctx(d)
@@ -222,22 +262,24 @@ func (rn *run) memTotal(L *glua.LState, h *vmHandle) uint64 {
 	return n
 }
 
-// vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n}:
-// the vmm process's threads (those named vcpuN apart) and open file
-// descriptors (sockets apart), from /proc, for leak checks.
+// vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n,
+// rss = bytes}: the vmm process's threads (those named vcpuN apart), open
+// file descriptors (sockets apart) and resident memory, from /proc, for
+// leak checks and for RAM given back to the host.
 func (rn *run) vmProcess(L *glua.LState) int {
 	h := checkVM(L, 1)
 	p, err := readProcessCounts(procRoot, h.vm.Pid())
 	if err != nil {
 		raise(L, fmt.Errorf("%s: %w", h.name, err))
 	}
-	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm process: %d threads (%d vcpuN), %d files, %d sockets",
-		p.threads, p.vcpuThreads, p.files, p.sockets))
+	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm process: %d threads (%d vcpuN), %d files, %d sockets, RSS %.1f MiB",
+		p.threads, p.vcpuThreads, p.files, p.sockets, float64(p.rss)/(1<<20)))
 	t := L.NewTable()
 	L.SetField(t, "threads", glua.LNumber(p.threads))
 	L.SetField(t, "vcpu_threads", glua.LNumber(p.vcpuThreads))
 	L.SetField(t, "files", glua.LNumber(p.files))
 	L.SetField(t, "sockets", glua.LNumber(p.sockets))
+	L.SetField(t, "rss", glua.LNumber(p.rss))
 	L.Push(t)
 	return 1
 }

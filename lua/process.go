@@ -17,14 +17,21 @@ const procRoot = "/proc"
 type processCounts struct {
 	threads, vcpuThreads int
 	files, sockets       int
+	// rss is the resident set size in bytes (VmRSS).
+	rss uint64
 }
 
-// readProcessCounts counts pid's threads and open file descriptors under
-// root (a /proc). Threads or descriptors that go away while it reads are
-// not counted.
+// readProcessCounts counts pid's threads and open file descriptors and
+// reads its resident set size under root (a /proc). Threads or descriptors
+// that go away while it reads are not counted.
 func readProcessCounts(root string, pid int) (processCounts, error) {
 	var c processCounts
 	dir := filepath.Join(root, strconv.Itoa(pid))
+	rss, err := readRSS(filepath.Join(dir, "status"))
+	if err != nil {
+		return c, fmt.Errorf("vmm RSS: %w", err)
+	}
+	c.rss = rss
 	tasks, err := os.ReadDir(filepath.Join(dir, "task"))
 	if err != nil {
 		return c, fmt.Errorf("vmm threads: %w", err)
@@ -54,4 +61,25 @@ func readProcessCounts(root string, pid int) (processCounts, error) {
 		}
 	}
 	return c, nil
+}
+
+// readRSS reads VmRSS, in bytes, from a /proc/PID/status file.
+func readRSS(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(data)) {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		kb, ok := strings.CutSuffix(strings.TrimSpace(v), " kB")
+		n, err := strconv.ParseUint(strings.TrimSpace(kb), 10, 64)
+		if !ok || err != nil {
+			return 0, fmt.Errorf("%s: VmRSS %q: want a number of kB", path, strings.TrimSpace(v))
+		}
+		return n << 10, nil
+	}
+	return 0, fmt.Errorf("%s: no VmRSS line", path)
 }

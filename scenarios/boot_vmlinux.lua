@@ -1,5 +1,5 @@
--- Boot the guest's Debian kernel as an uncompressed ELF vmlinux (issue 17;
--- images/build.sh extracts it from the bzImage) through its PVH entry, at
+-- Boot the guest's Debian kernel as an uncompressed ELF vmlinux
+-- (images/build.sh extracts it from the bzImage) through its PVH entry, at
 -- 4 of 8 vCPUs and 1G with 1G of hot plug space. Proves that the guest
 -- came up through PVH (Linux's PVH code writes boot protocol 2.12 and
 -- loader type 0xb0 into the boot_params that /sys/kernel/boot_params

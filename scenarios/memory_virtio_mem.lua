@@ -27,14 +27,6 @@ local function actual(n, what, timeout)
   say(string.format("%s: memory_actual_size %.0f MiB", what, n / M))
 end
 
--- rss is the vmm's resident memory on the host, in bytes.
-local function rss()
-  local p = io.popen("awk '/^VmRSS:/ {print $2}' /proc/" .. vm.pid .. "/status")
-  local kb = tonumber(p:read("*l"))
-  p:close()
-  return kb * 1024
-end
-
 local function refused(what, body)
   local status, reply = vm:api("PUT", "vm.resize", body)
   expect.eq(status, 400, what .. ": status")
@@ -59,21 +51,17 @@ step("grow to 4G live: MemTotal ~4G", function()
 end)
 
 step("the guest fills 3G of tmpfs, then frees it", function()
-  vm:run("mount -o remount,size=3200M /tmp")
-  expect.eq(vm:run("dd if=/dev/zero of=/tmp/x bs=1M count=3072 2>/dev/null; echo $?", {timeout = 600}), "0", "dd exit status")
-  expect.eq(vm:run("du -m /tmp/x | cut -f1"), "3072", "MiB written to tmpfs")
-  expect.eq(vm:run("dmesg | grep -c -i 'out of memory' || true"), "0", "OOM kills")
-  vm:run("rm /tmp/x")
+  vm:fill_tmpfs("3G", {timeout = 600})
 end)
 
 step("shrink to 2G live: MemTotal ~2G without a reboot, the vmm's RSS falls", function()
-  local before = rss()
+  local before = vm:process().rss
   local status, err = vm:resize{memory = "2G"}
   expect.eq(err, nil, "shrink: error")
   expect.eq(status, 204, "shrink: status")
   actual(2 * G, "after the shrink", 300)
   memtotal(0.9 * 2 * G, 2 * G, "after the shrink")
-  local after = rss()
+  local after = vm:process().rss
   say(string.format("vmm RSS %.0f MiB before the shrink, %.0f MiB after", before / M, after / M))
   expect.truthy(after <= before - 1.5 * G, "the vmm's RSS fell by at least 1.5G")
   expect.eq(vm:info().config.memory.hotplugged_size, G, "hotplugged_size")

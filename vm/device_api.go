@@ -189,14 +189,8 @@ func (v *VMM) placeNewDevice(c *config.VM, common *config.PCIDevice, prefix stri
 // the payload and consoles, which a device change leaves alone.
 func (v *VMM) checkDevices(c *config.VM) error {
 	c.SetDefaults()
-	if err := c.Validate(v.hostMaxCPUs); err != nil {
-		if nu := (*config.NotUniqueError)(nil); errors.As(err, &nu) {
-			return ofKind(err, ErrConflict)
-		}
-		return invalid(err)
-	}
-	if err := c.CheckSupported(); err != nil {
-		return invalid(err)
+	if err := v.validate(c); err != nil {
+		return err
 	}
 	return checkVirtio(c, v.opts.VirtioTransport)
 }

@@ -186,14 +186,8 @@ func (v *VMM) check(cfg *config.VM) error {
 	if ignored := cfg.Payload.IgnoredWithFirmware(); len(ignored) > 0 {
 		v.log.Warn("a firmware is the payload: ignoring the kernel's fields", "ignored", ignored, "firmware", cfg.Payload.Firmware)
 	}
-	if err := cfg.Validate(v.hostMaxCPUs); err != nil {
-		if nu := (*config.NotUniqueError)(nil); errors.As(err, &nu) {
-			return ofKind(err, ErrConflict)
-		}
-		return invalid(err)
-	}
-	if err := cfg.CheckSupported(); err != nil {
-		return invalid(err)
+	if err := v.validate(cfg); err != nil {
+		return err
 	}
 	if cfg.CPUs.MaxVCPUs > acpi.MaxCPUs {
 		return invalidf("cpus: max=%d is above the %d the MADT can describe", cfg.CPUs.MaxVCPUs, acpi.MaxCPUs)
@@ -209,6 +203,22 @@ func (v *VMM) check(cfg *config.VM) error {
 	}
 	if _, err := loadPayload(*cfg); err != nil {
 		return err
+	}
+	return nil
+}
+
+// validate checks cfg, with its defaults filled in, for this host and for
+// what vmm supports: a duplicate id or address is ErrConflict, anything
+// else invalid.
+func (v *VMM) validate(cfg *config.VM) error {
+	if err := cfg.Validate(v.hostMaxCPUs); err != nil {
+		if nu := (*config.NotUniqueError)(nil); errors.As(err, &nu) {
+			return ofKind(err, ErrConflict)
+		}
+		return invalid(err)
+	}
+	if err := cfg.CheckSupported(); err != nil {
+		return invalid(err)
 	}
 	return nil
 }

@@ -168,6 +168,32 @@ type options struct {
 	transport    vm.VirtioTransport
 }
 
+// parseOptional parses the value of a flag given only when set: nil when
+// it is not.
+func parseOptional[T any](set bool, value string, parse func(string) (T, error)) (*T, error) {
+	if !set {
+		return nil, nil
+	}
+	v, err := parse(value)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// parseEach parses each value of a repeatable flag: nil when there is none.
+func parseEach[T any](values []string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, s := range values {
+		v, err := parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // parse turns the command line into a configuration.
 func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error) {
 	o.apiSocketFD, o.eventFD = -1, -1
@@ -264,47 +290,23 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 			return cfg, o, usageError{error: err}
 		}
 	}
-	if *balloon != "" {
-		b, err := config.ParseBalloon(*balloon)
-		if err != nil {
-			return cfg, o, usageError{error: err}
-		}
-		cfg.Balloon = &b
+	if cfg.Balloon, err = parseOptional(*balloon != "", *balloon, config.ParseBalloon); err != nil {
+		return cfg, o, usageError{error: err}
 	}
-	if *platform != "" {
-		p, err := config.ParsePlatform(*platform)
-		if err != nil {
-			return cfg, o, usageError{error: err}
-		}
-		cfg.Platform = &p
+	if cfg.Platform, err = parseOptional(*platform != "", *platform, config.ParsePlatform); err != nil {
+		return cfg, o, usageError{error: err}
 	}
-	for _, d := range disks {
-		dc, err := config.ParseDisk(d)
-		if err != nil {
-			return cfg, o, usageError{error: err}
-		}
-		cfg.Disks = append(cfg.Disks, dc)
+	if cfg.Disks, err = parseEach(disks, config.ParseDisk); err != nil {
+		return cfg, o, usageError{error: err}
 	}
-	for _, n := range nets {
-		nc, err := config.ParseNet(n)
-		if err != nil {
-			return cfg, o, usageError{error: err}
-		}
-		cfg.Net = append(cfg.Net, nc)
+	if cfg.Net, err = parseEach(nets, config.ParseNet); err != nil {
+		return cfg, o, usageError{error: err}
 	}
-	if rng.set {
-		rc, err := config.ParseRNG(rng.value)
-		if err != nil {
-			return cfg, o, usageError{error: err}
-		}
-		cfg.RNG = &rc
+	if cfg.RNG, err = parseOptional(rng.set, rng.value, config.ParseRNG); err != nil {
+		return cfg, o, usageError{error: err}
 	}
-	if *vsock != "" {
-		vc, err := config.ParseVsock(*vsock)
-		if err != nil {
-			return cfg, o, usageError{error: err}
-		}
-		cfg.Vsock = &vc
+	if cfg.Vsock, err = parseOptional(*vsock != "", *vsock, config.ParseVsock); err != nil {
+		return cfg, o, usageError{error: err}
 	}
 	if *kernel != "" && *firmware != "" {
 		return cfg, o, usageError{error: errors.New("--kernel and --firmware: give one, not both")}

@@ -41,21 +41,6 @@ func (g *Guest) Discard(gpa, n uint64) error {
 	return nil
 }
 
-// sliceTo returns the host bytes behind guest physical gpa, up to n of
-// them or to the end of gpa's region.
-func (g *Guest) sliceTo(gpa, n uint64) ([]byte, error) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	for _, r := range g.regions {
-		if gpa >= r.Start && gpa < r.End() {
-			off := gpa - r.Start
-			k := min(n, r.Size-off)
-			return r.mem[off : off+k : off+k], nil
-		}
-	}
-	return nil, fmt.Errorf("guest physical %#x+%#x: %w", gpa, n, ErrNoRAM)
-}
-
 // DiscardHost is Discard for host bytes of guest RAM the caller already
 // holds (a virtio buffer): s must be page aligned, start and length.
 func DiscardHost(s []byte) error {

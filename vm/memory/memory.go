@@ -208,15 +208,23 @@ func (g *Guest) Contains(gpa uint64) bool {
 // Slice returns the host bytes behind guest physical [gpa, gpa+n), which
 // must lie inside one region.
 func (g *Guest) Slice(gpa, n uint64) ([]byte, error) {
+	s, err := g.sliceTo(gpa, n)
+	if err != nil || uint64(len(s)) < n {
+		return nil, fmt.Errorf("guest physical %#x+%#x: %w", gpa, n, ErrNoRAM)
+	}
+	return s, nil
+}
+
+// sliceTo returns the host bytes behind guest physical gpa, up to n of
+// them or to the end of gpa's region.
+func (g *Guest) sliceTo(gpa, n uint64) ([]byte, error) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	for _, r := range g.regions {
 		if gpa >= r.Start && gpa < r.End() {
 			off := gpa - r.Start
-			if n > r.Size-off {
-				break
-			}
-			return r.mem[off : off+n : off+n], nil
+			k := min(n, r.Size-off)
+			return r.mem[off : off+k : off+k], nil
 		}
 	}
 	return nil, fmt.Errorf("guest physical %#x+%#x: %w", gpa, n, ErrNoRAM)

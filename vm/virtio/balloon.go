@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 )
 
 // virtio-balloon (virtio 1.2, 5.5 "Traditional Memory Balloon Device"):
@@ -74,13 +73,12 @@ type Balloon struct {
 	cfg BalloonConfig
 	log *slog.Logger
 
-	mu sync.Mutex
+	hostConfig
 	// numPages is the target in pages, actual what the driver says the
 	// balloon holds.
 	numPages, actual uint32
 	// reported counts the bytes free page reporting gave back.
 	reported uint64
-	notify   func()
 }
 
 // NewBalloon makes a balloon device.
@@ -144,23 +142,10 @@ func (b *Balloon) Resize(size uint64) error {
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	changed := b.numPages != n
-	b.numPages = n
-	notify := b.notify
-	b.mu.Unlock()
-	if changed && notify != nil {
+	if setHostField(&b.hostConfig, &b.numPages, n) {
 		b.log.Info("virtio-balloon: target changed", "mib", size>>20)
-		notify()
 	}
 	return nil
-}
-
-// setConfigNotify implements configNotifier.
-func (b *Balloon) setConfigNotify(f func()) {
-	b.mu.Lock()
-	b.notify = f
-	b.mu.Unlock()
 }
 
 func (b *Balloon) deviceID() uint32 { return balloonDeviceID }

@@ -1,5 +1,7 @@
 package virtio
 
+import "sync"
+
 // Configuration changes the host makes (virtio 1.2, 2.5.1 "Driver
 // Requirements: Device Configuration Space" and 4.1.4.3, 4.2.2): the
 // configuration generation moves on, so a driver reading a field wider
@@ -12,6 +14,37 @@ package virtio
 type configNotifier interface {
 	// setConfigNotify is called once, when the transport is made.
 	setConfigNotify(notify func())
+}
+
+// hostConfig is what a configNotifier device embeds: the lock under which
+// it keeps its state, among it the fields the host sets, and the function
+// the transport gave it.
+type hostConfig struct {
+	mu     sync.Mutex
+	notify func()
+}
+
+// setConfigNotify implements configNotifier.
+func (h *hostConfig) setConfigNotify(f func()) {
+	h.mu.Lock()
+	h.notify = f
+	h.mu.Unlock()
+}
+
+// setHostField sets *field, a configuration field h.mu guards, to v and,
+// when that changes it and a transport listens, tells the driver. It
+// reports whether it did. The caller holds no lock.
+func setHostField[T comparable](h *hostConfig, field *T, v T) bool {
+	h.mu.Lock()
+	changed := *field != v
+	*field = v
+	notify := h.notify
+	h.mu.Unlock()
+	if !changed || notify == nil {
+		return false
+	}
+	notify()
+	return true
 }
 
 // configChange tells the driver that the device's configuration changed:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 )
 
 // virtio-mem (virtio 1.2, 5.15 "Memory Device"): a region of guest
@@ -99,11 +98,10 @@ type Mem struct {
 	cfg MemConfig
 	log *slog.Logger
 
-	mu     sync.Mutex // the state below; process and Resize run apart
-	blocks blockMap
+	hostConfig // its mu guards the state below; process and Resize run apart
+	blocks     blockMap
 	// requested is requested_size, plugged plugged_size.
 	requested, plugged uint64
-	notify             func()
 }
 
 // NewMem makes a virtio-mem device for the region cfg names.
@@ -167,23 +165,10 @@ func (m *Mem) Resize(n uint64) error {
 	if err := m.checkSize(n); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	changed := m.requested != n
-	m.requested = n
-	notify := m.notify
-	m.mu.Unlock()
-	if changed && notify != nil {
+	if setHostField(&m.hostConfig, &m.requested, n) {
 		m.log.Info("virtio-mem: requested size changed", "mib", n>>20)
-		notify()
 	}
 	return nil
-}
-
-// setConfigNotify implements configNotifier.
-func (m *Mem) setConfigNotify(f func()) {
-	m.mu.Lock()
-	m.notify = f
-	m.mu.Unlock()
 }
 
 func (m *Mem) deviceID() uint32 { return memDeviceID }
