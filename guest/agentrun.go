@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,9 @@ func (m *Machine) Run(ctx context.Context, cmd string) (string, int, error) {
 		boot := m.boots
 		m.mu.Unlock()
 		if out, status, ok, err := a.run(ctx, cmd, boot); ok {
+			if errors.Is(err, agent.ErrNoAnswer) {
+				err = fmt.Errorf("%w (the guest's console: %s)", err, m.agentPostmortem(ctx))
+			}
 			return out, status, err
 		}
 	}
@@ -153,4 +157,17 @@ func (a *machineAgent) run(ctx context.Context, cmd string, boot int) (out strin
 		case <-t.C:
 		}
 	}
+}
+
+// agentPostmortem asks the console's shell what became of the agent after
+// a connection it closed without answering: whether it still runs, the
+// end of its log and of the kernel's.
+func (m *Machine) agentPostmortem(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, _, err := m.shell.Run(ctx, "echo agent pid: $(pidof vmm-agent); tail -n 5 /tmp/vmm-agent.log; dmesg | tail -n 5")
+	if err != nil {
+		return fmt.Sprintf("not readable: %v", err)
+	}
+	return strings.Join(strings.Fields(strings.ReplaceAll(out, "\n", " | ")), " ")
 }

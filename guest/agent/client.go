@@ -21,6 +21,10 @@ const handshakeTimeout = 5 * time.Second
 // refused the handshake.
 var ErrRefused = errors.New("the connection was refused")
 
+// ErrNoAnswer is the error of a command whose connection closed before
+// the agent answered.
+var ErrNoAnswer = errors.New("agent: the connection closed without an answer")
+
 // DialHybrid connects to guest port through the vmm's hybrid vsock
 // socket: it writes "CONNECT <port>\n" and reads "OK <host port>\n". The
 // returned connection is the guest's, past the handshake.
@@ -103,7 +107,7 @@ func Exec(ctx context.Context, conn io.ReadWriteCloser, req Request) (Response, 
 	var resp Response
 	if err := readLine(bufio.NewReaderSize(conn, 64<<10), maxResponse, &resp); err != nil {
 		if errors.Is(err, io.EOF) {
-			err = errors.New("agent: the connection closed without an answer")
+			err = ErrNoAnswer
 		}
 		return Response{}, ctxErr(ctx, err)
 	}
