@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -207,5 +208,37 @@ func TestPatternIsFixedBySeed(t *testing.T) {
 	s.Write(a)
 	if s.String() != PatternSum(1, 1000) || !strings.HasPrefix(s.String(), "bytes=1000 sha256=") {
 		t.Fatalf("sum %s", s)
+	}
+}
+
+// flakyListener fails its first Accept with err, then is a chanListener.
+type flakyListener struct {
+	chanListener
+	err error
+}
+
+func (l *flakyListener) Accept() (io.ReadWriteCloser, error) {
+	if err := l.err; err != nil {
+		l.err = nil
+		return nil, err
+	}
+	return l.chanListener.Accept()
+}
+
+func TestServeKeepsServingAfterAFailedAcceptOfAFakeListener(t *testing.T) {
+	conns := make(chanListener)
+	done := make(chan error, 1)
+	go func() {
+		done <- (&Server{Dir: t.TempDir()}).Serve(&flakyListener{chanListener: conns, err: syscall.ECONNRESET})
+	}()
+	host, guest := net.Pipe()
+	conns <- guest
+	resp, err := Exec(context.Background(), host, Request{Cmd: "echo still here"})
+	if err != nil || string(resp.Output) != "still here\n" {
+		t.Fatalf("after a failed accept: %+v, %v", resp, err)
+	}
+	close(conns)
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve returned %v, want the closed listener's error", err)
 	}
 }

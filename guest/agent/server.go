@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -22,6 +24,10 @@ const (
 	outputGrace = 200 * time.Millisecond
 	// commandDir is where commands run: the console shell's directory.
 	commandDir = "/root"
+	// acceptRetryMin and acceptRetryMax bound the pause after a failed
+	// Accept, doubling while Accept keeps failing.
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
 )
 
 // Listener is where the agent takes its connections: a vsock listener in
@@ -40,16 +46,28 @@ type Server struct {
 	Dir string
 }
 
-// Serve takes connections from ln until Accept fails, and returns that
-// error once the requests in flight are done.
+// Serve takes connections from ln until ln is closed, and returns that
+// error once the requests in flight are done. Any other failed Accept
+// (a connection the host reset before it was taken, a signal, memory
+// short for a moment) is logged and Accept is called again after a
+// pause: one lost connection must not end the agent, which nobody
+// restarts.
 func (s *Server) Serve(ln Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	pause := time.Duration(0)
 	for {
 		c, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
 			return fmt.Errorf("agent: accept: %w", err)
 		}
+		if err != nil {
+			pause = min(max(2*pause, acceptRetryMin), acceptRetryMax)
+			s.log().Warn("agent: accept failed; taking the next connection", "err", err, "after", pause)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
