@@ -76,3 +76,35 @@ func profileStep(step, who string, pid int, before map[string]uint64) {
 	}
 	GinkgoWriter.Printf("PROFILE %s %s:%s\n", who, step, b.String())
 }
+
+// profileRSS prints, when profiling, the process's largest resident
+// mappings outside guest RAM (smaps: address range, name, Rss).
+func profileRSS(who string, pid int) {
+	if !benchProfiling() {
+		return
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return
+	}
+	type mapping struct {
+		head string
+		kb   uint64
+	}
+	var ms []mapping
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			ms = append(ms, mapping{head: line})
+		case len(f) == 3 && f[0] == "Rss:" && len(ms) > 0:
+			ms[len(ms)-1].kb, _ = strconv.ParseUint(f[1], 10, 64)
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].kb > ms[j].kb })
+	var out strings.Builder
+	for _, m := range ms[:min(len(ms), 12)] {
+		fmt.Fprintf(&out, "  %6d kB %s\n", m.kb, m.head)
+	}
+	GinkgoWriter.Printf("PROFILE %s largest mappings:\n%s", who, out.String())
+}

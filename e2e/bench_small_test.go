@@ -20,13 +20,15 @@ import (
 // blockdev-add and device_add of a virtio-blk-pci), until the guest has
 // its block device. Then vmm alone at scale: what a machine laid out for
 // 254 vCPUs and 512 GiB of hot plug space costs beside one for 8 and 8 GiB,
-// and a resize from 1 to 64 vCPUs. 512 GiB, not 1 TiB: the emulated KVM
+// and a resize from 1 to 64 vCPUs, both with 512 MiB of RAM (the overhead
+// leaves guest RAM out). 512 GiB, not 1 TiB: the emulated KVM
 // host's CPU has 40-bit physical addresses, and 1 TiB of hot plug space
 // leaves no room for the PCI windows above it; 512 GiB already takes the
 // most memory hot plug slots vmm lays out (4096 of 128 MiB).
 
 const (
 	smallRAM       = 128 << 20
+	scaleRAM       = 512 << 20 // 128 MiB is too little for a kernel's per-CPU areas of 254 possible CPUs
 	smallHotDisk   = 8 << 20
 	smallHotDev    = "/dev/vda" // the guest has no other disk
 	scaleMaxVCPUs  = 254
@@ -87,9 +89,9 @@ var _ = Describe("small guest beside QEMU", Label("benchmark"), Serial, func() {
 			} {
 				cfg := config.Default()
 				cfg.CPUs = config.CPUs{BootVCPUs: 1, MaxVCPUs: c.max}
-				cfg.Memory.Size, cfg.Memory.HotplugSize = smallRAM, c.hotplug
+				cfg.Memory.Size, cfg.Memory.HotplugSize = scaleRAM, c.hotplug
 				m := startGuest(ctx, "bench-scale", cfg)
-				Expect(m.WaitReady(ctx)).To(Succeed())
+				Expect(m.WaitReady(ctx)).To(Succeed(), "console:\n%s", m.Console().Tail(40))
 				v := &vmmBench{m: m}
 				emit(c.metric, "MiB", bench.VMM, idleOverhead(v.pid()))
 				if c.max == scaleMaxVCPUs {
@@ -118,6 +120,7 @@ func idleOverhead(pid int) float64 {
 func measureSmall(ctx context.Context, g smallGuest) {
 	GinkgoHelper()
 	emit("VMM overhead: RSS minus guest memory; idle; 1 vCPU; 128 MiB", "MiB", g.name(), idleOverhead(g.pid()))
+	profileRSS(g.name(), g.pid())
 	hot := filepath.Join(GinkgoT().TempDir(), "hot.img")
 	makeImage(hot, smallHotDisk, hpMarker)
 	var stats map[string]uint64
