@@ -43,8 +43,8 @@ const (
 	netFGuestECN  = 1 << 9
 	netFMrgRxbuf  = 1 << 15
 	netFHostTSO4  = 1 << 11
-	netFHostTSO6 = 1 << 12
-	netFHostECN  = 1 << 13
+	netFHostTSO6  = 1 << 12
+	netFHostECN   = 1 << 13
 	// netHdrSize is struct virtio_net_hdr_v1: flags, gso_type, hdr_len,
 	// gso_size, csum_start, csum_offset, num_buffers. With
 	// VIRTIO_F_VERSION_1 it is always 12 bytes, on both queues.
