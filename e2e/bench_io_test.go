@@ -45,6 +45,7 @@ const (
 // has the host side ioBenchHostIP.
 type ioGuest interface {
 	name() string
+	pid() int
 	sh(ctx context.Context, cmd string) string
 	stop()
 }
@@ -149,13 +150,22 @@ func measureIO(ctx context.Context, g ioGuest, on string) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ioBenchHostIP, strconv.Itoa(ioBenchPort)))
 	Expect(err).NotTo(HaveOccurred())
 	defer ln.Close()
+	var stats map[string]uint64
+	if benchProfiling() {
+		stats = kvmStats(g.pid())
+	}
 	got := receiveTCP(ln, ioBenchNetMiB<<20, io.Discard)
 	g.sh(ctx, fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc -w 5 %s %d; true", ioBenchNetMiB, ioBenchHostIP, ioBenchPort))
 	var res tcpReceipt
 	Eventually(got).WithTimeout(time.Minute).Should(Receive(&res), "%s: the host received nothing", who)
 	Expect(res.err).NotTo(HaveOccurred(), "%s: TCP receive", who)
 	emit("network TCP guest to host on "+on, "MiB/s", who, float64(ioBenchNetMiB)/res.took.Seconds())
+	profileStep("TCP guest to host on "+on, who, g.pid(), stats)
+	if benchProfiling() {
+		stats = kvmStats(g.pid())
+	}
 	emit("network TCP host to guest on "+on, "MiB/s", who, float64(ioBenchNetMiB)/sendTCP(ctx, g).Seconds())
+	profileStep("TCP host to guest on "+on, who, g.pid(), stats)
 }
 
 // sendTCP sends ioBenchNetMiB to a listener in the guest (busybox nc,
@@ -206,6 +216,7 @@ func startVmmIOBench(ctx context.Context, transport, disk string) ioGuest {
 }
 
 func (g *vmmIOBench) name() string { return bench.VMM }
+func (g *vmmIOBench) pid() int     { return g.m.Pid() }
 func (g *vmmIOBench) sh(ctx context.Context, cmd string) string {
 	GinkgoHelper()
 	return sh(ctx, g.m, cmd)
