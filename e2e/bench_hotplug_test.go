@@ -88,31 +88,8 @@ var _ = Describe("hot plug beside QEMU", Label("benchmark"), Serial, func() {
 		if qemu != "" {
 			starters = append(starters, func(ctx context.Context) hotplugGuest { return startQEMUBench(ctx, qemu) })
 		}
-		// A run that fails (under emulation a guest sometimes dies in hot
-		// plug, whatever its VMM) is reported and left out; cmd/benchreport
-		// fails the report when a metric got no sample at all.
-		failed := 0
-		for i := range runs {
-			for _, start := range starters {
-				var g hotplugGuest
-				err := InterceptGomegaFailure(func() {
-					g = start(ctx)
-					measureHotplug(ctx, g)
-				})
-				who := "?"
-				if g != nil {
-					who = g.name()
-					g.stop()
-				}
-				if err != nil {
-					failed++
-					GinkgoWriter.Printf("BENCH run %d of %d FAILED for %s: %v\n", i+1, runs, who, err)
-					continue
-				}
-				GinkgoWriter.Printf("BENCH run %d of %d done for %s\n", i+1, runs, who)
-			}
-		}
-		Expect(failed).To(BeNumerically("<", runs*len(starters)), "every run failed")
+		ok := takeTurns(ctx, "hot plug", runs, starters, measureHotplug)
+		Expect(ok).To(BeNumerically(">", 0), "every run failed")
 	}, SpecTimeout(25*time.Minute))
 })
 
@@ -353,15 +330,22 @@ type qemuBench struct {
 
 func startQEMUBench(ctx context.Context, qemu string) hotplugGuest {
 	GinkgoHelper()
+	return startQEMUWithQMP(ctx, qemu,
+		"-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=1,cores=%d,threads=1", benchBootVCPUs, benchMaxVCPUs, benchMaxVCPUs),
+		"-m", fmt.Sprintf("%dM,slots=4,maxmem=%dM", benchRAM>>20, (benchRAM+benchHotplug)>>20))
+}
+
+// startQEMUWithQMP starts QEMU q35 with args and a QMP socket, and dials
+// it.
+func startQEMUWithQMP(ctx context.Context, qemu string, args ...string) *qemuBench {
+	GinkgoHelper()
 	dir, err := os.MkdirTemp("", "vmm-bench-qemu-")
 	Expect(err).NotTo(HaveOccurred())
 	sock := filepath.Join(dir, "qmp.sock")
 	q := &qemuBench{dir: dir}
 	DeferCleanup(q.stop)
-	q.qemuGuest = startQEMU(ctx, qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host",
-		"-smp", fmt.Sprintf("%d,maxcpus=%d,sockets=1,cores=%d,threads=1", benchBootVCPUs, benchMaxVCPUs, benchMaxVCPUs),
-		"-m", fmt.Sprintf("%dM,slots=4,maxmem=%dM", benchRAM>>20, (benchRAM+benchHotplug)>>20),
-		"-qmp", "unix:"+sock+",server=on,wait=off")
+	q.qemuGuest = startQEMU(ctx, qemu, append(append([]string{"-accel", "kvm", "-M", "q35", "-cpu", "host"}, args...),
+		"-qmp", "unix:"+sock+",server=on,wait=off")...)
 	q.qmp, err = dialQMP(sock)
 	Expect(err).NotTo(HaveOccurred())
 	return q

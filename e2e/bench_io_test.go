@@ -98,30 +98,18 @@ var _ = Describe("disk and network throughput beside QEMU", Label("benchmark", "
 // runIOBench takes runs rounds of the measurements on transport, one fresh
 // guest per starter each, and returns how many guests gave them.
 func runIOBench(ctx context.Context, runs int, transport string, starters []func(context.Context, string) ioGuest) int {
-	ok := 0
-	for i := range runs {
-		for _, start := range starters {
-			var g ioGuest
-			err := InterceptGomegaFailure(func() {
-				disk := filepath.Join(GinkgoT().TempDir(), "bench.img")
-				Expect(os.WriteFile(disk, nil, 0o644)).To(Succeed())
-				Expect(os.Truncate(disk, ioBenchDiskMiB<<20)).To(Succeed())
-				g = start(ctx, disk)
-				measureIO(ctx, g, transportName(transport))
-			})
-			who := "?"
-			if g != nil {
-				who = g.name()
-				g.stop()
-			}
-			if err != nil {
-				GinkgoWriter.Printf("BENCH io run %d of %d FAILED for %s: %v\n", i+1, runs, who, err)
-				continue
-			}
-			ok++
-		}
+	var withDisk []func(context.Context) ioGuest
+	for _, start := range starters {
+		withDisk = append(withDisk, func(ctx context.Context) ioGuest {
+			disk := filepath.Join(GinkgoT().TempDir(), "bench.img")
+			Expect(os.WriteFile(disk, nil, 0o644)).To(Succeed())
+			Expect(os.Truncate(disk, ioBenchDiskMiB<<20)).To(Succeed())
+			return start(ctx, disk)
+		})
 	}
-	return ok
+	return takeTurns(ctx, "io on "+transport, runs, withDisk, func(ctx context.Context, g ioGuest) {
+		measureIO(ctx, g, transportName(transport))
+	})
 }
 
 // measureIO takes one run's measurements. Times are taken on the host

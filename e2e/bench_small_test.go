@@ -53,26 +53,7 @@ var _ = Describe("small guest beside QEMU", Label("benchmark"), Serial, func() {
 		if qemu := os.Getenv("VMM_QEMU"); qemu != "" {
 			starters = append(starters, func(ctx context.Context) smallGuest { return startQEMUSmall(ctx, qemu) })
 		}
-		ok := 0
-		for i := range runs {
-			for _, start := range starters {
-				var g smallGuest
-				err := InterceptGomegaFailure(func() {
-					g = start(ctx)
-					measureSmall(ctx, g)
-				})
-				who := "?"
-				if g != nil {
-					who = g.name()
-					g.stop()
-				}
-				if err != nil {
-					GinkgoWriter.Printf("BENCH small run %d of %d FAILED for %s: %v\n", i+1, runs, who, err)
-					continue
-				}
-				ok++
-			}
-		}
+		ok := takeTurns(ctx, "small", runs, starters, measureSmall)
 		Expect(ok).To(BeNumerically(">", 0), "every run failed")
 	}, SpecTimeout(15*time.Minute))
 
@@ -159,17 +140,8 @@ type qemuSmall struct{ *qemuBench }
 
 func startQEMUSmall(ctx context.Context, qemu string) smallGuest {
 	GinkgoHelper()
-	dir, err := os.MkdirTemp("", "vmm-bench-qemu-")
-	Expect(err).NotTo(HaveOccurred())
-	sock := filepath.Join(dir, "qmp.sock")
-	q := &qemuBench{dir: dir}
-	DeferCleanup(q.stop)
-	q.qemuGuest = startQEMU(ctx, qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "1",
-		"-m", fmt.Sprintf("%dM", smallRAM>>20), "-device", "pcie-root-port,id=hp0,chassis=1",
-		"-qmp", "unix:"+sock+",server=on,wait=off")
-	q.qmp, err = dialQMP(sock)
-	Expect(err).NotTo(HaveOccurred())
-	return qemuSmall{q}
+	return qemuSmall{startQEMUWithQMP(ctx, qemu, "-smp", "1", "-m", fmt.Sprintf("%dM", smallRAM>>20),
+		"-device", "pcie-root-port,id=hp0,chassis=1")}
 }
 
 func (q qemuSmall) addDisk(_ context.Context, path string) {

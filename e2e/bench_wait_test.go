@@ -64,3 +64,41 @@ func timeToGuest(ctx context.Context, g consoleGuest, cond string, request func(
 func memTotalAtLeast(bytes uint64) string {
 	return fmt.Sprintf(`{ read -r _ kb _ </proc/meminfo; [ "$kb" -ge %d ]; }`, bytes>>10)
 }
+
+// benchGuest is what takeTurns needs of a guest under a benchmark.
+type benchGuest interface {
+	name() string
+	stop()
+}
+
+// takeTurns takes runs rounds of measurements, each on a fresh guest from
+// every starter in turn, and returns how many guests gave theirs. A run
+// that fails (under emulation a guest sometimes dies, whatever its VMM)
+// is reported and left out; cmd/benchreport fails the report when a
+// metric got no sample at all.
+func takeTurns[G benchGuest](ctx context.Context, what string, runs int, starters []func(context.Context) G, measure func(context.Context, G)) int {
+	ok := 0
+	for i := range runs {
+		for _, start := range starters {
+			var g G
+			started := false
+			err := InterceptGomegaFailure(func() {
+				g = start(ctx)
+				started = true
+				measure(ctx, g)
+			})
+			who := "?"
+			if started {
+				who = g.name()
+				g.stop()
+			}
+			if err != nil {
+				GinkgoWriter.Printf("BENCH %s run %d of %d FAILED for %s: %v\n", what, i+1, runs, who, err)
+				continue
+			}
+			GinkgoWriter.Printf("BENCH %s run %d of %d done for %s\n", what, i+1, runs, who)
+			ok++
+		}
+	}
+	return ok
+}
