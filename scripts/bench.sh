@@ -17,7 +17,7 @@ go build -o "$B/benchreport" ./cmd/benchreport
 rm -rf "$B/bench" "$B/bench-io"
 # bench_host RESULTS FILTER: one KVM host running the benchmarks FILTER picks.
 bench_host() {
-	"$B/kvmhost" -mode "${KVMHOST_MODE:-auto}" -timeout 40m -results "$1" -attempts "${BENCH_HOST_ATTEMPTS:-3}" \
+	"$B/kvmhost" -mode "${KVMHOST_MODE:-auto}" -timeout 55m -results "$1" -attempts "${BENCH_HOST_ATTEMPTS:-3}" \
 		-file "$B/e2e.test:bin/e2e.test" -file "$B/vmm:bin/vmm" -file "$B/vmmctl:bin/vmmctl" \
 		-file "$C/guest/bzImage:guest/bzImage" -file "$C/guest/initramfs.cpio.gz:guest/initramfs.cpio.gz" \
 		-file "$C/guest/vmlinux:guest/vmlinux" -env 'VMM_GUEST_VMLINUX=$PAYLOAD/guest/vmlinux' \
@@ -27,7 +27,7 @@ bench_host() {
 		-env 'VMM_GUEST_INITRAMFS=$PAYLOAD/guest/initramfs.cpio.gz' \
 		-env 'VMM_QEMU=$PAYLOAD/qemu/run' -env VMM_BENCH=1 -env "VMM_BENCH_RUNS=${VMM_BENCH_RUNS:-5}" \
 		-env "VMM_BENCH_TRANSPORT=${VMM_BENCH_TRANSPORT:-}" \
-		-- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=38m \
+		-- ./bin/e2e.test -test.v -ginkgo.v -ginkgo.no-color -ginkgo.timeout=53m \
 		"-ginkgo.label-filter=$2" || true
 }
 # Boot and hot plug first; the device benchmark's bulk traffic is what most
