@@ -9,7 +9,7 @@
 //	benchreport [-md FILE] [-json FILE] [-png FILE] [-require LIST]... LOG...
 //
 // LOG "-" is standard input. -require takes a comma-separated list of
-// metrics that must have been measured; a metric alone needs samples for
+// metrics that must have been measured ("\," for a comma in a name); a metric alone needs samples for
 // vmm and qemu, "metric@vmm" (or "@qemu", "@vmm+qemu") for the VMMs named.
 // -require may be repeated. When the -json file exists, the report follows
 // it: the new file keeps its run, and the runs it kept, as history
@@ -58,7 +58,7 @@ type requireFlag []bench.Requirement
 func (f *requireFlag) String() string {
 	parts := make([]string, len(*f))
 	for i, r := range *f {
-		parts[i] = r.Metric + "@" + strings.Join(r.VMMs, "+")
+		parts[i] = strings.ReplaceAll(r.Metric, ",", `\,`) + "@" + strings.Join(r.VMMs, "+")
 	}
 	return strings.Join(parts, ",")
 }
