@@ -9,8 +9,9 @@
 //	benchreport [-md FILE] [-json FILE] [-png FILE] [-require LIST]... LOG...
 //
 // LOG "-" is standard input. -require takes a comma-separated list of
-// metrics that must have been measured ("\," for a comma in a name); a metric alone needs samples for
-// vmm and qemu, "metric@vmm" (or "@qemu", "@vmm+qemu") for the VMMs named.
+// metrics that must have been measured ("\," for a comma in a name); a
+// metric alone needs samples for vmm and qemu, "metric@vmm" (or "@qemu",
+// "@vmm+qemu") for the VMMs named.
 // -require may be repeated. When the -json file exists, the report follows
 // it: the new file keeps its run, and the runs it kept, as history
 // (bench.HistoryRuns at most); a file that cannot be read is replaced, with
