@@ -154,6 +154,9 @@ func measureIO(ctx context.Context, g ioGuest, on string) {
 	}
 	emit("network TCP host to guest on "+on, "MiB/s", who, float64(ioBenchNetMiB)/sendTCP(ctx, g).Seconds())
 	profileStep("TCP host to guest on "+on, who, g.pid(), stats)
+	if benchProfiling() {
+		GinkgoWriter.Printf("PROFILE %s guest interrupts:\n%s\n", who, g.sh(ctx, "dmesg | grep -i -m 3 x2apic; grep -i -e virtio -e LOC -e TLB /proc/interrupts"))
+	}
 }
 
 // sendTCP sends ioBenchNetMiB to a listener in the guest (busybox nc,
