@@ -296,45 +296,68 @@ func (n *Net) transmit(bufs [][]byte) error {
 	}
 }
 
+// netRXBatch bounds the frames delivered under one lock of the receive
+// queue, and so under one interrupt decision.
+const netRXBatch = 64
+
 // receive moves frames from the tap to the guest until stop closes. A
 // frame waits for receive buffers (the driver's notification kicks); one
 // too large for a buffer is dropped, unless mrg (mergeable buffers) lets
-// it span several.
+// it span several. Frames already queued in the tap go along with the one
+// that woke it, up to netRXBatch, so that a burst costs the guest one
+// interrupt rather than one per frame.
 func (n *Net) receive(qs queues, mrg bool, stop, kick, done chan struct{}) {
 	defer close(done)
 	buf := make([]byte, netHdrSize+netMaxFrame)
 	var chains []chain
+	var frame []byte // read from the tap, not delivered yet
 	for {
-		size, err := n.readTap(buf)
-		if err != nil {
-			select {
-			case <-stop:
-			default:
-				qs.logger().Error("virtio-net: tap read failed; receiving stopped", "tap", n.tapName, "err", err)
-			}
-			return
-		}
-		if size < netHdrSize {
-			continue
-		}
-		frame := buf[:size]
-		for {
-			handled := false
-			qs.with(netRXQueue, func(q *vring) {
-				if mrg {
-					handled = n.deliverMerged(q, frame, &chains)
-					return
+		if frame == nil {
+			size, err := n.readTap(buf)
+			if err != nil {
+				select {
+				case <-stop:
+				default:
+					qs.logger().Error("virtio-net: tap read failed; receiving stopped", "tap", n.tapName, "err", err)
 				}
-				handled = n.deliver(q, frame, &chains)
-			})
-			if handled {
-				break
-			}
-			select {
-			case <-kick:
-			case <-stop:
 				return
 			}
+			if size < netHdrSize {
+				continue
+			}
+			frame = buf[:size]
+		}
+		starved := false
+		live := qs.with(netRXQueue, func(q *vring) {
+			for i := 1; ; i++ {
+				delivered := false
+				if mrg {
+					delivered = n.deliverMerged(q, frame, &chains)
+				} else {
+					delivered = n.deliver(q, frame, &chains)
+				}
+				if !delivered {
+					starved = true
+					return
+				}
+				frame = nil
+				if i == netRXBatch {
+					return
+				}
+				size, ok := n.tryReadTap(buf)
+				if !ok {
+					return
+				}
+				frame = buf[:size]
+			}
+		})
+		if frame == nil || (live && !starved) {
+			continue
+		}
+		select {
+		case <-kick:
+		case <-stop:
+			return
 		}
 	}
 }
@@ -391,6 +414,21 @@ func (n *Net) deliverMerged(q *vring, frame []byte, chains *[]chain) bool {
 	}
 	q.publish()
 	return true
+}
+
+// tryReadTap reads one header+frame if the tap has one now, without
+// waiting; ok is false when it has none (or a runt, which is dropped).
+func (n *Net) tryReadTap(buf []byte) (size int, ok bool) {
+	var rerr error
+	err := n.rc.Read(func(fd uintptr) bool {
+		for {
+			size, rerr = unix.Read(int(fd), buf)
+			if !errors.Is(rerr, unix.EINTR) {
+				return true
+			}
+		}
+	})
+	return size, err == nil && rerr == nil && size >= netHdrSize
 }
 
 // readTap reads one header+frame, waiting for one in the poller.
