@@ -6,6 +6,7 @@ require (
 	github.com/onsi/ginkgo/v2 v2.34.0
 	github.com/onsi/gomega v1.44.0
 	github.com/yuin/gopher-lua v1.1.2
+	golang.org/x/image v0.41.0
 	golang.org/x/sys v0.50.0
 )
 

@@ -9,29 +9,35 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
 )
 
-// Chart geometry, in pixels.
+// Chart geometry, in pixels. The chart has one row per metric, its name on
+// the left (the y axis), and the ratios along the x axis.
 const (
-	chartHeight   = 360 // whole image
-	chartLeft     = 88  // left of the plot: y-axis labels up to "1/1024" at glyph scale 2
-	chartRight    = 16  // right of the plot
-	chartTop      = 48  // above the plot: the legend
-	chartBottom   = 40  // below the plot: group numbers
-	chartGroup    = 80  // width of one metric's group of bars
-	chartBar      = 26  // width of one bar
-	chartBarGap   = 6   // between a group's two bars
-	chartMinWidth = 320 // room for the legend with no groups
-	chartCap      = 12  // width of a whisker's end caps
-
-	glyphScale = 2 // the 5x7 glyphs are drawn this many pixels per dot
-	glyphW     = 5
-	glyphH     = 7
+	chartPlot     = 560 // width of the plot
+	chartRight    = 24  // right of the plot
+	chartTop      = 40  // above the plot: the legend
+	chartBottom   = 36  // below the plot: the scale's labels
+	chartRow      = 34  // height of one metric's row
+	chartBar      = 12  // height of one bar
+	chartBarGap   = 2   // between a row's two bars
+	chartLabelGap = 12  // between a metric's name and the plot
+	chartMargin   = 8   // left of the names
+	chartCap      = 8   // height of a whisker's end caps
+	chartMinLabel = 120 // narrowest column of names
+	chartMinRows  = 1   // a chart without metrics still has room for one row
 
 	// chartMaxExp bounds the log2 scale to 1/1024 .. 1024; values beyond
 	// are clipped to the edge.
 	chartMaxExp = 10
 )
+
+// chartFace is the chart's font: a fixed 7x13 bitmap.
+func chartFace() *basicfont.Face { return basicfont.Face7x13 }
 
 // Chart colours, as 0xRRGGBB.
 const (
@@ -50,13 +56,29 @@ func rgb(c uint32) color.RGBA {
 
 // ChartSize is the size in pixels of the chart of r.
 func (r Report) ChartSize() image.Point {
-	return chartSize(len(chartedMetrics(r.Measurements)))
+	charted := chartedMetrics(r.Measurements)
+	return chartSize(len(charted), labelColumn(charted))
 }
 
-// chartSize is the size of a chart of groups metrics.
-func chartSize(groups int) image.Point {
-	w := chartLeft + groups*chartGroup + chartRight
-	return image.Pt(max(w, chartMinWidth), chartHeight)
+// chartSize is the size of a chart of rows metrics whose names take label
+// pixels.
+func chartSize(rows, label int) image.Point {
+	return image.Pt(chartMargin+label+chartLabelGap+chartPlot+chartRight,
+		chartTop+max(rows, chartMinRows)*chartRow+chartBottom)
+}
+
+// labelColumn is the width of the column of metric names.
+func labelColumn(ms []Measurement) int {
+	w := chartMinLabel
+	for _, m := range ms {
+		w = max(w, textWidth(chartLabel(m)))
+	}
+	return w
+}
+
+// chartLabel is the name of m's row: the metric and its unit.
+func chartLabel(m Measurement) string {
+	return m.Metric + " (" + m.Unit + ")"
 }
 
 // chartedMetrics are the metrics the chart shows: those with samples for
@@ -73,20 +95,20 @@ func chartedMetrics(ms []Measurement) []Measurement {
 	return out
 }
 
-// WritePNG draws the chart as a PNG to w: per metric (those that
-// [Report.WriteChartKey] lists, numbered under the groups), a bar for vmm's
-// and for qemu's median divided by qemu's median, on a log2 scale with a
-// labelled grid line at each power of 2, and whiskers from min to max where
-// they differ. A
-// legend of coloured boxes names the VMMs.
+// WritePNG draws the chart as a PNG to w: a row per metric (those that
+// [Report.WriteChartKey] lists), named on the y axis, with a bar for vmm's
+// and for qemu's median divided by qemu's median, on a log2 scale along the
+// x axis with a labelled grid line at each power of 2, and whiskers from
+// min to max where they differ. A legend of coloured boxes names the VMMs.
 func (r Report) WritePNG(w io.Writer) error {
 	charted := chartedMetrics(r.Measurements)
-	size := chartSize(len(charted))
+	label := labelColumn(charted)
+	size := chartSize(len(charted), label)
 	img := image.NewRGBA(image.Rectangle{Max: size})
 	fill(img, img.Bounds(), colourBackground)
 
-	// Scale: whole powers of 2 around every ratio shown, bars rising from
-	// the lowest.
+	// Scale: whole powers of 2 around every ratio shown, bars growing
+	// from the lowest.
 	lo, hi := -1, 1
 	for _, m := range charted {
 		q, _ := m.Stats(QEMU)
@@ -97,70 +119,73 @@ func (r Report) WritePNG(w io.Writer) error {
 					continue
 				}
 				e := math.Log2(v / q.Median)
-				lo = min(lo, int(math.Ceil(e))-1) // strictly below: every bar has height
+				lo = min(lo, int(math.Ceil(e))-1) // strictly below: every bar has length
 				hi = max(hi, int(math.Ceil(e)))
 			}
 		}
 	}
 	lo, hi = max(lo, -chartMaxExp), min(hi, chartMaxExp)
+	plotLeft := chartMargin + label + chartLabelGap
 	plotTop, plotBottom := chartTop, size.Y-chartBottom
-	y := func(ratio float64) int {
+	x := func(ratio float64) int {
 		if ratio <= 0 {
-			return plotBottom
+			return plotLeft
 		}
 		e := math.Max(float64(lo), math.Min(float64(hi), math.Log2(ratio)))
-		return plotBottom - int(math.Round((e-float64(lo))/float64(hi-lo)*float64(plotBottom-plotTop)))
+		return plotLeft + int(math.Round((e-float64(lo))/float64(hi-lo)*float64(chartPlot)))
 	}
 
-	// Grid and its labels; labels are thinned out so that they do not
-	// overlap.
+	// Grid and its labels under the plot; labels are thinned out so that
+	// they do not overlap.
 	step := 1
-	for (plotBottom-plotTop)*step/(hi-lo) < glyphH*glyphScale+6 {
+	for chartPlot*step/(hi-lo) < textWidth("1/1024")+8 {
 		step++
 	}
 	for e := lo; e <= hi; e++ {
-		gy := y(math.Exp2(float64(e)))
+		gx := x(math.Exp2(float64(e)))
 		c, thick := uint32(colourGrid), 1
 		if e == 0 {
 			c, thick = colourUnity, 2
 		}
-		fill(img, image.Rect(chartLeft-4, gy, size.X-chartRight, gy+thick), c)
+		fill(img, image.Rect(gx, plotTop, gx+thick, plotBottom+4), c)
 		if (e-lo)%step == 0 || e == 0 {
-			label := powerLabel(e)
-			drawText(img, chartLeft-8-textWidth(label), gy-glyphH*glyphScale/2, label, colourInk)
+			l := powerLabel(e)
+			drawText(img, gx-textWidth(l)/2, plotBottom+8, l, colourInk)
 		}
 	}
-	fill(img, image.Rect(chartLeft-4, plotTop, chartLeft-3, plotBottom+1), colourInk)
+	fill(img, image.Rect(plotLeft-1, plotTop, plotLeft, plotBottom), colourInk)
 
-	// Bars and whiskers.
+	// Names, bars and whiskers.
 	for i, m := range charted {
 		q, _ := m.Stats(QEMU)
-		x := chartLeft + i*chartGroup + (chartGroup-2*chartBar-chartBarGap)/2
+		top := plotTop + i*chartRow
+		name := chartLabel(m)
+		drawText(img, plotLeft-chartLabelGap-textWidth(name), top+(chartRow-textHeight())/2, name, colourInk)
+		y0 := top + (chartRow-2*chartBar-chartBarGap)/2
 		for j, vmm := range vmmOrder() {
 			s, _ := m.Stats(vmm)
-			bx := x + j*(chartBar+chartBarGap)
-			fill(img, image.Rect(bx, y(s.Median/q.Median), bx+chartBar, plotBottom), barColour(vmm))
+			by := y0 + j*(chartBar+chartBarGap)
+			fill(img, image.Rect(plotLeft, by, x(s.Median/q.Median), by+chartBar), barColour(vmm))
 			if s.Min == s.Max {
 				continue // no spread to show
 			}
-			cx := bx + chartBar/2
-			yMax, yMin := y(s.Max/q.Median), y(s.Min/q.Median)
-			fill(img, image.Rect(cx-1, yMax, cx+1, yMin+1), colourInk)
-			fill(img, image.Rect(cx-chartCap/2, yMax, cx+chartCap/2, yMax+2), colourInk)
-			fill(img, image.Rect(cx-chartCap/2, yMin-1, cx+chartCap/2, yMin+1), colourInk)
+			cy := by + chartBar/2
+			xMin, xMax := x(s.Min/q.Median), x(s.Max/q.Median)
+			fill(img, image.Rect(xMin, cy-1, xMax+1, cy+1), colourInk)
+			fill(img, image.Rect(xMin, cy-chartCap/2, xMin+2, cy+chartCap/2), colourInk)
+			fill(img, image.Rect(xMax-1, cy-chartCap/2, xMax+1, cy+chartCap/2), colourInk)
 		}
-		label := strconv.Itoa(i + 1)
-		drawText(img, chartLeft+i*chartGroup+(chartGroup-textWidth(label))/2, plotBottom+10, label, colourInk)
 	}
 
-	// Legend.
-	lx := chartLeft
+	// Legend, and what the axis shows.
+	lx := plotLeft
 	for _, vmm := range vmmOrder() {
-		box := glyphH * glyphScale
-		fill(img, image.Rect(lx, 16, lx+box, 16+box), barColour(vmm))
-		drawText(img, lx+box+8, 16, vmm, colourInk)
-		lx += box + 8 + textWidth(vmm) + 24
+		box := textHeight()
+		fill(img, image.Rect(lx, 12, lx+box, 12+box), barColour(vmm))
+		drawText(img, lx+box+6, 12, vmm, colourInk)
+		lx += box + 6 + textWidth(vmm) + 24
 	}
+	drawText(img, lx, 12, "median / qemu's median, log2 scale", colourInk)
 
 	if err := png.Encode(w, img); err != nil {
 		return fmt.Errorf("write PNG chart: %w", err)
@@ -191,66 +216,17 @@ func fill(img draw.Image, r image.Rectangle, c uint32) {
 
 // textWidth is the width in pixels of s drawn by drawText.
 func textWidth(s string) int {
-	n := len([]rune(s))
-	if n == 0 {
-		return 0
-	}
-	return (n*(glyphW+1) - 1) * glyphScale
+	return font.MeasureString(chartFace(), s).Ceil()
 }
 
-// drawText draws s with its top left corner at (x, y), in the few glyphs
-// the chart needs; other characters are left blank.
+// textHeight is the height in pixels of a line drawn by drawText.
+func textHeight() int {
+	return chartFace().Metrics().Height.Ceil()
+}
+
+// drawText draws s with its top left corner at (x, y).
 func drawText(img draw.Image, x, y int, s string, c uint32) {
-	for _, r := range s {
-		rows, _ := glyph(r)
-		for gy, row := range rows {
-			for gx := range glyphW {
-				if row&(1<<(glyphW-1-gx)) != 0 {
-					px, py := x+gx*glyphScale, y+gy*glyphScale
-					fill(img, image.Rect(px, py, px+glyphScale, py+glyphScale), c)
-				}
-			}
-		}
-		x += (glyphW + 1) * glyphScale
-	}
-}
-
-// glyph returns the 5x7 dot pattern of r, one row per byte with the
-// leftmost dot in bit 4; ok is false for characters the chart never draws.
-func glyph(r rune) (rows [glyphH]uint8, ok bool) {
-	switch r {
-	case '0':
-		return [glyphH]uint8{0b01110, 0b10001, 0b10011, 0b10101, 0b11001, 0b10001, 0b01110}, true
-	case '1':
-		return [glyphH]uint8{0b00100, 0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110}, true
-	case '2':
-		return [glyphH]uint8{0b01110, 0b10001, 0b00001, 0b00010, 0b00100, 0b01000, 0b11111}, true
-	case '3':
-		return [glyphH]uint8{0b11111, 0b00010, 0b00100, 0b00010, 0b00001, 0b10001, 0b01110}, true
-	case '4':
-		return [glyphH]uint8{0b00010, 0b00110, 0b01010, 0b10010, 0b11111, 0b00010, 0b00010}, true
-	case '5':
-		return [glyphH]uint8{0b11111, 0b10000, 0b11110, 0b00001, 0b00001, 0b10001, 0b01110}, true
-	case '6':
-		return [glyphH]uint8{0b00110, 0b01000, 0b10000, 0b11110, 0b10001, 0b10001, 0b01110}, true
-	case '7':
-		return [glyphH]uint8{0b11111, 0b00001, 0b00010, 0b00100, 0b01000, 0b01000, 0b01000}, true
-	case '8':
-		return [glyphH]uint8{0b01110, 0b10001, 0b10001, 0b01110, 0b10001, 0b10001, 0b01110}, true
-	case '9':
-		return [glyphH]uint8{0b01110, 0b10001, 0b10001, 0b01111, 0b00001, 0b00010, 0b01100}, true
-	case '/':
-		return [glyphH]uint8{0b00001, 0b00001, 0b00010, 0b00100, 0b01000, 0b10000, 0b10000}, true
-	case 'e':
-		return [glyphH]uint8{0, 0, 0b01110, 0b10001, 0b11111, 0b10000, 0b01110}, true
-	case 'm':
-		return [glyphH]uint8{0, 0, 0b11010, 0b10101, 0b10101, 0b10001, 0b10001}, true
-	case 'q':
-		return [glyphH]uint8{0, 0, 0b01101, 0b10011, 0b10001, 0b01111, 0b00001}, true
-	case 'u':
-		return [glyphH]uint8{0, 0, 0b10001, 0b10001, 0b10001, 0b10011, 0b01101}, true
-	case 'v':
-		return [glyphH]uint8{0, 0, 0b10001, 0b10001, 0b10001, 0b01010, 0b00100}, true
-	}
-	return [glyphH]uint8{}, false
+	d := font.Drawer{Dst: img, Src: image.NewUniform(rgb(c)), Face: chartFace(),
+		Dot: fixed.P(x, y+chartFace().Metrics().Ascent.Ceil())}
+	d.DrawString(s)
 }

@@ -18,10 +18,16 @@ type Report struct {
 	Sources []string
 	// Measurements are the metrics, in table order.
 	Measurements []Measurement
+	// History summarises the runs before this one, newest first (see
+	// [Report.Follow]).
+	History []RunSummary
 }
 
 // FormatVersion identifies the layout of the results JSON.
-const FormatVersion = "vmm-bench/1"
+const FormatVersion = "vmm-bench/2"
+
+// formatVersion1 is the layout before the history; ReadJSON still reads it.
+const formatVersion1 = "vmm-bench/1"
 
 // jsonReport is the results JSON; its layout is documented on WriteJSON.
 type jsonReport struct {
@@ -29,6 +35,7 @@ type jsonReport struct {
 	Generated time.Time    `json:"generated"`
 	Sources   []string     `json:"sources"`
 	Metrics   []jsonMetric `json:"metrics"`
+	History   []RunSummary `json:"history"`
 }
 
 // jsonMetric is one metric of the results JSON.
@@ -60,15 +67,27 @@ type jsonVMM struct {
 //	      "qemu": {"n": 5, "median": 13968, "min": 13000, "max": 15000, "samples": [...]},
 //	      "ratio": 0.502
 //	    }
+//	  ],
+//	  "history": [
+//	    {
+//	      "generated": "2026-05-24T10:00:00Z",
+//	      "metrics": [{"metric": "boot: process start to ready marker", "unit": "ms", "vmm": 7100, "qemu": 13900, "ratio": 0.511}]
+//	    }
 //	  ]
 //	}
 //
 // metrics keeps table order (first appearance in the logs). "vmm" or
 // "qemu" is null when that VMM has no samples for the metric; samples are in
 // the order they were read. "ratio" is vmm's median over qemu's, null when
-// either is missing or qemu's median is 0.
+// either is missing or qemu's median is 0. "history" holds the medians and
+// ratios of up to HistoryRuns earlier runs, newest first, so that a
+// regression shows.
 func (r Report) WriteJSON(w io.Writer) error {
-	out := jsonReport{Format: FormatVersion, Generated: r.Generated.UTC(), Sources: r.Sources, Metrics: []jsonMetric{}}
+	out := jsonReport{Format: FormatVersion, Generated: r.Generated.UTC(), Sources: r.Sources, Metrics: []jsonMetric{},
+		History: r.History}
+	if out.History == nil {
+		out.History = []RunSummary{}
+	}
 	if out.Sources == nil {
 		out.Sources = []string{}
 	}
@@ -97,17 +116,21 @@ func jsonStats(m Measurement, vmm string) *jsonVMM {
 	return &jsonVMM{Stats: s, Samples: m.Samples[vmm]}
 }
 
-// ReadJSON reads a report written by [Report.WriteJSON]. Statistics are
-// recomputed from the samples.
+// ReadJSON reads a report written by [Report.WriteJSON], or by its first
+// layout, which had no history. Statistics are recomputed from the
+// samples.
 func ReadJSON(rd io.Reader) (Report, error) {
 	var in jsonReport
 	if err := json.NewDecoder(rd).Decode(&in); err != nil {
 		return Report{}, fmt.Errorf("read results JSON: %w", err)
 	}
-	if in.Format != FormatVersion {
+	if in.Format != FormatVersion && in.Format != formatVersion1 {
 		return Report{}, fmt.Errorf("read results JSON: format %q, want %q", in.Format, FormatVersion)
 	}
 	r := Report{Generated: in.Generated, Sources: in.Sources}
+	if len(in.History) > 0 {
+		r.History = in.History
+	}
 	for _, jm := range in.Metrics {
 		m := Measurement{Metric: jm.Metric, Unit: jm.Unit, Samples: map[string][]float64{}}
 		for vmm, js := range map[string]*jsonVMM{VMM: jm.VMM, QEMU: jm.QEMU} {
@@ -158,26 +181,17 @@ func (r Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
-// WriteChartKey writes a paragraph that explains the PNG chart and names
-// its groups of bars, left to right.
+// WriteChartKey writes a paragraph that explains the PNG chart, whose rows
+// name their metrics themselves.
 func (r Report) WriteChartKey(w io.Writer) error {
 	var b strings.Builder
-	charted := chartedMetrics(r.Measurements)
-	b.WriteString("Chart: per metric, vmm (blue) and qemu (orange) medians relative to qemu's median, " +
+	b.WriteString("Chart: one row per metric, named on the y axis; vmm (blue) and qemu (orange) medians relative to qemu's median, " +
 		"on a log2 scale (grid lines at powers of 2; the dark line is 1, as fast or as large as qemu); " +
 		"whiskers span min to max; lower is better for times and sizes, higher for throughput (MiB/s).")
-	if len(charted) == 0 {
+	if n := len(chartedMetrics(r.Measurements)); n == 0 {
 		b.WriteString(" No metric has samples for both VMMs, so the chart is empty.\n")
 	} else {
-		b.WriteString(" Groups, left to right:")
-		for i, m := range charted {
-			sep := ";"
-			if i == len(charted)-1 {
-				sep = "."
-			}
-			fmt.Fprintf(&b, " %d %s%s", i+1, escapeCell(m.Metric), sep)
-		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, " Charted: the %d of %d metrics with samples from both VMMs.\n", n, len(r.Measurements))
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write chart key: %w", err)

@@ -54,7 +54,7 @@ func TestWriteMarkdownKeysTheChartedMetrics(t *testing.T) {
 	if err := testReport(t).WriteMarkdown(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "|\n\nChart: ") || !strings.HasSuffix(b.String(), " Groups, left to right: 1 boot: process start to ready marker.\n") {
+	if !strings.Contains(b.String(), "|\n\nChart: ") || !strings.HasSuffix(b.String(), " Charted: the 1 of 3 metrics with samples from both VMMs.\n") {
 		t.Errorf("Markdown:\n%s\nwant the table, a blank line and a chart key naming group 1 only", b.String())
 	}
 	b.Reset()

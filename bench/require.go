@@ -16,11 +16,12 @@ type Requirement struct {
 // ParseRequirements reads a comma-separated list of requirements. Each item
 // is a metric name, optionally followed by '@' and the VMMs it is required
 // for joined by '+': "boot: ready" needs samples for vmm and qemu,
-// "boot: first KVM_RUN@vmm" for vmm only. Space around items is ignored; an
-// empty list is no requirement.
+// "boot: first KVM_RUN@vmm" for vmm only. A comma in a metric's name is
+// written "\,". Space around items is ignored; an empty list is no
+// requirement.
 func ParseRequirements(list string) ([]Requirement, error) {
 	var reqs []Requirement
-	for _, item := range strings.Split(list, ",") {
+	for _, item := range splitUnescaped(list) {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
@@ -95,4 +96,24 @@ func Check(ms []Measurement, reqs []Requirement) error {
 func IsMissing(err error) bool {
 	var e *MissingError
 	return errors.As(err, &e)
+}
+
+// splitUnescaped splits list at its commas, except those written "\,",
+// which stay in the item as plain commas.
+func splitUnescaped(list string) []string {
+	var items []string
+	var b strings.Builder
+	for i := 0; i < len(list); i++ {
+		switch {
+		case list[i] == '\\' && i+1 < len(list) && list[i+1] == ',':
+			b.WriteByte(',')
+			i++
+		case list[i] == ',':
+			items = append(items, b.String())
+			b.Reset()
+		default:
+			b.WriteByte(list[i])
+		}
+	}
+	return append(items, b.String())
 }

@@ -23,6 +23,11 @@ func TestParseRequirements(t *testing.T) {
 			list: " boot: ready , boot: first KVM_RUN@vmm, rss @ qemu + vmm ",
 			want: []Requirement{{"boot: ready", both}, {"boot: first KVM_RUN", []string{VMM}}, {"rss", []string{QEMU, VMM}}},
 		},
+		{
+			name: "an escaped comma in a name",
+			list: `boot: ready (vmlinux\, PVH),rss@vmm`,
+			want: []Requirement{{"boot: ready (vmlinux, PVH)", both}, {"rss", []string{VMM}}},
+		},
 		{name: "unknown vmm", list: "boot@vmm+xen", wantErr: `unknown vmm "xen"`},
 		{name: "empty vmm", list: "boot@", wantErr: `unknown vmm ""`},
 		{name: "empty metric", list: "@vmm", wantErr: "empty metric"},

@@ -20,14 +20,14 @@ import (
 )
 
 // The device benchmark: disk read and write throughput through
-// virtio-blk and guest-to-host TCP throughput through virtio-net, for vmm
-// and for QEMU (the same kernel, initramfs and image size, in the same KVM
-// host, the same guest commands), each run on a fresh guest, on the
-// transport VMM_BENCH_TRANSPORT names: "pci" (the default: vmm's
-// virtio-pci beside QEMU q35's virtio-pci devices) or "mmio" (vmm's
-// virtio-mmio beside QEMU microvm's). Values are BENCHDATA lines for
-// cmd/benchreport, whose metric names do not say the transport: a report
-// is of one transport. The spec fails only when no run succeeded at all.
+// virtio-blk and TCP throughput both ways through virtio-net, for vmm and
+// for QEMU (the same kernel, initramfs and image size, in the same KVM
+// host, the same guest commands), each run on a fresh guest, on both
+// transports: vmm's virtio-pci beside QEMU q35's virtio-pci devices, then
+// vmm's virtio-mmio beside QEMU microvm's, with half the runs.
+// VMM_BENCH_TRANSPORT (pci or mmio) keeps one of them. Values are BENCHDATA
+// lines for cmd/benchreport whose metric names say the transport. The spec
+// fails only when no run succeeded at all.
 
 const (
 	ioBenchDiskMiB = 256
@@ -36,6 +36,7 @@ const (
 	ioBenchGuestIP = "192.168.250.2"
 	ioBenchMask    = "255.255.255.0"
 	ioBenchPort    = 5201
+	ioBenchRxPort  = 5202
 	ioBenchVmmTap  = "vmmbench0"
 	ioBenchQEMUTap = "qemubench0"
 )
@@ -44,62 +45,76 @@ const (
 // has the host side ioBenchHostIP.
 type ioGuest interface {
 	name() string
+	pid() int
 	sh(ctx context.Context, cmd string) string
 	stop()
 }
 
-// ioBenchTransport is the transport VMM_BENCH_TRANSPORT names: pci or
-// mmio.
-func ioBenchTransport() string {
-	if t := os.Getenv("VMM_BENCH_TRANSPORT"); t != "" {
-		return t
+// ioBenchTransports are the transports to measure, with the runs of
+// each: both (mmio with half the runs), or the one VMM_BENCH_TRANSPORT
+// names.
+func ioBenchTransports(runs int) map[string]int {
+	switch t := os.Getenv("VMM_BENCH_TRANSPORT"); t {
+	case "":
+		return map[string]int{"pci": runs, "mmio": (runs + 1) / 2}
+	case "pci", "mmio":
+		return map[string]int{t: runs}
+	default:
+		Fail("VMM_BENCH_TRANSPORT=" + t + ": want pci or mmio")
+		return nil
 	}
-	return "pci"
+}
+
+// transportName is how a metric names the transport.
+func transportName(transport string) string {
+	if transport == "pci" {
+		return "PCI"
+	}
+	return "virtio-mmio"
 }
 
 var _ = Describe("disk and network throughput beside QEMU", Label("benchmark", "io"), Serial, func() {
 	It("reports virtio-blk read and write and virtio-net TCP throughput", func(ctx SpecContext) {
-		runs := benchRuns(3)
 		qemu := os.Getenv("VMM_QEMU")
-		transport := ioBenchTransport()
-		Expect(transport).To(BeElementOf("pci", "mmio"), "VMM_BENCH_TRANSPORT")
-		GinkgoWriter.Printf("BENCH io on virtio-%s\n", transport)
-		starters := []func(context.Context, string) ioGuest{
-			func(ctx context.Context, disk string) ioGuest { return startVmmIOBench(ctx, transport, disk) },
-		}
-		if qemu != "" {
-			starters = append(starters, func(ctx context.Context, disk string) ioGuest { return startQEMUIOBench(ctx, qemu, transport, disk) })
-		}
 		ok := 0
-		for i := range runs {
-			for _, start := range starters {
-				var g ioGuest
-				err := InterceptGomegaFailure(func() {
-					disk := filepath.Join(GinkgoT().TempDir(), "bench.img")
-					Expect(os.WriteFile(disk, nil, 0o644)).To(Succeed())
-					Expect(os.Truncate(disk, ioBenchDiskMiB<<20)).To(Succeed())
-					g = start(ctx, disk)
-					measureIO(ctx, g)
-				})
-				who := "?"
-				if g != nil {
-					who = g.name()
-					g.stop()
-				}
-				if err != nil {
-					GinkgoWriter.Printf("BENCH io run %d of %d FAILED for %s: %v\n", i+1, runs, who, err)
-					continue
-				}
-				ok++
+		transports := ioBenchTransports(benchRuns(3))
+		for _, transport := range []string{"pci", "mmio"} {
+			runs := transports[transport]
+			if runs > 0 {
+				GinkgoWriter.Printf("BENCH io on virtio-%s, %d runs\n", transport, runs)
 			}
+			starters := []func(context.Context, string) ioGuest{
+				func(ctx context.Context, disk string) ioGuest { return startVmmIOBench(ctx, transport, disk) },
+			}
+			if qemu != "" {
+				starters = append(starters, func(ctx context.Context, disk string) ioGuest { return startQEMUIOBench(ctx, qemu, transport, disk) })
+			}
+			ok += runIOBench(ctx, runs, transport, starters)
 		}
 		Expect(ok).To(BeNumerically(">", 0), "every run failed")
-	}, SpecTimeout(25*time.Minute))
+	}, SpecTimeout(35*time.Minute))
 })
+
+// runIOBench takes runs rounds of the measurements on transport, one fresh
+// guest per starter each, and returns how many guests gave them.
+func runIOBench(ctx context.Context, runs int, transport string, starters []func(context.Context, string) ioGuest) int {
+	var withDisk []func(context.Context) ioGuest
+	for _, start := range starters {
+		withDisk = append(withDisk, func(ctx context.Context) ioGuest {
+			disk := filepath.Join(GinkgoT().TempDir(), "bench.img")
+			Expect(os.WriteFile(disk, nil, 0o644)).To(Succeed())
+			Expect(os.Truncate(disk, ioBenchDiskMiB<<20)).To(Succeed())
+			return start(ctx, disk)
+		})
+	}
+	return takeTurns(ctx, "io on "+transport, runs, withDisk, func(ctx context.Context, g ioGuest) {
+		measureIO(ctx, g, transportName(transport))
+	})
+}
 
 // measureIO takes one run's measurements. Times are taken on the host
 // around each guest command, less the round trip of an empty command.
-func measureIO(ctx context.Context, g ioGuest) {
+func measureIO(ctx context.Context, g ioGuest, on string) {
 	GinkgoHelper()
 	who := g.name()
 	timed := func(cmd string) time.Duration {
@@ -113,22 +128,64 @@ func measureIO(ctx context.Context, g ioGuest) {
 	}
 	n := strconv.Itoa(ioBenchDiskMiB)
 	w := timed("dd if=/dev/zero of=/dev/vda bs=1M count=" + n + " conv=fsync 2>/dev/null")
-	emit("disk write (dd 1M blocks; fsync)", "MiB/s", who, mibps(ioBenchDiskMiB, w))
+	emit("disk write on "+on+" (dd 1M blocks; fsync)", "MiB/s", who, mibps(ioBenchDiskMiB, w))
 	g.sh(ctx, "sync; echo 3 > /proc/sys/vm/drop_caches")
 	r := timed("dd if=/dev/vda of=/dev/null bs=1M count=" + n + " 2>/dev/null")
-	emit("disk read (dd 1M blocks; cold cache)", "MiB/s", who, mibps(ioBenchDiskMiB, r))
+	emit("disk read on "+on+" (dd 1M blocks; cold cache)", "MiB/s", who, mibps(ioBenchDiskMiB, r))
 
 	g.sh(ctx, "ip addr add "+ioBenchGuestIP+"/24 dev eth0 && ip link set eth0 up")
 	g.sh(ctx, "ping -c 1 -W 5 "+ioBenchHostIP+" >/dev/null || ping -c 1 -W 5 "+ioBenchHostIP)
 	ln, err := net.Listen("tcp", net.JoinHostPort(ioBenchHostIP, strconv.Itoa(ioBenchPort)))
 	Expect(err).NotTo(HaveOccurred())
 	defer ln.Close()
+	var stats map[string]uint64
+	if benchProfiling() {
+		stats = kvmStats(g.pid())
+	}
 	got := receiveTCP(ln, ioBenchNetMiB<<20, io.Discard)
 	g.sh(ctx, fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc -w 5 %s %d; true", ioBenchNetMiB, ioBenchHostIP, ioBenchPort))
 	var res tcpReceipt
 	Eventually(got).WithTimeout(time.Minute).Should(Receive(&res), "%s: the host received nothing", who)
 	Expect(res.err).NotTo(HaveOccurred(), "%s: TCP receive", who)
-	emit("network TCP guest to host", "MiB/s", who, float64(ioBenchNetMiB)/res.took.Seconds())
+	emit("network TCP guest to host on "+on, "MiB/s", who, float64(ioBenchNetMiB)/res.took.Seconds())
+	profileStep("TCP guest to host on "+on, who, g.pid(), stats)
+	if benchProfiling() {
+		stats = kvmStats(g.pid())
+	}
+	emit("network TCP host to guest on "+on, "MiB/s", who, float64(ioBenchNetMiB)/sendTCP(ctx, g).Seconds())
+	profileStep("TCP host to guest on "+on, who, g.pid(), stats)
+	if benchProfiling() {
+		GinkgoWriter.Printf("PROFILE %s guest interrupts:\n%s\n", who, g.sh(ctx, "dmesg | grep -i -m 3 x2apic; grep -i -e virtio -e LOC -e TLB /proc/interrupts"))
+	}
+}
+
+// sendTCP sends ioBenchNetMiB to a listener in the guest (busybox nc,
+// its standard input held open so that it leaves only when the host has
+// sent everything) and returns the time from connect until the guest has
+// read it all and closed.
+func sendTCP(ctx context.Context, g ioGuest) time.Duration {
+	GinkgoHelper()
+	port := strconv.Itoa(ioBenchRxPort)
+	g.sh(ctx, "(sleep 300 | nc -l -p "+port+" >/dev/null) >/dev/null 2>&1 &")
+	var c net.Conn
+	Eventually(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(ioBenchGuestIP, port), time.Second)
+		return err
+	}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "%s: connect to the guest's listener", g.name())
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+	buf := make([]byte, 1<<20)
+	t0 := time.Now()
+	for range ioBenchNetMiB {
+		_, err := c.Write(buf)
+		Expect(err).NotTo(HaveOccurred(), "%s: send to the guest", g.name())
+	}
+	Expect(c.(*net.TCPConn).CloseWrite()).To(Succeed())
+	_, err := io.Copy(io.Discard, c)
+	took := time.Since(t0)
+	Expect(err).NotTo(HaveOccurred(), "%s: wait for the guest to close", g.name())
+	return took
 }
 
 // vmmIOBench is vmm's guest for the device benchmark.
@@ -150,6 +207,7 @@ func startVmmIOBench(ctx context.Context, transport, disk string) ioGuest {
 }
 
 func (g *vmmIOBench) name() string { return bench.VMM }
+func (g *vmmIOBench) pid() int     { return g.m.Pid() }
 func (g *vmmIOBench) sh(ctx context.Context, cmd string) string {
 	GinkgoHelper()
 	return sh(ctx, g.m, cmd)

@@ -54,6 +54,8 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 	}{
 		{"4 CPUs", 4, 4, 0},
 		{"2 of 8 CPUs with memory hot plug", 2, 8, 64},
+		// The largest machine: the tables must fit their 128 KiB.
+		{"1 of 254 CPUs with the most memory slots", 1, acpi.MaxCPUs, maxMemorySlots},
 	} {
 		pcim := pciTestMachine(t, 2)
 		t.Run(c.name, func(t *testing.T) {

@@ -276,10 +276,18 @@ func (m *machine) addDevices() error {
 	return m.addVirtio()
 }
 
+// maxMemorySlots bounds the memory hot plug slots a machine lays out, below
+// hotplug.MaxMemorySlots: each RAM increase takes one slot, whatever its
+// size, and each slot is a device in the DSDT (some 75 bytes). The 4096
+// slots of 512 GiB of hot plug space made the ACPI tables 316 KB, beyond
+// their 128 KiB; 256 slots (QEMU's limit of DIMMs) take about 19 KB.
+const maxMemorySlots = 256
+
 // addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
 // (power button and CPU events, and memory events with a hot plug RAM
 // space), the CPU controller for max_vcpus CPUs, and the memory controller
-// with one slot per whole 128 MiB block of hot plug space (ACPI hot plug
+// with one slot per whole 128 MiB block of hot plug space, at most
+// maxMemorySlots (ACPI hot plug
 // only: with virtio-mem, the space is the virtio-mem device's).
 func (m *machine) addHotplug() error {
 	var err error
@@ -291,7 +299,7 @@ func (m *machine) addHotplug() error {
 		}
 	}
 	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 && m.cfg.Memory.HotplugMethod != config.HotplugVirtioMem {
-		slots := int(min(blocks, hotplug.MaxMemorySlots))
+		slots := int(min(blocks, maxMemorySlots))
 		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {
 			return err
 		}

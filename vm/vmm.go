@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -304,6 +305,11 @@ func (v *VMM) bootLocked() error {
 	v.m = m
 	v.bootRAM = m.cfg.Memory.Size
 	v.state = StateRunning
+	// The kernel and initramfs were read into the heap (twice: once to
+	// check the configuration) and copied into guest RAM; the Go runtime
+	// would keep their pages for minutes. Give them back now, off the
+	// caller's path.
+	go debug.FreeOSMemory()
 	v.log.Info("VM running", "vcpus", v.cfg.CPUs.BootVCPUs, "max_vcpus", v.cfg.CPUs.MaxVCPUs, "memory_mib", v.cfg.Memory.Size>>20)
 	return nil
 }

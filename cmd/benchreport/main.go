@@ -9,9 +9,13 @@
 //	benchreport [-md FILE] [-json FILE] [-png FILE] [-require LIST]... LOG...
 //
 // LOG "-" is standard input. -require takes a comma-separated list of
-// metrics that must have been measured; a metric alone needs samples for
-// vmm and qemu, "metric@vmm" (or "@qemu", "@vmm+qemu") for the VMMs named.
-// -require may be repeated.
+// metrics that must have been measured ("\," for a comma in a name); a
+// metric alone needs samples for vmm and qemu, "metric@vmm" (or "@qemu",
+// "@vmm+qemu") for the VMMs named.
+// -require may be repeated. When the -json file exists, the report follows
+// it: the new file keeps its run, and the runs it kept, as history
+// (bench.HistoryRuns at most); a file that cannot be read is replaced, with
+// a warning.
 //
 // Exit status: 0 on success; 1 when a log cannot be read, holds a malformed
 // BENCHDATA line or no BENCHDATA line at all, a required measurement is
@@ -55,7 +59,7 @@ type requireFlag []bench.Requirement
 func (f *requireFlag) String() string {
 	parts := make([]string, len(*f))
 	for i, r := range *f {
-		parts[i] = r.Metric + "@" + strings.Join(r.VMMs, "+")
+		parts[i] = strings.ReplaceAll(r.Metric, ",", `\,`) + "@" + strings.Join(r.VMMs, "+")
 	}
 	return strings.Join(parts, ",")
 }
@@ -103,6 +107,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, now func() ti
 		return exitFailed
 	}
 	report.Generated = now().UTC().Truncate(time.Second)
+	if *jsonPath != "" {
+		if prev, err := readPrevious(*jsonPath); err != nil {
+			fmt.Fprintf(stderr, "%s: warning: %v; the history starts again\n", programName, err)
+		} else if prev != nil {
+			report.Follow(*prev)
+		}
+	}
 
 	var md, js, pngData bytes.Buffer
 	if err := report.WriteMarkdown(&md); err != nil {
@@ -179,4 +190,21 @@ func readLog(path string, stdin io.Reader) ([]bench.Sample, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return samples, nil
+}
+
+// readPrevious reads the results JSON at path, nil when there is none.
+func readPrevious(path string) (*bench.Report, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("previous results: %w", err)
+	}
+	defer f.Close()
+	r, err := bench.ReadJSON(f)
+	if err != nil {
+		return nil, fmt.Errorf("previous results %s: %w", path, err)
+	}
+	return &r, nil
 }

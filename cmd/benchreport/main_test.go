@@ -68,6 +68,44 @@ func TestRunWritesTableJSONAndPNG(t *testing.T) {
 	}
 }
 
+func TestRunKeepsTheEarlierRunsAsHistory(t *testing.T) {
+	dir := t.TempDir()
+	log := writeLog(t, dir, "console.log", testLog)
+	js := filepath.Join(dir, "r.json")
+	for range 3 {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"-json", js, log}, nil, &stdout, &stderr, fixedNow); code != 0 {
+			t.Fatalf("exit %d, stderr %s", code, stderr.String())
+		}
+	}
+	data, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results struct {
+		Format  string
+		History []struct {
+			Metrics []struct {
+				Metric string
+				Ratio  *float64
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &results); err != nil || results.Format != "vmm-bench/2" || len(results.History) != 2 ||
+		results.History[1].Metrics[0].Metric != "boot: ready" || *results.History[1].Metrics[0].Ratio != 0.5 {
+		t.Errorf("results JSON %+v, %v:\n%s", results, err, data)
+	}
+
+	// A file that is not results JSON is replaced, with a warning.
+	if err := os.WriteFile(js, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-json", js, log}, nil, &stdout, &stderr, fixedNow); code != 0 || !strings.Contains(stderr.String(), "warning") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestRunReadsSeveralLogsAndStandardInput(t *testing.T) {
 	dir := t.TempDir()
 	a := writeLog(t, dir, "a.log", `BENCHDATA {"metric":"m","unit":"ms","vmm":"vmm","value":1}`)

@@ -67,4 +67,6 @@ type queues interface {
 	with(i int, f func(q *vring)) bool
 	// logger is the device's log.
 	logger() *slog.Logger
+	// negotiated is the features the driver accepted.
+	negotiated() uint64
 }

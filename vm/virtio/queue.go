@@ -384,6 +384,15 @@ func (c *chain) add(mem Memory, d desc) error {
 // writable buffers filled, publishing the used index. A failure makes the
 // queue unusable (q.err).
 func (q *vring) push(head uint16, written uint32) {
+	q.stage(head, written)
+	q.publish()
+}
+
+// stage writes the used ring's next element, the chain at head with
+// written bytes filled, without publishing it: the driver sees it with the
+// next publish, together with every element staged before. A failure makes
+// the queue unusable (q.err).
+func (q *vring) stage(head uint16, written uint32) {
 	if q.err != nil {
 		return
 	}
@@ -395,6 +404,13 @@ func (q *vring) push(head uint16, written uint32) {
 	binary.LittleEndian.PutUint32(b[0:], uint32(head))
 	binary.LittleEndian.PutUint32(b[4:], written)
 	q.nextUsed++
+}
+
+// publish stores the used index past every staged element.
+func (q *vring) publish() {
+	if q.err != nil {
+		return
+	}
 	w, err := q.slice(q.used, 4)
 	if err != nil {
 		q.err = fmt.Errorf("used ring idx: %w", err)

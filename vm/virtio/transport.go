@@ -210,6 +210,10 @@ func (t *transport) requestReset() {
 // logger implements queues.
 func (t *transport) logger() *slog.Logger { return t.log }
 
+// negotiated is the driver's features; the device's activate runs with
+// them settled (FEATURES_OK, then DRIVER_OK).
+func (t *transport) negotiated() uint64 { return t.driverFeatures }
+
 // DebugState describes the transport for a state dump: the interrupt
 // status and, per live queue, the driver's and the device's indexes and
 // event indexes, as a queue stuck on a lost notification or interrupt
