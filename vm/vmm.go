@@ -397,6 +397,9 @@ func (v *VMM) Delete() error {
 	v.stopLocked()
 	v.closeConsolesLocked()
 	if v.cfg != nil {
+		for _, n := range v.cfg.Net {
+			closeFDs(n.FDs)
+		}
 		v.emit(events.SourceVM, events.Deleted)
 	}
 	v.cfg = nil

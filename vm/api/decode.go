@@ -157,6 +157,11 @@ func decodeCreate(body []byte) (config.VM, error) {
 	if err != nil {
 		return config.VM{}, undecodable("request body: %s", describeDecodeError(err))
 	}
+	for i, n := range cfg.Net {
+		if len(n.FDs) > 0 {
+			return config.VM{}, badRequest("net %d: %v: vm.create takes none; add the net with vm.add-net", i, errFDsInBody)
+		}
+	}
 	return cfg, nil
 }
 

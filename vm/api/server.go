@@ -152,10 +152,11 @@ func serveOn(sock *unixSocket, socketPath string, b Backend, opts Options) *Serv
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ConnContext:       withConn,
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.hs.Serve(sock); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.hs.Serve(fdListener{sock}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.serveErr = fmt.Errorf("api server on %s: %w", socketPath, err)
 		}
 	}()
@@ -294,11 +295,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := s.readBody(w, r)
+	// The descriptors passed with the request came with it, up to the end
+	// of its body; whatever the route does with them, they are closed here.
+	files, ferr := passedFiles(r.Context())
+	defer closeFiles(files)
+	if err == nil {
+		err = ferr
+	}
 	if err == nil {
 		err = checkBody(rt, body)
 	}
 	if err == nil {
-		err = rt.handle(s, w, body)
+		err = rt.handle(s, w, input{body: body, files: files})
 	}
 	if err != nil {
 		status := statusOf(err)
