@@ -28,6 +28,9 @@ const (
 	RouteResume      = "vm.resume"
 	RoutePowerButton = "vm.power-button"
 	RouteResize      = "vm.resize"
+	// RouteResizeZone is Cloud Hypervisor's memory zone resize; vmm has no
+	// memory zones, so it refuses every request, saying so.
+	RouteResizeZone = "vm.resize-zone"
 	// Device hot plug.
 	RouteAddDisk      = "vm.add-disk"
 	RouteAddNet       = "vm.add-net"
@@ -84,6 +87,7 @@ func routes() []route {
 		{RouteResume, http.MethodPut, bodyNone, "The VM could not resume", action(Backend.Resume)},
 		{RoutePowerButton, http.MethodPut, bodyNone, "Error triggering power button", action(Backend.PowerButton)},
 		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
+		{RouteResizeZone, http.MethodPut, bodyJSON, "The memory zone could not be resized", withBody(decodeResizeZone, (*Server).resizeZone)},
 		{RouteAddDisk, http.MethodPut, bodyJSON, "The disk could not be added to the VM", addDevice(Backend.AddDisk)},
 		{RouteAddNet, http.MethodPut, bodyJSON, "The network device could not be added to the VM", addNet},
 		{RouteAddVsock, http.MethodPut, bodyJSON, "The vsock device could not be added to the VM", addDevice(Backend.AddVsock)},
@@ -142,6 +146,16 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ input) error {
 // create and resize are the backend calls behind vm.create and vm.resize.
 func (s *Server) create(cfg config.VM) error        { return s.backend.Create(cfg) }
 func (s *Server) resize(req vm.ResizeRequest) error { return s.backend.Resize(s.ctx, req) }
+
+// resizeZone answers vm.resize-zone: vmm has no memory zones (vm.create
+// refuses memory.zones), so the zone named is never one of the VM's; 404
+// without a VM, as every VM route.
+func (s *Server) resizeZone(req ResizeZoneRequest) error {
+	if _, err := s.backend.Info(); err != nil {
+		return err
+	}
+	return fmt.Errorf("memory zone %q: vmm has no memory zones (memory.zones is not supported yet), so the VM has none to resize: resize its RAM with vm.resize: %w", req.ID, vm.ErrInvalid)
+}
 
 // removeDevice is the backend call behind vm.remove-device.
 func (s *Server) removeDevice(req RemoveDeviceRequest) error { return s.backend.RemoveDevice(req.ID) }
