@@ -385,6 +385,7 @@ func (v *VMM) Info() (Info, error) {
 			info.MemoryActualSize -= min(actual, info.MemoryActualSize)
 		}
 		info.DeviceTree = v.m.deviceTree()
+		info.PendingRemovals = v.m.pendingRemovals()
 	}
 	return info, nil
 }
