@@ -156,8 +156,11 @@ var _ = Describe("device hot plug as Cloud Hypervisor's guide and Kata do it", L
 		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(diskMarker))+" /dev/"+s1dev)).To(Equal(diskMarker))
 
 		By("remove-device _disk0 while a guest process holds the disk open: Linux ejects it all the same")
-		pid := sh(ctx, m, "sleep 600 </dev/"+dev+" >/dev/null 2>&1 & echo $!")
-		Expect(sh(ctx, m, "readlink /proc/"+pid+"/fd/0")).To(Equal("/dev/"+dev))
+		sh(ctx, m, "setsid sh -c 'exec 3</dev/"+dev+"; echo $$ >/tmp/holder; exec sleep 600' </dev/null >/dev/null 2>&1 &")
+		Eventually(func() string {
+			out, _, _ := m.Sh(ctx, "readlink /proc/$(cat /tmp/holder)/fd/3")
+			return out
+		}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Equal("/dev/"+dev), "a guest process holding the disk")
 		guideReply(m, guideRemoveDevice, http.StatusNoContent)
 		waitGone(ctx, m, disk.BDF, disk.ID)
 		info, err := m.Info(ctx)
