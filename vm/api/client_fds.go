@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -87,10 +86,5 @@ func (c *Client) DoWithFiles(ctx context.Context, method, route string, body []b
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
-	defer resp.Body.Close()
-	reply, err = io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
-	if err != nil {
-		return resp.StatusCode, reply, fmt.Errorf("%s: read reply: %w", route, err)
-	}
-	return resp.StatusCode, reply, nil
+	return readReply(route, resp)
 }
