@@ -81,6 +81,9 @@ func (info Info) Summary() string {
 	if c.RNG != nil {
 		row("rng", "%s", c.RNG.Src)
 	}
+	for _, p := range info.PendingRemovals {
+		row("removing", "%s at %s, asked %d ms ago, guest notified: %t", p.ID, p.BDF, p.WaitingMs, p.GuestNotified)
+	}
 	row("serial", "%s", formatConsole(c.Serial.Mode, c.Serial.File))
 	row("console", "%s", formatConsole(c.Console.Mode, c.Console.File))
 	return b.String()
