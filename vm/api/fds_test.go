@@ -46,10 +46,16 @@ func inode(t *testing.T, f *os.File) uint64 {
 	return st.Ino
 }
 
-// pipeFiles is a pipe, closed at the end of the test.
+// pipeFiles is two open files of distinct inodes, a pipe's read end and a
+// temporary file, closed at the end of the test.
 func pipeFiles(t *testing.T) (r, w *os.File) {
 	t.Helper()
-	r, w, err := os.Pipe()
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	w, err = os.CreateTemp(t.TempDir(), "fd")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +125,9 @@ func TestAddNetWithFakeBackendTakesTheTapsPassedAsSCMRights(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	base := openFDs(t)
+	c2 := func(ctx context.Context, method, route string, f *os.File) (int, []byte, error) {
+		return c.DoWithFiles(ctx, method, route, []byte(`{}`), f)
+	}
 
 	// Kata's body: no "fds"; the taps come as SCM_RIGHTS.
 	if _, err := c.AddNetFDs(ctx, config.Net{MAC: "52:54:00:12:34:56"}, r); err != nil {
@@ -143,6 +152,16 @@ func TestAddNetWithFakeBackendTakesTheTapsPassedAsSCMRights(t *testing.T) {
 	}
 	waitFDs(t, base, "after vm.info with descriptors")
 
+	// An unknown path and a wrong method read no body: their descriptors
+	// are closed all the same.
+	for _, c := range []struct{ method, route string }{{http.MethodPut, "vm.add-rng"}, {http.MethodGet, RouteAddNet}} {
+		status, _, err := c2(ctx, c.method, c.route, r)
+		if err != nil || (status != http.StatusNotFound && status != http.StatusMethodNotAllowed) {
+			t.Fatalf("%s %s with a descriptor: %d %v", c.method, c.route, status, err)
+		}
+		waitFDs(t, base, "after "+c.route+" with a descriptor")
+	}
+
 	// Numbers in the body alone mean nothing in vmm's process.
 	status, body, err = c.DoWithFiles(ctx, http.MethodPut, RouteAddNet, []byte(`{"fds":[3]}`))
 	if err != nil || status != http.StatusBadRequest || !strings.Contains(string(body), "SCM_RIGHTS") {
@@ -165,23 +184,33 @@ func TestAddNetWithFakeBackendTakesEachRequestsDescriptorsOnOneConnection(t *tes
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	for _, f := range []*os.File{r, w} {
+	send := func(route, want string, files ...*os.File) {
+		t.Helper()
 		body := `{"mac":"52:54:00:12:34:56"}`
-		req := "PUT /api/v1/vm.add-net HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
+		req := "PUT /api/v1/" + route + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
 			strconv.Itoa(len(body)) + "\r\n\r\n" + body
-		if _, _, err := conn.(*net.UnixConn).WriteMsgUnix([]byte(req), syscall.UnixRights(int(f.Fd())), nil); err != nil {
+		var oob []byte
+		for _, f := range files {
+			oob = syscall.UnixRights(int(f.Fd()))
+		}
+		if _, _, err := conn.(*net.UnixConn).WriteMsgUnix([]byte(req), oob, nil); err != nil {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 4096)
 		n, err := conn.Read(buf)
-		if err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 204") {
-			t.Fatalf("reply: %q, %v", buf[:n], err)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), want) {
+			t.Fatalf("%s: reply %q, %v; want %s", route, buf[:n], err, want)
 		}
 	}
+	send(RouteAddNet, "HTTP/1.1 204", r)
+	send(RouteAddNet, "HTTP/1.1 204", w)
+	// A request to an unknown path leaves its descriptor to nobody.
+	send("vm.nope", "HTTP/1.1 404", r)
+	send(RouteAddNet, "HTTP/1.1 204")
 	fb.mu.Lock()
 	got := fb.netFDs
 	fb.mu.Unlock()
-	if len(got) != 2 || got[0][0] != inode(t, r) || got[1][0] != inode(t, w) {
-		t.Errorf("the nets got inodes %v, want [[%d] [%d]]", got, inode(t, r), inode(t, w))
+	if len(got) != 3 || len(got[0]) != 1 || got[0][0] != inode(t, r) || len(got[1]) != 1 || got[1][0] != inode(t, w) || len(got[2]) != 0 {
+		t.Errorf("the nets got inodes %v, want [[%d] [%d] []]", got, inode(t, r), inode(t, w))
 	}
 }

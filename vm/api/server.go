@@ -277,6 +277,13 @@ func (s *Server) Close() error {
 // ServeHTTP routes one request: 404 for an unknown path, 405 with Allow for
 // a wrong method, 413 for a body over the limit, then the route's handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Descriptors that came with a request no route read them for (an
+	// unknown path, a wrong method) are closed too, never left for the
+	// connection's next request.
+	defer func() {
+		files, _ := passedFiles(r.Context())
+		closeFiles(files)
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("api: handler panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
