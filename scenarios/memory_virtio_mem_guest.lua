@@ -47,7 +47,7 @@ step("a shrink the guest cannot honour whole", function()
   local info = vm:info()
   say(string.format("asked 512 MiB, memory_actual_size %.0f MiB", info.memory_actual_size / M))
   expect.ge(info.memory_actual_size, 1100 * M, "memory_actual_size: the guest holds 1100M")
-  expect.eq(info.config.memory.hotplugged_size, 0, "hotplugged_size: the target")
+  expect.eq(info.config.memory.hotplugged_size or 0, 0, "hotplugged_size: the target (left out at 0)")
 end)
 
 step("freed, the rest goes at the next request", function()
