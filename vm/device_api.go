@@ -2,8 +2,11 @@ package vm
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
@@ -34,12 +37,25 @@ func (v *VMM) AddDisk(d config.Disk) (*PCIDeviceInfo, error) {
 
 // AddNet adds a virtio-net device on a tap, as AddDisk adds a disk (ids
 // _netN). An empty tap name lets the kernel name the tap, an empty MAC
-// gets a generated one; vm.info shows both.
+// gets a generated one; vm.info shows both. A tap descriptor in n.FDs (one
+// at most) is used instead of opening a tap: the VMM keeps a duplicate of
+// it while the net is in the configuration (a reboot opens the device on
+// it again) and closes it when the net is removed or the VM deleted; the
+// caller's descriptor stays the caller's.
 func (v *VMM) AddNet(n config.Net) (*PCIDeviceInfo, error) {
-	return v.addDevice(kindNet, netIDPrefix, func(c *config.VM) (*config.PCIDevice, error) {
+	fds, err := dupFDs(n.FDs)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	n.FDs = fds
+	info, err := v.addDevice(kindNet, netIDPrefix, func(c *config.VM) (*config.PCIDevice, error) {
 		c.Net = append(c.Net, n)
 		return &c.Net[len(c.Net)-1].PCIDevice, nil
 	})
+	if err != nil {
+		closeFDs(fds)
+	}
+	return info, err
 }
 
 // AddVsock adds the virtio-vsock device, as AddDisk adds a disk (id
@@ -220,7 +236,8 @@ func (v *VMM) RemoveDevice(id string) error {
 			return err
 		}
 	}
-	if err := removeFromConfig(&c, id); err != nil {
+	fds, err := removeFromConfig(&c, id)
+	if err != nil {
 		return err
 	}
 	if m != nil {
@@ -229,32 +246,62 @@ func (v *VMM) RemoveDevice(id string) error {
 		}
 	}
 	v.cfg = &c
+	closeFDs(fds) // a running device works on its own duplicate
 	return nil
 }
 
 // removeFromConfig deletes device id from c: ErrNotFound when c has no
-// such device, ErrInvalid for one that cannot be removed.
-func removeFromConfig(c *config.VM, id string) error {
+// such device, ErrInvalid for one that cannot be removed. It returns the
+// tap descriptors the VMM held for a net, for the caller to close once c
+// is the configuration.
+func removeFromConfig(c *config.VM, id string) ([]int, error) {
 	places, err := devicePlacements(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	i := slices.IndexFunc(places, func(p placement) bool { return p.id == id })
 	if i < 0 {
-		return notFoundf("No device with id %q to remove", id)
+		return nil, notFoundf("No device with id %q to remove", id)
 	}
 	p := places[i]
+	var fds []int
 	switch p.kind {
 	case kindDisk:
 		c.Disks = slices.Delete(c.Disks, p.index, p.index+1)
 	case kindNet:
+		fds = c.Net[p.index].FDs
 		c.Net = slices.Delete(c.Net, p.index, p.index+1)
 	case kindVsock:
 		c.Vsock = nil
 	default:
-		return invalidf("device %s (the %s) cannot be removed: vmm hot plugs disks, nets and the vsock", id, p.kind)
+		return nil, invalidf("device %s (the %s) cannot be removed: vmm hot plugs disks, nets and the vsock", id, p.kind)
 	}
-	return nil
+	return fds, nil
+}
+
+// dupFDs duplicates descriptors (close-on-exec) for the VMM to keep; on
+// error none is left open.
+func dupFDs(fds []int) ([]int, error) {
+	if len(fds) == 0 {
+		return nil, nil
+	}
+	out := make([]int, 0, len(fds))
+	for _, fd := range fds {
+		d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			closeFDs(out)
+			return nil, fmt.Errorf("net: fds: descriptor %d: %w", fd, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// closeFDs closes descriptors the VMM held.
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
 // pinDevices writes each disk's, net's and the vsock's id and device
@@ -300,10 +347,14 @@ func (v *VMM) syncDevicesLocked() {
 		v.log.Warn("devices the guest ejected stay in the configuration", "ids", ids, "err", err)
 		return
 	}
+	var fds []int
 	for _, id := range ids {
-		if err := removeFromConfig(&c, id); err != nil {
+		f, err := removeFromConfig(&c, id)
+		if err != nil {
 			v.log.Warn("device the guest ejected", "id", id, "err", err)
 		}
+		fds = append(fds, f...)
 	}
 	v.cfg = &c
+	closeFDs(fds)
 }

@@ -151,6 +151,30 @@ func (m *machine) EjectPCI(segment, slot int) {
 	m.log.Info("device removed", "id", vd.p.id, "bdf", vd.p.bdf().String(), "ejected", asked)
 }
 
+// pendingRemovals lists the removals asked and not ejected yet, oldest
+// first.
+func (m *machine) pendingRemovals() []PendingRemoval {
+	m.devMu.Lock()
+	defer m.devMu.Unlock()
+	var out []PendingRemoval
+	for _, vd := range m.virtio {
+		if vd.removeAsked.IsZero() {
+			continue
+		}
+		notified := true
+		if m.pciHP != nil {
+			_, down := m.pciHP.Pending(vd.p.segment)
+			notified = down&(1<<vd.p.device) == 0
+		}
+		out = append(out, PendingRemoval{
+			ID: vd.p.id, BDF: vd.p.bdf().String(), Asked: vd.removeAsked.UTC().Truncate(time.Millisecond),
+			WaitingMs: time.Since(vd.removeAsked).Milliseconds(), GuestNotified: notified,
+		})
+	}
+	slices.SortFunc(out, func(a, b PendingRemoval) int { return a.Asked.Compare(b.Asked) })
+	return out
+}
+
 // takeGuestRemoved returns, and forgets, the ids of the devices the guest
 // ejected on its own.
 func (m *machine) takeGuestRemoved() []string {

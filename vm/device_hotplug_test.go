@@ -149,13 +149,29 @@ func TestHotAddAndEjectOfADiskFreeEverything(t *testing.T) {
 		if _, err := v.AddDisk(config.Disk{Path: extra, PCIDevice: config.PCIDevice{ID: info.ID}}); !errors.Is(err, ErrConflict) {
 			t.Errorf("cycle %d: re-adding %s before the eject: %v, want ErrConflict", i, info.ID, err)
 		}
+		// vm.info shows the removal pending, not yet read by the guest.
+		if p := vi.PendingRemovals; len(p) != 1 || p[0].ID != info.ID || p[0].BDF != info.BDF || p[0].GuestNotified || p[0].Asked.IsZero() {
+			t.Errorf("cycle %d: pending removals %+v, want %s at %s not yet notified", i, p, info.ID, info.BDF)
+		}
+		// The guest's scan reads the request, and does not eject.
+		writeU32LE(m.pciHP, hotplug.PCISegmentOffset, 0)
+		m.pciHP.Read(hotplug.PCIDownOffset, make([]byte, 4))
+		if vi, _ = v.Info(); len(vi.PendingRemovals) != 1 || !vi.PendingRemovals[0].GuestNotified {
+			t.Errorf("cycle %d: after the guest's scan, pending removals %+v, want notified", i, vi.PendingRemovals)
+		}
 		if err := v.RemoveDevice(info.ID); err != nil {
 			t.Errorf("cycle %d: asking again: %v", i, err)
+		}
+		if vi, _ = v.Info(); len(vi.PendingRemovals) != 1 || vi.PendingRemovals[0].GuestNotified {
+			t.Errorf("cycle %d: asked again, pending removals %+v, want one not yet notified", i, vi.PendingRemovals)
 		}
 		guestEject(m, 3)
 		vi, _ = v.Info()
 		if _, ok := vi.DeviceTree[info.ID]; ok || m.pci[0].Function(3) != nil {
 			t.Errorf("cycle %d: the ejected disk is still there", i)
+		}
+		if len(vi.PendingRemovals) != 0 {
+			t.Errorf("cycle %d: pending removals after the eject: %+v", i, vi.PendingRemovals)
 		}
 	}
 	cycle(0)
@@ -169,6 +185,95 @@ func TestHotAddAndEjectOfADiskFreeEverything(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > goroutines {
 		t.Errorf("%d goroutines after 10 cycles, %d before", n, goroutines)
+	}
+}
+
+func TestARemovalTheGuestNeverCompletesBlocksNoOtherOperation(t *testing.T) {
+	v := createdVMM(t)
+	m := buildStopped(t, v)
+	extra := testImage(t, "extra.img")
+	a, err := v.AddDisk(config.Disk{Path: extra, PCIDevice: config.PCIDevice{ID: "stuck"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.RemoveDevice("stuck"); err != nil {
+		t.Fatal(err)
+	}
+	// The guest never ejects: every other operation goes on.
+	done := make(chan error, 1)
+	go func() {
+		b, err := v.AddDisk(config.Disk{Path: extra})
+		if err == nil && b.BDF == a.BDF {
+			err = errors.New("the new disk took the slot still held")
+		}
+		if err == nil {
+			err = v.RemoveDevice(b.ID)
+		}
+		if err == nil {
+			one := int64(1)
+			err = v.Resize(t.Context(), ResizeRequest{DesiredVCPUs: &one})
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("operations beside a pending removal: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("operations beside a pending removal did not return")
+	}
+	info, _ := v.Info()
+	if len(info.PendingRemovals) != 2 || info.PendingRemovals[0].ID != "stuck" {
+		t.Errorf("pending removals %+v, want stuck first, then the second disk", info.PendingRemovals)
+	}
+	guestEject(m, 3)
+	if info, _ = v.Info(); len(info.PendingRemovals) != 1 {
+		t.Errorf("pending removals after one eject: %+v", info.PendingRemovals)
+	}
+}
+
+func TestAddNetKeepsADuplicateOfThePassedTapAndClosesItOnRemoval(t *testing.T) {
+	v := createdVMM(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	base := openFDs(t)
+	// Before boot the net only joins the configuration, on a duplicate.
+	if _, err := v.AddNet(config.Net{FDs: []int{int(r.Fd())}, PCIDevice: config.PCIDevice{ID: "fdnet"}}); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := v.Info()
+	if len(info.Config.Net) != 1 || len(info.Config.Net[0].FDs) != 1 || info.Config.Net[0].FDs[0] == int(r.Fd()) {
+		t.Fatalf("nets %+v, want one on a duplicate of fd %d", info.Config.Net, r.Fd())
+	}
+	if n := openFDs(t); n != base+1 {
+		t.Errorf("%d descriptors open, want %d (the duplicate)", n, base+1)
+	}
+	if err := v.RemoveDevice("fdnet"); err != nil {
+		t.Fatal(err)
+	}
+	if n := openFDs(t); n != base {
+		t.Errorf("%d descriptors open after the removal, want %d", n, base)
+	}
+	// On a running machine a descriptor that is no tap is refused, and
+	// nothing stays open.
+	buildStopped(t, v)
+	base = openFDs(t)
+	if _, err := v.AddNet(config.Net{FDs: []int{int(r.Fd())}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a pipe as a tap: %v, want ErrInvalid", err)
+	}
+	if _, err := v.AddNet(config.Net{FDs: []int{int(r.Fd()), int(w.Fd())}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("two descriptors: %v, want ErrInvalid", err)
+	}
+	if n := openFDs(t); n != base {
+		t.Errorf("%d descriptors open after refused adds, want %d", n, base)
+	}
+	if info, _ = v.Info(); len(info.Config.Net) != 0 {
+		t.Errorf("refused adds left nets %+v", info.Config.Net)
 	}
 }
 

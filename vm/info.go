@@ -3,6 +3,7 @@ package vm
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vmmdev/vmm/vm/config"
 )
@@ -23,6 +24,26 @@ type Info struct {
 	// DeviceTree is the virtio devices by id, with their PCI addresses
 	// (devicetree.go), while the VM runs.
 	DeviceTree map[string]DeviceNode `json:"device_tree,omitempty"`
+	// PendingRemovals are the devices vm.remove-device asked the guest to
+	// release and it has not ejected yet (vmm's field: Cloud Hypervisor
+	// shows them only in device_tree). They stay until the guest ejects
+	// them or the VM reboots; nothing waits for them.
+	PendingRemovals []PendingRemoval `json:"pending_removals,omitempty"`
+}
+
+// PendingRemoval is a device removal the guest has not completed.
+type PendingRemoval struct {
+	ID  string `json:"id"`
+	BDF string `json:"bdf"`
+	// Asked is when the removal was first asked (RFC 3339), WaitingMs how
+	// long ago that was.
+	Asked     time.Time `json:"asked"`
+	WaitingMs int64     `json:"waiting_ms"`
+	// GuestNotified says whether the guest's hot plug scan has read the
+	// eject request: false, its GED event is not handled (no ACPI, a
+	// guest still booting); true, the guest knows and has not ejected (its
+	// PCI hot plug driver is off, or it refused).
+	GuestNotified bool `json:"guest_notified"`
 }
 
 // Summary renders the info for people, one "name: value" line per item:
@@ -59,6 +80,9 @@ func (info Info) Summary() string {
 	}
 	if c.RNG != nil {
 		row("rng", "%s", c.RNG.Src)
+	}
+	for _, p := range info.PendingRemovals {
+		row("removing", "%s at %s, asked %d ms ago, guest notified: %t", p.ID, p.BDF, p.WaitingMs, p.GuestNotified)
 	}
 	row("serial", "%s", formatConsole(c.Serial.Mode, c.Serial.File))
 	row("console", "%s", formatConsole(c.Console.Mode, c.Console.File))

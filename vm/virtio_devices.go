@@ -155,7 +155,7 @@ func (m *machine) openVirtioBackends(places []placement) (devs []virtio.Device, 
 		case kindNet:
 			n := &m.cfg.Net[p.index]
 			var nic *virtio.Net
-			if nic, derr = virtio.NewNet(virtio.NetConfig{Tap: n.Tap, MAC: n.MAC, IP: n.IP, Mask: n.Mask}); derr == nil {
+			if nic, derr = virtio.NewNet(virtio.NetConfig{Tap: n.Tap, MAC: n.MAC, IP: n.IP, Mask: n.Mask, FDs: n.FDs}); derr == nil {
 				n.Tap, n.MAC = nic.TapName(), nic.MAC().String()
 				dev = nic
 			}

@@ -401,6 +401,7 @@ func (v *VMM) Info() (Info, error) {
 			info.MemoryActualSize -= min(actual, info.MemoryActualSize)
 		}
 		info.DeviceTree = v.m.deviceTree()
+		info.PendingRemovals = v.m.pendingRemovals()
 	}
 	return info, nil
 }
@@ -413,6 +414,9 @@ func (v *VMM) Delete() error {
 	v.stopLocked()
 	v.closeConsolesLocked()
 	if v.cfg != nil {
+		for _, n := range v.cfg.Net {
+			closeFDs(n.FDs)
+		}
 		v.emit(events.SourceVM, events.Deleted)
 	}
 	v.cfg = nil

@@ -220,8 +220,14 @@ func (c *Client) Do(ctx context.Context, method, route string, body []byte) (sta
 		}
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
+	return readReply(route, resp)
+}
+
+// readReply reads a reply's status and body (up to maxReplyBytes) and
+// closes it.
+func readReply(route string, resp *http.Response) (int, []byte, error) {
 	defer resp.Body.Close()
-	reply, err = io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
 	if err != nil {
 		return resp.StatusCode, reply, fmt.Errorf("%s: read reply: %w", route, err)
 	}

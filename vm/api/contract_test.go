@@ -67,6 +67,16 @@ func (b *checkingBackend) Info() (vm.Info, error) {
 	return vm.Info{Config: b.cfg.Clone(), State: vm.StateCreated, MemoryActualSize: b.cfg.Memory.Size}, nil
 }
 
+// createRefused are the honoured fields vm.create's body may not set, with
+// a value and what the refusal says: descriptor numbers are passed with
+// vm.add-net (SCM_RIGHTS) or on the command line, never in a body.
+var createRefused = map[string]struct {
+	value any
+	msg   string
+}{
+	"NetConfig.fds": {[]any{3}, "vm.create takes none; add the net with vm.add-net"},
+}
+
 // honouredValues are, for each honoured, partly honoured or recorded field
 // that is no object ("Schema.field"), values away from its default, with
 // the fields of the same object that must go with them (absent{} takes
@@ -277,6 +287,11 @@ func contractCases() (cases []contractCase, missing []string) {
 				}
 			}
 			rowKey := tableName(p.typ, f) + "." + f.Name
+			if r, ok := createRefused[rowKey]; ok {
+				cases = append(cases, contractCase{name: fp + " in vm.create", body: bodyWith(p.path, with(map[string]any{f.Name: r.value})),
+					status: 400, msgs: []string{r.msg}})
+				continue
+			}
 			values, ok := honouredValues[rowKey]
 			if !ok {
 				missing = append(missing, rowKey)

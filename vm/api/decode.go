@@ -157,7 +157,35 @@ func decodeCreate(body []byte) (config.VM, error) {
 	if err != nil {
 		return config.VM{}, undecodable("request body: %s", describeDecodeError(err))
 	}
+	for i, n := range cfg.Net {
+		if len(n.FDs) > 0 {
+			return config.VM{}, badRequest("net %d: %v: vm.create takes none; add the net with vm.add-net", i, errFDsInBody)
+		}
+	}
 	return cfg, nil
+}
+
+// ResizeZoneRequest is the body of vm.resize-zone, Cloud Hypervisor's
+// VmResizeZone: a memory zone's id and its new size.
+type ResizeZoneRequest struct {
+	ID         string `json:"id"`
+	DesiredRAM *int64 `json:"desired_ram"`
+}
+
+// decodeResizeZone decodes a vm.resize-zone body; both fields are
+// required, as Cloud Hypervisor's.
+func decodeResizeZone(body []byte) (ResizeZoneRequest, error) {
+	var req ResizeZoneRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	switch {
+	case req.ID == "":
+		return req, badRequest("id: the memory zone to resize is required")
+	case req.DesiredRAM == nil:
+		return req, badRequest("desired_ram: the zone's new size is required")
+	}
+	return req, nil
 }
 
 // RemoveDeviceRequest is the body of vm.remove-device, Cloud Hypervisor's

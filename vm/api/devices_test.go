@@ -114,3 +114,31 @@ func TestClientDeviceCallsWithFakeBackend(t *testing.T) {
 		t.Errorf("AddDisk sent %s", b)
 	}
 }
+
+func TestResizeZoneWithFakeBackendSaysVmmHasNoMemoryZones(t *testing.T) {
+	s, fb := startFakeServer(t, Options{})
+	r := do(t, s.SocketPath(), "PUT", Prefix+RouteResizeZone, []byte(`{"id":"mem0","desired_ram":1073741824}`))
+	msgs := strings.Join(r.messages(t), ": ")
+	if r.status != http.StatusBadRequest || !strings.Contains(msgs, `memory zone "mem0"`) || !strings.Contains(msgs, "vmm has no memory zones") ||
+		!strings.Contains(msgs, "The memory zone could not be resized") {
+		t.Errorf("resize-zone: %d %s", r.status, msgs)
+	}
+	for _, body := range []string{`{"desired_ram":1}`, `{"id":"mem0"}`, `{"id":"mem0","desired_ram":1,"x":1}`} {
+		if r := do(t, s.SocketPath(), "PUT", Prefix+RouteResizeZone, []byte(body)); r.status != http.StatusBadRequest {
+			t.Errorf("resize-zone %s: %d, want 400", body, r.status)
+		}
+	}
+	fb.fail("Info", fmt.Errorf("no VM: %w", vm.ErrNoVM))
+	if r := do(t, s.SocketPath(), "PUT", Prefix+RouteResizeZone, []byte(`{"id":"mem0","desired_ram":1}`)); r.status != http.StatusNotFound {
+		t.Errorf("resize-zone without a VM: %d %s, want 404", r.status, r.body)
+	}
+}
+
+func TestAddRngWithFakeBackendGetsCloudHypervisorsNotFound(t *testing.T) {
+	// Cloud Hypervisor has no vm.add-rng: an unknown path, 404 "Not Found".
+	s, _ := startFakeServer(t, Options{})
+	r := do(t, s.SocketPath(), "PUT", Prefix+"vm.add-rng", []byte(`{"src":"/dev/urandom"}`))
+	if msgs := r.messages(t); r.status != http.StatusNotFound || len(msgs) == 0 || msgs[0] != "Not Found" {
+		t.Errorf("vm.add-rng: %d %q, want 404 with [\"Not Found\", ...]", r.status, msgs)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ type fakeBackend struct {
 	added    []any
 	removed  []string
 	addReply *vm.PCIDeviceInfo
+	// netFDs are the inodes of the descriptors each AddNet got, read
+	// while the call runs (the server closes them after the request).
+	netFDs [][]uint64
 	// block, when not nil, makes Resize wait until it is closed or its
 	// context is done.
 	block chan struct{}
@@ -118,7 +122,20 @@ func (f *fakeBackend) add(method string, dev any) (*vm.PCIDeviceInfo, error) {
 }
 
 func (f *fakeBackend) AddDisk(d config.Disk) (*vm.PCIDeviceInfo, error) { return f.add("AddDisk", d) }
-func (f *fakeBackend) AddNet(n config.Net) (*vm.PCIDeviceInfo, error)   { return f.add("AddNet", n) }
+func (f *fakeBackend) AddNet(n config.Net) (*vm.PCIDeviceInfo, error) {
+	var inodes []uint64
+	for _, fd := range n.FDs {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return nil, fmt.Errorf("fd %d: %w", fd, err)
+		}
+		inodes = append(inodes, st.Ino)
+	}
+	f.mu.Lock()
+	f.netFDs = append(f.netFDs, inodes)
+	f.mu.Unlock()
+	return f.add("AddNet", n)
+}
 func (f *fakeBackend) AddVsock(v config.Vsock) (*vm.PCIDeviceInfo, error) {
 	return f.add("AddVsock", v)
 }

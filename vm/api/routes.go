@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/config"
@@ -27,6 +28,9 @@ const (
 	RouteResume      = "vm.resume"
 	RoutePowerButton = "vm.power-button"
 	RouteResize      = "vm.resize"
+	// RouteResizeZone is Cloud Hypervisor's memory zone resize; vmm has no
+	// memory zones, so it refuses every request, saying so.
+	RouteResizeZone = "vm.resize-zone"
 	// Device hot plug.
 	RouteAddDisk      = "vm.add-disk"
 	RouteAddNet       = "vm.add-net"
@@ -55,7 +59,16 @@ type route struct {
 	method  string
 	body    bodyRule
 	failure string
-	handle  func(s *Server, w http.ResponseWriter, body []byte) error
+	handle  func(s *Server, w http.ResponseWriter, in input) error
+}
+
+// input is what a request brings a route: its body, and the descriptors
+// passed with it (SCM_RIGHTS; only vm.add-net takes any). The server
+// closes the descriptors when the request ends: a route that keeps one
+// duplicates it.
+type input struct {
+	body  []byte
+	files []*os.File
 }
 
 // routes is the table the server dispatches on and the OpenAPI parity test
@@ -74,8 +87,9 @@ func routes() []route {
 		{RouteResume, http.MethodPut, bodyNone, "The VM could not resume", action(Backend.Resume)},
 		{RoutePowerButton, http.MethodPut, bodyNone, "Error triggering power button", action(Backend.PowerButton)},
 		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
+		{RouteResizeZone, http.MethodPut, bodyJSON, "The memory zone could not be resized", withBody(decodeResizeZone, (*Server).resizeZone)},
 		{RouteAddDisk, http.MethodPut, bodyJSON, "The disk could not be added to the VM", addDevice(Backend.AddDisk)},
-		{RouteAddNet, http.MethodPut, bodyJSON, "The network device could not be added to the VM", addDevice(Backend.AddNet)},
+		{RouteAddNet, http.MethodPut, bodyJSON, "The network device could not be added to the VM", addNet},
 		{RouteAddVsock, http.MethodPut, bodyJSON, "The vsock device could not be added to the VM", addDevice(Backend.AddVsock)},
 		{RouteRemoveDevice, http.MethodPut, bodyJSON, "The device could not be removed from the VM", withBody(decodeRemoveDevice, (*Server).removeDevice)},
 	}
@@ -117,11 +131,11 @@ func writeNoContent(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) handlePing(w http.ResponseWriter, _ []byte) error {
+func (s *Server) handlePing(w http.ResponseWriter, _ input) error {
 	return writeJSON(w, s.ping)
 }
 
-func (s *Server) handleInfo(w http.ResponseWriter, _ []byte) error {
+func (s *Server) handleInfo(w http.ResponseWriter, _ input) error {
 	info, err := s.backend.Info()
 	if err != nil {
 		return err
@@ -133,6 +147,16 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ []byte) error {
 func (s *Server) create(cfg config.VM) error        { return s.backend.Create(cfg) }
 func (s *Server) resize(req vm.ResizeRequest) error { return s.backend.Resize(s.ctx, req) }
 
+// resizeZone answers vm.resize-zone: vmm has no memory zones (vm.create
+// refuses memory.zones), so the zone named is never one of the VM's; 404
+// without a VM, as every VM route.
+func (s *Server) resizeZone(req ResizeZoneRequest) error {
+	if _, err := s.backend.Info(); err != nil {
+		return err
+	}
+	return fmt.Errorf("memory zone %q: vmm has no memory zones (memory.zones is not supported yet), so the VM has none to resize: resize its RAM with vm.resize: %w", req.ID, vm.ErrInvalid)
+}
+
 // removeDevice is the backend call behind vm.remove-device.
 func (s *Server) removeDevice(req RemoveDeviceRequest) error { return s.backend.RemoveDevice(req.ID) }
 
@@ -141,17 +165,58 @@ func (s *Server) removeDevice(req RemoveDeviceRequest) error { return s.backend.
 // configuration, as Cloud Hypervisor's; the reply is 200 with the device's
 // id and PCI address when it was hot-added to a running VM, 204 when only
 // the configuration changed (no VM running).
-func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Server, http.ResponseWriter, []byte) error {
-	return func(s *Server, w http.ResponseWriter, body []byte) error {
-		var raw json.RawMessage
-		if err := decodeStrict(body, &raw); err != nil {
+func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Server, http.ResponseWriter, input) error {
+	return func(s *Server, w http.ResponseWriter, in input) error {
+		dev, err := decodeDevice[T](in.body)
+		if err != nil {
 			return err
 		}
-		dev, err := config.DecodeDevice[T](raw)
-		if err != nil {
-			return undecodable("request body: %s", describeDecodeError(err))
+		return s.added(w)(add(s.backend, dev))
+	}
+}
+
+// addNet is vm.add-net: addDevice for a net, whose "fds" are the tap
+// descriptors passed with the request, as Cloud Hypervisor takes them
+// (numbers in the body, which mean nothing in vmm's process, are replaced
+// by them; with no descriptor passed they are refused).
+func addNet(s *Server, w http.ResponseWriter, in input) error {
+	n, err := decodeDevice[config.Net](in.body)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(in.files) > 0:
+		if len(n.FDs) > 0 {
+			s.log.Warn("vm.add-net: descriptor numbers in the body replaced by the descriptors passed with the request", "body", n.FDs, "passed", len(in.files))
 		}
-		info, err := add(s.backend, dev)
+		n.FDs = make([]int, len(in.files))
+		for i, f := range in.files {
+			n.FDs[i] = int(f.Fd())
+		}
+	case len(n.FDs) > 0:
+		return badRequest("%v", errFDsInBody)
+	}
+	return s.added(w)(s.backend.AddNet(n))
+}
+
+// decodeDevice decodes a device's configuration, as Cloud Hypervisor's.
+func decodeDevice[T any](body []byte) (T, error) {
+	var raw json.RawMessage
+	if err := decodeStrict(body, &raw); err != nil {
+		var zero T
+		return zero, err
+	}
+	dev, err := config.DecodeDevice[T](raw)
+	if err != nil {
+		return dev, undecodable("request body: %s", describeDecodeError(err))
+	}
+	return dev, nil
+}
+
+// added answers a device added: 200 with its id and address, 204 when
+// only the configuration changed.
+func (s *Server) added(w http.ResponseWriter) func(*vm.PCIDeviceInfo, error) error {
+	return func(info *vm.PCIDeviceInfo, err error) error {
 		if err != nil {
 			return err
 		}
@@ -165,7 +230,7 @@ func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Ser
 
 // handleShutdownVMM answers 200 with an empty body, as Cloud Hypervisor's
 // server does (its document says 204), then asks the process to exit.
-func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ []byte) error {
+func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ input) error {
 	if s.opts.ShutdownVMM == nil {
 		return errors.New("this server was started without a way to stop the VMM")
 	}
@@ -179,16 +244,16 @@ func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ []byte) error {
 
 // action adapts a Backend method without arguments to a route handler
 // answering 204.
-func action(f func(Backend) error) func(*Server, http.ResponseWriter, []byte) error {
+func action(f func(Backend) error) func(*Server, http.ResponseWriter, input) error {
 	return withBody(func([]byte) (struct{}, error) { return struct{}{}, nil },
 		func(s *Server, _ struct{}) error { return f(s.backend) })
 }
 
 // withBody adapts a backend call that takes the request body, as decode
 // reads it, to a route handler answering 204.
-func withBody[T any](decode func([]byte) (T, error), call func(*Server, T) error) func(*Server, http.ResponseWriter, []byte) error {
-	return func(s *Server, w http.ResponseWriter, body []byte) error {
-		v, err := decode(body)
+func withBody[T any](decode func([]byte) (T, error), call func(*Server, T) error) func(*Server, http.ResponseWriter, input) error {
+	return func(s *Server, w http.ResponseWriter, in input) error {
+		v, err := decode(in.body)
 		if err != nil {
 			return err
 		}

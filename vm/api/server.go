@@ -152,10 +152,11 @@ func serveOn(sock *unixSocket, socketPath string, b Backend, opts Options) *Serv
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ConnContext:       withConn,
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.hs.Serve(sock); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.hs.Serve(fdListener{sock}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.serveErr = fmt.Errorf("api server on %s: %w", socketPath, err)
 		}
 	}()
@@ -276,6 +277,13 @@ func (s *Server) Close() error {
 // ServeHTTP routes one request: 404 for an unknown path, 405 with Allow for
 // a wrong method, 413 for a body over the limit, then the route's handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Descriptors that came with a request no route read them for (an
+	// unknown path, a wrong method) are closed too, never left for the
+	// connection's next request.
+	defer func() {
+		files, _ := passedFiles(r.Context())
+		closeFiles(files)
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("api: handler panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
@@ -294,11 +302,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := s.readBody(w, r)
+	// The descriptors passed with the request came with it, up to the end
+	// of its body; whatever the route does with them, they are closed here.
+	files, ferr := passedFiles(r.Context())
+	defer closeFiles(files)
+	if err == nil {
+		err = ferr
+	}
 	if err == nil {
 		err = checkBody(rt, body)
 	}
 	if err == nil {
-		err = rt.handle(s, w, body)
+		err = rt.handle(s, w, input{body: body, files: files})
 	}
 	if err != nil {
 		status := statusOf(err)

@@ -245,6 +245,10 @@ func TestValidateAppliesCloudHypervisorsRules(t *testing.T) {
 		{"a 3 MiB huge page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 3<<20 }, "Huge page size is not power of 2: 3145728"},
 		{"RAM in part of a 1 GiB page", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 1<<30 }, "Memory size is misaligned"},
 		{"RAM in 2 MiB pages", func(c *VM) { c.Memory.Hugepages, c.Memory.HugepageSize = true, 2<<20 }, ""},
+		{"huge pages with virtio-mem", func(c *VM) {
+			c.Memory.Hugepages, c.Memory.HotplugMethod, c.Memory.HotplugSize = true, HotplugVirtioMem, GiB
+		}, "hugepages=on with hotplug_method=virtio-mem is not supported by vmm"},
+		{"huge pages with ACPI hot plug", func(c *VM) { c.Memory.Hugepages, c.Memory.HotplugSize = true, GiB }, ""},
 		{"distinct ids", func(c *VM) {
 			c.Disks = []Disk{{Path: "/a", PCIDevice: PCIDevice{ID: "a"}}, {Path: "/b", PCIDevice: PCIDevice{ID: "b"}}}
 		}, ""},

@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // The RAM that changes while the guest runs: the hot plug method
 // (memory.hotplug_method, memory.hotplugged_size) and the balloon, with
@@ -41,6 +44,12 @@ func (m Memory) TotalSize() uint64 { return m.Size + m.HotpluggedSize }
 // validateHotplug applies Cloud Hypervisor's rules to hotplugged_size
 // (MemoryManager::new's, with its wording) and vmm's virtio-mem block size.
 func (m Memory) validateHotplug() error {
+	if m.Hugepages && m.HotplugMethod == HotplugVirtioMem && m.HotplugSize > 0 {
+		// Cloud Hypervisor takes both; vmm's sparse region would reserve
+		// every huge page of the hot plug space at boot, and a 2 MiB
+		// block cannot give back part of a larger page.
+		return errors.New("memory: hugepages=on with hotplug_method=virtio-mem is not supported by vmm (the virtio-mem region would take its huge pages at boot): use hotplug_method=acpi with huge pages, or virtio-mem without them")
+	}
 	if m.HotpluggedSize == 0 {
 		return nil
 	}

@@ -140,7 +140,7 @@ var supportTable = []Object{
 		all(NotYet, "", "host_mac", "mtu"),
 		all(NotYet, noteQueues, "num_queues", "queue_size"),
 		all(DefaultOnly, noteVhost, "vhost_user", "vhost_socket", "vhost_mode"),
-		row(defaultOnly("fds", "vmm creates its taps"), notYet("rate_limiter_config", "")),
+		row(honoured("fds", "one open tap (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR): --net fd=N, or passed as SCM_RIGHTS with vm.add-net; refused in vm.create's body"), notYet("rate_limiter_config", "")),
 		all(NotYet, "vmm offers checksum and TSO offloads, not UFO", "offload_tso", "offload_ufo", "offload_csum"),
 	),
 	object[RNG]("RngConfig", row(honoured("src", ""))),

@@ -58,6 +58,16 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 			return fmt.Errorf("disk %d: path= is required", i)
 		}
 	}
+	for i, n := range c.Net {
+		if len(n.FDs) > 1 {
+			return fmt.Errorf("net %d: fds: %d tap descriptors: vmm gives a net one queue pair, so one descriptor", i, len(n.FDs))
+		}
+		for _, fd := range n.FDs {
+			if fd < 0 {
+				return fmt.Errorf("net %d: fds: %d is not a descriptor (pass taps as SCM_RIGHTS with vm.add-net)", i, fd)
+			}
+		}
+	}
 	if err := c.Vsock.Check(); err != nil {
 		return err
 	}

@@ -276,3 +276,31 @@ func FuzzMemRequests(f *testing.F) {
 		}
 	})
 }
+
+func TestMemPartialShrinkReportsWhatTheDriverReachedWithFakeDriver(t *testing.T) {
+	// A shrink the guest honours only in part (blocks it cannot empty):
+	// the device reports the blocks still plugged, not the target.
+	m := newTestMem(t, 8<<20, &releaseLog{})
+	d := newFakeDriver(t, m)
+	d.start(featureVersion1, 1, 16)
+	const blk = MemBlockSize
+	if typ, _ := memCall(d, memRequestBytes(memReqPlug, testMemAddr, 4)); typ != memRespAck {
+		t.Fatalf("plug: response %d", typ)
+	}
+	if err := m.Resize(blk); err != nil {
+		t.Fatal(err)
+	}
+	// The driver gives back one block of the three asked.
+	if typ, _ := memCall(d, memRequestBytes(memReqUnplug, testMemAddr+3*blk, 1)); typ != memRespAck {
+		t.Fatalf("unplug: response %d", typ)
+	}
+	if m.Requested() != blk || m.Plugged() != 3*blk {
+		t.Errorf("requested %d MiB, plugged %d MiB; want 2 and 6", m.Requested()>>20, m.Plugged()>>20)
+	}
+	if got := memConfigField(d, memCfgPluggedSize); got != 3*blk {
+		t.Errorf("plugged_size in the configuration space %d MiB, want 6", got>>20)
+	}
+	if got := memConfigField(d, memCfgRequestedSize); got != blk {
+		t.Errorf("requested_size %d MiB, want 2", got>>20)
+	}
+}

@@ -72,6 +72,11 @@ type NetConfig struct {
 	// IP and Mask, both or neither, configure the host side of the tap
 	// (an IPv4 address and a dotted netmask).
 	IP, Mask string
+	// FDs holds at most one open tap to use instead of opening Tap (the
+	// device works on a duplicate; the descriptor stays the caller's).
+	// Its host side is configured only when IP and Mask are given: the
+	// caller that opened it owns it.
+	FDs []int
 }
 
 // Net is a virtio-net device backed by a tap. Transmitted frames are
@@ -104,14 +109,16 @@ func NewNet(cfg NetConfig) (*Net, error) {
 	if err != nil {
 		return nil, fmt.Errorf("net: %w", err)
 	}
-	fd, name, err := openTap(cfg.Tap)
+	fd, name, err := openNetTap(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("net: tap %q: %w", cfg.Tap, err)
+		return nil, err
 	}
 	file := os.NewFile(uintptr(fd), "tap "+name)
-	if err := configureHost(name, ip, mask); err != nil {
-		file.Close()
-		return nil, fmt.Errorf("net: tap %s: %w", name, err)
+	if len(cfg.FDs) == 0 || ip != nil {
+		if err := configureHost(name, ip, mask); err != nil {
+			file.Close()
+			return nil, fmt.Errorf("net: tap %s: %w", name, err)
+		}
 	}
 	rc, err := file.SyscallConn()
 	if err != nil {
@@ -121,6 +128,31 @@ func NewNet(cfg NetConfig) (*Net, error) {
 	n := &Net{tapName: name, mac: mac, fd: fd, file: file, rc: rc}
 	copy(n.config[:], mac)
 	return n, nil
+}
+
+// openNetTap opens cfg's tap: the descriptor passed in FDs, or the tap
+// called Tap.
+func openNetTap(cfg NetConfig) (int, string, error) {
+	switch len(cfg.FDs) {
+	case 0:
+		fd, name, err := openTap(cfg.Tap)
+		if err != nil {
+			return -1, "", fmt.Errorf("net: tap %q: %w", cfg.Tap, err)
+		}
+		return fd, name, nil
+	case 1:
+	default:
+		return -1, "", fmt.Errorf("net: fds: %d tap descriptors: vmm gives a net one queue pair, so one tap descriptor", len(cfg.FDs))
+	}
+	fd, name, err := adoptTap(cfg.FDs[0])
+	if err != nil {
+		return -1, "", fmt.Errorf("net: fds: %w", err)
+	}
+	if cfg.Tap != "" && cfg.Tap != name {
+		unix.Close(fd)
+		return -1, "", fmt.Errorf("net: tap=%s, but the descriptor passed is tap %s", cfg.Tap, name)
+	}
+	return fd, name, nil
 }
 
 // parseMAC reads a unicast MAC address, or generates one for "".

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -379,4 +380,26 @@ func TestNetSpreadsAFrameOverMergeableBuffersWithFakeDriver(t *testing.T) {
 		return
 	}
 	t.Fatal("no ARP reply")
+}
+
+func TestNetRefusesADescriptorThatIsNoTap(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if n, err := NewNet(NetConfig{FDs: []int{int(r.Fd())}}); err == nil {
+		n.Close()
+		t.Fatal("NewNet on a pipe: no error")
+	} else if !strings.Contains(err.Error(), "not a tap") {
+		t.Errorf("NewNet on a pipe: %v, want it to say not a tap", err)
+	}
+	if _, err := NewNet(NetConfig{FDs: []int{int(r.Fd()), int(w.Fd())}}); err == nil || !strings.Contains(err.Error(), "one tap descriptor") {
+		t.Errorf("NewNet with two descriptors: %v, want a refusal naming one descriptor", err)
+	}
+	// The caller's descriptor stays open.
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Errorf("the pipe after NewNet: %v", err)
+	}
 }

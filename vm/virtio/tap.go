@@ -66,6 +66,53 @@ func openTap(name string) (int, string, error) {
 	return fd, ifr.Name(), nil
 }
 
+// adoptTap takes an open tap another process passed (--net fd=N, or
+// vm.add-net's SCM_RIGHTS): it works on its own duplicate (close-on-exec,
+// nonblocking), so fd stays the caller's. The tap must be a tap opened
+// with IFF_NO_PI and IFF_VNET_HDR, as Cloud Hypervisor's callers (Kata
+// Containers) open it; it gets the 12-byte header and no offloads, as
+// openTap's. It returns the duplicate and the tap's name.
+func adoptTap(fd int) (int, string, error) {
+	if fd < 0 {
+		return -1, "", fmt.Errorf("fd %d: not a descriptor", fd)
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("fd %d: %w", fd, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(dup)
+		}
+	}()
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return -1, "", err
+	}
+	if err := unix.IoctlIfreq(dup, unix.TUNGETIFF, ifr); err != nil {
+		return -1, "", fmt.Errorf("fd %d: not a tap (TUNGETIFF: %w)", fd, err)
+	}
+	flags := ifr.Uint16()
+	switch {
+	case flags&unix.IFF_TAP == 0:
+		return -1, "", fmt.Errorf("fd %d: %s is a tun device, not a tap", fd, ifr.Name())
+	case flags&unix.IFF_VNET_HDR == 0 || flags&unix.IFF_NO_PI == 0:
+		return -1, "", fmt.Errorf("fd %d: tap %s was opened without IFF_VNET_HDR or IFF_NO_PI: open it with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR", fd, ifr.Name())
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		return -1, "", fmt.Errorf("fd %d: %w", fd, err)
+	}
+	if err := unix.IoctlSetPointerInt(dup, unix.TUNSETVNETHDRSZ, netHdrSize); err != nil {
+		return -1, "", fmt.Errorf("fd %d: TUNSETVNETHDRSZ %d: %w", fd, netHdrSize, err)
+	}
+	if err := unix.IoctlSetInt(dup, unix.TUNSETOFFLOAD, 0); err != nil {
+		return -1, "", fmt.Errorf("fd %d: TUNSETOFFLOAD: %w", fd, err)
+	}
+	ok = true
+	return dup, ifr.Name(), nil
+}
+
 // configureHost gives the host side of the tap name an IPv4 address and
 // netmask (when ip is not nil) and brings it up.
 func configureHost(name string, ip, mask net.IP) error {

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/config"
+)
+
+// AddNetFDs adds a net on taps the caller opened (vm.add-net with the
+// taps passed as SCM_RIGHTS, as Kata Containers adds its nets): n's "fds"
+// are the passed descriptors. The caller keeps its files; vmm works on
+// duplicates.
+func (c *Client) AddNetFDs(ctx context.Context, n config.Net, taps ...*os.File) (*vm.PCIDeviceInfo, error) {
+	body, err := json.Marshal(n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode request: %w", RouteAddNet, err)
+	}
+	status, reply, err := c.DoWithFiles(ctx, http.MethodPut, RouteAddNet, body, taps...)
+	if err != nil {
+		return nil, err
+	}
+	if !Succeeded(status) {
+		return nil, ReplyError(status, reply)
+	}
+	if len(bytes.TrimSpace(reply)) == 0 {
+		return nil, nil
+	}
+	var info vm.PCIDeviceInfo
+	if err := json.Unmarshal(reply, &info); err != nil {
+		return nil, fmt.Errorf("%s: decode reply: %w", RouteAddNet, err)
+	}
+	return &info, nil
+}
+
+// DoWithFiles is Do on a connection of its own, with files passed as
+// SCM_RIGHTS along with the request: the whole request goes in one
+// sendmsg, as Kata Containers sends it.
+func (c *Client) DoWithFiles(ctx context.Context, method, route string, body []byte, files ...*os.File) (status int, reply []byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+Prefix+route, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", route, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", "application/json")
+	// DumpRequest writes the headers as they are: the length must be one.
+	req.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	wire, err := httputil.DumpRequest(req, true)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", route, err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socketPath)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl) //nolint:errcheck // a unix conn takes deadlines
+	} else {
+		conn.SetDeadline(time.Now().Add(time.Minute)) //nolint:errcheck
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	n, oobn, err := conn.(*net.UnixConn).WriteMsgUnix(wire, syscall.UnixRights(fds...), nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+	}
+	if n != len(wire) || (len(fds) > 0 && oobn == 0) {
+		return 0, nil, fmt.Errorf("%s %s via %s: sent %d of %d bytes", method, route, c.socketPath, n, len(wire))
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+	}
+	return readReply(route, resp)
+}
