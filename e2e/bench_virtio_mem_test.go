@@ -130,7 +130,7 @@ func startQEMUMemBench(ctx context.Context, qemu string) memGuest {
 	q.qemuGuest = startQEMU(ctx, qemu, "-accel", "kvm", "-M", "q35", "-cpu", "host",
 		"-smp", fmt.Sprint(benchBootVCPUs),
 		"-m", fmt.Sprintf("%dM,maxmem=%dM", benchRAM>>20, (benchRAM+benchHotplug)>>20),
-		"-object", fmt.Sprintf("memory-backend-ram,id=vmem0,size=%dM", benchHotplug>>20),
+		"-object", fmt.Sprintf("memory-backend-ram,id=vmem0,size=%dM,reserve=off", benchHotplug>>20),
 		"-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
 		"-qmp", "unix:"+sock+",server=on,wait=off")
 	q.qmp, err = dialQMP(sock)
