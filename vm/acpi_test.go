@@ -45,6 +45,7 @@ type nopCPUOwner struct{}
 
 func (nopCPUOwner) EjectCPU(int)             {}
 func (nopCPUOwner) EjectRefused(int, uint32) {}
+func (nopCPUOwner) EjectIgnored(int)         {}
 
 func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 	for _, c := range []struct {

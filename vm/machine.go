@@ -111,6 +111,9 @@ type machine struct {
 	ending atomic.Bool
 
 	closeOnce sync.Once
+	// holdMu is held by a reader of the machine that runs without the
+	// VMM's lock (the state dump: VMM.holdMachine); close takes it first.
+	holdMu sync.Mutex
 }
 
 // loadPayload reads the kernel (a bzImage or a PVH ELF) and initramfs, or
@@ -332,6 +335,17 @@ func (m *machine) EjectCPU(id int) {
 	m.cpus.parkAsync(id)
 }
 
+// EjectIgnored logs that the guest tried to eject vCPU id, which nobody
+// asked to remove (or the boot vCPU), and raises the GED so that the guest
+// finds the vCPU again (hotplug.CPUOwner): the vCPU keeps running and stays
+// counted, in the guest too. It runs on a vCPU thread and does not wait.
+func (m *machine) EjectIgnored(id int) {
+	m.log.Warn("refused the guest's eject of a CPU the vmm did not ask to remove; it stays", "vcpu", id)
+	if err := m.ged.Trigger(hotplug.EventCPU); err != nil {
+		m.log.Error("signal the guest that a refused CPU stays", "vcpu", id, "err", err)
+	}
+}
+
 // EjectRefused logs that the guest refused to eject vCPU id
 // (hotplug.CPUOwner); the vCPU keeps running and stays counted.
 func (m *machine) EjectRefused(id int, status uint32) {
@@ -378,6 +392,8 @@ func (m *machine) start() error {
 // and on a machine that was only partly built.
 func (m *machine) close() {
 	m.closeOnce.Do(func() {
+		m.holdMu.Lock()
+		defer m.holdMu.Unlock()
 		m.ending.Store(true)
 		if m.cpus != nil {
 			m.cpus.stopAll()
@@ -386,7 +402,9 @@ func (m *machine) close() {
 		// nothing, and closing their MSI-X vectors does not rewrite the
 		// routing table once per vector.
 		if m.irq != nil {
-			m.irq.Close()
+			if err := m.irq.Close(); err != nil {
+				m.log.Warn("remove irqfds", "err", err)
+			}
 		}
 		m.closeVirtio()
 		if m.vm != nil {
