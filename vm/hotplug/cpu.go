@@ -124,11 +124,12 @@ func (c *CPUHotplug) SetInserting(id int) error {
 // CancelInsert withdraws the insertion of CPU id that SetInserting made,
 // as long as the guest has not acknowledged it (the guest has not seen the
 // CPU): the CPU is absent again and CancelInsert reports true. A CPU the
-// guest has seen stays, and it reports false.
+// guest has seen stays, and it reports false, as does CPU 0, which is always
+// present.
 func (c *CPUHotplug) CancelInsert(id int) bool {
 	done := false
 	_ = c.update(id, func(s *cpuState) error {
-		if s.present && s.inserting && !s.ejecting {
+		if id != 0 && s.present && s.inserting && !s.ejecting {
 			*s = cpuState{}
 			done = true
 		}
