@@ -52,7 +52,7 @@ unit: deps
 
 # Short fuzz runs of every Fuzz target (a fixed time each).
 fuzz: deps
-	@scripts/fuzz.sh 10s
+	@scripts/fuzz.sh 5s
 
 # The end-to-end suites, on real KVM (docs/testing.md). They run as one
 # KVM-host boot per group of labels (e2e/runner): a KVM host that breaks
