@@ -276,3 +276,23 @@ func TestNewBlockRoundsCapacityDown(t *testing.T) {
 		t.Fatalf("capacity %d sectors, want 3", b.Sectors())
 	}
 }
+
+// TestBlockImageTruncatedUnderTheGuestGivesIOErrorsWithFakeDriver: reads
+// past the end of an image cut short while the disk runs fail with an I/O
+// error to the guest, counted (and logged); reads before it still work.
+func TestBlockImageTruncatedUnderTheGuestGivesIOErrorsWithFakeDriver(t *testing.T) {
+	path := newTestImage(t, 8)
+	d, b := startBlock(t, path, false)
+	if err := os.Truncate(path, 2*SectorSize); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := blkDo(t, d, blkRequest{typ: blkTIn, sector: 5, in: SectorSize}); st != blkSIOErr {
+		t.Errorf("read past the cut: status %d, want IOERR", st)
+	}
+	if st, _, in := blkDo(t, d, blkRequest{typ: blkTIn, sector: 1, in: SectorSize}); st != blkSOK || in[0] != 1 {
+		t.Errorf("read before the cut: status %d", st)
+	}
+	if n := b.IOErrors(); n != 1 {
+		t.Errorf("%d I/O errors counted, want 1", n)
+	}
+}
