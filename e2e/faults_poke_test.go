@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm"
+)
+
+// pokeSeconds is how long the guest pokes the machine's registers: 10 s,
+// or VMM_POKE_SECONDS (make stress: 60).
+func pokeSeconds() int {
+	if n, err := strconv.Atoi(os.Getenv("VMM_POKE_SECONDS")); err == nil && n > 0 {
+		return n
+	}
+	return 10
+}
+
+var _ = Describe("a guest writing random values to every device register", Label("faults"), func() {
+	It("leaves the vmm alive, its API answering and able to boot the guest again", func(ctx SpecContext) {
+		secs := pokeSeconds()
+		seed := rand.Uint64()
+		dir := GinkgoT().TempDir()
+		disk, ro := filepath.Join(dir, "disk.img"), filepath.Join(dir, "ro.img")
+		makeImage(disk, 16<<20, diskMarker)
+		makeImage(ro, 8<<20, roMarker)
+		cfg := devicesConfig(disk, ro)
+		// /dev/mem reaches the device memory the guest's drivers claimed.
+		cfg.Payload.Cmdline = guest.DefaultCmdline + " iomem=relaxed"
+		m := startGuest(ctx, "poke", cfg)
+		Expect(m.WaitReady(ctx)).To(Succeed())
+
+		By(fmt.Sprintf("the guest pokes its ports and device MMIO for %d s (seed %d)", secs, seed))
+		start := m.Console().Len()
+		_, _, err := m.Sh(ctx, fmt.Sprintf("setsid vmm-agent poke -seconds %d -seed %d >/dev/console 2>&1 &", secs, seed))
+		Expect(err).NotTo(HaveOccurred())
+		deadline := time.Now().Add(time.Duration(secs)*time.Second + 30*time.Second)
+		for time.Now().Before(deadline) {
+			Expect(m.Exited()).NotTo(BeClosed(), "the vmm exited while the guest poked it; its log:\n%s", m.VmmLog())
+			_, err := m.API().Ping(ctx)
+			Expect(err).NotTo(HaveOccurred(), "vmm.ping while the guest pokes")
+			if strings.Contains(m.ConsoleText()[start:], "poke: done") {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		GinkgoWriter.Printf("console after the poke:\n%s\n", m.Console().Tail(40))
+
+		By("the vmm runs, its API answers, and a reboot boots the guest again")
+		Expect(m.Exited()).NotTo(BeClosed(), "the vmm exited; its log:\n%s", m.VmmLog())
+		info, err := m.Info(ctx)
+		Expect(err).NotTo(HaveOccurred(), "vm.info after the poke; vmm log:\n%s", m.VmmLog())
+		Expect(info.State).To(Equal(vm.StateRunning))
+		Expect(m.Reboot(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "the boot after the poke; vmm log:\n%s", m.VmmLog())
+		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
+		Expect(m.VmmLog()).NotTo(ContainSubstring("panic"))
+	}, SpecTimeout(2*bootTimeout+5*time.Minute+time.Duration(pokeSeconds())*time.Second))
+})

@@ -1,0 +1,296 @@
+// Package poke is a hostile guest: run inside a vmm guest (as `vmm-agent
+// poke`), it reads and writes random values of random sizes at random I/O
+// ports and device MMIO addresses of the machine, for a set time, so that
+// the host can check that the vmm survives whatever a guest does to its
+// devices. It leaves alone what is not the vmm's (RAM, and the interrupt
+// controllers and timer KVM emulates in the kernel) and the writes that
+// end the machine on purpose (the ACPI power off, the reset registers),
+// which would only cut the run short.
+//
+// MMIO goes through /dev/mem, which a Linux guest opens to device memory
+// its drivers claimed only when booted with iomem=relaxed; port I/O needs
+// iopl(3). Both need root.
+package poke
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmmdev/vmm/acpi"
+	"github.com/vmmdev/vmm/vm/layout"
+)
+
+// Range is a span of addresses, ports or guest physical.
+type Range struct {
+	Start, Size uint64
+}
+
+// Options configure Run.
+type Options struct {
+	// Duration is how long to poke.
+	Duration time.Duration
+	// Seed seeds the random choices, for a run to be repeated.
+	Seed uint64
+	// Log receives a line per range that cannot be mapped and a summary.
+	Log io.Writer
+}
+
+// Stats counts the accesses made.
+type Stats struct {
+	PortReads, PortWrites, MMIOReads, MMIOWrites uint64
+	// Ranges is how many MMIO ranges (of at most 16 MiB) were mapped.
+	Ranges int
+}
+
+// inKernelPorts are the ports KVM's in-kernel devices take: the PICs and
+// their edge/level registers, the PIT and the speaker port.
+var inKernelPorts = []Range{{0x20, 2}, {0x40, 4}, {0x61, 1}, {0xa0, 2}, {0x4d0, 2}}
+
+// devicePorts are the vmm's own ports, poked more often than the rest.
+var devicePorts = []Range{
+	{layout.COM1Port, layout.COM1Size},
+	{layout.I8042DataPort, 1}, {layout.I8042CommandPort, 1},
+	{layout.POSTPort, 1},
+	{layout.ACPIPMStart, layout.ACPIPMSize},
+	{layout.PCIConfigIOPort, layout.PCIConfigIOSize},
+}
+
+// lowMMIO is the device space below 4 GiB: the PCI 32-bit windows, the
+// GED and hot plug blocks, virtio-mmio and the PCI ECAM, up to the
+// in-kernel IOAPIC.
+var lowMMIO = Range{layout.PCIMMIO32Start, layout.IOAPICStart - layout.PCIMMIO32Start}
+
+// deviceMMIO are the vmm's register blocks, poked more often than the
+// rest: the GED, the CPU, memory and PCI hot plug blocks, the first
+// virtio-mmio slots and segment 0's ECAM.
+var deviceMMIO = []Range{
+	{layout.GEDStart, layout.GEDSize},
+	{layout.CPUHotplugStart, layout.CPUHotplugSize},
+	{layout.MemoryHotplugStart, layout.MemoryHotplugSize},
+	{layout.PCIHotplugStart, layout.PCIHotplugSize},
+	{layout.VirtioMMIOStart, 64 * layout.KiB},
+	{layout.PCIECAMStart, layout.PCIECAMSegmentSize},
+}
+
+// chunk is the most one mapping covers: a range /dev/mem refuses to map
+// (a memory type conflict with a driver's mapping) loses no more.
+const chunk = 16 << 20
+
+// Run pokes for opts.Duration and returns what it did.
+func Run(opts Options) (Stats, error) {
+	var st Stats
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if err := unix.Iopl(3); err != nil {
+		return st, fmt.Errorf("iopl: %w", err)
+	}
+	mem, err := os.OpenFile("/dev/mem", os.O_RDWR|os.O_SYNC, 0)
+	if err != nil {
+		return st, err
+	}
+	defer mem.Close()
+	// devices are the vmm's blocks, wide the whole device space.
+	var devices, wide [][]byte
+	mapAll := func(ranges []Range) [][]byte {
+		var maps [][]byte
+		for _, r := range ranges {
+			for off := uint64(0); off < r.Size; off += chunk {
+				n := min(chunk, r.Size-off)
+				b, err := unix.Mmap(int(mem.Fd()), int64(r.Start+off), int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+				if err != nil {
+					fmt.Fprintf(opts.Log, "poke: map %#x+%#x: %v\n", r.Start+off, n, err)
+					continue
+				}
+				maps = append(maps, b)
+			}
+		}
+		return maps
+	}
+	devices = mapAll(deviceMMIO)
+	wide = mapAll(append([]Range{lowMMIO}, highDeviceRanges()...))
+	defer func() {
+		for _, b := range append(devices, wide...) {
+			unix.Munmap(b) //nolint:errcheck // the process ends soon
+		}
+	}()
+	st.Ranges = len(devices) + len(wide)
+	if len(devices) == 0 || len(wide) == 0 {
+		return st, fmt.Errorf("%d device and %d other MMIO ranges mapped (boot the guest with iomem=relaxed)", len(devices), len(wide))
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	end := time.Now().Add(opts.Duration)
+	for i := 0; ; i++ {
+		if i%1024 == 0 && time.Now().After(end) {
+			break
+		}
+		switch rng.IntN(4) {
+		case 0, 1:
+			pokePort(rng, &st)
+		case 2:
+			pokeMMIO(rng, devices[rng.IntN(len(devices))], &st)
+		default:
+			pokeMMIO(rng, wide[rng.IntN(len(wide))], &st)
+		}
+	}
+	fmt.Fprintf(opts.Log, "poke: done: %d port reads, %d port writes, %d MMIO reads, %d MMIO writes in %d ranges\n",
+		st.PortReads, st.PortWrites, st.MMIOReads, st.MMIOWrites, st.Ranges)
+	return st, nil
+}
+
+// pokePort makes one access at a random port: half the time one of the
+// vmm's device ports, else anywhere.
+func pokePort(rng *rand.Rand, st *Stats) {
+	var port uint16
+	if rng.IntN(2) == 0 {
+		r := devicePorts[rng.IntN(len(devicePorts))]
+		port = uint16(r.Start + rng.Uint64N(r.Size))
+	} else {
+		port = uint16(rng.UintN(1 << 16))
+	}
+	size := uint16(1) << rng.IntN(3)
+	for i := range size {
+		if in(inKernelPorts, uint64(port)+uint64(i)) {
+			return
+		}
+	}
+	if rng.IntN(2) == 0 {
+		st.PortReads++
+		switch size {
+		case 1:
+			inb(port)
+		case 2:
+			inw(port)
+		default:
+			inl(port)
+		}
+		return
+	}
+	v := sanitize(port, size, rng.Uint32())
+	st.PortWrites++
+	switch size {
+	case 1:
+		outb(port, uint8(v))
+	case 2:
+		outw(port, uint16(v))
+	default:
+		outl(port, v)
+	}
+}
+
+// sanitize changes the bytes of a write of size bytes at port that would
+// end the machine on purpose: an i8042 pulse of the reset line, the ACPI
+// reset value, a sleep control write asking for S5.
+func sanitize(port, size uint16, v uint32) uint32 {
+	for i := range size {
+		shift := 8 * uint32(i)
+		b := uint8(v >> shift)
+		switch port + i {
+		case layout.I8042CommandPort:
+			if b >= 0xf0 {
+				b |= 1 // the reset line is bit 0, pulsed when clear
+			}
+		case layout.ResetRegisterPort:
+			if b == layout.ResetValue {
+				b++
+			}
+		case layout.SleepControlPort:
+			b &^= acpi.SleepControlEnable
+		}
+		v = v&^(0xff<<shift) | uint32(b)<<shift
+	}
+	return v
+}
+
+// pokeMMIO makes one naturally aligned access of 1, 2, 4 or 8 bytes at a
+// random offset of m.
+func pokeMMIO(rng *rand.Rand, m []byte, st *Stats) {
+	size := uint64(1) << rng.IntN(4)
+	off := rng.Uint64N(uint64(len(m))) &^ (size - 1)
+	p := unsafe.Pointer(&m[off])
+	if rng.IntN(2) == 0 {
+		st.MMIOReads++
+		switch size {
+		case 1:
+			_ = *(*uint8)(p)
+		case 2:
+			_ = *(*uint16)(p)
+		case 4:
+			_ = *(*uint32)(p)
+		default:
+			_ = *(*uint64)(p)
+		}
+		return
+	}
+	v := rng.Uint64()
+	st.MMIOWrites++
+	switch size {
+	case 1:
+		*(*uint8)(p) = uint8(v)
+	case 2:
+		*(*uint16)(p) = uint16(v)
+	case 4:
+		*(*uint32)(p) = uint32(v)
+	default:
+		*(*uint64)(p) = v
+	}
+}
+
+// in reports whether x is in one of rs.
+func in(rs []Range, x uint64) bool {
+	for _, r := range rs {
+		if x >= r.Start && x-r.Start < r.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// highDeviceRanges lists the device memory above 4 GiB that the guest's
+// /proc/iomem shows (the PCI 64-bit windows and what they hold), all but
+// RAM, each at most 1 GiB.
+func highDeviceRanges() []Range {
+	f, err := os.Open("/proc/iomem")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return parseIOMem(f)
+}
+
+// parseIOMem reads /proc/iomem's top-level ranges at or above 4 GiB that
+// are not RAM.
+func parseIOMem(r io.Reader) []Range {
+	var out []Range
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, " ") {
+			continue
+		}
+		span, name, ok := strings.Cut(line, " : ")
+		if !ok || strings.Contains(name, "RAM") || strings.Contains(name, "Reserved") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(span, "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		last, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || last < start || start < layout.HighRAMStart {
+			continue
+		}
+		out = append(out, Range{start, min(last-start+1, 1<<30)})
+	}
+	return out
+}
