@@ -115,6 +115,7 @@ var _ = Describe("the disk under faults", Label("devices", "faults"), func() {
 		_, status, err := m.Sh(ctx, "ping -c 2 -W 2 "+devHostIP)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).NotTo(BeZero(), "the guest still reaches the deleted tap")
+		Eventually(m.VmmLog).WithTimeout(time.Minute).Should(MatchRegexp(`virtio-net: tap (read|write)`), "the tap's failure is logged")
 		writeGuestMarker(ctx, m)
 		guestIsUnharmed(ctx, m)
 		Expect(strings.Count(m.VmmLog(), "panic")).To(BeZero(), m.VmmLog())

@@ -96,8 +96,9 @@ type Block struct {
 	// direct is the O_DIRECT mapping the workers' bounce buffers are
 	// cut from, nil without direct.
 	direct []byte
-	// ioErrors counts the requests the host failed (IOERR to the guest).
-	ioErrors atomic.Uint64
+	// ioErrors counts the requests the host failed (IOERR to the guest),
+	// by blockOp.
+	ioErrors [numOps]atomic.Uint64
 }
 
 // blockWorker is what one request queue's worker reuses between requests.
@@ -107,12 +108,24 @@ type blockWorker struct {
 	// without direct.
 	bounce []byte
 	// err is the host's error behind the last request that failed, for
-	// process to log.
+	// process to log, and op what failed.
 	err error
+	op  blockOp
 }
 
+// blockOp is what a failed request did on the image.
+type blockOp int
+
+const (
+	opRead blockOp = iota
+	opWrite
+	opFlush
+	numOps
+)
+
 // maxLoggedIOErrors bounds the log lines failing I/O on the image (a
-// truncated file, a full disk) causes; later failures are counted.
+// truncated file, a full disk) causes, for reads, writes and flushes
+// each; later failures are counted.
 const maxLoggedIOErrors = 8
 
 // NewBlock opens the raw image at path, read-only when readonly is set,
@@ -261,7 +274,7 @@ func (b *Block) process(i int, q *vring) {
 	for q.next(&c) {
 		q.push(c.head, b.serve(&c, w))
 		if w.err != nil {
-			if n := b.ioErrors.Add(1); n <= maxLoggedIOErrors {
+			if n := b.ioErrors[w.op].Add(1); n <= maxLoggedIOErrors {
 				q.log.Warn("virtio-blk: I/O on the image failed; the guest gets an I/O error", "path", b.path, "err", w.err, "failures", n)
 			}
 			w.err = nil
@@ -271,7 +284,13 @@ func (b *Block) process(i int, q *vring) {
 
 // IOErrors is how many requests failed on the host's side (the image
 // could not be read, written or synced) and got an I/O error.
-func (b *Block) IOErrors() uint64 { return b.ioErrors.Load() }
+func (b *Block) IOErrors() uint64 {
+	var n uint64
+	for i := range b.ioErrors {
+		n += b.ioErrors[i].Load()
+	}
+	return n
+}
 
 // serve runs one request and returns the bytes written to its writable
 // buffers, the status byte included. A request is header (readable), data
@@ -344,7 +363,7 @@ func (b *Block) io(w *blockWorker, bufs [][]byte, sector uint64, write bool) byt
 		}
 		if err != nil {
 			// EOF included: the image shrank under the guest.
-			w.err = fmt.Errorf("%s at byte %d: %w", rw(write), off, err)
+			w.err, w.op = fmt.Errorf("%s at byte %d: %w", rw(write), off, err), opOf(write)
 			return blkSIOErr
 		}
 		off += int64(len(s))
@@ -372,7 +391,7 @@ func (b *Block) directIO(w *blockWorker, bufs [][]byte, sector uint64, write boo
 			scatter(subrange(part, bufs, done, n), chunk)
 		}
 		if err != nil {
-			w.err = fmt.Errorf("%s at byte %d: %w", rw(write), off, err)
+			w.err, w.op = fmt.Errorf("%s at byte %d: %w", rw(write), off, err), opOf(write)
 			return blkSIOErr
 		}
 		done += n
@@ -385,15 +404,23 @@ func (b *Block) directIO(w *blockWorker, bufs [][]byte, sector uint64, write boo
 func (b *Block) flush(w *blockWorker) byte {
 	rc, err := b.file.SyscallConn()
 	if err != nil {
-		w.err = fmt.Errorf("flush: %w", err)
+		w.err, w.op = fmt.Errorf("flush: %w", err), opFlush
 		return blkSIOErr
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil || serr != nil {
-		w.err = fmt.Errorf("flush: %w", errors.Join(err, serr))
+		w.err, w.op = fmt.Errorf("flush: %w", errors.Join(err, serr)), opFlush
 		return blkSIOErr
 	}
 	return blkSOK
+}
+
+// opOf is a transfer's blockOp.
+func opOf(write bool) blockOp {
+	if write {
+		return opWrite
+	}
+	return opRead
 }
 
 // rw names a transfer's direction.
