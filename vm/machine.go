@@ -109,6 +109,8 @@ type machine struct {
 	// ending is set by the first power off, reset or failure; later ones
 	// (Linux often writes a second reset) are absorbed.
 	ending atomic.Bool
+	// ignoredEjects counts the guest's refused ejects (EjectIgnored).
+	ignoredEjects atomic.Uint64
 
 	closeOnce sync.Once
 	// holdMu is held by a reader of the machine that runs without the
@@ -335,12 +337,19 @@ func (m *machine) EjectCPU(id int) {
 	m.cpus.parkAsync(id)
 }
 
+// maxLoggedGuestErrors bounds the log lines a guest repeating one refused
+// request causes.
+const maxLoggedGuestErrors = 8
+
 // EjectIgnored logs that the guest tried to eject vCPU id, which nobody
 // asked to remove (or the boot vCPU), and raises the GED so that the guest
 // finds the vCPU again (hotplug.CPUOwner): the vCPU keeps running and stays
 // counted, in the guest too. It runs on a vCPU thread and does not wait.
 func (m *machine) EjectIgnored(id int) {
-	m.log.Warn("refused the guest's eject of a CPU the vmm did not ask to remove; it stays", "vcpu", id)
+	// A guest that writes the eject bit without end is logged only so far.
+	if n := m.ignoredEjects.Add(1); n <= maxLoggedGuestErrors {
+		m.log.Warn("refused the guest's eject of a CPU the vmm did not ask to remove; it stays", "vcpu", id, "refused", n)
+	}
 	if err := m.ged.Trigger(hotplug.EventCPU); err != nil {
 		m.log.Error("signal the guest that a refused CPU stays", "vcpu", id, "err", err)
 	}
