@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -43,17 +44,19 @@ var _ = Describe("a guest writing random values to every device register", Label
 		start := m.Console().Len()
 		_, _, err := m.Sh(ctx, fmt.Sprintf("setsid vmm-agent poke -seconds %d -seed %d >/dev/console 2>&1 &", secs, seed))
 		Expect(err).NotTo(HaveOccurred())
-		deadline := time.Now().Add(time.Duration(secs)*time.Second + 30*time.Second)
-		for time.Now().Before(deadline) {
+		deadline := time.Now().Add(time.Duration(secs)*time.Second + 60*time.Second)
+		var done bool
+		for !done && time.Now().Before(deadline) {
 			Expect(m.Exited()).NotTo(BeClosed(), "the vmm exited while the guest poked it; its log:\n%s", m.VmmLog())
 			_, err := m.API().Ping(ctx)
 			Expect(err).NotTo(HaveOccurred(), "vmm.ping while the guest pokes")
-			if strings.Contains(m.ConsoleText()[start:], "poke: done") {
-				break
-			}
+			out := m.ConsoleText()[start:]
+			done = strings.Contains(out, "poke: done")
+			Expect(out).NotTo(MatchRegexp(`fatal error|panic:|vmm-agent: |poke: failed`), "the poke failed in the guest:\n%s", head(out, 4000))
 			time.Sleep(time.Second)
 		}
-		GinkgoWriter.Printf("console after the poke:\n%s\n", m.Console().Tail(40))
+		Expect(done).To(BeTrue(), "the poke did not finish; console:\n%s", head(m.ConsoleText()[start:], 4000))
+		GinkgoWriter.Printf("%s\n", regexp.MustCompile(`poke: done.*`).FindString(m.ConsoleText()[start:]))
 
 		By("the vmm runs, its API answers, and a reboot boots the guest again")
 		Expect(m.Exited()).NotTo(BeClosed(), "the vmm exited; its log:\n%s", m.VmmLog())
@@ -66,3 +69,11 @@ var _ = Describe("a guest writing random values to every device register", Label
 		Expect(m.VmmLog()).NotTo(ContainSubstring("panic"))
 	}, SpecTimeout(2*bootTimeout+5*time.Minute+time.Duration(pokeSeconds())*time.Second))
 })
+
+// head is the first n bytes of s.
+func head(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -18,6 +18,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -47,8 +48,13 @@ type Options struct {
 // Stats counts the accesses made.
 type Stats struct {
 	PortReads, PortWrites, MMIOReads, MMIOWrites uint64
+	// Faults counts the MMIO accesses that faulted (the guest's kernel
+	// refused the page), which are skipped.
+	Faults uint64
 	// Ranges is how many MMIO ranges (of at most 16 MiB) were mapped.
 	Ranges int
+	// Sum folds in every value read, so that no read is optimized away.
+	Sum uint64
 }
 
 // inKernelPorts are the ports KVM's in-kernel devices take: the PICs and
@@ -127,6 +133,10 @@ func Run(opts Options) (Stats, error) {
 	if len(devices) == 0 || len(wide) == 0 {
 		return st, fmt.Errorf("%d device and %d other MMIO ranges mapped (boot the guest with iomem=relaxed)", len(devices), len(wide))
 	}
+	// A fault on a mapped page panics, which pokeMMIO recovers from,
+	// instead of ending the program.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer restoreUART()
 	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
 	end := time.Now().Add(opts.Duration)
 	for i := 0; ; i++ {
@@ -142,8 +152,9 @@ func Run(opts Options) (Stats, error) {
 			pokeMMIO(rng, wide[rng.IntN(len(wide))], &st)
 		}
 	}
-	fmt.Fprintf(opts.Log, "poke: done: %d port reads, %d port writes, %d MMIO reads, %d MMIO writes in %d ranges\n",
-		st.PortReads, st.PortWrites, st.MMIOReads, st.MMIOWrites, st.Ranges)
+	restoreUART()
+	fmt.Fprintf(opts.Log, "poke: done: %d port reads, %d port writes, %d MMIO reads, %d MMIO writes (%d faulted) in %d ranges\n",
+		st.PortReads, st.PortWrites, st.MMIOReads, st.MMIOWrites, st.Faults, st.Ranges)
 	return st, nil
 }
 
@@ -167,11 +178,11 @@ func pokePort(rng *rand.Rand, st *Stats) {
 		st.PortReads++
 		switch size {
 		case 1:
-			inb(port)
+			st.Sum += uint64(inb(port))
 		case 2:
-			inw(port)
+			st.Sum += uint64(inw(port))
 		default:
-			inl(port)
+			st.Sum += uint64(inl(port))
 		}
 		return
 	}
@@ -217,17 +228,22 @@ func pokeMMIO(rng *rand.Rand, m []byte, st *Stats) {
 	size := uint64(1) << rng.IntN(4)
 	off := rng.Uint64N(uint64(len(m))) &^ (size - 1)
 	p := unsafe.Pointer(&m[off])
+	defer func() {
+		if recover() != nil {
+			st.Faults++
+		}
+	}()
 	if rng.IntN(2) == 0 {
 		st.MMIOReads++
 		switch size {
 		case 1:
-			_ = *(*uint8)(p)
+			st.Sum += uint64(*(*uint8)(p))
 		case 2:
-			_ = *(*uint16)(p)
+			st.Sum += uint64(*(*uint16)(p))
 		case 4:
-			_ = *(*uint32)(p)
+			st.Sum += uint64(*(*uint32)(p))
 		default:
-			_ = *(*uint64)(p)
+			st.Sum += *(*uint64)(p)
 		}
 		return
 	}
@@ -243,6 +259,22 @@ func pokeMMIO(rng *rand.Rand, m []byte, st *Stats) {
 	default:
 		*(*uint64)(p) = v
 	}
+}
+
+// UART registers restoreUART sets.
+const (
+	uartLCR   = 3
+	uartMCR   = 4
+	lcr8N1    = 0x03 // 8 data bits, no parity, 1 stop bit; DLAB off
+	mcrDTROut = 0x0b // DTR, RTS and OUT2 (interrupts on); loopback off
+)
+
+// restoreUART puts COM1 back in the state Linux's console uses (the poke
+// may have left loopback or the divisor latch on), so that the guest's
+// console works after the poke.
+func restoreUART() {
+	outb(layout.COM1Port+uartLCR, lcr8N1)
+	outb(layout.COM1Port+uartMCR, mcrDTROut)
 }
 
 // in reports whether x is in one of rs.
