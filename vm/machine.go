@@ -296,7 +296,7 @@ func (m *machine) addHotplug() error {
 		}
 	}
 	if blocks := m.cfg.Memory.HotplugSize / config.HotplugBlock; blocks > 0 && m.cfg.Memory.HotplugMethod != config.HotplugVirtioMem {
-		slots := int(min(blocks, hotplug.MaxMemorySlots))
+		slots := int(min(blocks, maxMemorySlots))
 		if m.memHP, err = hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, slots); err != nil {
 			return err
 		}
@@ -336,6 +336,14 @@ func (m *machine) EjectCPU(id int) {
 	m.log.Info("guest ejected a CPU", "vcpu", id)
 	m.cpus.parkAsync(id)
 }
+
+// maxMemorySlots is the most memory hot plug slots a VM has: the DSDT
+// holds a device per slot (about 70 bytes each), and with many more the
+// ACPI tables of a machine with 255 vCPUs and 16 PCI segments would outgrow
+// their 128 KiB below 1 MiB (2048 slots outgrow it on any machine). A slot
+// takes a hot add of any size, so this bounds the number of RAM increases,
+// not the RAM.
+const maxMemorySlots = 768
 
 // maxLoggedGuestErrors bounds the log lines a guest repeating one refused
 // request causes.
