@@ -18,6 +18,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -51,7 +52,7 @@ type Stats struct {
 	// Faults counts the MMIO accesses that faulted (the guest's kernel
 	// refused the page), which are skipped.
 	Faults uint64
-	// Ranges is how many MMIO ranges (of at most 16 MiB) were mapped.
+	// Ranges is how many MMIO mappings (of at most 16 MiB) were made.
 	Ranges int
 	// Sum folds in every value read, so that no read is optimized away.
 	Sum uint64
@@ -87,8 +88,7 @@ var deviceMMIO = []Range{
 	{layout.PCIECAMStart, layout.PCIECAMSegmentSize},
 }
 
-// chunk is the most one mapping covers: a range /dev/mem refuses to map
-// (a memory type conflict with a driver's mapping) loses no more.
+// chunk is the most one mapping covers.
 const chunk = 16 << 20
 
 // Run pokes for opts.Duration and returns what it did.
@@ -97,38 +97,66 @@ func Run(opts Options) (Stats, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	// I/O privilege is the thread's: every port access happens on this
+	// one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := unix.Iopl(3); err != nil {
 		return st, fmt.Errorf("iopl: %w", err)
 	}
-	mem, err := os.OpenFile("/dev/mem", os.O_RDWR|os.O_SYNC, 0)
-	if err != nil {
-		return st, err
+	// Uncached mappings first (O_SYNC); pages the kernel mapped
+	// otherwise already (ACPI maps its operation regions write-back)
+	// refuse them, and are mapped as the kernel has them.
+	var fds []int
+	for _, flag := range []int{os.O_SYNC, 0} {
+		f, err := os.OpenFile("/dev/mem", os.O_RDWR|flag, 0)
+		if err != nil {
+			return st, err
+		}
+		defer f.Close()
+		fds = append(fds, int(f.Fd()))
 	}
-	defer mem.Close()
-	// devices are the vmm's blocks, wide the whole device space.
-	var devices, wide [][]byte
+	var unmapped uint64
+	var maps [][]byte
+	// mapRange maps r, or the largest parts of it that map.
+	var mapRange func(r Range)
+	mapRange = func(r Range) {
+		for _, fd := range fds {
+			b, err := unix.Mmap(fd, int64(r.Start), int(r.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err == nil {
+				maps = append(maps, b)
+				return
+			}
+		}
+		if r.Size <= layout.PageSize {
+			unmapped += r.Size
+			return
+		}
+		half := r.Size / 2 &^ (layout.PageSize - 1)
+		mapRange(Range{r.Start, half})
+		mapRange(Range{r.Start + half, r.Size - half})
+	}
+	// mapAll maps ranges in pieces of at most chunk bytes.
 	mapAll := func(ranges []Range) [][]byte {
-		var maps [][]byte
+		maps = nil
 		for _, r := range ranges {
 			for off := uint64(0); off < r.Size; off += chunk {
-				n := min(chunk, r.Size-off)
-				b, err := unix.Mmap(int(mem.Fd()), int64(r.Start+off), int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-				if err != nil {
-					fmt.Fprintf(opts.Log, "poke: map %#x+%#x: %v\n", r.Start+off, n, err)
-					continue
-				}
-				maps = append(maps, b)
+				mapRange(Range{r.Start + off, min(chunk, r.Size-off)})
 			}
 		}
 		return maps
 	}
-	devices = mapAll(deviceMMIO)
-	wide = mapAll(append([]Range{lowMMIO}, highDeviceRanges()...))
+	// devices are the vmm's blocks, wide the whole device space.
+	devices := mapAll(deviceMMIO)
+	wide := mapAll(append([]Range{lowMMIO}, highDeviceRanges()...))
 	defer func() {
 		for _, b := range append(devices, wide...) {
 			unix.Munmap(b) //nolint:errcheck // the process ends soon
 		}
 	}()
+	if unmapped > 0 {
+		fmt.Fprintf(opts.Log, "poke: %d KiB of device memory could not be mapped\n", unmapped>>10)
+	}
 	st.Ranges = len(devices) + len(wide)
 	if len(devices) == 0 || len(wide) == 0 {
 		return st, fmt.Errorf("%d device and %d other MMIO ranges mapped (boot the guest with iomem=relaxed)", len(devices), len(wide))
