@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "recv":
 		err = recv(fs.Args(), *conns, stdout)
 	case "poke":
-		err = runPoke(time.Duration(*seconds)*time.Second, *seed, stdout)
+		_, err = poke.Run(poke.Options{Duration: time.Duration(*seconds) * time.Second, Seed: *seed, Log: stdout})
 	default:
 		fmt.Fprintln(stderr, usage)
 		return exitUsage
@@ -80,33 +80,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
-}
-
-// runPoke runs poke.Run and reports on out and in the guest's kernel log
-// (at KERN_CRIT, so that the console shows it even when the poke left the
-// tty's interrupts in a bad state: the kernel writes its console by
-// polling).
-func runPoke(d time.Duration, seed uint64, out io.Writer) error {
-	log := out
-	if kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
-		defer kmsg.Close()
-		log = io.MultiWriter(out, crit{kmsg})
-	}
-	_, err := poke.Run(poke.Options{Duration: d, Seed: seed, Log: log})
-	if err != nil {
-		fmt.Fprintf(log, "poke: failed: %v\n", err)
-	}
-	return err
-}
-
-// crit writes each line to the kernel log at KERN_CRIT.
-type crit struct{ w io.Writer }
-
-func (c crit) Write(p []byte) (int, error) {
-	if _, err := c.w.Write(append([]byte("<2>"), p...)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // usageError is a bad command line.
