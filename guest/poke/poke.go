@@ -49,8 +49,8 @@ type Options struct {
 // Stats counts the accesses made.
 type Stats struct {
 	PortReads, PortWrites, MMIOReads, MMIOWrites uint64
-	// Faults counts the MMIO accesses that faulted (the guest's kernel
-	// refused the page), which are skipped.
+	// Faults counts the accesses that faulted (the guest's kernel refused
+	// the page or the port), which are skipped.
 	Faults uint64
 	// Ranges is how many MMIO mappings (of at most 16 MiB) were made.
 	Ranges int
@@ -181,7 +181,7 @@ func Run(opts Options) (Stats, error) {
 		}
 	}
 	restoreUART()
-	fmt.Fprintf(opts.Log, "poke: done: %d port reads, %d port writes, %d MMIO reads, %d MMIO writes (%d faulted) in %d ranges\n",
+	fmt.Fprintf(opts.Log, "poke: done: %d port reads, %d port writes, %d MMIO reads, %d MMIO writes (%d faulted) in %d mappings\n",
 		st.PortReads, st.PortWrites, st.MMIOReads, st.MMIOWrites, st.Faults, st.Ranges)
 	return st, nil
 }
@@ -197,11 +197,19 @@ func pokePort(rng *rand.Rand, st *Stats) {
 		port = uint16(rng.UintN(1 << 16))
 	}
 	size := uint16(1) << rng.IntN(3)
+	if uint32(port)+uint32(size) > 1<<16 {
+		return // past the last port: the CPU faults
+	}
 	for i := range size {
 		if in(inKernelPorts, uint64(port)+uint64(i)) {
 			return
 		}
 	}
+	defer func() {
+		if recover() != nil {
+			st.Faults++ // the guest's kernel refused the port
+		}
+	}()
 	if rng.IntN(2) == 0 {
 		st.PortReads++
 		switch size {
