@@ -52,7 +52,7 @@ unit: deps
 
 # Short fuzz runs of every Fuzz target (a fixed time each).
 fuzz: deps
-	@scripts/fuzz.sh 10s
+	@scripts/fuzz.sh 5s
 
 # The end-to-end suites, on real KVM (docs/testing.md). They run as one
 # KVM-host boot per group of labels (e2e/runner): a KVM host that breaks
@@ -64,13 +64,14 @@ e2e: images build emulator
 	@rm -rf $(BUILD)/results; KVMHOST_QEMU=$${KVMHOST_QEMU:-$$(cat $(BUILD)/emulator)} $(BUILD)/e2erun $(E2E_GROUPS)
 
 # The stress specs at full size, once each, without retries of any kind, in
-# a KVM host per group: 30 cycles of 2 -> 8 -> 2 vCPUs, 100 MiB over TCP
-# and 100 MiB each way over vsock.
+# a KVM host per group: 30 cycles of 2 -> 8 -> 2 vCPUs, 100 MiB over TCP,
+# 100 MiB each way over vsock, and 60 s of a guest writing random values to
+# every device register.
 # make test runs them smaller.
 stress: images build emulator
 	@rm -rf $(BUILD)/results; KVMHOST_QEMU=$${KVMHOST_QEMU:-$$(cat $(BUILD)/emulator)} \
-	  VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 VMM_VSOCK_MIB=100 E2E_EMULATION_RETRIES=0 E2E_HOST_ATTEMPTS=1 \
-	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|MiB.over.TCP|MiB.each.way' $(BUILD)/e2erun cpu devices
+	  VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 VMM_VSOCK_MIB=100 VMM_POKE_SECONDS=60 E2E_EMULATION_RETRIES=0 E2E_HOST_ATTEMPTS=1 \
+	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|MiB.over.TCP|MiB.each.way|every.device.register' $(BUILD)/e2erun core cpu devices
 
 test: lint unit fuzz e2e
 

@@ -45,6 +45,62 @@ type nopCPUOwner struct{}
 
 func (nopCPUOwner) EjectCPU(int)             {}
 func (nopCPUOwner) EjectRefused(int, uint32) {}
+func (nopCPUOwner) EjectIgnored(int)         {}
+
+// testTables builds the ACPI tables of a machine with boot of max vCPUs
+// laid out as topo, memSlots memory hot plug slots (0: none) and segments
+// PCI segments, with the power button, GED, serial port and PCI hot plug,
+// and splits them by signature.
+func testTables(t *testing.T, boot int, topo Topology, memSlots, segments int) map[string][]byte {
+	t.Helper()
+	tables, err := buildTestTables(t, boot, topo, memSlots, segments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
+}
+
+// buildTestTables is testTables returning acpiTables' error.
+func buildTestTables(t *testing.T, boot int, topo Topology, memSlots, segments int) (map[string][]byte, error) {
+	t.Helper()
+	pcim := pciTestMachine(t, segments)
+	pm := devices.NewACPIPM(nil, layout.ResetValue, nopLogger())
+	serial := devices.NewSerial(layout.COM1Port, layout.COM1IRQ, nopIRQ{}, nil, nopLogger())
+	events := hotplug.EventCPU | hotplug.EventPowerButton | hotplug.EventPCI
+	pciHP, err := hotplug.NewPCIHotplug(layout.PCIHotplugStart, segments, pcim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcim.pciHP = pciHP
+	cpus, err := hotplug.NewCPUHotplug(layout.CPUHotplugStart, boot, topo.count(), nopCPUOwner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cpus.SetAPICIDs(topo.APICIDs()); err != nil {
+		t.Fatal(err)
+	}
+	sb := []acpi.Describer{serial, nil, hotplug.PowerButton{}, cpus}
+	if memSlots > 0 {
+		mem, err := hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, memSlots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb = append(sb, mem)
+		events |= hotplug.EventMemory
+	}
+	ged, err := hotplug.NewGED(hotplug.GEDConfig{Base: layout.GEDStart, GSI: layout.GEDIRQ, Events: events}, nopIRQ{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb[1] = ged
+	sb = append(sb, pciHP)
+	sb = append(sb, pcim.pciDescribers()...)
+	blob, err := acpiTables(boot, topo, pm, pcim.mcfgEntries(), sb...)
+	if err != nil {
+		return nil, err
+	}
+	return tablesAt(t, blob), nil
+}
 
 func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 	for _, c := range []struct {
@@ -57,41 +113,8 @@ func TestACPITablesDisassembleCleanlyWithIASL(t *testing.T) {
 		// The largest machine: the tables must fit their 128 KiB.
 		{"1 of 254 CPUs with the most memory slots", 1, acpi.MaxCPUs, maxMemorySlots},
 	} {
-		pcim := pciTestMachine(t, 2)
 		t.Run(c.name, func(t *testing.T) {
-			pm := devices.NewACPIPM(nil, layout.ResetValue, nopLogger())
-			serial := devices.NewSerial(layout.COM1Port, layout.COM1IRQ, nopIRQ{}, nil, nopLogger())
-			events := hotplug.EventCPU | hotplug.EventPowerButton | hotplug.EventPCI
-			pciHP, err := hotplug.NewPCIHotplug(layout.PCIHotplugStart, 2, pcim)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pcim.pciHP = pciHP
-			cpus, err := hotplug.NewCPUHotplug(layout.CPUHotplugStart, c.boot, c.max, nopCPUOwner{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sb := []acpi.Describer{serial, nil, hotplug.PowerButton{}, cpus}
-			if c.memSlots > 0 {
-				mem, err := hotplug.NewMemoryHotplug(layout.MemoryHotplugStart, c.memSlots)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sb = append(sb, mem)
-				events |= hotplug.EventMemory
-			}
-			ged, err := hotplug.NewGED(hotplug.GEDConfig{Base: layout.GEDStart, GSI: layout.GEDIRQ, Events: events}, nopIRQ{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sb[1] = ged
-			sb = append(sb, pciHP)
-			sb = append(sb, pcim.pciDescribers()...)
-			blob, err := acpiTables(c.boot, flatTopology(c.max), pm, pcim.mcfgEntries(), sb...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tables := tablesAt(t, blob)
+			tables := testTables(t, c.boot, flatTopology(c.max), c.memSlots, 2)
 			for _, sig := range []string{"DSDT", "FACP", "APIC", "XSDT", "MCFG"} {
 				tb, ok := tables[sig]
 				if !ok {

@@ -38,15 +38,32 @@ const dumpCallTimeout = 2 * time.Second
 // vCPU is and what the interrupt controllers and the UART hold: what it takes
 // to tell a hung guest from a lost interrupt. The e2e harness asks for it
 // (SIGUSR1 to cmd/vmm) when a guest stops answering. The guest keeps running.
+//
+// The dump holds the machine it reads (holdMachine): a reset, a reboot or a
+// shutdown that comes meanwhile waits for the dump to end before it tears
+// the machine down, so the dump never reads unmapped RAM or closed vCPUs.
+// It does not hold the VMM's lock, which a stuck request may keep.
 func (v *VMM) DumpState() {
-	v.mu.Lock()
-	m := v.m
-	v.mu.Unlock()
+	m, release := v.holdMachine()
 	if m == nil {
 		v.log.Warn("state dump", "vm", "not running")
 		return
 	}
+	defer release()
 	m.dumpState()
+}
+
+// holdMachine returns the running machine, if any, held against close
+// until release is called.
+func (v *VMM) holdMachine() (m *machine, release func()) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		return nil, nil
+	}
+	// v.m is closed only with v.mu held, so it is not closed yet.
+	v.m.holdMu.Lock()
+	return v.m, v.m.holdMu.Unlock
 }
 
 func (m *machine) dumpState() {

@@ -2,10 +2,12 @@ package vm
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -86,5 +88,39 @@ func TestGuestCodeReadsTheBytesAtRIPThroughTheGuestsPageTables(t *testing.T) {
 	}
 	if _, err := guestCode(mem, 0x1000, 0, 0x1000); err == nil || !strings.Contains(err.Error(), "not present") {
 		t.Errorf("guestCode of an unmapped address: %v, want why", err)
+	}
+}
+
+// TestDumpHoldsTheMachineAgainstCloseWithAnEmptyMachine: a machine held
+// for the state dump is not torn down (by a reset, a reboot or a shutdown)
+// until the dump releases it. The machine is an empty one (no KVM).
+func TestDumpHoldsTheMachineAgainstCloseWithAnEmptyMachine(t *testing.T) {
+	m := &machine{log: slog.New(slog.DiscardHandler)}
+	v := &VMM{m: m}
+	held, release := v.holdMachine()
+	if held != m {
+		t.Fatalf("held %p, want the running machine %p", held, m)
+	}
+	closed := make(chan struct{})
+	go func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		m.close()
+		v.m = nil
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("the machine was closed while the dump held it")
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close did not go ahead once the dump released the machine")
+	}
+	if m, _ := v.holdMachine(); m != nil {
+		t.Error("a closed machine was handed out")
 	}
 }

@@ -109,8 +109,13 @@ type machine struct {
 	// ending is set by the first power off, reset or failure; later ones
 	// (Linux often writes a second reset) are absorbed.
 	ending atomic.Bool
+	// ignoredEjects counts the guest's refused ejects (EjectIgnored).
+	ignoredEjects atomic.Uint64
 
 	closeOnce sync.Once
+	// holdMu is held by a reader of the machine that runs without the
+	// VMM's lock (the state dump: VMM.holdMachine); close takes it first.
+	holdMu sync.Mutex
 }
 
 // loadPayload reads the kernel (a bzImage or a PVH ELF) and initramfs, or
@@ -280,7 +285,10 @@ func (m *machine) addDevices() error {
 // hotplug.MaxMemorySlots: each RAM increase takes one slot, whatever its
 // size, and each slot is a device in the DSDT (some 75 bytes). The 4096
 // slots of 512 GiB of hot plug space made the ACPI tables 316 KB, beyond
-// their 128 KiB; 256 slots (QEMU's limit of DIMMs) take about 19 KB.
+// their 128 KiB; 256 slots (QEMU's limit of DIMMs) take about 19 KB, so
+// even a machine with 255 vCPUs and 16 PCI segments fits. A slot takes a
+// hot add of any size, so this bounds the number of RAM increases, not the
+// RAM.
 const maxMemorySlots = 256
 
 // addHotplug creates the ACPI hot plug devices on the MMIO bus: the GED
@@ -340,6 +348,24 @@ func (m *machine) EjectCPU(id int) {
 	m.cpus.parkAsync(id)
 }
 
+// maxLoggedGuestErrors bounds the log lines a guest repeating one refused
+// request causes.
+const maxLoggedGuestErrors = 8
+
+// EjectIgnored logs that the guest tried to eject vCPU id, which nobody
+// asked to remove (or the boot vCPU), and raises the GED so that the guest
+// finds the vCPU again (hotplug.CPUOwner): the vCPU keeps running and stays
+// counted, in the guest too. It runs on a vCPU thread and does not wait.
+func (m *machine) EjectIgnored(id int) {
+	// A guest that writes the eject bit without end is logged only so far.
+	if n := m.ignoredEjects.Add(1); n <= maxLoggedGuestErrors {
+		m.log.Warn("refused the guest's eject of a CPU the vmm did not ask to remove; it stays", "vcpu", id, "refused", n)
+	}
+	if err := m.ged.Trigger(hotplug.EventCPU); err != nil {
+		m.log.Error("signal the guest that a refused CPU stays", "vcpu", id, "err", err)
+	}
+}
+
 // EjectRefused logs that the guest refused to eject vCPU id
 // (hotplug.CPUOwner); the vCPU keeps running and stays counted.
 func (m *machine) EjectRefused(id int, status uint32) {
@@ -386,6 +412,8 @@ func (m *machine) start() error {
 // and on a machine that was only partly built.
 func (m *machine) close() {
 	m.closeOnce.Do(func() {
+		m.holdMu.Lock()
+		defer m.holdMu.Unlock()
 		m.ending.Store(true)
 		if m.cpus != nil {
 			m.cpus.stopAll()
@@ -394,7 +422,9 @@ func (m *machine) close() {
 		// nothing, and closing their MSI-X vectors does not rewrite the
 		// routing table once per vector.
 		if m.irq != nil {
-			m.irq.Close()
+			if err := m.irq.Close(); err != nil {
+				m.log.Warn("remove irqfds", "err", err)
+			}
 		}
 		m.closeVirtio()
 		if m.vm != nil {

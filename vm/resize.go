@@ -2,16 +2,12 @@ package vm
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/events"
-	"github.com/vmmdev/vmm/vm/hotplug"
-	"github.com/vmmdev/vmm/vm/layout"
-	"github.com/vmmdev/vmm/vm/memory"
 )
 
 // resizePlan is a validated vm.resize request: what changes, and to what.
@@ -158,6 +154,10 @@ func (v *VMM) Resize(ctx context.Context, req ResizeRequest) error {
 }
 
 // applyResizeLocked carries out the plan p of req. Called with v.mu held.
+// Each part (RAM, virtio-mem, balloon, vCPUs, in this order) is applied
+// whole or not at all, and recorded in the configuration as soon as it is
+// applied: a part that fails leaves the parts before it applied and says
+// so, and the configuration, the machine and the guest agree.
 func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) error {
 	var err error
 	if p.vcpus != 0 && v.m != nil && v.m.cpuHP.PendingEject() {
@@ -172,6 +172,14 @@ func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) e
 			return err
 		}
 	}
+	var done []string
+	// partial says which parts were applied before err.
+	partial := func(err error) error {
+		if len(done) == 0 {
+			return err
+		}
+		return fmt.Errorf("%w (applied before it: %s)", err, strings.Join(done, ", "))
+	}
 	// RAM first: it is the part that can fail for want of host memory, and
 	// then nothing has changed.
 	if p.addRAM > 0 {
@@ -181,29 +189,36 @@ func (v *VMM) applyResizeLocked(ram ramState, req ResizeRequest, p resizePlan) e
 	}
 	if p.ram > 0 {
 		v.cfg.Memory.Size = p.ram
+		done = append(done, "desired_ram")
 	}
 	if p.setPlugged {
 		if v.m != nil && v.m.vmem != nil {
 			if err := v.m.vmem.Resize(p.plugged); err != nil {
-				return invalid(err)
+				return partial(invalid(err))
 			}
 		}
 		v.cfg.Memory.HotpluggedSize = p.plugged
+		if p.ram == 0 {
+			done = append(done, "desired_ram")
+		}
 	}
 	if p.setBalloon {
 		if v.m != nil && v.m.balloon != nil {
 			if err := v.m.balloon.Resize(p.balloon); err != nil {
-				return invalid(err)
+				return partial(invalid(err))
 			}
 		}
 		v.cfg.Balloon.Size = p.balloon
+		done = append(done, "desired_balloon")
 	}
 	if p.vcpus == 0 {
 		return nil
 	}
 	if v.m != nil {
 		if err := v.m.resizeCPUs(p.vcpus); err != nil {
-			return err
+			// What the guest kept: the vCPUs present now.
+			v.syncVCPUsLocked()
+			return partial(err)
 		}
 	}
 	v.cfg.CPUs.BootVCPUs = p.vcpus
@@ -283,90 +298,4 @@ func (v *VMM) layoutRAMLocked() {
 		mc.HotplugSize = usableHotplug(limit - mc.Size)
 	}
 	v.bootRAM = mc.Size
-}
-
-// addRAM hot-adds n bytes (a multiple of 128 MiB) at the end of what was
-// hot-added so far: a new host mapping (backed lazily, as the guest touches
-// it), its own KVM memslot, and a memory hot plug slot the guest is told
-// about through the GED. On failure nothing is left behind.
-func (m *machine) addRAM(n uint64) error {
-	if m.memHP == nil {
-		return invalid(chError(textNoHotplugSpace, "the VM has no hot plug space"))
-	}
-	boot := m.cfg.Memory.Size
-	base := layout.HotplugRAMStart(boot) + (m.mem.Size() - boot)
-	slot := uint32(len(m.mem.Regions()))
-	r, err := m.mem.Add(memory.Range{Start: base, Size: n}, slot)
-	if err != nil {
-		return fmt.Errorf("add RAM at %#x: %w", base, err)
-	}
-	region := kvm.MemoryRegion(slot, base, r.Host())
-	if err := m.vm.SetUserMemoryRegion(region); err != nil {
-		_ = m.mem.Remove(base)
-		return fmt.Errorf("add RAM at %#x: memslot %d: %w", base, slot, err)
-	}
-	if _, err := m.memHP.AddSlot(base, n); err != nil {
-		region.MemorySize = 0
-		_ = m.vm.SetUserMemoryRegion(region)
-		_ = m.mem.Remove(base)
-		return fmt.Errorf("add RAM at %#x: %w", base, err)
-	}
-	m.log.Info("hot-added RAM", "base", fmt.Sprintf("%#x", base), "mib", n>>20, "slot", slot)
-	if err := m.ged.Trigger(hotplug.EventMemory); err != nil {
-		return fmt.Errorf("signal the guest: %w", err)
-	}
-	return nil
-}
-
-// resizeCPUs makes n vCPUs present in the guest. Growing creates the
-// missing vCPUs, lowest ids first (or plugs parked ones back), starts them,
-// marks them inserting and signals the guest; they come up offline.
-// Shrinking asks the guest to eject the highest present ones; EjectCPU
-// parks each when the guest's _EJ0 arrives. The present vCPUs need not be
-// 0 to count-1: the guest may have ejected one in the middle itself. The
-// caller checked 1 <= n <= max and no pending eject.
-func (m *machine) resizeCPUs(n int) error {
-	max := m.cfg.CPUs.MaxVCPUs
-	present := m.cpuHP.PresentCount()
-	switch {
-	case n > present:
-		for id := 0; id < max && present < n; id++ {
-			if m.cpuHP.Present(id) {
-				continue
-			}
-			if !m.cpus.exists(id) {
-				if err := m.cpus.create(id, false); err != nil {
-					return fmt.Errorf("add vCPU %d: %w", id, err)
-				}
-			}
-			if err := m.cpus.plug(id); err != nil {
-				return fmt.Errorf("add vCPU %d: %w", id, err)
-			}
-			if err := m.cpuHP.SetInserting(id); err != nil {
-				return fmt.Errorf("add vCPU %d: %w", id, err)
-			}
-			present++
-		}
-	case n < present:
-		var errs []error
-		for id := max - 1; id >= 0 && present > n; id-- {
-			if !m.cpuHP.Present(id) {
-				continue
-			}
-			if err := m.cpuHP.SetRemoving(id); err != nil {
-				errs = append(errs, fmt.Errorf("remove vCPU %d: %w", id, err))
-			}
-			present--
-		}
-		m.removalAsked = time.Now()
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-	default:
-		return nil
-	}
-	if err := m.ged.Trigger(hotplug.EventCPU); err != nil {
-		return fmt.Errorf("signal the guest: %w", err)
-	}
-	return nil
 }

@@ -205,3 +205,4 @@ type nopOwner struct{}
 
 func (nopOwner) EjectCPU(int)             {}
 func (nopOwner) EjectRefused(int, uint32) {}
+func (nopOwner) EjectIgnored(int)         {}

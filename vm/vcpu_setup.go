@@ -53,7 +53,9 @@ func (m *cpuManager) setup(kv *kvm.VCPU, index int, bootCPU bool) error {
 	if err := kv.SetCPUID(CPUIDFor(m.cfg.cpuid, index, m.cfg.topology(), m.cfg.tscDeadline)); err != nil {
 		return err
 	}
-	m.setMSRs(kv, bootMSRs())
+	if err := m.setMSRs(kv, bootMSRs()); err != nil {
+		return err
+	}
 	if err := m.setLAPIC(kv); err != nil {
 		return err
 	}
@@ -91,11 +93,13 @@ const (
 // (KVM_MP_STATE_UNINITIALIZED), which reset its registers when the guest
 // sends them. QEMU resets a re-added CPU the same way.
 func (m *cpuManager) resetAP(kv *kvm.VCPU) error {
-	m.setMSRs(kv, append(bootMSRs(),
+	if err := m.setMSRs(kv, append(bootMSRs(),
 		kvm.MSR{Index: msrKVMSystemTime}, kvm.MSR{Index: msrKVMSystemTimeNew},
 		kvm.MSR{Index: msrKVMAsyncPFEn}, kvm.MSR{Index: msrKVMStealTime},
 		kvm.MSR{Index: msrKVMPVEOIEn}, kvm.MSR{Index: msrKVMPollControl, Data: 1},
-		kvm.MSR{Index: msrKVMAsyncPFInt}))
+		kvm.MSR{Index: msrKVMAsyncPFInt})); err != nil {
+		return err
+	}
 	if err := m.setLAPIC(kv); err != nil {
 		return fmt.Errorf("LAPIC: %w", err)
 	}
@@ -120,19 +124,26 @@ func (m *cpuManager) setLAPIC(kv *kvm.VCPU) error {
 	return kv.SetLAPIC(l)
 }
 
-// setMSRs writes msrs, skipping any this KVM refuses (KVM_SET_MSRS stops
-// at the first one it refuses).
-func (m *cpuManager) setMSRs(kv *kvm.VCPU, msrs []kvm.MSR) {
+// setMSRs writes msrs. KVM_SET_MSRS stops at the first MSR it refuses:
+// such an MSR (one this KVM does not have) is logged and skipped, and the
+// rest written; an ioctl that fails is an error.
+func (m *cpuManager) setMSRs(kv msrSetter, msrs []kvm.MSR) error {
 	for len(msrs) > 0 {
 		n, err := kv.SetMSRs(msrs)
 		if err != nil {
-			m.log.Debug("set MSRs", "vcpu", kv.ID(), "err", err)
-			return
+			return fmt.Errorf("MSRs: %w", err)
 		}
 		if n < len(msrs) {
-			m.log.Debug("KVM refused an MSR; skipped", "vcpu", kv.ID(), "msr", fmt.Sprintf("%#x", msrs[n].Index))
+			m.log.Warn("KVM refused an MSR; skipped", "vcpu", kv.ID(), "msr", fmt.Sprintf("%#x", msrs[n].Index))
 			n++
 		}
 		msrs = msrs[n:]
 	}
+	return nil
+}
+
+// msrSetter is the part of a vCPU setMSRs uses.
+type msrSetter interface {
+	SetMSRs([]kvm.MSR) (int, error)
+	ID() int
 }

@@ -125,9 +125,13 @@ func New(opts Options) (*VMM, error) {
 	v := &VMM{opts: opts, log: opts.Log, sys: sys, events: make(chan machineEvent, 4), done: make(chan struct{})}
 	for _, c := range []kvm.Cap{kvm.CapIRQChip, kvm.CapUserMemory, kvm.CapSetTSSAddr, kvm.CapExtCPUID,
 		kvm.CapPIT2, kvm.CapIRQFD, kvm.CapIRQRouting, kvm.CapImmediateExit, kvm.CapSetIdentityMapAddr} {
-		if n, err := sys.CheckExtension(c); err != nil || n == 0 {
+		n, err := sys.CheckExtension(c)
+		if err == nil && n == 0 {
+			err = errors.New("not supported")
+		}
+		if err != nil {
 			sys.Close()
-			return nil, fmt.Errorf("KVM lacks %v", c)
+			return nil, fmt.Errorf("KVM lacks %v: %w", c, err)
 		}
 	}
 	if v.cpuid, err = sys.SupportedCPUID(); err != nil {
@@ -135,14 +139,39 @@ func New(opts Options) (*VMM, error) {
 		return nil, err
 	}
 	v.cpuid = WithBrand(v.cpuid, hostBrand())
-	n, _ := sys.CheckExtension(kvm.CapTSCDeadlineTimer)
-	v.tscDeadline = n > 0
-	if v.hostMaxCPUs, _ = sys.CheckExtension(kvm.CapMaxVCPUs); v.hostMaxCPUs == 0 {
-		v.hostMaxCPUs, _ = sys.CheckExtension(kvm.CapNrVCPUs)
+	if err := v.hostCaps(sys); err != nil {
+		sys.Close()
+		return nil, err
 	}
 	go v.handleEvents()
 	v.emit(events.SourceVMM, events.Starting)
 	return v, nil
+}
+
+// extensionChecker answers KVM_CHECK_EXTENSION.
+type extensionChecker interface {
+	CheckExtension(kvm.Cap) (int, error)
+}
+
+// hostCaps reads the optional capabilities of the host's KVM: the TSC
+// deadline timer, and the most vCPUs a VM may have (KVM_CAP_MAX_VCPUS, or
+// the recommended KVM_CAP_NR_VCPUS of a KVM without it). A failing check is
+// an error: only an answer of 0 says that KVM lacks a capability.
+func (v *VMM) hostCaps(sys extensionChecker) error {
+	n, err := sys.CheckExtension(kvm.CapTSCDeadlineTimer)
+	if err != nil {
+		return err
+	}
+	v.tscDeadline = n > 0
+	if v.hostMaxCPUs, err = sys.CheckExtension(kvm.CapMaxVCPUs); err != nil {
+		return err
+	}
+	if v.hostMaxCPUs == 0 {
+		if v.hostMaxCPUs, err = sys.CheckExtension(kvm.CapNrVCPUs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // emit sends an event without properties to Options.Events, if any.

@@ -7,6 +7,7 @@
 //	vmm-agent serve [-port 1024]              run commands for the host
 //	vmm-agent send [-conns N] CID PORT BYTES  connect N times to CID:PORT, send BYTES of agent.Pattern(i) on connection i (from 1)
 //	vmm-agent recv [-conns N] PORT            accept N connections on PORT and read each to its end
+//	vmm-agent poke [-seconds N] [-seed S]     write random values to the machine's ports and device MMIO (package guest/poke)
 //
 // send and recv print a line per connection, "conn=I bytes=N sha256=HEX"
 // (recv numbers them in accept order), then "total bytes=N seconds=S".
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/vmmdev/vmm/guest/agent"
+	"github.com/vmmdev/vmm/guest/poke"
 )
 
 // Exit statuses.
@@ -35,7 +37,7 @@ const (
 	exitUsage   = 2
 )
 
-const usage = "usage: vmm-agent serve [-port N] | send [-conns N] CID PORT BYTES | recv [-conns N] PORT"
+const usage = "usage: vmm-agent serve [-port N] | send [-conns N] CID PORT BYTES | recv [-conns N] PORT | poke [-seconds N] [-seed S]"
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	port := fs.Uint("port", agent.Port, "vsock port to listen on")
 	conns := fs.Int("conns", 1, "connections at once")
+	seconds := fs.Int("seconds", 10, "poke: how long")
+	seed := fs.Uint64("seed", 1, "poke: the random seed")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
@@ -60,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = send(fs.Args(), *conns, stdout)
 	case "recv":
 		err = recv(fs.Args(), *conns, stdout)
+	case "poke":
+		_, err = poke.Run(poke.Options{Duration: time.Duration(*seconds) * time.Second, Seed: *seed, Log: stdout})
 	default:
 		fmt.Fprintln(stderr, usage)
 		return exitUsage

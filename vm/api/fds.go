@@ -127,8 +127,11 @@ func closeFiles(files []*os.File) {
 type connKey struct{}
 
 // withConn is the server's ConnContext: requests on c find it in their
-// context.
+// context (the connection under the listener's slot accounting).
 func withConn(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitConn); ok {
+		c = lc.Conn
+	}
 	return context.WithValue(ctx, connKey{}, c)
 }
 

@@ -63,6 +63,9 @@ const (
 	DefaultReadTimeout = 30 * time.Second
 	// DefaultIdleTimeout is how long a kept-alive connection may sit idle.
 	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxConns bounds the connections open at once; more wait in
+	// the socket's backlog until one closes.
+	DefaultMaxConns = 128
 	// maxHeaderBytes bounds the request line and headers.
 	maxHeaderBytes = 64 << 10
 	// maxDrainBytes is how much of an oversized body the server reads and
@@ -84,12 +87,13 @@ type Options struct {
 	ShutdownVMM func()
 	// Logger receives one line per failed request; slog.Default when nil.
 	Logger *slog.Logger
-	// MaxBodyBytes, ReadHeaderTimeout, ReadTimeout and IdleTimeout override
-	// the defaults above when positive.
+	// MaxBodyBytes, ReadHeaderTimeout, ReadTimeout, IdleTimeout and
+	// MaxConns override the defaults above when positive.
 	MaxBodyBytes      int64
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
+	MaxConns          int
 }
 
 // Server is an API server listening on a unix socket.
@@ -156,7 +160,7 @@ func serveOn(sock *unixSocket, socketPath string, b Backend, opts Options) *Serv
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.hs.Serve(fdListener{sock}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.hs.Serve(newLimitListener(fdListener{sock}, s.opts.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.serveErr = fmt.Errorf("api server on %s: %w", socketPath, err)
 		}
 	}()
@@ -176,6 +180,9 @@ func newServer(b Backend, opts Options) *Server {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
 	}
 	log := opts.Logger
 	if log == nil {

@@ -452,7 +452,7 @@ func (m Memory) Arg() string {
 
 // Arg is d as the value of --disk.
 func (d Disk) Arg() string {
-	s := "path=" + d.Path
+	s := "path=" + quoteOption(d.Path)
 	if d.Readonly {
 		s += ",readonly=on"
 	}
@@ -460,7 +460,7 @@ func (d Disk) Arg() string {
 		s += ",direct=on"
 	}
 	if d.ID != "" {
-		s += ",id=" + d.ID
+		s += ",id=" + quoteOption(d.ID)
 	}
 	if d.ImageType != "" && d.ImageType != ImageUnknown {
 		for k, v := range imageTypes {
@@ -474,16 +474,16 @@ func (d Disk) Arg() string {
 
 // Arg is n as the value of --net.
 func (n Net) Arg() string {
-	return fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", n.Tap, n.MAC, n.IP, n.Mask)
+	return fmt.Sprintf("tap=%s,mac=%s,ip=%s,mask=%s", quoteOption(n.Tap), quoteOption(n.MAC), quoteOption(n.IP), quoteOption(n.Mask))
 }
 
 // modeArg is a console mode as the value of --serial or --console.
 func modeArg(mode ConsoleMode, file, socket string) string {
 	switch mode {
 	case ModeFile:
-		return "file=" + file
+		return "file=" + quoteOption(file)
 	case ModeSocket:
-		return "socket=" + socket
+		return "socket=" + quoteOption(socket)
 	}
 	return strings.ToLower(string(mode))
 }

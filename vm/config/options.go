@@ -107,6 +107,19 @@ func unquote(s string) string {
 	return b.String()
 }
 
+// quoteOption writes v as an option value that parses back to v: in double
+// quotes when it holds a comma or a bracket, its quotes doubled otherwise.
+// (The syntax has no way to write a value with both.)
+func quoteOption(v string) string {
+	switch {
+	case strings.Contains(v, `"`):
+		return strings.ReplaceAll(v, `"`, `""`)
+	case strings.ContainsAny(v, ",[]"):
+		return `"` + v + `"`
+	}
+	return v
+}
+
 // ParseToggle reads Cloud Hypervisor's on/off values: on, off, true or
 // false, in any case.
 func ParseToggle(s string) (bool, error) {

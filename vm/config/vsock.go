@@ -50,12 +50,12 @@ func (v *Vsock) Check() error {
 
 // Arg is v as the value of --vsock.
 func (v Vsock) Arg() string {
-	s := fmt.Sprintf("cid=%d,socket=%s", v.CID, v.Socket)
+	s := fmt.Sprintf("cid=%d,socket=%s", v.CID, quoteOption(v.Socket))
 	if v.IOMMU {
 		s += ",iommu=on"
 	}
 	if v.ID != "" {
-		s += ",id=" + v.ID
+		s += ",id=" + quoteOption(v.ID)
 	}
 	if v.PCISegment != 0 {
 		s += ",pci_segment=" + strconv.Itoa(int(v.PCISegment))

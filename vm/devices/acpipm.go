@@ -2,6 +2,7 @@ package devices
 
 import (
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/vmmdev/vmm/acpi"
 )
@@ -28,7 +29,14 @@ type ACPIPM struct {
 	power      Power
 	resetValue uint8
 	log        *slog.Logger
+	// unsupported counts the sleep requests ignored, of which the first
+	// maxLoggedSleeps are logged.
+	unsupported atomic.Uint64
 }
+
+// maxLoggedSleeps bounds the log lines a guest asking again and again for
+// a sleep state causes.
+const maxLoggedSleeps = 8
 
 // NewACPIPM returns the register block; resetValue is what the FADT names as
 // the reset value.
@@ -60,7 +68,9 @@ func (p *ACPIPM) Write(offset uint64, data []byte) {
 			p.power.PowerOff("ACPI sleep control (S5)")
 			return
 		}
-		p.log.Info("guest asked for an unsupported ACPI sleep state; ignored", "slp_typ", typ)
+		if n := p.unsupported.Add(1); n <= maxLoggedSleeps {
+			p.log.Info("guest asked for an unsupported ACPI sleep state; ignored", "slp_typ", typ, "times", n)
+		}
 	case PMReset:
 		if v == p.resetValue {
 			p.power.Reset("ACPI reset register")

@@ -246,7 +246,12 @@ func (s *Serial) Write(offset uint64, data []byte) {
 			break
 		}
 		if s.mcr&mcrLoop != 0 {
-			s.rx = append(s.rx, v)
+			// Looped back into the receive queue, which holds no more
+			// than SerialRXCapacity: past that the byte is lost, as in
+			// an overrun, so a guest cannot grow it without end.
+			if len(s.rx) < SerialRXCapacity {
+				s.rx = append(s.rx, v)
+			}
 		} else {
 			out = []byte{v}
 		}

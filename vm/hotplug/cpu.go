@@ -19,6 +19,13 @@ type CPUOwner interface {
 	// CPU id with the _OST status code status (a failure): the removal is
 	// withdrawn and the CPU stays present.
 	EjectRefused(id int, status uint32)
+	// EjectIgnored reports that the guest wrote the eject bit of CPU id,
+	// which the owner never asked to remove (or CPU 0, the boot CPU): the
+	// eject is refused, as Cloud Hypervisor refuses it, and the CPU stays
+	// present, flagged inserting. The owner raises the GED (EventCPU) so
+	// that the guest, which forgot the CPU before writing _EJ0, finds it
+	// again at its scan.
+	EjectIgnored(id int)
 }
 
 // cpuState is one possible CPU's view from the guest.
@@ -114,6 +121,23 @@ func (c *CPUHotplug) SetInserting(id int) error {
 	})
 }
 
+// CancelInsert withdraws the insertion of CPU id that SetInserting made,
+// as long as the guest has not acknowledged it (the guest has not seen the
+// CPU): the CPU is absent again and CancelInsert reports true. A CPU the
+// guest has seen stays, and it reports false, as does CPU 0, which is always
+// present.
+func (c *CPUHotplug) CancelInsert(id int) bool {
+	done := false
+	_ = c.update(id, func(s *cpuState) error {
+		if id != 0 && s.present && s.inserting && !s.ejecting {
+			*s = cpuState{}
+			done = true
+		}
+		return nil
+	})
+	return done
+}
+
 // SetRemoving asks the guest to eject CPU id at its next scan (follow with
 // GED.Trigger(EventCPU)). The removal is pending until the guest writes the
 // eject bit; asking again meanwhile does nothing. It fails for a CPU that
@@ -133,7 +157,7 @@ func (c *CPUHotplug) SetRemoving(id int) error {
 // CancelRemoves withdraws every removal asked with SetRemoving that the
 // guest has not completed, and returns the CPUs it withdrew, in order: they
 // stay present and PendingEject no longer counts them. A guest that ejects
-// one later all the same is seen as ejecting it on its own.
+// one later all the same is refused, as for any CPU not asked to remove.
 func (c *CPUHotplug) CancelRemoves() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -199,7 +223,7 @@ func (c *CPUHotplug) Read(offset uint64, data []byte) {
 // (acknowledgements: write 1 to CPUInserting or CPURemoving to clear it;
 // the eject: write 1 to CPUEject) or takes the guest's _OST report.
 func (c *CPUHotplug) Write(offset uint64, data []byte) {
-	ejected, refused := -1, -1
+	ejected, refused, ignored := -1, -1, -1
 	ost := false
 	c.mu.Lock()
 	for i, b := range data {
@@ -207,8 +231,11 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 		switch {
 		case c.sel.write(off, b):
 		case off == CPUStatusOffset:
-			if id, ok := c.writeStatus(b); ok {
+			switch id, r := c.writeStatus(b); r {
+			case ejectDone:
 				ejected = id
+			case ejectIgnored:
+				ignored = id
 			}
 		case writeReg32(&c.ostEvent, CPUOSTEventOffset, off, b):
 		case writeReg32(&c.ostCode, CPUOSTStatusOffset, off, b):
@@ -227,6 +254,9 @@ func (c *CPUHotplug) Write(offset uint64, data []byte) {
 	}
 	if refused >= 0 {
 		c.owner.EjectRefused(refused, status)
+	}
+	if ignored >= 0 {
+		c.owner.EjectIgnored(ignored)
 	}
 }
 
@@ -253,25 +283,41 @@ func (c *CPUHotplug) reportOST() (int, bool) {
 	return id, true
 }
 
-// writeStatus applies a status write to the selected CPU and reports the
-// CPU it ejected, if any; the lock is held.
-func (c *CPUHotplug) writeStatus(b byte) (int, bool) {
+// ejectResult is what a status write did with the eject bit.
+type ejectResult int
+
+const (
+	ejectNone    ejectResult = iota // no eject bit, or no CPU to eject
+	ejectDone                       // the CPU was ejected
+	ejectIgnored                    // the eject was refused
+)
+
+// writeStatus applies a status write to the selected CPU and reports what
+// it did with an eject, and of which CPU; the lock is held.
+func (c *CPUHotplug) writeStatus(b byte) (int, ejectResult) {
 	id, ok := c.sel.index(len(c.cpus))
 	if !ok {
-		return 0, false
+		return 0, ejectNone
 	}
 	s := &c.cpus[id]
 	s.acknowledge(b)
 	if b&CPURemoving != 0 {
 		s.removing = false
 	}
-	// The eject is honoured for any present CPU, whatever the removing
-	// bit says: the scan acknowledged that bit long before _EJ0 runs.
 	if b&CPUEject == 0 || !s.present {
-		return 0, false
+		return 0, ejectNone
+	}
+	// The eject is honoured for a CPU whose removal is pending, whatever
+	// the removing bit says: the scan acknowledged that bit long before
+	// _EJ0 runs. The boot CPU, and a CPU nobody asked to remove, stay; the
+	// guest is told about them again (inserting) at its next scan.
+	if id == 0 || !s.ejecting {
+		s.removing, s.ejecting = false, false
+		s.inserting = true
+		return id, ejectIgnored
 	}
 	*s = cpuState{}
-	return id, true
+	return id, ejectDone
 }
 
 // AML returns \_SB.CPUS: the processor container (ACPI0010) with the

@@ -141,11 +141,43 @@ func TestCPUHotplugWithFakeOwnerEjectOfAnAbsentCPUIsIgnored(t *testing.T) {
 	}
 }
 
-func TestCPUHotplugWithFakeOwnerGuestInitiatedEjectReachesTheOwner(t *testing.T) {
+// TestCPUHotplugWithFakeOwnerEjectNotAskedForIsRefusedAndReannounced: the
+// guest's own eject of a CPU nobody asked to remove, and any eject of CPU 0
+// (even one asked for), are refused as Cloud Hypervisor refuses them; the
+// CPU stays present and the guest's next scan is told to insert it again.
+func TestCPUHotplugWithFakeOwnerEjectNotAskedForIsRefusedAndReannounced(t *testing.T) {
 	c, owner := newTestCPUs(t, 4, 8)
 	cpuWriteStatus(c, 2, CPUEject)
-	if len(owner.ejected) != 1 || owner.ejected[0] != 2 || c.Present(2) {
-		t.Errorf("ejected %v, present %v", owner.ejected, c.Present(2))
+	if err := c.SetRemoving(0); err != nil {
+		t.Fatal(err)
+	}
+	cpuWriteStatus(c, 0, CPUEject)
+	if len(owner.ejected) != 0 {
+		t.Errorf("ejected %v, want none", owner.ejected)
+	}
+	if len(owner.ignored) != 2 || owner.ignored[0] != 2 || owner.ignored[1] != 0 {
+		t.Errorf("owner told of ignored ejects %v, want [2 0]", owner.ignored)
+	}
+	if !c.Present(2) || !c.Present(0) || c.PresentCount() != 4 || c.PendingEject() {
+		t.Errorf("present 0:%v 2:%v count %d pending %v, want 4 present, none pending",
+			c.Present(0), c.Present(2), c.PresentCount(), c.PendingEject())
+	}
+	if ins, rem := guestCPUScan(c); len(ins) != 2 || ins[0] != 0 || ins[1] != 2 || len(rem) != 0 {
+		t.Errorf("next scan inserted %v removed %v, want [0 2] and none", ins, rem)
+	}
+}
+
+// TestCPUHotplugWithFakeOwnerEjectAfterCancelRemovesIsRefused: a removal
+// the owner withdrew is no longer asked for.
+func TestCPUHotplugWithFakeOwnerEjectAfterCancelRemovesIsRefused(t *testing.T) {
+	c, owner := newTestCPUs(t, 4, 8)
+	if err := c.SetRemoving(3); err != nil {
+		t.Fatal(err)
+	}
+	c.CancelRemoves()
+	cpuWriteStatus(c, 3, CPUEject)
+	if len(owner.ejected) != 0 || len(owner.ignored) != 1 || !c.Present(3) {
+		t.Errorf("ejected %v ignored %v present %v", owner.ejected, owner.ignored, c.Present(3))
 	}
 }
 
@@ -226,6 +258,7 @@ func (f *callbackEjector) EjectCPU(id int) { f.present = append(f.present, f.c.P
 func (f *callbackEjector) EjectRefused(id int, _ uint32) {
 	f.present = append(f.present, f.c.Present(id))
 }
+func (f *callbackEjector) EjectIgnored(id int) { f.present = append(f.present, f.c.Present(id)) }
 
 func TestCPUHotplugWithFakeOwnerEjectCallbackMayCallBack(t *testing.T) {
 	owner := &callbackEjector{}
@@ -234,9 +267,13 @@ func TestCPUHotplugWithFakeOwnerEjectCallbackMayCallBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner.c = c
+	if err := c.SetRemoving(1); err != nil {
+		t.Fatal(err)
+	}
 	cpuWriteStatus(c, 1, CPUEject)
-	if len(owner.present) != 1 || owner.present[0] {
-		t.Errorf("owner saw present=%v during EjectCPU, want [false]", owner.present)
+	cpuWriteStatus(c, 0, CPUEject)
+	if len(owner.present) != 2 || owner.present[0] || !owner.present[1] {
+		t.Errorf("owner saw present=%v during EjectCPU and EjectIgnored, want [false true]", owner.present)
 	}
 }
 

@@ -73,10 +73,10 @@
 // then calls the owner's [CPUOwner.EjectCPU], which parks the vCPU.
 //
 // Race rules:
-//   - The eject is honoured for any present CPU. It is never gated on the
-//     removing bit: CSCN acknowledges (clears) that bit before the guest
-//     even starts offlining the CPU, so by the time _EJ0 runs it is always
-//     clear. (Gating the eject on it is a known Cloud Hypervisor bug.)
+//   - The eject is honoured for a CPU whose removal the owner asked for and
+//     the guest has not completed. It is never gated on the removing bit:
+//     CSCN acknowledges (clears) that bit before the guest even starts
+//     offlining the CPU, so by the time _EJ0 runs it is always clear.
 //   - [CPUHotplug.PendingEject] tracks removals separately from the
 //     removing bit: it is true from SetRemoving until the eject write, so
 //     the owner can refuse a new resize while a removal is in flight.
@@ -86,9 +86,12 @@
 //     [CPUOwner.EjectRefused]. A guest that never answers leaves the
 //     removal pending; the owner may give up with
 //     [CPUHotplug.CancelRemoves].
-//   - A guest may eject a CPU the owner never asked to remove (through
-//     sysfs); EjectCPU is then called all the same and the owner must treat
-//     it as a removal.
+//   - A guest may try to eject a CPU the owner never asked to remove
+//     (through sysfs), or CPU 0: the eject is refused, as Cloud Hypervisor
+//     refuses it, the CPU stays present and is flagged inserting, and the
+//     owner's [CPUOwner.EjectIgnored] raises the GED. Linux forgets the
+//     CPU before it evaluates _EJ0, so its next scan finds it again
+//     (offline), and the guest and the owner agree on the CPUs present.
 //   - Acknowledgements are write-1-to-clear and the AML fields use
 //     WriteAsZeros, so acknowledging one bit never clears another that the
 //     owner set in the meantime; the GED trigger that follows each owner
@@ -96,9 +99,9 @@
 //   - The selector is shared by all vCPUs. The AML holds the device's
 //     mutex (CMTX, MMTX) around every select-then-access sequence; Go-side
 //     calls never touch the selector.
-//   - Owner callbacks (IRQ.Trigger, EjectCPU, EjectRefused) run without the device's
-//     lock held, so they may call back into the device. EjectCPU and
-//     EjectRefused run on the vCPU goroutine that wrote the register: they
+//   - Owner callbacks (IRQ.Trigger, EjectCPU, EjectRefused, EjectIgnored) run
+//     without the device's lock held, so they may call back into the device.
+//     The Eject callbacks run on the vCPU goroutine that wrote the register: they
 //     must not wait for that vCPU.
 //
 // # Adding memory

@@ -47,10 +47,12 @@ func (f *fakeIRQ) Trigger() error {
 type fakeOwner struct {
 	ejected []int
 	refused []int
+	ignored []int
 	codes   []uint32
 }
 
-func (f *fakeOwner) EjectCPU(id int) { f.ejected = append(f.ejected, id) }
+func (f *fakeOwner) EjectCPU(id int)     { f.ejected = append(f.ejected, id) }
+func (f *fakeOwner) EjectIgnored(id int) { f.ignored = append(f.ignored, id) }
 func (f *fakeOwner) EjectRefused(id int, status uint32) {
 	f.refused = append(f.refused, id)
 	f.codes = append(f.codes, status)

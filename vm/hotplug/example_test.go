@@ -14,6 +14,7 @@ type vcpuOwner struct{}
 
 func (vcpuOwner) EjectCPU(id int)                    { /* park vCPU id */ }
 func (vcpuOwner) EjectRefused(id int, status uint32) { /* vCPU id stays: log why */ }
+func (vcpuOwner) EjectIgnored(id int)                { /* vCPU id stays: raise the GED */ }
 
 // Example builds the ACPI tables of a VM with --cpus boot=4,max=8 and
 // memory hot plug: the hot plug devices describe themselves in the DSDT,

@@ -69,6 +69,19 @@ func (m *MemoryHotplug) AddSlot(base, length uint64) (int, error) {
 	return 0, fmt.Errorf("%w (%d slots)", ErrNoFreeSlot, len(m.slots))
 }
 
+// CancelInsert empties slot i, filled by AddSlot, as long as the guest has
+// not acknowledged the insertion (it has not seen the RAM), and reports
+// whether it did. A slot the guest has seen stays.
+func (m *MemoryHotplug) CancelInsert(i int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i < 0 || i >= len(m.slots) || !m.slots[i].present || !m.slots[i].inserting {
+		return false
+	}
+	m.slots[i] = memSlot{}
+	return true
+}
+
 // Used returns how many slots hold memory.
 func (m *MemoryHotplug) Used() int {
 	m.mu.Lock()

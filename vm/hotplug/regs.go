@@ -81,8 +81,10 @@ const (
 	// CPURemoving is set when the owner asked for the CPU's removal and the
 	// guest has not acknowledged the request yet. Writing 1 clears it.
 	CPURemoving = 1 << 2
-	// CPUEject (write only) ejects the CPU: writing 1 clears CPUEnabled at
-	// once and calls the owner's EjectCPU. Reads as zero.
+	// CPUEject (write only) ejects the CPU whose removal the owner asked
+	// for: writing 1 clears CPUEnabled at once and calls the owner's
+	// EjectCPU. For CPU 0 or a CPU not being removed it is refused
+	// (EjectIgnored). Reads as zero.
 	CPUEject = 1 << 3
 )
 

@@ -1,6 +1,7 @@
 package irq
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/vmmdev/vmm/kvm"
@@ -59,16 +60,16 @@ func (v *MSI) Close() error {
 	if !r.used[gsi] {
 		return nil
 	}
-	r.unbind(v.fd)
+	uerr := r.unbind(v.fd)
 	delete(r.used, gsi)
 	r.free = append(r.free, gsi)
 	if _, routed := r.msi[gsi]; routed {
 		delete(r.msi, gsi)
 		if !r.closed {
 			if err := r.commit(); err != nil {
-				return fmt.Errorf("drop the route of GSI %d: %w", gsi, err)
+				return errors.Join(uerr, fmt.Errorf("drop the route of GSI %d: %w", gsi, err))
 			}
 		}
 	}
-	return nil
+	return uerr
 }

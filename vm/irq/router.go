@@ -129,9 +129,10 @@ func (r *Router) bind(gsi uint32) (*eventfd, error) {
 }
 
 // unbind removes e's irqfd and closes it. Called with r.mu held.
-func (r *Router) unbind(e *eventfd) {
-	e.close(r.vm)
+func (r *Router) unbind(e *eventfd) error {
+	err := e.close(r.vm)
 	r.fds = slices.DeleteFunc(r.fds, func(x *eventfd) bool { return x == e })
+	return err
 }
 
 // NewMSI allocates a GSI for a message signalled interrupt and binds an
@@ -163,15 +164,18 @@ func (r *Router) NewMSI() (*MSI, error) {
 
 // Close removes every irqfd and closes its eventfd; the lines and MSIs
 // then raise nothing. The routing table goes with the VM. Safe to call
-// more than once.
-func (r *Router) Close() {
+// more than once. It returns the irqfds KVM failed to remove (closing
+// their eventfds releases them all the same).
+func (r *Router) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
+	var errs []error
 	for _, e := range r.fds {
-		e.close(r.vm)
+		errs = append(errs, e.close(r.vm))
 	}
 	r.fds = nil
+	return errors.Join(errs...)
 }
 
 // eventfd is an eventfd bound to a GSI with KVM_IRQFD.
@@ -203,15 +207,20 @@ func (e *eventfd) signal() error {
 	return nil
 }
 
-func (e *eventfd) close(vm VM) {
+// close removes the irqfd and closes the eventfd, which releases the
+// irqfd in KVM even when its removal failed; that failure is returned.
+func (e *eventfd) close(vm VM) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return
+		return nil
 	}
 	e.closed = true
-	_ = vm.RemoveIRQFD(e.fd, e.gsi)
-	unix.Close(e.fd)
+	err := vm.RemoveIRQFD(e.fd, e.gsi)
+	if cerr := unix.Close(e.fd); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close the eventfd of GSI %d: %w", e.gsi, cerr))
+	}
+	return err
 }
 
 // Line is an edge-triggered IOAPIC GSI raised through an irqfd: one

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -95,6 +96,9 @@ type Block struct {
 	// direct is the O_DIRECT mapping the workers' bounce buffers are
 	// cut from, nil without direct.
 	direct []byte
+	// ioErrors counts the requests the host failed (IOERR to the guest),
+	// by blockOp.
+	ioErrors [numOps]atomic.Uint64
 }
 
 // blockWorker is what one request queue's worker reuses between requests.
@@ -103,7 +107,26 @@ type blockWorker struct {
 	// bounce is the aligned buffer its O_DIRECT I/O goes through, nil
 	// without direct.
 	bounce []byte
+	// err is the host's error behind the last request that failed, for
+	// process to log, and op what failed.
+	err error
+	op  blockOp
 }
+
+// blockOp is what a failed request did on the image.
+type blockOp int
+
+const (
+	opRead blockOp = iota
+	opWrite
+	opFlush
+	numOps
+)
+
+// maxLoggedIOErrors bounds the log lines failing I/O on the image (a
+// truncated file, a full disk) causes, for reads, writes and flushes
+// each; later failures are counted.
+const maxLoggedIOErrors = 8
 
 // NewBlock opens the raw image at path, read-only when readonly is set,
 // as a disk with one request queue (OpenBlock).
@@ -247,9 +270,26 @@ func (b *Block) readConfig(offset uint64, data []byte) {
 // process serves every available request of queue i.
 func (b *Block) process(i int, q *vring) {
 	var c chain
+	w := &b.workers[i]
 	for q.next(&c) {
-		q.push(c.head, b.serve(&c, &b.workers[i]))
+		q.push(c.head, b.serve(&c, w))
+		if w.err != nil {
+			if n := b.ioErrors[w.op].Add(1); n <= maxLoggedIOErrors {
+				q.log.Warn("virtio-blk: I/O on the image failed; the guest gets an I/O error", "path", b.path, "err", w.err, "failures", n)
+			}
+			w.err = nil
+		}
 	}
+}
+
+// IOErrors is how many requests failed on the host's side (the image
+// could not be read, written or synced) and got an I/O error.
+func (b *Block) IOErrors() uint64 {
+	var n uint64
+	for i := range b.ioErrors {
+		n += b.ioErrors[i].Load()
+	}
+	return n
 }
 
 // serve runs one request and returns the bytes written to its writable
@@ -289,7 +329,7 @@ func (b *Block) serve(c *chain, w *blockWorker) uint32 {
 		*status = b.io(w, *scratch, sector, true)
 		return 1
 	case blkTFlush:
-		*status = b.flush()
+		*status = b.flush(w)
 		return 1
 	case blkTGetID:
 		*scratch = subrange((*scratch)[:0], c.writable, 0, min(dataIn, blkIDSize))
@@ -311,7 +351,7 @@ func (b *Block) inRange(sector, n uint64) bool {
 // returns the request status.
 func (b *Block) io(w *blockWorker, bufs [][]byte, sector uint64, write bool) byte {
 	if w.bounce != nil {
-		return b.directIO(w.bounce, bufs, sector, write)
+		return b.directIO(w, bufs, sector, write)
 	}
 	off := int64(sector * SectorSize)
 	for _, s := range bufs {
@@ -323,6 +363,7 @@ func (b *Block) io(w *blockWorker, bufs [][]byte, sector uint64, write bool) byt
 		}
 		if err != nil {
 			// EOF included: the image shrank under the guest.
+			w.err, w.op = fmt.Errorf("%s at byte %d: %w", rw(write), off, err), opOf(write)
 			return blkSIOErr
 		}
 		off += int64(len(s))
@@ -331,7 +372,8 @@ func (b *Block) io(w *blockWorker, bufs [][]byte, sector uint64, write bool) byt
 }
 
 // directIO is io through the aligned bounce buffer, in pieces of its size.
-func (b *Block) directIO(bounce []byte, bufs [][]byte, sector uint64, write bool) byte {
+func (b *Block) directIO(w *blockWorker, bufs [][]byte, sector uint64, write bool) byte {
+	bounce := w.bounce
 	var total uint64
 	for _, s := range bufs {
 		total += uint64(len(s))
@@ -349,6 +391,7 @@ func (b *Block) directIO(bounce []byte, bufs [][]byte, sector uint64, write bool
 			scatter(subrange(part, bufs, done, n), chunk)
 		}
 		if err != nil {
+			w.err, w.op = fmt.Errorf("%s at byte %d: %w", rw(write), off, err), opOf(write)
 			return blkSIOErr
 		}
 		done += n
@@ -358,14 +401,32 @@ func (b *Block) directIO(bounce []byte, bufs [][]byte, sector uint64, write bool
 }
 
 // flush makes every completed write durable (fdatasync).
-func (b *Block) flush() byte {
+func (b *Block) flush(w *blockWorker) byte {
 	rc, err := b.file.SyscallConn()
 	if err != nil {
+		w.err, w.op = fmt.Errorf("flush: %w", err), opFlush
 		return blkSIOErr
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil || serr != nil {
+		w.err, w.op = fmt.Errorf("flush: %w", errors.Join(err, serr)), opFlush
 		return blkSIOErr
 	}
 	return blkSOK
+}
+
+// opOf is a transfer's blockOp.
+func opOf(write bool) blockOp {
+	if write {
+		return opWrite
+	}
+	return opRead
+}
+
+// rw names a transfer's direction.
+func rw(write bool) string {
+	if write {
+		return "write"
+	}
+	return "read"
 }

@@ -276,3 +276,30 @@ func TestNewBlockRoundsCapacityDown(t *testing.T) {
 		t.Fatalf("capacity %d sectors, want 3", b.Sectors())
 	}
 }
+
+// TestBlockImageTruncatedUnderTheGuestGivesIOErrorsWithFakeDriver: reads
+// past the end of an image cut short while the disk runs fail with an I/O
+// error to the guest, counted and logged, even after writes failed more
+// often than are logged; reads before it still work.
+func TestBlockImageTruncatedUnderTheGuestGivesIOErrorsWithFakeDriver(t *testing.T) {
+	path := newTestImage(t, 8)
+	d, b := startBlock(t, path, false)
+	for range maxLoggedIOErrors + 2 {
+		b.ioErrors[opWrite].Add(1) // as from a full disk
+	}
+	if err := os.Truncate(path, 2*SectorSize); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := blkDo(t, d, blkRequest{typ: blkTIn, sector: 5, in: SectorSize}); st != blkSIOErr {
+		t.Errorf("read past the cut: status %d, want IOERR", st)
+	}
+	if st, _, in := blkDo(t, d, blkRequest{typ: blkTIn, sector: 1, in: SectorSize}); st != blkSOK || in[0] != 1 {
+		t.Errorf("read before the cut: status %d", st)
+	}
+	if n := b.ioErrors[opRead].Load(); n != 1 {
+		t.Errorf("%d read errors counted, want 1", n)
+	}
+	if n := b.IOErrors(); n != maxLoggedIOErrors+3 {
+		t.Errorf("%d I/O errors counted in all, want %d", n, maxLoggedIOErrors+3)
+	}
+}

@@ -8,8 +8,8 @@
 // KVMHOST_MODE, KVMHOST_QEMU, E2E_TIMEOUT, E2E_HOST_ATTEMPTS, E2E_HOST_CPUS,
 // E2E_HOST_APPEND, E2E_EMULATION_RETRIES, E2E_BUDGET_MIN, GINKGO_FLAGS).
 // The scenarios' knobs VMM_STRESS_CYCLES, VMM_STRESS_MAX, VMM_NET_MIB,
-// VMM_VSOCK_MIB and VMM_SCENARIO_AGENT are passed into the KVM host when
-// set. Exit status: 0 when every group
+// VMM_VSOCK_MIB, VMM_SCENARIO_AGENT, VMM_POKE_SECONDS and VMM_API_REQUESTS
+// are passed into the KVM host when set. Exit status: 0 when every group
 // passed, 1 when one failed, 2 on misuse.
 package main
 
@@ -150,7 +150,7 @@ func run(args []string) int {
 			}
 		}
 	}
-	for _, k := range []string{"VMM_STRESS_CYCLES", "VMM_STRESS_MAX", "VMM_NET_MIB", "VMM_VSOCK_MIB", "VMM_SCENARIO_AGENT"} {
+	for _, k := range []string{"VMM_STRESS_CYCLES", "VMM_STRESS_MAX", "VMM_NET_MIB", "VMM_VSOCK_MIB", "VMM_SCENARIO_AGENT", "VMM_POKE_SECONDS", "VMM_API_REQUESTS"} {
 		if v := os.Getenv(k); v != "" {
 			opts.Env[k] = v
 		}
