@@ -9,8 +9,8 @@ import (
 )
 
 // FuzzACPITables builds the ACPI tables of random valid machines (boot and
-// possible vCPUs, any CPU topology the MADT can hold, up to 768 memory hot
-// plug slots (maxMemorySlots), 1 to 16 PCI segments) and has iasl disassemble every table
+// possible vCPUs, any CPU topology the MADT can hold, up to maxMemorySlots memory hot
+// plug slots, 1 to 16 PCI segments) and has iasl disassemble every table
 // and compile the disassembly back to the same bytes (acpitest), with no
 // error or warning. The tables of every such machine fit their area. iasl
 // is required: without it the target fails.
