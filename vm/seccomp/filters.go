@@ -51,7 +51,7 @@ func runtimeGroup() Group {
 // (Go applies it to every thread, this one included).
 func landlockGroup() Group {
 	return Group{
-		Why:   "naming the thread; Landlock, applied to every thread once the VM is built",
+		Why:   "naming the thread; Landlock, which vmm applies on every thread at vm.create",
 		Rules: append([]Rule{prctlRule()}, allow("landlock_restrict_self")...),
 	}
 }
