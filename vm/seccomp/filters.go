@@ -71,7 +71,7 @@ func Filters() []Filter {
 				{Why: "files: payload, disks, consoles, logs, /proc and /sys reads, guest memory (memfd)",
 					Rules: allow("openat newfstatat fstat statx statfs fstatfs lseek getdents64 readlinkat faccessat faccessat2 " +
 						"pread64 pwrite64 readv writev preadv pwritev preadv2 pwritev2 fsync fdatasync ftruncate fallocate flock " +
-						"dup dup3 unlinkat mkdirat fchmod fchmodat renameat memfd_create mremap")},
+						"dup dup3 linkat unlinkat mkdirat fchmod fchmodat renameat memfd_create mremap")},
 				{Why: "ioctls: KVM, terminals and TUN/TAP, a tap's address, block device sizes",
 					Rules: []Rule{ioctlRule(
 						ioctlType(kvmIoctlType, "KVM (type 0xAE)"),
@@ -104,8 +104,9 @@ func Filters() []Filter {
 			Doc:  "The main thread once the VM and the API are set up: it waits for the VMM to end, then closes the API socket and the logs.",
 			Groups: []Group{
 				runtimeGroup(),
-				{Why: "tear-down: the API socket, the terminal's mode, logs",
-					Rules: append([]Rule{ioctlRule(ioctlType(ttyIoctlType, "terminals (type 'T')"))}, allow("writev unlinkat shutdown fsync")...)},
+				{Why: "tear-down: the API socket (checked to be vmm's, then removed), the terminal's mode, logs",
+					Rules: append([]Rule{ioctlRule(ioctlType(ttyIoctlType, "terminals (type 'T')"))},
+						allow("writev newfstatat fstat statx unlinkat shutdown fsync")...)},
 				landlockGroup(),
 			},
 		},
