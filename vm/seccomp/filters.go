@@ -96,6 +96,8 @@ func Filters() []Filter {
 				{Why: "KVM_RUN and the vCPU's and VM's KVM ioctls", Rules: []Rule{ioctlRule(ioctlType(kvmIoctlType, "KVM (type 0xAE)"))}},
 				{Why: "device exits: serial and console output, interrupts (irqfds), logs, events",
 					Rules: allow("readv writev sendmsg sendto eventfd2")},
+				{Why: "a PCI device the guest ejects is closed on this thread: its backend, a vsock's sockets and socket file",
+					Rules: allow("shutdown unlinkat")},
 				landlockGroup(),
 			},
 		},
