@@ -135,6 +135,9 @@ func Restrict(rules []Rule) error {
 	// Every thread needs no_new_privs (or CAP_SYS_ADMIN) to restrict
 	// itself; the results must agree on every thread.
 	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
+		if errno == unix.ENOTSUP {
+			return errors.New("landlock: this vmm is built with cgo, where Go cannot confine every thread: build it with CGO_ENABLED=0")
+		}
 		return fmt.Errorf("landlock: PR_SET_NO_NEW_PRIVS on every thread: %w", errno)
 	}
 	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, fd, 0, 0); errno != 0 {

@@ -103,6 +103,33 @@ func TestEveryRuleOfEveryFilterIsAllowedByItsProgram(t *testing.T) {
 	}
 }
 
+func TestTheCgoGroupsCompileAndAllowGlibcsThreads(t *testing.T) {
+	f, _ := Lookup(Process)
+	f.Groups = append([]Group(nil), f.Groups...)
+	found := false
+	for i := range f.Groups {
+		found = found || f.Groups[i].Cgo
+		f.Groups[i].Cgo = false
+	}
+	if !found {
+		t.Fatal("the process filter has no cgo group")
+	}
+	prog, err := Program(f, Kill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, prog, sys(t, "clone3")); got != unix.SECCOMP_RET_ALLOW {
+		t.Errorf("clone3 with the cgo group: %#x", got)
+	}
+	if !withCgo {
+		p, _ := Lookup(Process)
+		prog, _ := Program(p, Kill)
+		if got := run(t, prog, sys(t, "clone3")); got == unix.SECCOMP_RET_ALLOW {
+			t.Error("clone3 allowed in a vmm built without cgo")
+		}
+	}
+}
+
 func TestProgramsDenyWithTheModesAction(t *testing.T) {
 	want := map[Mode]uint32{Kill: unix.SECCOMP_RET_KILL_PROCESS, Log: unix.SECCOMP_RET_LOG}
 	for _, f := range Filters() {

@@ -13,7 +13,7 @@ func Markdown() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "#### `%s`: %d calls\n\n%s\n\n| why | calls |\n| --- | --- |\n", f.Kind, len(f.Rules()), f.Doc)
+		fmt.Fprintf(&b, "#### `%s`: %d calls\n\n%s\n\n| why | calls |\n| --- | --- |\n", f.Kind, len(f.rules(false)), f.Doc)
 		for _, g := range f.Groups {
 			var calls []string
 			for _, r := range g.Rules {

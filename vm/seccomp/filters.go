@@ -84,6 +84,8 @@ func Filters() []Filter {
 						{Index: 0, Value: afInet, Doc: "AF_INET"},
 					}}}, allow("socketpair bind listen accept4 connect getsockname getpeername setsockopt getsockopt "+
 						"sendto recvfrom sendmsg recvmsg shutdown")...)},
+				{Why: "glibc's threads, in a vmm built with cgo (clone3 cannot be limited to threads: build with CGO_ENABLED=0)",
+					Cgo: true, Rules: allow("clone3 mprotect rseq set_robust_list")},
 				{Why: "the vCPU and main threads' filters, Landlock",
 					Rules: append([]Rule{prctlRule()}, allow("seccomp landlock_create_ruleset landlock_add_rule landlock_restrict_self")...)},
 			},

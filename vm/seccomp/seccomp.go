@@ -83,6 +83,8 @@ type Rule struct {
 type Group struct {
 	Why   string
 	Rules []Rule
+	// Cgo groups apply only to a vmm built with cgo.
+	Cgo bool
 }
 
 // Filter is the filter of one kind of thread.
@@ -92,11 +94,16 @@ type Filter struct {
 	Groups []Group
 }
 
-// Rules are the filter's rules, in order.
-func (f Filter) Rules() []Rule {
+// Rules are the filter's rules for this build of vmm, in order.
+func (f Filter) Rules() []Rule { return f.rules(withCgo) }
+
+// rules are the filter's rules with or without the cgo groups.
+func (f Filter) rules(cgo bool) []Rule {
 	var rs []Rule
 	for _, g := range f.Groups {
-		rs = append(rs, g.Rules...)
+		if !g.Cgo || cgo {
+			rs = append(rs, g.Rules...)
+		}
 	}
 	return rs
 }
