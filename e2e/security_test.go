@@ -217,3 +217,33 @@ var _ = Describe("Landlock", Label("boot", "security"), func() {
 		Expect(err).To(MatchError(ContainSubstring("provided in landlock-rules does not exist")))
 	}, SpecTimeout(cmdTimeout))
 })
+
+// reportSeccompDenials writes to the spec's output the calls the kernel
+// logged as outside vmm pid's seccomp filters (the audit records of
+// SECCOMP_RET_KILL_PROCESS and SECCOMP_RET_LOG in the kernel log), by
+// number and name: what a filter lacks when a vmm died of SIGSYS.
+func reportSeccompDenials(pid int) {
+	f, err := os.OpenFile(seccomp.KernelLog, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	seen := map[string]bool{}
+	for {
+		n, err := syscall.Read(int(f.Fd()), buf)
+		if err == syscall.EPIPE {
+			continue // a record overwritten before it was read
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		if d, ok := seccomp.ParseAudit(string(buf[:n])); ok && d.PID == pid {
+			key := fmt.Sprintf("%d %s", d.Nr, d.Name)
+			if !seen[key] {
+				seen[key] = true
+				GinkgoWriter.Printf("seccomp: vmm %d made a call outside its filters: %s\n", pid, key)
+			}
+		}
+	}
+}

@@ -162,6 +162,7 @@ func TestArgumentChecks(t *testing.T) {
 		{VCPU, sys(t, "ioctl", 5, kvmRun), true},
 		{VCPU, sys(t, "ioctl", 5, tcgets), false},
 		{VCPU, sys(t, "prctl", unix.PR_SET_NAME), true},
+		{VCPU, sys(t, "prctl", unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME), true},
 		{VCPU, sys(t, "prctl", unix.PR_SET_DUMPABLE), false},
 		{VCPU, sys(t, "openat"), false},
 		{VCPU, sys(t, "clone", unix.CLONE_VM|unix.CLONE_THREAD), false},

@@ -10,6 +10,7 @@ const (
 	cloneThread   = 0x10000
 	prSetName     = 15
 	prSetNoNewPrv = 38
+	prSetVMA      = 0x53564d41
 	afUnix        = 1
 	afInet        = 2
 )
@@ -22,12 +23,14 @@ func ioctlType(value uint32, doc string) Arg {
 	return Arg{Index: 1, Mask: ioctlTypeMask, Value: value, Doc: doc}
 }
 
-// prctlRule allows prctl for naming the thread and for no_new_privs (which
-// Landlock sets on every thread).
+// prctlRule allows prctl for naming the thread, for no_new_privs (which
+// Landlock sets on every thread) and for naming memory mappings (the Go
+// runtime names the ones it maps, on any thread).
 func prctlRule() Rule {
 	return Rule{Name: "prctl", Args: []Arg{
 		{Index: 0, Value: prSetName, Doc: "PR_SET_NAME"},
 		{Index: 0, Value: prSetNoNewPrv, Doc: "PR_SET_NO_NEW_PRIVS"},
+		{Index: 0, Value: prSetVMA, Doc: "PR_SET_VMA"},
 	}}
 }
 
@@ -51,7 +54,7 @@ func runtimeGroup() Group {
 // (Go applies it to every thread, this one included).
 func landlockGroup() Group {
 	return Group{
-		Why:   "naming the thread; Landlock, which vmm applies on every thread at vm.create",
+		Why:   "naming the thread and the Go runtime's memory mappings; Landlock, which vmm applies on every thread at vm.create",
 		Rules: append([]Rule{prctlRule()}, allow("landlock_restrict_self")...),
 	}
 }
@@ -86,7 +89,7 @@ func Filters() []Filter {
 						"sendto recvfrom sendmsg recvmsg shutdown")...)},
 				{Why: "glibc's threads, in a vmm built with cgo (clone3 cannot be limited to threads: build with CGO_ENABLED=0)",
 					Cgo: true, Rules: allow("clone3 mprotect rseq set_robust_list")},
-				{Why: "the vCPU and main threads' filters, Landlock",
+				{Why: "naming threads and the Go runtime's memory mappings; the vCPU and main threads' filters; Landlock",
 					Rules: append([]Rule{prctlRule()}, allow("seccomp landlock_create_ruleset landlock_add_rule landlock_restrict_self")...)},
 			},
 		},

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,6 +54,14 @@ func childMain(what string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 4
 		}
+	case "churn": // the Go runtime at work: heap growth, GC, new threads, timers
+		churn()
+	case "vcpu-churn": // the same on a thread with the vCPU filter
+		if err := InstallThread(VCPU, Mode(mode)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		churn()
 	case "getuid": // outside the process filter
 		unix.Getuid()
 	case "vcpu-open": // in the process filter, outside the vCPU's
@@ -83,6 +92,36 @@ func childMain(what string) int {
 		}
 	}
 	return 0
+}
+
+// sink keeps churn's allocations reachable.
+var sink [][]byte
+
+// churn makes the Go runtime grow the heap, collect, start threads and
+// run timers, from the calling (locked) thread and others.
+func churn() {
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			b := make([][]byte, 0, 64)
+			for j := range 64 {
+				b = append(b, make([]byte, 1<<20+i*4096+j))
+			}
+			time.Sleep(10 * time.Millisecond)
+			runtime.GC()
+		}()
+	}
+	for range 32 {
+		sink = append(sink, make([]byte, 4<<20))
+	}
+	runtime.GC()
+	for range 8 {
+		<-done
+	}
+	sink = nil
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // allThreadsFiltered checks /proc/self/task/*/status for "Seccomp: 2".
@@ -136,6 +175,8 @@ func TestInstalledFiltersInAChildProcess(t *testing.T) {
 	}{
 		{"true:status", 0, 0},
 		{"true:none", 0, 0},
+		{"true:churn", 0, 0},
+		{"true:vcpu-churn", 0, 0},
 		{"true:getuid", -1, syscall.SIGSYS},
 		{"log:getuid", 0, 0},
 		{"true:vcpu-open", -1, syscall.SIGSYS},
