@@ -3,6 +3,7 @@ package seccomp
 import (
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -30,7 +31,14 @@ func InstallThread(kind Kind, mode Mode) error {
 	return install(kind, mode, 0)
 }
 
+// prepare does, before a filter without openat goes on, the lazy work of
+// the standard library that opens files on whichever goroutine needs it
+// first: loading the local time zone (/etc/localtime, TZ), which the first
+// log line's time stamp does, and that may be a vCPU thread's.
+func prepare() { _ = time.Local.String() }
+
 func install(kind Kind, mode Mode, flags uintptr) error {
+	prepare()
 	if runtime.GOARCH != "amd64" {
 		return fmt.Errorf("seccomp: filters are for x86-64, not %s", runtime.GOARCH)
 	}

@@ -3,6 +3,8 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +64,13 @@ func childMain(what string) int {
 			return 3
 		}
 		churn()
+	case "vcpu-log": // the first log line, with its local time, on a vCPU thread
+		if err := InstallThread(VCPU, Mode(mode)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		slog.New(slog.NewTextHandler(io.Discard, nil)).Info("first KVM_RUN")
+		fmt.Fprintln(io.Discard, time.Now().Format(time.RFC3339))
 	case "getuid": // outside the process filter
 		unix.Getuid()
 	case "vcpu-open": // in the process filter, outside the vCPU's
@@ -177,6 +186,7 @@ func TestInstalledFiltersInAChildProcess(t *testing.T) {
 		{"true:none", 0, 0},
 		{"true:churn", 0, 0},
 		{"true:vcpu-churn", 0, 0},
+		{"true:vcpu-log", 0, 0},
 		{"true:getuid", -1, syscall.SIGSYS},
 		{"log:getuid", 0, 0},
 		{"true:vcpu-open", -1, syscall.SIGSYS},
