@@ -119,6 +119,7 @@ func churn() {
 			}
 			time.Sleep(10 * time.Millisecond)
 			runtime.GC()
+			runtime.KeepAlive(b)
 		}()
 	}
 	for range 32 {
