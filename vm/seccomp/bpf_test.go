@@ -203,7 +203,11 @@ func TestFiltersAreListed(t *testing.T) {
 				t.Errorf("%s: a group without its reason", f.Kind)
 			}
 		}
-		t.Logf("%s (%d calls): %v", f.Kind, len(f.Rules()), f.Names())
+		prog, err := Program(f, Kill)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s (%d calls, %d BPF instructions): %v", f.Kind, len(f.Rules()), len(prog), f.Names())
 	}
 	for name, nr := range map[string]int{"read": unix.SYS_READ, "ioctl": unix.SYS_IOCTL, "seccomp": unix.SYS_SECCOMP,
 		"landlock_restrict_self": unix.SYS_LANDLOCK_RESTRICT_SELF, "clone3": unix.SYS_CLONE3, "epoll_pwait": unix.SYS_EPOLL_PWAIT} {
