@@ -66,7 +66,16 @@ func Filters() []Filter {
 			Kind: Process,
 			Doc: "Every thread: the VMM's event loop, the HTTP API, the virtio devices' workers " +
 				"and the Go runtime's threads. It allows what building, rebooting and changing the VM needs.",
+			// ioctl comes first: KVM_RUN is the hot call, and the only one
+			// whose arguments are checked on every call (the kernel caches
+			// the verdict on the calls allowed whatever their arguments).
 			Groups: []Group{
+				{Why: "ioctls: KVM, terminals and TUN/TAP, a tap's address, block device sizes",
+					Rules: []Rule{ioctlRule(
+						ioctlType(kvmIoctlType, "KVM (type 0xAE)"),
+						ioctlType(ttyIoctlType, "terminals, ptys and TUN/TAP (type 'T')"),
+						ioctlType(sockIoctlType, "network interfaces (SIOC*)"),
+						ioctlType(blkIoctlType, "block devices (BLK*)"))}},
 				runtimeGroup(),
 				{Why: "the Go runtime's threads and timers",
 					Rules: append([]Rule{{Name: "clone", Args: []Arg{{Index: 0, Mask: cloneThread, Value: cloneThread, Doc: "threads (CLONE_THREAD), not processes"}}}},
@@ -75,12 +84,6 @@ func Filters() []Filter {
 					Rules: allow("openat newfstatat fstat statx statfs fstatfs lseek getdents64 readlinkat faccessat faccessat2 " +
 						"pread64 pwrite64 readv writev preadv pwritev preadv2 pwritev2 fsync fdatasync ftruncate fallocate flock " +
 						"dup dup3 linkat unlinkat mkdirat fchmod fchmodat renameat memfd_create mremap")},
-				{Why: "ioctls: KVM, terminals and TUN/TAP, a tap's address, block device sizes",
-					Rules: []Rule{ioctlRule(
-						ioctlType(kvmIoctlType, "KVM (type 0xAE)"),
-						ioctlType(ttyIoctlType, "terminals, ptys and TUN/TAP (type 'T')"),
-						ioctlType(sockIoctlType, "network interfaces (SIOC*)"),
-						ioctlType(blkIoctlType, "block devices (BLK*)"))}},
 				{Why: "unix sockets (API, vsock, serial socket); an AF_INET socket configures a tap",
 					Rules: append([]Rule{{Name: "socket", Args: []Arg{
 						{Index: 0, Value: afUnix, Doc: "AF_UNIX"},
@@ -97,8 +100,8 @@ func Filters() []Filter {
 			Kind: VCPU,
 			Doc:  "A vCPU thread, from its start: it runs KVM_RUN and the exits (port and MMIO accesses to the emulated devices, MSI-X set up).",
 			Groups: []Group{
-				runtimeGroup(),
 				{Why: "KVM_RUN and the vCPU's and VM's KVM ioctls", Rules: []Rule{ioctlRule(ioctlType(kvmIoctlType, "KVM (type 0xAE)"))}},
+				runtimeGroup(),
 				{Why: "device exits: serial and console output, interrupts (irqfds), logs, events",
 					Rules: allow("readv writev sendmsg sendto eventfd2")},
 				{Why: "a PCI device the guest ejects is closed on this thread: its backend, a vsock's sockets and socket file",
