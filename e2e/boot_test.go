@@ -53,6 +53,7 @@ func startGuest(ctx context.Context, name string, cfg config.VM, extraArgs ...st
 		// A spec that failed by its own check gets the emulation fault
 		// its guest shows, if any, which the e2e runner retries.
 		if CurrentSpecReport().Failed() {
+			reportSeccompDenials(m.Pid())
 			if why := m.Diagnose(); why != "" {
 				AddReportEntry(runner.EmulationFaultEntry, why+" ("+name+")")
 			}

@@ -20,6 +20,9 @@
 //	    vsock = true | false | {cid = N}   default true: a virtio-vsock device (guest
 //	                                       CID 3), so vm:sh and vm:run go through the
 //	                                       guest agent; false: the serial console
+//	    landlock = {P, {path = P, access = "r"}}  confine vmm with Landlock (--landlock):
+//	                                       the VM's own files and these paths (default
+//	                                       access "rw"); {} for none besides the VM's
 //	    wait = true                        false: return before the guest is ready
 //	    boot_timeout = 300                 seconds
 //	vmm.size("1G") -> bytes; vmm.format_size(bytes) -> "1G"

@@ -46,7 +46,7 @@ func (rn *run) start(L *glua.LState) int {
 }
 
 // startKeys are the fields vmm.start knows.
-var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "vsock", "wait", "boot_timeout"}
+var startKeys = []string{"name", "kernel", "initramfs", "cmdline", "cpus", "memory", "disks", "net", "rng", "vsock", "landlock", "wait", "boot_timeout"}
 
 // startConfig reads vmm.start's table.
 func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait bool, bootT time.Duration, err error) {
@@ -90,6 +90,9 @@ func (rn *run) startConfig(t *glua.LTable) (cfg config.VM, name string, wait boo
 		return
 	}
 	if cfg.Vsock, err = vsockArg(get("vsock"), !rn.r.NoAgent); err != nil {
+		return
+	}
+	if err = landlockArg(get("landlock"), &cfg); err != nil {
 		return
 	}
 	switch v := get("wait").(type) {

@@ -80,3 +80,46 @@ func TestMemoryArgTakesTheHotplugMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestLandlockArg(t *testing.T) {
+	L := glua.NewState()
+	defer L.Close()
+	list := func(vs ...glua.LValue) *glua.LTable {
+		x := L.NewTable()
+		for _, v := range vs {
+			x.Append(v)
+		}
+		return x
+	}
+	rule := L.NewTable()
+	rule.RawSetString("path", glua.LString("/r"))
+	rule.RawSetString("access", glua.LString("r"))
+	bad := L.NewTable()
+	bad.RawSetString("pth", glua.LString("/x"))
+	keyed := L.NewTable()
+	keyed.RawSetString("path", glua.LString("/x"))
+	for _, c := range []struct {
+		name  string
+		v     glua.LValue
+		on    bool
+		rules []config.LandlockRule
+		err   bool
+	}{
+		{"absent: unconfined", glua.LNil, false, nil, false},
+		{"empty: the VM's files only", list(), true, nil, false},
+		{"a path and a rule", list(glua.LString("/d"), rule), true, []config.LandlockRule{{Path: "/d", Access: "rw"}, {Path: "/r", Access: "r"}}, false},
+		{"an unknown key", list(bad), false, nil, true},
+		{"not a list", keyed, false, nil, true},
+		{"a boolean", glua.LTrue, false, nil, true},
+	} {
+		var cfg config.VM
+		err := landlockArg(c.v, &cfg)
+		if c.err != (err != nil) {
+			t.Errorf("%s: error %v", c.name, err)
+			continue
+		}
+		if !c.err && (cfg.LandlockEnable != c.on || !reflect.DeepEqual(cfg.LandlockRules, c.rules)) {
+			t.Errorf("%s: %v %+v", c.name, cfg.LandlockEnable, cfg.LandlockRules)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
 	"github.com/vmmdev/vmm/vm/pci"
+	"github.com/vmmdev/vmm/vm/seccomp"
 	"github.com/vmmdev/vmm/vm/virtio"
 )
 
@@ -61,6 +62,7 @@ type machineDeps struct {
 	events      chan<- machineEvent
 	firstRun    func()
 	transport   VirtioTransport // where the virtio devices go
+	seccomp     seccomp.Mode    // the vCPU threads' filters
 }
 
 // machine is one incarnation of the VM: a KVM VM with its memory, buses,
@@ -240,7 +242,8 @@ func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
 	if !cfg.CPUs.NestedEnabled() {
 		cpuid = WithoutNested(cpuid)
 	}
-	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, topo: topologyOf(cfg.CPUs), cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry},
+	m.cpus = newCPUManager(m.vm, cpuConfig{maxVCPUs: cfg.CPUs.MaxVCPUs, topo: topologyOf(cfg.CPUs), cpuid: cpuid, tscDeadline: deps.tscDeadline, entry: entry,
+		seccomp: deps.seccomp},
 		m, m.log, deps.firstRun)
 	for id := range cfg.CPUs.BootVCPUs {
 		if err = m.cpus.create(id, id == 0); err != nil {

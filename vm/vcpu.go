@@ -13,6 +13,7 @@ import (
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/boot"
 	"github.com/vmmdev/vmm/vm/devices"
+	"github.com/vmmdev/vmm/vm/seccomp"
 )
 
 // exitHandler is what a vCPU loop needs from its machine.
@@ -95,6 +96,9 @@ type cpuConfig struct {
 	cpuid       []kvm.CPUIDEntry // KVM_GET_SUPPORTED_CPUID
 	tscDeadline bool
 	entry       boot.Entry // the boot vCPU's start, from boot.Load
+	// seccomp is the mode of the filter each vCPU thread installs on
+	// itself before it makes its vCPU (seccomp.Off or empty: none).
+	seccomp seccomp.Mode
 }
 
 // cpuManager owns a VM's vCPU threads: it creates vCPUs on demand (up to

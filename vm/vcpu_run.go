@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/seccomp"
 )
 
 // thread is vCPU c's OS thread: it creates and sets up the vCPU, reports
@@ -20,7 +21,13 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 	setThreadName(VCPUThreadName(c.id))
 	c.tid = unix.Gettid()
 
-	kv, err := m.vm.CreateVCPU(int(m.cfg.topology().APICID(c.id)))
+	// The thread is the vCPU's for good: its filter goes on before the
+	// guest can run on it.
+	var kv *kvm.VCPU
+	err := seccomp.InstallThread(seccomp.VCPU, m.cfg.seccomp)
+	if err == nil {
+		kv, err = m.vm.CreateVCPU(int(m.cfg.topology().APICID(c.id)))
+	}
 	if err == nil {
 		if err = m.setup(kv, c.id, bootCPU); err != nil {
 			kv.Close()

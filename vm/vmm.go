@@ -19,6 +19,7 @@ import (
 	"github.com/vmmdev/vmm/kvm"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/events"
+	"github.com/vmmdev/vmm/vm/seccomp"
 )
 
 // Options configure a VMM.
@@ -47,6 +48,10 @@ type Options struct {
 	// machine's, not the VM configuration's: Cloud Hypervisor's VmConfig
 	// has no such field.
 	VirtioTransport VirtioTransport
+	// Seccomp is the mode of the vCPU threads' seccomp filters (empty or
+	// seccomp.Off: none). The process filter, which must come first, is
+	// the program's to install (seccomp.InstallProcess).
+	Seccomp seccomp.Mode
 }
 
 // DefaultEjectTimeout is Options.EjectTimeout's default. A Linux guest
@@ -203,6 +208,12 @@ func (v *VMM) Create(cfg config.VM) error {
 	if err := v.openConsolesLocked(&c); err != nil {
 		return err
 	}
+	if c.LandlockEnable {
+		if err := v.confine(c); err != nil {
+			v.closeConsolesLocked()
+			return err
+		}
+	}
 	v.cfg = &c
 	v.state = StateCreated
 	v.bootRAM = c.Memory.Size
@@ -312,6 +323,7 @@ func (v *VMM) bootLocked() error {
 	m, err := newMachine(*v.cfg, machineDeps{
 		sys: v.sys, cpuid: v.cpuid, tscDeadline: v.tscDeadline,
 		serialOut: v.console.out, consoleOut: consoleOut, log: v.log, events: v.events, transport: v.opts.VirtioTransport,
+		seccomp: v.opts.Seccomp,
 		firstRun: func() {
 			v.firstRun.Do(func() {
 				v.log.Info("first KVM_RUN", "since_start_ms", time.Since(v.opts.Start).Milliseconds())

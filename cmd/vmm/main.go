@@ -7,13 +7,18 @@
 //	    [--disk path=FILE[,readonly=on,direct=on]]... [--net tap=,mac=,ip=,mask=]... [--rng [src=PATH]] \
 //	    [--vsock cid=N,socket=PATH[,id=ID][,pci_segment=N]] [--virtio-transport pci|mmio] \
 //	    [--balloon size=S[,deflate_on_oom=on][,free_page_reporting=on]] \
-//	    [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [-v]
+//	    [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp true|false|log] \
+//	    [--landlock] [--landlock-rules path=P,access=r|w|rw ...] [-v]
 //
 // Every key of Cloud Hypervisor's --cpus, --memory, --disk, --net, --rng,
 // --platform, --serial and --console is parsed with its syntax
 // (vm/config's parsers); what vmm does not do is refused naming it.
-// --seccomp takes false only: vmm has no seccomp filters yet, so it runs
-// unfiltered, where Cloud Hypervisor's default is true.
+// --seccomp (default true) confines every thread with a seccomp filter for
+// its kind (vm/seccomp, docs/security.md): a call outside it kills the
+// process, or with log is logged by the kernel and by vmm with its name.
+// --landlock confines the process's file system access from the VM's
+// creation on to the VM's files and the paths of --landlock-rules (one or
+// more values after the flag, or the flag repeated).
 //
 // --vsock adds a virtio-vsock device whose host side is Cloud
 // Hypervisor's hybrid vsock (docs/vsock.md): host programs connect to
@@ -39,6 +44,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,6 +62,7 @@ import (
 	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/events"
+	"github.com/vmmdev/vmm/vm/seccomp"
 )
 
 // Exit statuses.
@@ -121,6 +128,31 @@ func joinOptional(args []string, name string) []string {
 	return out
 }
 
+// joinMulti rewrites "--name V1 V2" as "--name V1 --name V2" for a flag
+// that takes one or more values, as Cloud Hypervisor's --landlock-rules
+// does; the values end at the next argument that starts with "-".
+func joinMulti(args []string, name string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		out = append(out, a)
+		if a != "-"+name && a != "--"+name {
+			continue
+		}
+		for n := 0; i+1 < len(args) && !strings.HasPrefix(args[i+1], "-"); n++ {
+			if n > 0 {
+				out = append(out, a)
+			}
+			out = append(out, args[i+1])
+			i++
+		}
+	}
+	return out
+}
+
 // usageError is a command line mistake: exit status 2. usage asks for the
 // synopsis after the message (an unknown flag).
 type usageError struct {
@@ -151,11 +183,11 @@ func (c countFlag) Set(v string) error {
 // refusedFlags are Cloud Hypervisor's flags for what vmm does not do yet:
 // each is refused naming it rather than as an unknown flag.
 var refusedFlags = []string{"fs", "pmem", "device", "user-device", "vdpa", "numa",
-	"pci-segment", "rate-limit-group", "memory-zone", "tpm", "landlock-rules", "generic-vhost-user",
+	"pci-segment", "rate-limit-group", "memory-zone", "tpm", "generic-vhost-user",
 	"restore", "igvm", "host-data", "fw-cfg-config", "gdb", "log-format", "rtc"}
 
 // refusedBoolFlags are the value-less ones.
-var refusedBoolFlags = []string{"watchdog", "pvpanic", "landlock", "no-shutdown", "pvmemcontrol"}
+var refusedBoolFlags = []string{"watchdog", "pvpanic", "no-shutdown", "pvmemcontrol"}
 
 // options are the command line's settings beside the VM's configuration.
 type options struct {
@@ -166,6 +198,7 @@ type options struct {
 	eventMonitor string // --event-monitor path
 	eventFD      int    // --event-monitor fd=N; -1 without
 	transport    vm.VirtioTransport
+	seccomp      seccomp.Mode
 }
 
 // parseOptional parses the value of a flag given only when set: nil when
@@ -223,7 +256,10 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	apiSocket := fs.String("api-socket", "", "serve the HTTP API on this unix socket: PATH, path=PATH or fd=N")
 	eventMonitor := fs.String("event-monitor", "", "write Cloud Hypervisor's JSON events: path=PATH or fd=N")
 	fs.StringVar(&o.logFile, "log-file", "", "write the log to this `file` instead of standard error")
-	seccomp := fs.String("seccomp", "", "false only: vmm has no seccomp filters yet")
+	seccompMode := fs.String("seccomp", string(seccomp.Kill), "seccomp filters: true (a call outside them kills vmm), log (it is logged) or false")
+	landlockOn := fs.Bool("landlock", false, "confine vmm's file system access with Landlock once the VM is created")
+	var landlockRules listFlag
+	fs.Var(&landlockRules, "landlock-rules", "with --landlock, more paths vmm may reach: path=P,access=r|w|rw (one or more)")
 	fs.Var(countFlag{&o.verbosity, 1}, "v", "more log (-v info, -vv debug; repeatable)")
 	fs.Var(countFlag{&o.verbosity, 2}, "vv", "debug log")
 	fs.Var(countFlag{&o.verbosity, 3}, "vvv", "debug log")
@@ -235,7 +271,7 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	for _, name := range refusedBoolFlags {
 		refusedBool[name] = fs.Bool(name, false, "not supported by vmm yet")
 	}
-	if err := fs.Parse(joinOptional(args, "rng")); err != nil {
+	if err := fs.Parse(joinOptional(joinMulti(args, "landlock-rules"), "rng")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
 			fmt.Fprintln(stderr, usageText)
@@ -257,12 +293,8 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 			return cfg, o, usageError{error: fmt.Errorf("--%s: not supported by vmm yet", name)}
 		}
 	}
-	switch *seccomp {
-	case "", "false":
-	case "true", "log", "errno":
-		return cfg, o, usageError{error: fmt.Errorf("--seccomp %s: vmm has no seccomp filters yet; pass --seccomp false (without the flag vmm runs unfiltered)", *seccomp)}
-	default:
-		return cfg, o, usageError{error: fmt.Errorf("--seccomp %q: want true, false or log", *seccomp)}
+	if o.seccomp, err = seccomp.ParseMode(*seccompMode); err != nil {
+		return cfg, o, usageError{error: err}
 	}
 	if o.apiSocket, o.apiSocketFD, err = pathOrFD("api-socket", *apiSocket, true); err != nil {
 		return cfg, o, usageError{error: err}
@@ -305,6 +337,10 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 	if cfg.RNG, err = parseOptional(rng.set, rng.value, config.ParseRNG); err != nil {
 		return cfg, o, usageError{error: err}
 	}
+	cfg.LandlockEnable = *landlockOn
+	if cfg.LandlockRules, err = parseEach(landlockRules, config.ParseLandlockRule); err != nil {
+		return cfg, o, usageError{error: err}
+	}
 	if cfg.Vsock, err = parseOptional(*vsock != "", *vsock, config.ParseVsock); err != nil {
 		return cfg, o, usageError{error: err}
 	}
@@ -326,7 +362,8 @@ func parse(args []string, stderr io.Writer) (cfg config.VM, o options, err error
 const usageText = "Usage: vmm --kernel bzImage|vmlinux [--initramfs initrd] [--cmdline CMDLINE] [--cpus boot=N,max=M,topology=T:C:D:P]\n" +
 	"           [--memory size=S,...] [--disk path=F]... [--net tap=,...]... [--rng [src=P]] [--vsock cid=N,socket=P]\n" +
 	"           [--serial MODE] [--console MODE]\n" +
-	"           [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp false] [--virtio-transport pci|mmio] [-v]\n" +
+	"           [--api-socket PATH|path=PATH|fd=N] [--event-monitor path=PATH|fd=N] [--log-file F] [--seccomp true|false|log]\n" +
+	"           [--landlock] [--landlock-rules path=P,access=rw ...] [--virtio-transport pci|mmio] [-v]\n" +
 	"       vmm --firmware FIRMWARE [--cpus ...] [--memory ...] [...]\n" +
 	"       vmm --api-socket PATH (then vm.create and vm.boot through the API)"
 
@@ -409,7 +446,22 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	vopts := vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start, VirtioTransport: o.transport}
+	// The process filter goes on every thread before vmm reads anything
+	// from the API or the guest; the vCPU threads and, below, the main
+	// thread stack their own on it.
+	if err := seccomp.InstallProcess(o.seccomp); err != nil {
+		fmt.Fprintf(stderr, "vmm: %v\n", err)
+		return exitFailure
+	}
+	if o.seccomp == seccomp.Log {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := seccomp.WatchLog(ctx, log); err != nil {
+			log.Warn("denied calls are logged by the kernel only (dmesg or the audit log)", "err", err)
+		}
+	}
+
+	vopts := vm.Options{Log: log, Stdin: stdin, Stdout: stdout, Start: start, VirtioTransport: o.transport, Seccomp: o.seccomp}
 	if o.eventMonitor != "" || o.eventFD >= 0 {
 		w, err := openEventMonitor(o)
 		if err != nil {
@@ -434,11 +486,8 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		return exitFailure
 	}
 
-	if hasPayload(cfg) {
-		if err := v.Create(cfg); err != nil {
-			return fail(fmt.Errorf("create: %w", err))
-		}
-	}
+	// The API socket comes before the VM: --landlock confines the process
+	// from the VM's creation on, and the socket's directory is not the VM's.
 	var srv *api.Server
 	if o.apiSocket != "" || o.apiSocketFD >= 0 {
 		aopts := api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }}
@@ -453,6 +502,12 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		defer srv.Close()
 	}
 	if hasPayload(cfg) {
+		if err := v.Create(cfg); err != nil {
+			if srv != nil {
+				srv.Close()
+			}
+			return fail(fmt.Errorf("create: %w", err))
+		}
 		if err := v.Boot(); err != nil {
 			if srv != nil {
 				srv.Close()
@@ -488,6 +543,12 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}()
 
+	// From here the main thread only waits and tears down.
+	if err := seccomp.InstallThread(seccomp.Main, o.seccomp); err != nil {
+		_ = v.Stop()
+		fmt.Fprintf(stderr, "vmm: %v\n", err)
+		return exitFailure
+	}
 	if err := v.Wait(); err != nil {
 		fmt.Fprintf(stderr, "vmm: %v\n", err)
 		return exitFailure

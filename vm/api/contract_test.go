@@ -87,6 +87,9 @@ var honouredValues = map[string][]struct {
 }{
 	"PayloadConfig.firmware":            {{"/fw", map[string]any{"kernel": absent{}}}},
 	"PayloadConfig.kernel":              {{"/other/vmlinux", nil}},
+	"VmConfig.landlock_enable":          {{true, nil}},
+	"LandlockConfig.path":               {{"/tmp", nil}},
+	"LandlockConfig.access":             {{"r", nil}},
 	"PayloadConfig.cmdline":             {{"console=ttyS0 quiet", nil}},
 	"PayloadConfig.initramfs":           {{"/initrd", nil}},
 	"CpusConfig.boot_vcpus":             {{2, map[string]any{"max_vcpus": 2}}},
@@ -152,6 +155,8 @@ var requiredValues = map[string]map[string]any{
 	// Cloud Hypervisor requires all four; their product is max_vcpus.
 	"CpuTopology": {"threads_per_core": 1, "cores_per_die": 1, "dies_per_package": 1, "packages": 1},
 	"VsockConfig": {"cid": 3, "socket": "/tmp/vsock.sock"},
+	// Cloud Hypervisor checks that a rule's path exists.
+	"LandlockConfig": {"path": "/", "access": "rw"},
 }
 
 // step is one step of a path into a VmConfig body: a field name, or an

@@ -530,5 +530,11 @@ func (c VM) Args() []string {
 	if c.Console.Mode != "" && c.Console.Mode != ModeOff {
 		args = append(args, "--console", c.Console.Arg())
 	}
+	if c.LandlockEnable {
+		args = append(args, "--landlock")
+	}
+	for _, r := range c.LandlockRules {
+		args = append(args, "--landlock-rules", r.Arg())
+	}
 	return args
 }

@@ -71,8 +71,8 @@ var supportTable = []Object{
 			notYet("numa", ""), notYet("watchdog", ""), defaultOnly("rtc", noteDevice),
 			defaultOnly("gdb", "vmm has no gdb stub"), notYet("pci_segments", ""),
 			honoured("platform", ""), defaultOnly("tpm", noteDevice),
-			defaultOnly("landlock_enable", "vmm does not confine itself with Landlock"),
-			defaultOnly("landlock_rules", "vmm does not confine itself with Landlock"),
+			honoured("landlock_enable", "the whole process, from vm.create on (docs/security.md)"),
+			honoured("landlock_rules", "paths added to the disks, payload and sockets the VM has: hot-added disks go here"),
 			defaultOnly("ivshmem", noteDevice)),
 	),
 	object[Payload]("PayloadConfig",
@@ -185,5 +185,6 @@ var supportTable = []Object{
 	object[TPM]("TpmConfig", all(DefaultOnly, noteDevice, "socket")),
 	object[Pvmemcontrol]("PvmemcontrolConfig"),
 	object[Ivshmem]("IvshmemConfig", all(DefaultOnly, noteDevice, "path", "size")),
-	object[LandlockRule]("LandlockConfig", all(DefaultOnly, "vmm does not confine itself with Landlock", "path", "access")),
+	object[LandlockRule]("LandlockConfig", row(honoured("path", "a file, or a directory and everything beneath it"),
+		honoured("access", "r, w or rw"))),
 }

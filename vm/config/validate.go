@@ -80,6 +80,9 @@ func (c *VM) Validate(hostMaxVCPUs int) error {
 	if p := c.Platform; p != nil && (p.NumPCISegments < 1 || p.NumPCISegments > MaxPCISegments) {
 		return fmt.Errorf("platform: Number of PCI segments (%d) not in range of 1 to %d", p.NumPCISegments, MaxPCISegments)
 	}
+	if err := c.validateLandlock(); err != nil {
+		return err
+	}
 	return c.validateIDs()
 }
 

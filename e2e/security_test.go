@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/vmmdev/vmm/guest"
+	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/config"
+	"github.com/vmmdev/vmm/vm/seccomp"
+)
+
+// threadSeccomp is one thread's seccomp state from /proc/PID/task/TID/status.
+type threadSeccomp struct {
+	tid     int
+	comm    string
+	mode    string // Seccomp: 0 none, 2 filter
+	filters int    // Seccomp_filters: how many filters are stacked
+}
+
+// seccompThreads reads every thread of process pid.
+func seccompThreads(pid int) []threadSeccomp {
+	GinkgoHelper()
+	dirs, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	Expect(err).NotTo(HaveOccurred())
+	var out []threadSeccomp
+	for _, d := range dirs {
+		status, err := os.ReadFile(filepath.Join(d, "status"))
+		if err != nil {
+			continue // the thread ended
+		}
+		t := threadSeccomp{mode: "?", filters: -1}
+		t.tid, _ = strconv.Atoi(filepath.Base(d))
+		for _, line := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "Name":
+				t.comm = v
+			case "Seccomp":
+				t.mode = v
+			case "Seccomp_filters":
+				t.filters, _ = strconv.Atoi(v)
+			}
+		}
+		out = append(out, t)
+	}
+	Expect(out).NotTo(BeEmpty(), "no threads for pid %d", pid)
+	return out
+}
+
+// expectFiltered checks that every thread of pid runs under a seccomp
+// filter: the process filter on each, one more on the vCPU threads
+// (plugged or parked) and on the main thread.
+func expectFiltered(pid int) {
+	GinkgoHelper()
+	var vcpus int
+	for _, t := range seccompThreads(pid) {
+		Expect(t.mode).To(Equal("2"), "Seccomp of thread %d (%s)", t.tid, t.comm)
+		want := 1
+		switch {
+		case vm.IsVCPUThread(t.comm):
+			vcpus++
+			want = 2
+		case strings.HasSuffix(t.comm, "-parked"): // an unplugged vCPU's
+			want = 2
+		case t.tid == pid:
+			want = 2
+		}
+		Expect(t.filters).To(Equal(want), "Seccomp_filters of thread %d (%s)", t.tid, t.comm)
+	}
+	Expect(vcpus).To(BeNumerically(">", 0), "no vCPU threads")
+}
+
+// resizeVCPUs resizes the guest to n vCPUs and waits until exactly the
+// CPUs 0..n-1 are present.
+func resizeVCPUs(ctx SpecContext, m *guest.Machine, n int) {
+	GinkgoHelper()
+	k := int64(n)
+	Expect(m.Resize(ctx, vm.ResizeRequest{DesiredVCPUs: &k})).To(Succeed())
+	var want []int
+	for i := range n {
+		want = append(want, i)
+	}
+	Eventually(func(g Gomega) []int {
+		c, err := m.CPUs(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		return c.Present
+	}).WithContext(ctx).WithTimeout(cmdTimeout).Should(Equal(want), "present CPUs after the resize to %d", n)
+}
+
+var _ = Describe("seccomp", Label("boot", "security"), func() {
+	It("filters every thread of a running vmm by default, through a reboot and vCPU hot plug both ways", func(ctx SpecContext) {
+		cfg := bootConfig()
+		cfg.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 4}
+		cfg.Memory = config.Memory{Size: 512 << 20, HotplugSize: 512 << 20}
+		m := startGuest(ctx, "seccomp", cfg)
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		expectFiltered(m.Pid())
+
+		By("vCPU hot plug up and down, RAM hot plug: the new vCPU threads get their filter")
+		resizeVCPUs(ctx, m, 4)
+		expectFiltered(m.Pid())
+		resizeVCPUs(ctx, m, 2)
+		sh(ctx, m, "echo online > /sys/devices/system/memory/auto_online_blocks")
+		ram := int64(1 << 30)
+		Eventually(func() error { return m.Resize(ctx, vm.ResizeRequest{DesiredRAM: &ram}) }).WithContext(ctx).
+			WithTimeout(cmdTimeout).Should(Succeed(), "resize to 1 GiB")
+		Eventually(func(g Gomega) uint64 {
+			n, err := m.MemTotal(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			return n
+		}).WithContext(ctx).WithTimeout(cmdTimeout).Should(BeNumerically(">=", 0.9*(1<<30)), "MemTotal after the resize")
+
+		By("a state dump, a pause and a reboot run under the filters")
+		Expect(syscall.Kill(m.Pid(), syscall.SIGUSR1)).To(Succeed())
+		Eventually(m.StateDumpLines).WithTimeout(cmdTimeout).ShouldNot(BeEmpty())
+		Expect(m.API().Pause(ctx)).To(Succeed())
+		Expect(m.API().Resume(ctx)).To(Succeed())
+		sh(ctx, m, "true")
+		Expect(m.Reboot(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot; vmm log:\n%s", m.VmmLog())
+		expectFiltered(m.Pid())
+
+		Expect(syscall.Kill(m.Pid(), syscall.SIGTERM)).To(Succeed())
+		status, err := m.Wait(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(0), "exit status after SIGTERM (a denied call kills vmm with SIGSYS); log:\n%s", m.VmmLog())
+	}, SpecTimeout(2*bootTimeout+8*cmdTimeout))
+
+	It("with --seccomp log filters every thread, logs no denied call over a VM's life and names one the kernel reports", func(ctx SpecContext) {
+		m := startGuest(ctx, "seccomp-log", bootConfig(), "--seccomp", "log")
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		expectFiltered(m.Pid())
+		Expect(m.API().Pause(ctx)).To(Succeed())
+		Expect(m.API().Resume(ctx)).To(Succeed())
+		sh(ctx, m, "true")
+		Expect(m.Reboot(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot")
+		Expect(m.VmmLog()).NotTo(ContainSubstring("a call outside the filter"), "denied calls")
+
+		// A record as the kernel writes it for a SECCOMP_RET_LOG, written
+		// to the kernel log: vmm reads it there and names the call.
+		record := fmt.Sprintf("audit: type=1326 audit(0.0:1): pid=%d comm=\"vmm\" sig=0 arch=c000003e syscall=102 compat=0 code=0x7ffc0000\n", m.Pid())
+		Expect(os.WriteFile(seccomp.KernelLog, []byte(record), 0)).To(Succeed())
+		Eventually(m.VmmLog).WithTimeout(cmdTimeout).Should(MatchRegexp(`a call outside the filter.* syscall=102 name=getuid`))
+	}, SpecTimeout(2*bootTimeout+4*cmdTimeout))
+
+	It("with --seccomp false leaves every thread unfiltered", func(ctx SpecContext) {
+		m := startGuest(ctx, "seccomp-off", bootConfig(), "--seccomp", "false")
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		for _, t := range seccompThreads(m.Pid()) {
+			Expect(t.mode).To(Equal("0"), "Seccomp of thread %d (%s)", t.tid, t.comm)
+		}
+	}, SpecTimeout(bootTimeout+cmdTimeout))
+})
+
+var _ = Describe("Landlock", Label("boot", "security"), func() {
+	It("lets a confined vmm hot-add a disk beneath its landlock_rules, refuses one outside, and reboots", func(ctx SpecContext) {
+		dir := GinkgoT().TempDir()
+		allowed, other := filepath.Join(dir, "allowed"), filepath.Join(dir, "other")
+		Expect(os.Mkdir(allowed, 0o755)).To(Succeed())
+		Expect(os.Mkdir(other, 0o755)).To(Succeed())
+		disk := filepath.Join(dir, "disk.img")
+		makeImage(disk, 1<<20, diskMarker)
+		makeImage(filepath.Join(allowed, "hot.img"), 8<<20, hpMarker)
+		makeImage(filepath.Join(other, "hot.img"), 8<<20, hpMarker)
+		cfg := hotplugConfig(disk)
+		cfg.LandlockEnable = true
+		cfg.LandlockRules = []config.LandlockRule{{Path: allowed, Access: "rw"}}
+		m := startGuest(ctx, "landlock", cfg)
+		Expect(m.WaitReady(ctx)).To(Succeed())
+		Expect(m.VmmLog()).To(ContainSubstring("Landlock applied"))
+		for _, t := range seccompThreads(m.Pid()) {
+			Expect(t.mode).To(Equal("2"), "Seccomp of thread %d (%s)", t.tid, t.comm)
+		}
+		c := m.API()
+
+		By("a disk outside the rules: refused, the guest runs on")
+		cc, cancel := apiCtx(ctx)
+		_, err := c.AddDisk(cc, config.Disk{Path: filepath.Join(other, "hot.img")})
+		cancel()
+		var ae *api.APIError
+		Expect(errors.As(err, &ae)).To(BeTrue(), "want an API error, got %v", err)
+		Expect(ae.Message()).To(ContainSubstring("permission denied"))
+		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
+
+		By("a disk beneath the rules: the guest reads it")
+		cc, cancel = apiCtx(ctx)
+		info, err := c.AddDisk(cc, config.Disk{Path: filepath.Join(allowed, "hot.img"), PCIDevice: config.PCIDevice{ID: "hot"}})
+		cancel()
+		Expect(err).NotTo(HaveOccurred())
+		name := guestDevice(ctx, m, info.BDF, "block")
+		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(hpMarker))+" /dev/"+name)).To(Equal(hpMarker))
+
+		By("a reboot reads the payload and opens the disks again under Landlock")
+		sh(ctx, m, "true")
+		Expect(m.Reboot(ctx)).To(Succeed())
+		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot; vmm log:\n%s", m.VmmLog())
+		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(diskMarker))+" /dev/vda")).To(Equal(diskMarker))
+	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
+
+	It("refuses a rule whose path does not exist, as Cloud Hypervisor does", func(ctx SpecContext) {
+		cfg := bootConfig()
+		cfg.LandlockEnable = true
+		cfg.LandlockRules = []config.LandlockRule{{Path: "/nonexistent/dir", Access: "rw"}}
+		_, err := guest.Start(ctx, cfg, guest.Options{Name: "landlock-bad", VmmLog: GinkgoWriter})
+		Expect(err).To(MatchError(ContainSubstring("provided in landlock-rules does not exist")))
+	}, SpecTimeout(cmdTimeout))
+})
+
+// reportSeccompDenials writes to the spec's output the calls the kernel
+// logged as outside vmm pid's seccomp filters (the audit records of
+// SECCOMP_RET_KILL_PROCESS and SECCOMP_RET_LOG in the kernel log), by
+// number and name: what a filter lacks when a vmm died of SIGSYS.
+func reportSeccompDenials(pid int) {
+	f, err := os.OpenFile(seccomp.KernelLog, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	seen := map[string]bool{}
+	for {
+		n, err := syscall.Read(int(f.Fd()), buf)
+		if err == syscall.EPIPE {
+			continue // a record overwritten before it was read
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		if d, ok := seccomp.ParseAudit(string(buf[:n])); ok && d.PID == pid {
+			key := fmt.Sprintf("%d %s", d.Nr, d.Name)
+			if !seen[key] {
+				seen[key] = true
+				GinkgoWriter.Printf("seccomp: vmm %d made a call outside its filters: %s\n", pid, key)
+			}
+		}
+	}
+}
