@@ -1,5 +1,7 @@
 package seccomp
 
+import "golang.org/x/sys/unix"
+
 // Argument values the rules check.
 const (
 	ioctlTypeMask = 0xff00 // an ioctl request's type byte
@@ -100,7 +102,9 @@ func Filters() []Filter {
 			Kind: VCPU,
 			Doc:  "A vCPU thread, from its start: it runs KVM_RUN and the exits (port and MMIO accesses to the emulated devices, MSI-X set up).",
 			Groups: []Group{
-				{Why: "KVM_RUN and the vCPU's and VM's KVM ioctls", Rules: []Rule{ioctlRule(ioctlType(kvmIoctlType, "KVM (type 0xAE)"))}},
+				{Why: "KVM_RUN and the vCPU's and VM's KVM ioctls; a virtio-net driver's offloads, given to its tap when the driver starts or resets",
+					Rules: []Rule{ioctlRule(ioctlType(kvmIoctlType, "KVM (type 0xAE)"),
+						Arg{Index: 1, Value: unix.TUNSETOFFLOAD, Doc: "TUNSETOFFLOAD"})}},
 				runtimeGroup(),
 				{Why: "device exits: serial and console output, interrupts (irqfds), logs, events",
 					Rules: allow("readv writev sendmsg sendto eventfd2")},
