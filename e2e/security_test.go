@@ -17,6 +17,7 @@ import (
 	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/seccomp"
+	"github.com/vmmdev/vmm/vm/virtio"
 )
 
 // threadSeccomp is one thread's seccomp state from /proc/PID/task/TID/status.
@@ -60,16 +61,19 @@ func seccompThreads(pid int) []threadSeccomp {
 
 // expectFiltered checks that every thread of pid runs under a seccomp
 // filter: the process filter on each, one more on the vCPU threads
-// (plugged or parked) and on the main thread.
+// (plugged or parked), on the virtio workers and on the main thread.
 func expectFiltered(pid int) {
 	GinkgoHelper()
-	var vcpus int
+	var vcpus, workers int
 	for _, t := range seccompThreads(pid) {
 		Expect(t.mode).To(Equal("2"), "Seccomp of thread %d (%s)", t.tid, t.comm)
 		want := 1
 		switch {
 		case vm.IsVCPUThread(t.comm):
 			vcpus++
+			want = 2
+		case virtio.IsWorkerThread(t.comm):
+			workers++
 			want = 2
 		case strings.HasSuffix(t.comm, "-parked"): // an unplugged vCPU's
 			want = 2
@@ -79,6 +83,7 @@ func expectFiltered(pid int) {
 		Expect(t.filters).To(Equal(want), "Seccomp_filters of thread %d (%s)", t.tid, t.comm)
 	}
 	Expect(vcpus).To(BeNumerically(">", 0), "no vCPU threads")
+	Expect(workers).To(BeNumerically(">", 0), "no virtio worker threads")
 }
 
 // resizeVCPUs resizes the guest to n vCPUs and waits until exactly the

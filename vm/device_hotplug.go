@@ -64,9 +64,7 @@ func (m *machine) hotAdd(cfg config.VM, p placement) (pci.BDF, error) {
 		m.cfg = old
 		return pci.BDF{}, fmt.Errorf("%s %s: %w", p.kind, p.id, err)
 	}
-	t, err := virtio.NewPCI(devs[0], virtio.PCIConfig{
-		Memory: m.mem, MSI: m.newMSI, IOEvents: kvmIOEvents{m.vm}, QueueSize: p.queueSize, Log: m.log.With("id", p.id),
-	})
+	t, err := virtio.NewPCI(devs[0], m.pciConfig(p))
 	if err != nil {
 		_ = devs[0].Close()
 		m.cfg = old

@@ -62,7 +62,7 @@ type machineDeps struct {
 	events      chan<- machineEvent
 	firstRun    func()
 	transport   VirtioTransport // where the virtio devices go
-	seccomp     seccomp.Mode    // the vCPU threads' filters
+	seccomp     seccomp.Mode    // the vCPU threads' and virtio workers' filters
 }
 
 // machine is one incarnation of the VM: a KVM VM with its memory, buses,

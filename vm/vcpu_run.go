@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/osthread"
 	"github.com/vmmdev/vmm/vm/seccomp"
 )
 
@@ -16,9 +17,9 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 	// The goroutine keeps the thread to the end; returning without unlocking
 	// makes the runtime end the thread too, so no other goroutine inherits
 	// its name or its vCPU.
-	lockOffMainThread()
+	osthread.LockOffMain()
 	defer close(c.done)
-	setThreadName(VCPUThreadName(c.id))
+	osthread.SetName(VCPUThreadName(c.id))
 	c.tid = unix.Gettid()
 
 	// The thread is the vCPU's for good: its filter goes on before the
@@ -52,14 +53,14 @@ func (m *cpuManager) thread(c *vcpu, bootCPU bool, ready chan<- error) {
 		w := m.want(c)
 		for w == wantPark && len(c.calls) == 0 {
 			if named && c.plug != plugIn && !m.ending {
-				setThreadName(parkedName)
+				osthread.SetName(parkedName)
 				named = false
 			}
 			m.cond.Wait()
 			w = m.want(c)
 		}
 		if !named && c.plug == plugIn {
-			setThreadName(name)
+			osthread.SetName(name)
 			named = true
 		}
 		if w != wantExit && len(c.calls) > 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/pci"
+	"github.com/vmmdev/vmm/vm/seccomp"
 	"github.com/vmmdev/vmm/vm/virtio"
 )
 
@@ -190,15 +191,28 @@ func (m *machine) placeVirtio(i int, p placement, dev virtio.Device) error {
 	if m.deps.transport == TransportMMIO {
 		return m.placeMMIO(i, p, dev)
 	}
-	t, err := virtio.NewPCI(dev, virtio.PCIConfig{
-		Memory: m.mem, MSI: m.newMSI, IOEvents: kvmIOEvents{m.vm}, QueueSize: p.queueSize, Log: m.log.With("id", p.id),
-	})
+	t, err := virtio.NewPCI(dev, m.pciConfig(p))
 	if err != nil {
 		_ = dev.Close()
 		return err
 	}
 	m.virtio = append(m.virtio, &virtioDevice{p: p, t: t, pci: t})
 	return m.pci[p.segment].Add(p.device, t.Function())
+}
+
+// pciConfig is a virtio-pci transport's configuration for the device
+// placed at p.
+func (m *machine) pciConfig(p placement) virtio.PCIConfig {
+	return virtio.PCIConfig{
+		Memory: m.mem, MSI: m.newMSI, IOEvents: kvmIOEvents{m.vm}, QueueSize: p.queueSize,
+		Log: m.log.With("id", p.id), WorkerSetup: m.virtioWorkerSetup,
+	}
+}
+
+// virtioWorkerSetup runs on each virtio worker's own thread before it
+// serves the guest: the virtio seccomp filter goes on.
+func (m *machine) virtioWorkerSetup() error {
+	return seccomp.InstallThread(seccomp.Virtio, m.deps.seccomp)
 }
 
 // newMSI allocates an MSI-X vector: a GSI of its own, routed by vm/irq.
@@ -223,6 +237,7 @@ func (m *machine) placeMMIO(i int, p placement, dev virtio.Device) error {
 	}
 	t, err := virtio.NewMMIO(dev, virtio.MMIOConfig{
 		Base: base, GSI: gsi, UID: i, Memory: m.mem, Interrupt: line, QueueSize: p.queueSize, Log: m.log.With("id", p.id),
+		WorkerSetup: m.virtioWorkerSetup,
 	})
 	if err != nil {
 		_ = dev.Close()

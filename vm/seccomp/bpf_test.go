@@ -174,6 +174,13 @@ func TestArgumentChecks(t *testing.T) {
 		{Process, sys(t, "clone", uint64(unix.SIGCHLD)), false}, // fork
 		{Process, sys(t, "socket", unix.AF_UNIX), true},
 		{Process, sys(t, "socket", unix.AF_NETLINK), false},
+		{Virtio, sys(t, "ioctl", 5, kvmSetGSIRouting), true},
+		{Virtio, sys(t, "ioctl", 5, kvmRun), false},
+		{Virtio, sys(t, "ioctl", 5, unix.TUNSETOFFLOAD), false},
+		{Virtio, sys(t, "pwrite64", 5), true},
+		{Virtio, sys(t, "openat"), false},
+		{Virtio, sys(t, "socket", unix.AF_UNIX), false},
+		{Virtio, sys(t, "clone", unix.CLONE_VM|unix.CLONE_THREAD), false},
 		{Main, sys(t, "ioctl", 0, tcgets), true},
 		{Main, sys(t, "ioctl", 5, kvmRun), false},
 		{Main, sys(t, "openat"), false},

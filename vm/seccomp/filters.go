@@ -15,6 +15,9 @@ const (
 	prSetVMA      = 0x53564d41
 	afUnix        = 1
 	afInet        = 2
+	// kvmSetGSIRouting is KVM_SET_GSI_ROUTING, _IOW(KVMIO, 0x6a, 8) (Linux's
+	// include/uapi/linux/kvm.h).
+	kvmSetGSIRouting = 0x4008ae6a
 )
 
 // ioctlRule allows ioctl with requests of the given types.
@@ -110,6 +113,21 @@ func Filters() []Filter {
 					Rules: allow("readv writev sendmsg sendto eventfd2")},
 				{Why: "a PCI device the guest ejects is closed on this thread: its backend, a vsock's sockets and socket file",
 					Rules: allow("shutdown unlinkat")},
+				landlockGroup(),
+			},
+		},
+		{
+			Kind: Virtio,
+			Doc: "A virtio device's worker, from its start: it serves one queue's notifications (its eventfd), or moves " +
+				"frames and packets from the host into the guest's queues (a network card's receive side, a vsock's), " +
+				"reading and writing guest memory as the driver's descriptors say.",
+			Groups: []Group{
+				runtimeGroup(),
+				{Why: "the backends: disk images (positioned reads and writes, flushes), taps, vsock's host sockets, console output",
+					Rules: allow("pread64 pwrite64 readv writev preadv pwritev preadv2 pwritev2 fsync fdatasync " +
+						"sendmsg sendto recvfrom recvmsg shutdown")},
+				{Why: "interrupts: an irqfd is written; an MSI-X vector whose message the driver changed is routed again first",
+					Rules: []Rule{{Name: "ioctl", Args: []Arg{{Index: 1, Value: kvmSetGSIRouting, Doc: "KVM_SET_GSI_ROUTING"}}}}},
 				landlockGroup(),
 			},
 		},

@@ -5,12 +5,15 @@
 //
 // Go runs goroutines on whichever OS thread is free, so a filter for one
 // kind of work holds only on threads that a goroutine keeps for good
-// (runtime.LockOSThread without an unlock): the vCPU threads and the main
-// thread. Everything else (the HTTP API's goroutines, the virtio devices'
-// workers, the Go runtime's own threads) shares the process filter, which
-// is installed on every thread at once (SECCOMP_FILTER_FLAG_TSYNC) and is
-// inherited by every thread created later. The kinds' filters stack on top
-// of it: a call must pass both.
+// (runtime.LockOSThread without an unlock): the vCPU threads, the virtio
+// devices' workers and the main thread. Everything else shares the process
+// filter, which is installed on every thread at once
+// (SECCOMP_FILTER_FLAG_TSYNC) and is inherited by every thread created
+// later: the Go runtime's own threads, the host side of vsock connections
+// and the HTTP API, whose connections net/http serves on goroutines of
+// their own (a thread per connection would cost the API its latency, and
+// what the API does, hot plug included, is what the process filter
+// allows). The kinds' filters stack on top of it: a call must pass both.
 //
 // The filters are data (Filters): a test lists them, and the BPF program
 // each one compiles to is checked by running it.
@@ -51,13 +54,18 @@ type Kind string
 // The kinds of thread.
 const (
 	// Process is every thread of the process: the HTTP API's goroutines,
-	// the virtio devices' workers, the VMM's event loop and the Go
+	// the VMM's event loop, the host side of vsock connections and the Go
 	// runtime's threads run on any of them. Installed first, on all
 	// threads; the other kinds stack on it.
 	Process Kind = "vmm"
 	// VCPU is a vCPU thread: KVM_RUN and the exits it handles (port and
 	// MMIO accesses to the emulated devices).
 	VCPU Kind = "vcpu"
+	// Virtio is a virtio device's worker thread: it serves a queue's
+	// notifications, or moves frames and packets from the host into the
+	// guest's queues (a network card's receive side, a vsock's), reading
+	// and writing guest memory as the driver's descriptors say.
+	Virtio Kind = "virtio"
 	// Main is the main thread once the VM is set up: it waits for the VMM
 	// to end and tears down.
 	Main Kind = "main"

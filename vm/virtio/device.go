@@ -69,4 +69,8 @@ type queues interface {
 	logger() *slog.Logger
 	// negotiated is the features the driver accepted.
 	negotiated() uint64
+	// goWorker runs run on a thread of its own, as the queues' workers
+	// run, set up as theirs are (the virtio seccomp filter); what names
+	// it. It returns the setup's error, and run does not run then.
+	goWorker(what string, run func()) error
 }

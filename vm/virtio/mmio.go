@@ -27,6 +27,12 @@ type MMIOConfig struct {
 	QueueSize uint16
 	// Log receives the device's warnings; nil means slog.Default().
 	Log *slog.Logger
+	// WorkerSetup, when set, runs first on each of the device's worker
+	// threads (a thread per queue, and one more for the receive side of a
+	// network card or a vsock), which keep their threads for good: vmm
+	// installs the virtio seccomp filter there. Its error fails NewMMIO
+	// and NewPCI.
+	WorkerSetup func() error
 }
 
 // IOEventFD is a KVM_IOEVENTFD registration for one queue's
@@ -72,7 +78,8 @@ func NewMMIO(dev Device, cfg MMIOConfig) (*MMIO, error) {
 	m := &MMIO{cfg: cfg}
 	t, err := newTransport(dev, transportConfig{
 		name: "virtio-mmio", mem: cfg.Memory, raise: m, maxQ: cfg.QueueSize,
-		log: cfg.Log.With("device", dev.Kind(), "base", fmt.Sprintf("%#x", cfg.Base)),
+		log:         cfg.Log.With("device", dev.Kind(), "base", fmt.Sprintf("%#x", cfg.Base)),
+		workerSetup: cfg.WorkerSetup,
 	})
 	if err != nil {
 		return nil, err

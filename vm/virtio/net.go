@@ -264,7 +264,11 @@ func (n *Net) activate(qs queues) {
 	n.kick = make(chan struct{}, 1)
 	n.done = make(chan struct{})
 	_ = n.file.SetReadDeadline(time.Time{})
-	go n.receive(qs, features&netFMrgRxbuf != 0, n.stop, n.kick, n.done)
+	mrg, stop, kick, done := features&netFMrgRxbuf != 0, n.stop, n.kick, n.done
+	if err := qs.goWorker("rx", func() { n.receive(qs, mrg, stop, kick, done) }); err != nil {
+		qs.logger().Error("virtio-net: no receive worker; the guest receives nothing", "tap", n.tapName, "err", err)
+		close(done)
+	}
 }
 
 func (n *Net) deactivate() {

@@ -102,6 +102,12 @@ type PCIConfig struct {
 	QueueSize uint16
 	// Log receives the device's warnings; nil means slog.Default().
 	Log *slog.Logger
+	// WorkerSetup, when set, runs first on each of the device's worker
+	// threads (a thread per queue, and one more for the receive side of a
+	// network card or a vsock), which keep their threads for good: vmm
+	// installs the virtio seccomp filter there. Its error fails NewMMIO
+	// and NewPCI.
+	WorkerSetup func() error
 }
 
 // PCI is a virtio-pci transport: a PCI function (to be added to a
@@ -167,7 +173,7 @@ func NewPCI(dev Device, cfg PCIConfig) (_ *PCI, err error) {
 	p.fn.OnBARChange(p.barMoved)
 	t, err := newTransport(dev, transportConfig{
 		name: "virtio-pci", mem: cfg.Memory, raise: p, maxQ: cfg.QueueSize, resetQ: cfg.QueueSize,
-		log: cfg.Log.With("device", dev.Kind()), onReset: p.resetVectors,
+		log: cfg.Log.With("device", dev.Kind()), onReset: p.resetVectors, workerSetup: cfg.WorkerSetup,
 	})
 	if err != nil {
 		_ = p.msix.Close()

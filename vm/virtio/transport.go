@@ -1,11 +1,9 @@
 package virtio
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +36,8 @@ type transportConfig struct {
 	// onReset resets the transport's own registers; it runs with mu
 	// held at the end of every reset.
 	onReset func()
+	// workerSetup runs first on each worker's thread (WorkerSetup).
+	workerSetup func() error
 }
 
 // transport is what the virtio transports share: the device, the driver's
@@ -66,6 +66,9 @@ type transport struct {
 	// reused.
 	fdMu     sync.RWMutex
 	fdClosed bool
+	// stopping tells the queue workers, woken by a write to their
+	// eventfds, to return.
+	stopping atomic.Bool
 
 	isr        atomic.Uint32 // interrupt status (virtio-mmio's register, virtio-pci's ISR)
 	needsReset atomic.Bool   // DEVICE_NEEDS_RESET, set by workers
@@ -82,15 +85,15 @@ type queueSlot struct {
 	cfg   ringConfig
 	ready bool
 
-	efd  int      // notification eventfd (nonblocking)
-	file *os.File // efd, for the worker's poller-backed reads
+	efd int // notification eventfd (blocking: its worker sleeps in read)
 
 	run  sync.Mutex            // held while the ring is processed
 	ring atomic.Pointer[vring] // nil unless live
 }
 
-// newTransport makes dev's queues and starts one worker goroutine per
-// queue. Nothing touches guest memory until the driver sets DRIVER_OK.
+// newTransport makes dev's queues and starts one worker per queue, each on
+// an OS thread of its own. Nothing touches guest memory until the driver
+// sets DRIVER_OK.
 func newTransport(dev Device, cfg transportConfig) (*transport, error) {
 	if cfg.log == nil {
 		cfg.log = slog.Default()
@@ -100,20 +103,43 @@ func newTransport(dev Device, cfg transportConfig) (*transport, error) {
 		n.setConfigNotify(t.configChange)
 	}
 	for i := range dev.numQueues() {
-		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 		if err != nil {
 			t.closeQueues()
 			return nil, fmt.Errorf("%s %s: eventfd for queue %d: %w", cfg.name, dev.Kind(), i, err)
 		}
-		s := &queueSlot{efd: fd, file: os.NewFile(uintptr(fd), fmt.Sprintf("virtio-queue-%d", i))}
+		s := &queueSlot{efd: fd}
 		s.cfg.size = cfg.resetQ
 		t.qs = append(t.qs, s)
 	}
 	for i := range t.qs {
 		t.workers.Add(1)
-		go t.worker(i)
+		if err := t.goWorker(fmt.Sprintf("q%d", i), func() { t.worker(i) }); err != nil {
+			t.workers.Done()
+			t.stopWorkers()
+			t.closeQueues()
+			return nil, fmt.Errorf("%s %s: queue %d's worker: %w", cfg.name, dev.Kind(), i, err)
+		}
 	}
 	return t, nil
+}
+
+// goWorker implements queues: run goes on a goroutine locked to an OS
+// thread of its own, named after the device and what (ps -T shows
+// "vq-net-q1"), once workerSetup succeeded there. The thread ends when
+// run returns.
+func (t *transport) goWorker(what string, run func()) error {
+	return goThread(WorkerThreadName(t.dev.Kind(), what), t.workerSetup, run)
+}
+
+// stopWorkers ends the queue workers: each one, woken by a write to its
+// eventfd, sees stopping and returns.
+func (t *transport) stopWorkers() {
+	t.stopping.Store(true)
+	for _, s := range t.qs {
+		signalEventfd(s.efd)
+	}
+	t.workers.Wait()
 }
 
 // checkTransport checks what every transport needs.
@@ -143,9 +169,9 @@ func (t *transport) close() error {
 		t.mu.Unlock()
 		t.fdMu.Lock()
 		t.fdClosed = true
-		t.closeQueues()
 		t.fdMu.Unlock()
-		t.workers.Wait()
+		t.stopWorkers()
+		t.closeQueues()
 		if cerr := t.dev.Close(); cerr != nil {
 			err = fmt.Errorf("%s %s: %w", t.name, t.dev.Kind(), cerr)
 		}
@@ -153,23 +179,31 @@ func (t *transport) close() error {
 	return err
 }
 
+// closeQueues closes the notification eventfds, once their workers ended.
 func (t *transport) closeQueues() {
 	for _, s := range t.qs {
-		s.file.Close() // wakes the worker: its Read fails with os.ErrClosed
+		unix.Close(s.efd)
 	}
 }
 
 // worker runs queue i's notifications: each eventfd wake-up (from an
 // ioeventfd or from a notify register write) processes the queue once.
+// It sleeps in read(2) on the eventfd, as a thread of its own does: a
+// notification wakes it directly.
 func (t *transport) worker(i int) {
 	defer t.workers.Done()
-	s := t.qs[i]
+	efd := t.qs[i].efd
 	var buf [8]byte
 	for {
-		if _, err := s.file.Read(buf[:]); err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				t.log.Error("virtio: queue notification eventfd failed; queue stopped", "queue", i, "err", err)
-			}
+		_, err := unix.Read(efd, buf[:])
+		if t.stopping.Load() {
+			return
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.log.Error("virtio: queue notification eventfd failed; queue stopped", "queue", i, "err", err)
 			return
 		}
 		t.with(i, func(q *vring) { t.dev.process(i, q) })
@@ -246,10 +280,7 @@ func (t *transport) notify(i uint32) {
 	if t.fdClosed {
 		return
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	// EAGAIN means the counter is saturated: a wake-up is pending anyway.
-	if _, err := unix.Write(t.qs[i].efd, one[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
+	if err := signalEventfd(t.qs[i].efd); err != nil {
 		t.log.Error("virtio: queue notification", "queue", i, "err", err)
 	}
 }

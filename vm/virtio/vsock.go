@@ -191,7 +191,11 @@ func (v *Vsock) activate(qs queues) {
 	v.wake = make(chan struct{}, 1)
 	v.stop = make(chan struct{})
 	v.done = make(chan struct{})
-	go v.pump(qs, v.wake, v.stop, v.done)
+	wake, stop, done := v.wake, v.stop, v.done
+	if err := qs.goWorker("rx", func() { v.pump(qs, wake, stop, done) }); err != nil {
+		qs.logger().Error("virtio-vsock: no receive worker; the guest gets no packets", "err", err)
+		close(done)
+	}
 }
 
 // deactivate drops every connection (the driver that knew them is gone)
