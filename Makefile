@@ -58,20 +58,20 @@ fuzz: deps
 # KVM-host boot per group of labels (e2e/runner): a KVM host that breaks
 # under emulation costs one group, and only a failure recognised as the
 # emulation's by its signature is retried, and reported as such.
-E2E_GROUPS ?= core api devices cpu scenarios distro
+E2E_GROUPS ?= core api devices memory cpu scenarios distro
 export KVMHOST_MODE E2E_TIMEOUT GINKGO_FLAGS BUILD CACHE E2E_EMULATION_RETRIES E2E_BUDGET_MIN E2E_HOST_ATTEMPTS E2E_HOST_CPUS E2E_HOST_APPEND
 e2e: images build emulator
 	@rm -rf $(BUILD)/results; KVMHOST_QEMU=$${KVMHOST_QEMU:-$$(cat $(BUILD)/emulator)} $(BUILD)/e2erun $(E2E_GROUPS)
 
 # The stress specs at full size, once each, without retries of any kind, in
 # a KVM host per group: 30 cycles of 2 -> 8 -> 2 vCPUs, 100 MiB over TCP,
-# 100 MiB each way over vsock, and 60 s of a guest writing random values to
-# every device register.
+# 100 MiB each way over vsock, 60 s of a guest writing random values to
+# every device register, and 64 API clients' 10,000 requests.
 # make test runs them smaller.
 stress: images build emulator
 	@rm -rf $(BUILD)/results; KVMHOST_QEMU=$${KVMHOST_QEMU:-$$(cat $(BUILD)/emulator)} \
-	  VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 VMM_VSOCK_MIB=100 VMM_POKE_SECONDS=60 E2E_EMULATION_RETRIES=0 E2E_HOST_ATTEMPTS=1 \
-	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|MiB.over.TCP|MiB.each.way|every.device.register' $(BUILD)/e2erun core cpu devices
+	  VMM_STRESS_CYCLES=30 VMM_STRESS_MAX=8 VMM_NET_MIB=100 VMM_VSOCK_MIB=100 VMM_POKE_SECONDS=60 VMM_API_REQUESTS=10000 E2E_EMULATION_RETRIES=0 E2E_HOST_ATTEMPTS=1 \
+	  GINKGO_FLAGS='-ginkgo.focus=cpu_stress|MiB.over.TCP|MiB.each.way|every.device.register|thousands.of.requests' $(BUILD)/e2erun core api cpu devices
 
 test: lint unit fuzz e2e
 

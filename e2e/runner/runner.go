@@ -33,16 +33,21 @@ import (
 )
 
 // Groups are the suite's groups in the order make test runs them.
-var Groups = []string{"core", "api", "devices", "cpu", "scenarios", "distro"}
+var Groups = []string{"core", "api", "devices", "memory", "cpu", "scenarios", "distro"}
 
 // Filter is the Ginkgo label filter of a group: "core" is every spec
-// without another group's label (benchmarks run in make bench), "cpu" the
+// without another group's label (benchmarks run in make bench), "devices"
+// the device specs but the memory ones, which are "memory", "cpu" the
 // CPU scenarios, "distro" the scenarios in the distro guest, "scenarios"
 // the others; any other name is a label.
 func Filter(group string) string {
 	switch group {
 	case "core":
 		return "!api && !devices && !scenarios && !benchmark"
+	case "devices":
+		return "devices && !memory"
+	case "memory":
+		return "devices && memory"
 	case "cpu":
 		return "scenarios && cpu"
 	case "distro":

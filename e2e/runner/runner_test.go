@@ -83,6 +83,7 @@ func TestFilterGivesEachGroupItsLabels(t *testing.T) {
 	for g, want := range map[string]string{
 		"core": "!api && !devices && !scenarios && !benchmark", "cpu": "scenarios && cpu",
 		"scenarios": "scenarios && !cpu && !distro", "api": "api", "distro": "scenarios && distro", "boot": "boot",
+		"devices": "devices && !memory", "memory": "devices && memory",
 	} {
 		if got := Filter(g); got != want {
 			t.Errorf("Filter(%q) = %q, want %q", g, got, want)

@@ -2,7 +2,7 @@
 // labels in a KVM host of its own, with retries only for failures
 // recognised as the emulated KVM host's (package runner).
 //
-//	e2erun [flags] [GROUP...]     (groups: core api devices cpu scenarios distro)
+//	e2erun [flags] [GROUP...]     (groups: core api devices memory cpu scenarios distro)
 //
 // Flags default to the environment variables make passes on (BUILD, CACHE,
 // KVMHOST_MODE, KVMHOST_QEMU, E2E_TIMEOUT, E2E_HOST_ATTEMPTS, E2E_HOST_CPUS,
