@@ -165,19 +165,8 @@ var _ = Describe("booting Debian's kernel", Label("boot"), func() {
 		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
 	}, SpecTimeout(bootTimeout+2*cmdTimeout))
 
-	It("boots a second time with 4 CPUs when the guest reboots", func(ctx SpecContext) {
-		m := startGuest(ctx, "reboot", bootConfig())
-		sh(ctx, m, "true")
-		Expect(m.RebootFromGuest(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
-		Expect(m.Console().CountLinesEndingWith(guest.ReadyMarker)).To(Equal(2), "ready markers")
-		expectFourCPUsAndOneGiB(ctx, m)
-		Expect(vcpuThreads(m.Pid())).To(HaveLen(4), "vCPU threads after the reboot")
-		info, err := m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.State).To(Equal(vm.StateRunning))
-	}, SpecTimeout(2*bootTimeout+4*cmdTimeout))
-
+	// A reboot from inside the guest, and one through the API, each with
+	// the same CPUs and memory after: scenarios/boot.lua.
 	It("reboots through the API and stops cleanly on SIGTERM", func(ctx SpecContext) {
 		m := startGuest(ctx, "api-reboot", bootConfig())
 		// Let the guest finish its line: a reset cuts whatever output the

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -208,64 +207,6 @@ var _ = Describe("device hot plug as Cloud Hypervisor's guide and Kata do it", L
 			WithContext(ctx).WithTimeout(30*time.Second).Should(BeTrue(), "the tap %s is still there: vmm kept a descriptor", fdTap)
 	}, SpecTimeout(2*bootTimeout+10*cmdTimeout))
 
-	It("shows a removal a guest without ACPI PCI hot plug never completes, and goes on with everything else", func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
-		disk, hot := filepath.Join(dir, "disk.img"), filepath.Join(dir, "hot.img")
-		makeImage(disk, 1<<20, diskMarker)
-		makeImage(hot, 8<<20, hpMarker)
-		cfg := hotplugConfig(disk)
-		// acpiphp (built in) off: the guest reads eject requests and
-		// acts on none.
-		cfg.Payload.Cmdline = guest.DefaultCmdline + " acpiphp.disable=1"
-		m := startGuest(ctx, "hotplug-noeject", cfg)
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		Expect(sh(ctx, m, "cat /sys/module/acpiphp/parameters/disable")).To(Equal("Y"))
-		const bdf = "0000:00:01.0"
-		Expect(guestDevice(ctx, m, bdf, "block")).To(Equal("vda"))
-
-		cc, cancel := apiCtx(ctx)
-		Expect(m.API().RemoveDevice(cc, "_disk0")).To(Succeed())
-		cancel()
-		var pending []vm.PendingRemoval
-		Eventually(func() bool {
-			info, err := m.Info(ctx)
-			pending = info.PendingRemovals
-			return err == nil && len(pending) == 1 && pending[0].GuestNotified
-		}).WithContext(ctx).WithTimeout(cmdTimeout).WithPolling(time.Second).Should(BeTrue(),
-			"vm.info's pending_removals: %+v", pending)
-		Expect(pending[0].ID).To(Equal("_disk0"))
-		Expect(pending[0].BDF).To(Equal(bdf))
-		Consistently(func() string {
-			out, _, _ := m.Sh(ctx, "ls -d /sys/bus/pci/devices/"+bdf+" 2>/dev/null; true")
-			return out
-		}).WithContext(ctx).WithTimeout(10*time.Second).WithPolling(2*time.Second).ShouldNot(BeEmpty(), "the guest kept the disk")
-		info, err := m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.DeviceTree).To(HaveKey("_disk0"), "device_tree lists it while the guest holds it")
-		Expect(info.Config.Disks).To(BeEmpty(), "the configuration dropped it at once")
-		GinkgoWriter.Printf("pending removal after %d ms: %+v\n", info.PendingRemovals[0].WaitingMs, info.PendingRemovals[0])
-
-		By("everything else goes on")
-		cc, cancel = apiCtx(ctx)
-		defer cancel()
-		_, err = m.API().AddDisk(cc, config.Disk{Path: hot, PCIDevice: config.PCIDevice{ID: "hot"}})
-		Expect(err).NotTo(HaveOccurred())
-		_, err = m.API().AddDisk(cc, config.Disk{Path: hot, PCIDevice: config.PCIDevice{ID: "_disk0"}})
-		expectRefused(ctx, err, http.StatusConflict, "not unique")
-		Expect(m.API().RemoveDevice(cc, "_disk0")).To(Succeed(), "asking again")
-		Expect(m.API().Pause(cc)).To(Succeed())
-		Expect(m.API().Resume(cc)).To(Succeed())
-		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
-
-		By("a reboot completes the removal")
-		Expect(m.Reboot(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed(), "second boot; vmm log:\n%s", m.VmmLog())
-		// The slot may hold the rng now (it has no pinned address): no disk.
-		Expect(sh(ctx, m, listPCI)).NotTo(ContainSubstring(bdf+" 0x1af4 0x1042"), "a disk at %s", bdf)
-		Expect(guestDevice(ctx, m, "0000:00:03.0", "block")).To(Equal("vda"), "the disk added meanwhile, alone")
-		info, err = m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.PendingRemovals).To(BeEmpty())
-		Expect(fmt.Sprint(info.Config.Disks)).To(ContainSubstring("hot"), "the disk added meanwhile")
-	}, SpecTimeout(2*bootTimeout+10*cmdTimeout))
+	// A removal the guest never completes (pending_removals, everything
+	// else going on, a reboot ending it): scenarios/device_removal_pending.lua.
 })

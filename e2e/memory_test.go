@@ -33,20 +33,6 @@ func shWithin(ctx context.Context, m *guest.Machine, timeout time.Duration, cmd 
 	return out
 }
 
-// resizeRAM asks for desired_ram=n and expects 204.
-func resizeRAM(ctx context.Context, m *guest.Machine, n uint64) {
-	GinkgoHelper()
-	ram := int64(n)
-	Expect(m.Resize(ctx, vm.ResizeRequest{DesiredRAM: &ram})).To(Succeed(), "resize to %d MiB", n/mib)
-}
-
-// expectActual waits until vm.info's memory_actual_size is n.
-func expectActual(ctx context.Context, m *guest.Machine, n uint64, timeout time.Duration) {
-	GinkgoHelper()
-	Eventually(func() uint64 { info, _ := m.Info(ctx); return info.MemoryActualSize }).WithContext(ctx).
-		WithTimeout(timeout).WithPolling(time.Second).Should(Equal(n), "memory_actual_size")
-}
-
 // expectMemTotal waits until the guest's MemTotal is 90% to 100% of n.
 func expectMemTotal(ctx context.Context, m *guest.Machine, n uint64, what string) uint64 {
 	GinkgoHelper()
@@ -57,61 +43,8 @@ func expectMemTotal(ctx context.Context, m *guest.Machine, n uint64, what string
 	return got
 }
 
-// virtio-mem end to end: RAM that grows and shrinks live, given
-// back to the host on the shrink, and kept across a reboot.
-var _ = Describe("RAM through virtio-mem", Label("devices", "memory"), func() {
-	It("grows to 4 GiB and shrinks to 2 GiB live, gives the host the RAM back, and keeps 2 GiB across a reboot", func(ctx SpecContext) {
-		cfg := bootConfig()
-		cfg.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 2}
-		cfg.Memory = config.Memory{Size: gib, HotplugMethod: config.HotplugVirtioMem, HotplugSize: 8 * gib}
-		m := startGuest(ctx, "virtio-mem", cfg)
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		Expect(sh(ctx, m, "ls /sys/bus/virtio/drivers")).To(ContainSubstring("virtio_mem"), "the guest's virtio drivers")
-		expectMemTotal(ctx, m, gib, "at boot")
-		info, err := m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.DeviceTree).To(HaveKey("_mem0"), "vm.info's device_tree")
-
-		By("growing to 4 GiB")
-		resizeRAM(ctx, m, 4*gib)
-		expectActual(ctx, m, 4*gib, cmdTimeout)
-		expectMemTotal(ctx, m, 4*gib, "after the grow")
-
-		By("writing 3 GiB to tmpfs, then freeing it")
-		sh(ctx, m, "mount -o remount,size=3200M /tmp")
-		shWithin(ctx, m, fillTimeout, "dd if=/dev/zero of=/tmp/x bs=1M count=3072 2>/dev/null")
-		Expect(sh(ctx, m, "du -m /tmp/x | cut -f1")).To(Equal("3072"), "MiB in tmpfs")
-		Expect(sh(ctx, m, "dmesg | grep -c -i 'out of memory' || true")).To(Equal("0"), "OOM kills")
-		sh(ctx, m, "rm /tmp/x")
-
-		By("shrinking to 2 GiB")
-		before := rssKiB(m.Pid()) << 10
-		resizeRAM(ctx, m, 2*gib)
-		expectActual(ctx, m, 2*gib, 5*time.Minute)
-		expectMemTotal(ctx, m, 2*gib, "after the shrink")
-		after := rssKiB(m.Pid()) << 10
-		GinkgoWriter.Printf("vmm RSS %d MiB before the shrink, %d MiB after\n", before/mib, after/mib)
-		Expect(after).To(BeNumerically("<=", before-3*gib/2), "the vmm's RSS (bytes) after the shrink, from %d", before)
-		info, err = m.Info(ctx)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(info.Config.Memory.Size).To(Equal(gib), "memory.size")
-		Expect(info.Config.Memory.HotpluggedSize).To(Equal(gib), "hotplugged_size")
-
-		By("refusing a shrink below the boot RAM and a size outside 2 MiB blocks")
-		for _, n := range []int64{int64(gib - 2*mib), int64(2*gib + mib)} {
-			status, body, err := m.Request(ctx, "PUT", "vm.resize", []byte(`{"desired_ram":`+strconv.FormatInt(n, 10)+`}`))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(status).To(Equal(400), "desired_ram=%d: %s", n, body)
-		}
-		expectActual(ctx, m, 2*gib, cmdTimeout)
-
-		By("rebooting")
-		Expect(m.Reboot(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		expectActual(ctx, m, 2*gib, cmdTimeout)
-		expectMemTotal(ctx, m, 2*gib, "after the reboot")
-	}, SpecTimeout(bootTimeout*2+fillTimeout+12*cmdTimeout))
-})
+// virtio-mem end to end (grown and shrunk live with the RSS checked, bad
+// sizes refused, kept across a reboot) is scenarios/memory_virtio_mem.lua.
 
 // balloonActual is vm.info's balloon_actual_size.
 func balloonActual(ctx context.Context, m *guest.Machine) uint64 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/vmmdev/vmm/guest"
 	"github.com/vmmdev/vmm/vm"
-	"github.com/vmmdev/vmm/vm/api"
 	"github.com/vmmdev/vmm/vm/config"
 	"github.com/vmmdev/vmm/vm/seccomp"
 	"github.com/vmmdev/vmm/vm/virtio"
@@ -170,50 +168,8 @@ var _ = Describe("seccomp", Label("boot", "security"), func() {
 })
 
 var _ = Describe("Landlock", Label("boot", "security"), func() {
-	It("lets a confined vmm hot-add a disk beneath its landlock_rules, refuses one outside, and reboots", func(ctx SpecContext) {
-		dir := GinkgoT().TempDir()
-		allowed, other := filepath.Join(dir, "allowed"), filepath.Join(dir, "other")
-		Expect(os.Mkdir(allowed, 0o755)).To(Succeed())
-		Expect(os.Mkdir(other, 0o755)).To(Succeed())
-		disk := filepath.Join(dir, "disk.img")
-		makeImage(disk, 1<<20, diskMarker)
-		makeImage(filepath.Join(allowed, "hot.img"), 8<<20, hpMarker)
-		makeImage(filepath.Join(other, "hot.img"), 8<<20, hpMarker)
-		cfg := hotplugConfig(disk)
-		cfg.LandlockEnable = true
-		cfg.LandlockRules = []config.LandlockRule{{Path: allowed, Access: "rw"}}
-		m := startGuest(ctx, "landlock", cfg)
-		Expect(m.WaitReady(ctx)).To(Succeed())
-		Expect(m.VmmLog()).To(ContainSubstring("Landlock applied"))
-		for _, t := range seccompThreads(m.Pid()) {
-			Expect(t.mode).To(Equal("2"), "Seccomp of thread %d (%s)", t.tid, t.comm)
-		}
-		c := m.API()
-
-		By("a disk outside the rules: refused, the guest runs on")
-		cc, cancel := apiCtx(ctx)
-		_, err := c.AddDisk(cc, config.Disk{Path: filepath.Join(other, "hot.img")})
-		cancel()
-		var ae *api.APIError
-		Expect(errors.As(err, &ae)).To(BeTrue(), "want an API error, got %v", err)
-		Expect(ae.Message()).To(ContainSubstring("permission denied"))
-		Expect(sh(ctx, m, "echo alive")).To(Equal("alive"))
-
-		By("a disk beneath the rules: the guest reads it")
-		cc, cancel = apiCtx(ctx)
-		info, err := c.AddDisk(cc, config.Disk{Path: filepath.Join(allowed, "hot.img"), PCIDevice: config.PCIDevice{ID: "hot"}})
-		cancel()
-		Expect(err).NotTo(HaveOccurred())
-		name := guestDevice(ctx, m, info.BDF, "block")
-		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(hpMarker))+" /dev/"+name)).To(Equal(hpMarker))
-
-		By("a reboot reads the payload and opens the disks again under Landlock")
-		sh(ctx, m, "true")
-		Expect(m.Reboot(ctx)).To(Succeed())
-		Expect(m.WaitReady(ctx)).To(Succeed(), "boot after vm.reboot; vmm log:\n%s", m.VmmLog())
-		Expect(sh(ctx, m, "head -c "+strconv.Itoa(len(diskMarker))+" /dev/vda")).To(Equal(diskMarker))
-	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
-
+	// A confined vmm hot-adding a disk beneath its rules, refusing one
+	// outside, rebooting: scenarios/landlock.lua.
 	It("refuses a rule whose path does not exist, as Cloud Hypervisor does", func(ctx SpecContext) {
 		cfg := bootConfig()
 		cfg.LandlockEnable = true
