@@ -84,6 +84,13 @@ func expectFiltered(pid int) {
 	Expect(workers).To(BeNumerically(">", 0), "no virtio worker threads")
 }
 
+// readEntropy reads 64 bytes of the virtio-rng through the guest's
+// /dev/hwrng: the device's worker serves them under its filter.
+func readEntropy(ctx SpecContext, m *guest.Machine) {
+	GinkgoHelper()
+	Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"), "bytes from /dev/hwrng")
+}
+
 // resizeVCPUs resizes the guest to n vCPUs and waits until exactly the
 // CPUs 0..n-1 are present.
 func resizeVCPUs(ctx SpecContext, m *guest.Machine, n int) {
@@ -106,8 +113,10 @@ var _ = Describe("seccomp", Label("boot", "security"), func() {
 		cfg := bootConfig()
 		cfg.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 4}
 		cfg.Memory = config.Memory{Size: 512 << 20, HotplugSize: 512 << 20}
+		cfg.RNG = &config.RNG{} // a virtio device: its worker thread has a filter
 		m := startGuest(ctx, "seccomp", cfg)
 		Expect(m.WaitReady(ctx)).To(Succeed())
+		readEntropy(ctx, m)
 		expectFiltered(m.Pid())
 
 		By("vCPU hot plug up and down, RAM hot plug: the new vCPU threads get their filter")
@@ -141,8 +150,11 @@ var _ = Describe("seccomp", Label("boot", "security"), func() {
 	}, SpecTimeout(2*bootTimeout+8*cmdTimeout))
 
 	It("with --seccomp log filters every thread, logs no denied call over a VM's life and names one the kernel reports", func(ctx SpecContext) {
-		m := startGuest(ctx, "seccomp-log", bootConfig(), "--seccomp", "log")
+		cfg := bootConfig()
+		cfg.RNG = &config.RNG{}
+		m := startGuest(ctx, "seccomp-log", cfg, "--seccomp", "log")
 		Expect(m.WaitReady(ctx)).To(Succeed())
+		readEntropy(ctx, m)
 		expectFiltered(m.Pid())
 		Expect(m.API().Pause(ctx)).To(Succeed())
 		Expect(m.API().Resume(ctx)).To(Succeed())
