@@ -66,6 +66,9 @@ const (
 	markerExit  = "@@KVMHOST-EXIT "
 	markerFile  = "@@KVMHOST-FILE "
 	markerEnd   = "@@KVMHOST-END"
+	// markerAlive is the KVM host's heartbeat, a line every 15 s while
+	// its payload runs; console.log keeps it, the console does not show it.
+	markerAlive = "@@KVMHOST-ALIVE"
 )
 
 // File is one file of the payload.
@@ -159,9 +162,10 @@ const DefaultBrokenGrace = 90 * time.Second
 // DefaultSilence is how long a KVM host may print nothing before it is
 // taken for frozen: an emulated host sometimes stops dead, its vCPUs busy
 // and its console silent (seen several times a day, in boot, hot plug and
-// network specs alike). The suites' quiet stretches (a guest boot, the TCP
-// transfer) last a minute or two at most there.
-const DefaultSilence = 3 * time.Minute
+// network specs alike). Its init prints a heartbeat (markerAlive) every
+// 15 s while the payload runs, so a minute of silence is four beats
+// missed, however quiet the specs are.
+const DefaultSilence = time.Minute
 
 // Resolve turns ModeAuto into the mode to use on this machine, with the
 // reason.
@@ -529,6 +533,8 @@ func (c *console) read(r io.Reader) error {
 			continue
 		case strings.HasPrefix(line, markerFile):
 			fileName = filepath.Base(strings.TrimPrefix(line, markerFile))
+			continue
+		case line == markerAlive:
 			continue
 		case line == markerStart:
 			c.started = true

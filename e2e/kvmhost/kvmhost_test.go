@@ -64,7 +64,7 @@ func TestConsoleDecodesResultFilesAndExitMarker(t *testing.T) {
 	dir := t.TempDir()
 	var shown bytes.Buffer
 	c := &console{out: &shown, log: io.Discard, results: dir, start: time.Now()}
-	in := "boot noise\r\n@@KVMHOST-START\r\nspec output\r\n@@KVMHOST-FILE junit.xml\r\nPHhtbC8+\r\n@@KVMHOST-END\r\n@@KVMHOST-EXIT 3\r\n"
+	in := "boot noise\r\n@@KVMHOST-START\r\nspec output\r\n@@KVMHOST-ALIVE\r\n@@KVMHOST-FILE junit.xml\r\nPHhtbC8+\r\n@@KVMHOST-END\r\n@@KVMHOST-EXIT 3\r\n"
 	if err := c.read(strings.NewReader(in)); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +76,9 @@ func TestConsoleDecodesResultFilesAndExitMarker(t *testing.T) {
 	}
 	if strings.Contains(shown.String(), "PHhtbC8+") {
 		t.Errorf("file contents were shown on the console:\n%s", shown.String())
+	}
+	if strings.Contains(shown.String(), "ALIVE") {
+		t.Errorf("the heartbeat was shown on the console:\n%s", shown.String())
 	}
 	if !strings.Contains(shown.String(), "spec output") {
 		t.Errorf("console output lost:\n%s", shown.String())
