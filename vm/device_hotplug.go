@@ -119,13 +119,15 @@ func (m *machine) hotRemove(id string) error {
 // EjectPCI frees the device at slot of segment after the guest ejected it
 // (hotplug.PCIOwner): off the bus, its transport closed (workers stopped,
 // ioeventfds and irqfds removed, MSI-X vectors given back, backend
-// closed). It runs on the vCPU thread that wrote the eject register; it
-// waits for nothing that vCPU holds. A device the guest ejected without
-// being asked is remembered for the VMM to drop from the configuration.
+// closed), and only then out of the machine's devices, so that vm.info
+// lists a device until nothing of it is left open. It runs on the vCPU
+// thread that wrote the eject register; it waits for nothing that vCPU
+// holds. A device the guest ejected without being asked is remembered for
+// the VMM to drop from the configuration.
 func (m *machine) EjectPCI(segment, slot int) {
 	m.devMu.Lock()
 	i := slices.IndexFunc(m.virtio, func(vd *virtioDevice) bool {
-		return vd.pci != nil && vd.p.segment == segment && vd.p.device == slot
+		return vd.pci != nil && !vd.ejecting && vd.p.segment == segment && vd.p.device == slot
 	})
 	if i < 0 {
 		m.devMu.Unlock()
@@ -133,15 +135,18 @@ func (m *machine) EjectPCI(segment, slot int) {
 		return
 	}
 	vd := m.virtio[i]
-	m.virtio = slices.Delete(m.virtio, i, i+1)
-	if vd.removeAsked.IsZero() {
-		m.guestRemoved = append(m.guestRemoved, vd.p.id)
-	}
+	vd.ejecting = true // a second eject of the slot finds nothing
 	m.devMu.Unlock()
 	m.pci[segment].Remove(slot)
 	if err := vd.t.Close(); err != nil {
 		m.log.Warn("close ejected device", "id", vd.p.id, "err", err)
 	}
+	m.devMu.Lock()
+	m.virtio = slices.DeleteFunc(m.virtio, func(d *virtioDevice) bool { return d == vd })
+	if vd.removeAsked.IsZero() {
+		m.guestRemoved = append(m.guestRemoved, vd.p.id)
+	}
+	m.devMu.Unlock()
 	asked := "by the guest"
 	if !vd.removeAsked.IsZero() {
 		asked = fmt.Sprintf("%d ms after the request", time.Since(vd.removeAsked).Milliseconds())

@@ -54,6 +54,10 @@ type virtioDevice struct {
 	// (hot plug); zero while no removal is pending. Guarded by the
 	// machine's devMu.
 	removeAsked time.Time
+	// ejecting is set when the guest ejected the device and its transport
+	// is being closed; the device leaves the machine's list after that.
+	// Guarded by devMu.
+	ejecting bool
 }
 
 // checkVirtio checks the virtio part of cfg before anything is opened: the
