@@ -35,6 +35,10 @@
 //	vmm.script, vmm.default_cmdline, vmm.root_cmdline, vmm.distro
 //	vmm.vmlinux                          the project's guest kernel as an ELF vmlinux
 //	                          (PVH entry): kernel = vmm.vmlinux boots it
+//	vmm.kernel                           the project's guest kernel, the bzImage
+//	vmm.kernel_version([path]) -> release, build
+//	                          the version string of the bzImage's setup header
+//	                          (default vmm.kernel), split as uname -r and -v show it
 //	step("name", fn) -> fn's results     a named, timed, reported part of the run
 //	say(...), print(...)                 narration in the report
 //	sleep(seconds)
@@ -90,7 +94,15 @@
 //	vm:process() -> {threads = n, vcpu_threads = n, files = n, sockets = n, rss = bytes}
 //	                                   the vmm process's threads, fds and resident
 //	                                   memory (/proc)
+//	vm:threads() -> {{tid = n, name = s, seccomp = n, seccomp_filters = n}, ...}
+//	                                   each of the vmm's threads, with its Seccomp
+//	                                   mode and filters (/proc/PID/task/*/status;
+//	                                   -1 when the kernel shows none)
 //	vm:console() -> text
+//	vm:ready_markers() -> n            the guest's ready markers on the console: one
+//	                                   per boot
+//	vm:log() -> text                   the vmm's own log (its standard error; the
+//	                                   last 64 KiB)
 //
 // A failure (a failed expectation, an error, a timeout) ends the script; its
 // message names the file and line, the innermost step and, for

@@ -24,6 +24,7 @@ type fakeVM struct {
 	cpus    guest.CPUs
 	mem     uint64
 	console string
+	vmmLog  string
 	// replies maps "METHOD route" to a status and body.
 	replies  map[string]fakeReply
 	shOut    map[string]fakeSh
@@ -70,6 +71,7 @@ func newFakeVM(name string, cfg config.VM) *fakeVM {
 func (f *fakeVM) Pid() int                            { return 4242 }
 func (f *fakeVM) WaitReady(ctx context.Context) error { return ctx.Err() }
 func (f *fakeVM) ConsoleText() string                 { return f.console }
+func (f *fakeVM) VmmLog() string                      { return f.vmmLog }
 
 func (f *fakeVM) WaitFor(ctx context.Context, re *regexp.Regexp) (string, error) {
 	f.mu.Lock()

@@ -17,8 +17,8 @@ import (
 )
 
 // The globals a scenario sees: print, say, step, sleep, fail, expect, and
-// the vmm table (start, root_disk, size, format_size), and the metatable of
-// the VMs vmm.start returns.
+// the vmm table (start, root_disk, size, format_size, kernel_version), and
+// the metatable of the VMs vmm.start returns.
 
 // vmTypeName names the metatable of VM userdata.
 const vmTypeName = "vmm.vm"
@@ -82,15 +82,17 @@ func (rn *run) install() {
 
 	mod := L.NewTable()
 	L.SetFuncs(mod, map[string]glua.LGFunction{
-		"start":       rn.start,
-		"root_disk":   rn.rootDisk,
-		"distro_disk": rn.distroDisk,
-		"size":        luaSize,
-		"format_size": luaFormatSize,
+		"start":          rn.start,
+		"root_disk":      rn.rootDisk,
+		"distro_disk":    rn.distroDisk,
+		"size":           luaSize,
+		"format_size":    luaFormatSize,
+		"kernel_version": luaKernelVersion,
 	})
 	L.SetField(mod, "script", glua.LString(rn.script))
 	L.SetField(mod, "default_cmdline", glua.LString(guest.DefaultCmdline))
 	L.SetField(mod, "root_cmdline", glua.LString(guest.RootCmdline))
+	L.SetField(mod, "kernel", glua.LString(guest.ResolvePaths().Kernel))
 	L.SetField(mod, "vmlinux", glua.LString(guest.ResolvePaths().Vmlinux))
 	// vmm.distro: how to boot the distro guest's disk (vmm.distro_disk).
 	distro := L.NewTable()
@@ -123,7 +125,10 @@ func (rn *run) install() {
 		"memory":        rn.vmMemory,
 		"wait_memory":   rn.vmWaitMemory,
 		"process":       rn.vmProcess,
+		"threads":       rn.vmThreads,
 		"console":       rn.vmConsole,
+		"ready_markers": rn.vmReadyMarkers,
+		"log":           rn.vmLog,
 	})
 	L.SetField(mt, "__index", L.NewFunction(func(L *glua.LState) int {
 		h := checkVM(L, 1)

@@ -2,6 +2,7 @@ package lua
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,7 +15,8 @@ import (
 )
 
 // The VM methods that go to the guest: sh, run, fill_tmpfs, wait_for,
-// wait_ready, cpus, memory, process and console.
+// wait_ready, cpus, memory, and what the host sees of it: process,
+// threads, console, ready_markers and log.
 
 // shArgs reads (cmd [, {timeout = s}]).
 func (rn *run) shArgs(L *glua.LState, what string) (*vmHandle, string, time.Duration) {
@@ -287,6 +289,68 @@ func (rn *run) vmProcess(L *glua.LState) int {
 // vm:console() -> the console text so far.
 func (rn *run) vmConsole(L *glua.LState) int {
 	L.Push(glua.LString(checkVM(L, 1).vm.ConsoleText()))
+	return 1
+}
+
+// vm:threads() -> {{tid = n, name = "vcpu0", seccomp = 2,
+// seccomp_filters = n}, ...}: each of the vmm's threads, by id, with its
+// name and its seccomp mode and filter count from /proc/PID/task/*/status
+// (each -1 when the kernel shows none), for the confinement checks.
+func (rn *run) vmThreads(L *glua.LState) int {
+	h := checkVM(L, 1)
+	threads, err := readThreads(procRoot, h.vm.Pid())
+	if err != nil {
+		raise(L, fmt.Errorf("%s: %w", h.name, err))
+	}
+	modes := map[int]int{}
+	list := L.NewTable()
+	for _, ts := range threads {
+		modes[ts.seccomp]++
+		t := L.NewTable()
+		L.SetField(t, "tid", glua.LNumber(ts.tid))
+		L.SetField(t, "name", glua.LString(ts.name))
+		L.SetField(t, "seccomp", glua.LNumber(ts.seccomp))
+		L.SetField(t, "seccomp_filters", glua.LNumber(ts.seccompFilters))
+		list.Append(t)
+	}
+	var counts []string
+	for _, mode := range slices.Sorted(maps.Keys(modes)) {
+		counts = append(counts, fmt.Sprintf("%d with Seccomp %d", modes[mode], mode))
+	}
+	rn.note(NoteGuest, h.name, fmt.Sprintf("vmm threads: %d (%s)", len(threads), strings.Join(counts, ", ")))
+	L.Push(list)
+	return 1
+}
+
+// vm:ready_markers() -> n: how many complete lines of the console end with
+// the guest's ready marker (guest.ReadyMarker), one per boot of the guest,
+// as vm:wait_ready counts them.
+func (rn *run) vmReadyMarkers(L *glua.LState) int {
+	h := checkVM(L, 1)
+	n := countLinesEndingWith(h.vm.ConsoleText(), guest.ReadyMarker)
+	rn.note(NoteGuest, h.name, fmt.Sprintf("%d ready markers on the console", n))
+	L.Push(glua.LNumber(n))
+	return 1
+}
+
+// countLinesEndingWith counts the complete lines of text (a last line
+// without its newline yet does not count) that end with suffix, blanks
+// aside, as guest.Console.CountLinesEndingWith does: ending with, since a
+// boot's first line may follow the previous shell's prompt.
+func countLinesEndingWith(text, suffix string) int {
+	n := 0
+	for line := range strings.Lines(text) {
+		if strings.HasSuffix(line, "\n") && strings.HasSuffix(strings.TrimSpace(line), suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// vm:log() -> the vmm's own log (its standard error) so far, as much of
+// it as the launcher keeps (the last 64 KiB for the real vmm).
+func (rn *run) vmLog(L *glua.LState) int {
+	L.Push(glua.LString(checkVM(L, 1).vm.VmmLog()))
 	return 1
 }
 

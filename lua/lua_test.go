@@ -588,3 +588,36 @@ expect.eq(e3, nil)
 		t.Errorf("requests = %q, want %q", reqs, want)
 	}
 }
+
+func TestCountLinesEndingWith(t *testing.T) {
+	for _, c := range []struct {
+		name, text string
+		want       int
+	}{
+		{"none", "boot\n# ", 0},
+		{"one", "boot\nVMM-GUEST-READY\n# ", 1},
+		{"after a prompt, with blanks", "VMM-GUEST-READY\n# reboot -f\n# [    0.0] x\n#  VMM-GUEST-READY \r\n", 2},
+		{"a last line without its newline", "VMM-GUEST-READY\nVMM-GUEST-READY", 1},
+		{"inside a line", "echo VMM-GUEST-READY > /dev/null\n", 0},
+	} {
+		if got := countLinesEndingWith(c.text, "VMM-GUEST-READY"); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestReadyMarkersAndLogWithFakeVM(t *testing.T) {
+	l := &fakeLauncher{prepare: func(f *fakeVM) {
+		f.console = "boot\nVMM-GUEST-READY\n# reboot\nVMM-GUEST-READY\n# "
+		f.vmmLog = "level=INFO msg=\"Landlock applied\" rules=3\n"
+	}}
+	r := &Runner{Launcher: l}
+	res := r.RunFile(t.Context(), writeScript(t, "markers.lua", `
+local vm = vmm.start{}
+expect.eq(vm:ready_markers(), 2, "ready markers")
+expect.match(vm:log(), "Landlock applied", "the vmm's log")
+`))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+}

@@ -37,6 +37,9 @@ type VM interface {
 	MemTotal(ctx context.Context) (uint64, error)
 	// ConsoleText is the console output so far.
 	ConsoleText() string
+	// VmmLog is the vmm's own log (its standard error) so far, or its
+	// end when it is long.
+	VmmLog() string
 	// Wait waits for the vmm to exit and returns its exit status.
 	Wait(ctx context.Context) (int, error)
 	// Stop ends the vmm process; it is safe to call more than once.

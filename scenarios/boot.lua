@@ -2,7 +2,8 @@
 -- with exactly the CPUs and memory it was given, as the guest itself sees
 -- them (/sys/devices/system/cpu, /proc/meminfo), that the API agrees, and
 -- that a reboot through the API and one from inside the guest each really
--- restart it (a file in its tmpfs is gone) with the same CPUs and memory
+-- restart it (a file in its tmpfs is gone, the console shows one more ready
+-- marker: one boot per reboot) with the same CPUs, vCPU threads and memory
 -- while the vmm keeps serving the API.
 local vm = step("boot at 4 vCPUs and 1G", function()
   return vmm.start{cpus = {boot = 4, max = 4}, memory = {size = "1G"}}
@@ -25,6 +26,7 @@ local function looks_as_booted()
   expect.eq(info.config.cpus.max_vcpus, 4, "max_vcpus")
   expect.eq(info.config.memory.size, vmm.size("1G"), "memory.size")
   expect.eq(info.memory_actual_size, vmm.size("1G"), "memory_actual_size")
+  expect.eq(vm:process().vcpu_threads, 4, "the vmm's vcpuN threads")
 end
 
 step("the guest sees 4 online CPUs and about 1G; the API agrees", function()
@@ -32,10 +34,11 @@ step("the guest sees 4 online CPUs and about 1G; the API agrees", function()
   expect.ne(vm:ping().version, nil, "vmm.ping version")
 end)
 
-for _, how in ipairs{"api", "guest"} do
-  step("reboot via " .. how .. ": a fresh guest with the same CPUs and memory", function()
+for i, how in ipairs{"api", "guest"} do
+  step("reboot via " .. how .. ": one more boot, a fresh guest with the same CPUs and memory", function()
     vm:run("echo before-reboot > /tmp/marker")
     vm:reboot{via = how}
+    expect.eq(vm:ready_markers(), 1 + i, "ready markers on the console: one per boot")
     local _, status = vm:sh("test -e /tmp/marker")
     expect.eq(status, 1, "/tmp/marker must not survive a reboot (exit status of test -e)")
     looks_as_booted()

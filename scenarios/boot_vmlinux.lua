@@ -3,9 +3,12 @@
 -- 4 of 8 vCPUs and 1G with 1G of hot plug space. Proves that the guest
 -- came up through PVH (Linux's PVH code writes boot protocol 2.12 and
 -- loader type 0xb0 into the boot_params that /sys/kernel/boot_params
--- shows; a bzImage boot shows Debian's 2.15 and vmm's 0xff), that it sees
--- exactly the CPUs and memory it was given, that it grows to 8 vCPUs it
--- onlines itself and to 2G, and that a reboot brings it back the same way.
+-- shows; a bzImage boot shows Debian's 2.15 and vmm's 0xff) running the
+-- bzImage's kernel (uname as its setup header names it), that it sees
+-- exactly the CPUs and memory it was given, the MADT found through the
+-- RSDP hvm_start_info gives and the 16550A serial port, that it grows to 8
+-- vCPUs it onlines itself and to 2G, and that a reboot brings it back the
+-- same way.
 local G = vmm.size("1G")
 
 local vm = step("boot the vmlinux at 4 of 8 vCPUs, 1G with 1G of hot plug space", function()
@@ -41,8 +44,20 @@ end
 step("the guest came up through PVH with 4 CPUs and about 1G", function()
   entered_through_pvh()
   four_cpus_one_g()
-  say("kernel " .. vm:run("uname -r") .. " " .. vm:run("uname -v"))
-  expect.no_match(vm:run("dmesg"), "ACPI (BIOS )?Error", "ACPI errors in dmesg")
+end)
+
+step("the guest runs the bzImage's kernel: uname is what its setup header names", function()
+  local release, build = vmm.kernel_version()
+  say("kernel " .. release .. " " .. build .. " (" .. vmm.kernel .. ")")
+  expect.eq(vm:run("uname -r"), release, "uname -r: the release the bzImage's header names")
+  expect.eq(vm:run("uname -v"), build, "uname -v: the build the bzImage's header names")
+end)
+
+step("dmesg: SMP from the MADT, the 16550A on ttyS0, no ACPI errors", function()
+  local dmesg = vm:run("dmesg")
+  expect.match(dmesg, "ACPI: Using ACPI \\(MADT\\) for SMP configuration information", "the MADT in dmesg")
+  expect.match(dmesg, "ttyS0 at I/O 0x3f8 .* is a 16550A", "the serial port in dmesg")
+  expect.no_match(dmesg, "ACPI (BIOS )?Error", "ACPI errors in dmesg")
 end)
 
 step("resize to 8 vCPUs: 4-7 come up present and offline; the guest onlines them", function()
