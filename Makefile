@@ -31,6 +31,7 @@ build: deps
 	$(GO) build -o $(BUILD)/kvmhost ./e2e/cmd/kvmhost
 	$(GO) build -o $(BUILD)/e2erun ./e2e/cmd/e2erun
 	$(GO) test -c -o $(BUILD)/e2e.test ./e2e
+	$(GO) build -o $(BUILD)/ginkgo github.com/onsi/ginkgo/v2/ginkgo # the tool in go.mod
 
 # The emulator of the KVM host, when one is needed (no usable /dev/kvm):
 # Debian's QEMU rebuilt with images/emulator/tcg-fixes.patch, cached in

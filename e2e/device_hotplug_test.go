@@ -20,13 +20,14 @@ import (
 	"github.com/vmmdev/vmm/vm/config"
 )
 
-// The hot-added devices' host side: a second tap on a /24 of its own, and
-// the marker a hot-added disk's image starts with.
+// The hot-added devices' host side: a second tap on a /24 of its own (one
+// per Ginkgo process), and the marker a hot-added disk's image starts with.
+func hpTap() string     { return procTap("vmmtap1") }
+func hpHostIP() string  { return procIP(250, 1) }
+func hpGuestIP() string { return procIP(250, 2) }
+
 const (
-	hpTap     = "vmmtap1"
-	hpHostIP  = "192.168.250.1"
-	hpGuestIP = "192.168.250.2"
-	hpMarker  = "vmm-hotplug-disk"
+	hpMarker = "vmm-hotplug-disk"
 	// hpGuestMarker is what the guest writes to the hot-added disk.
 	hpGuestMarker = "guest-wrote-hot"
 )
@@ -140,13 +141,13 @@ var _ = Describe("device hot plug", Label("devices", "hotplug"), func() {
 
 		By("vm.add-net: the guest's new interface pings the host")
 		cc, cancel = apiCtx(ctx)
-		nic, err := c.AddNet(cc, config.Net{Tap: hpTap, IP: hpHostIP, Mask: devMask, PCIDevice: config.PCIDevice{ID: "hotnet"}})
+		nic, err := c.AddNet(cc, config.Net{Tap: hpTap(), IP: hpHostIP(), Mask: devMask, PCIDevice: config.PCIDevice{ID: "hotnet"}})
 		cancel()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(nic).To(Equal(&vm.PCIDeviceInfo{ID: "hotnet", BDF: "0000:00:04.0"}))
 		ifname := guestDevice(ctx, m, nic.BDF, "net")
-		sh(ctx, m, "ip addr add "+hpGuestIP+"/24 dev "+ifname+" && ip link set "+ifname+" up")
-		Expect(sh(ctx, m, "ping -c 3 -W 5 "+hpHostIP)).To(MatchRegexp(`[1-3] packets received`))
+		sh(ctx, m, "ip addr add "+hpGuestIP()+"/24 dev "+ifname+" && ip link set "+ifname+" up")
+		Expect(sh(ctx, m, "ping -c 3 -W 5 "+hpHostIP())).To(MatchRegexp(`[1-3] packets received`))
 
 		By("bad requests get their answers while the guest runs on")
 		takenSlot := uint8(3)
@@ -157,7 +158,7 @@ var _ = Describe("device hot plug", Label("devices", "hotplug"), func() {
 		expectRefused(ctx, err, http.StatusBadRequest, "no such file")
 		_, err = c.AddDisk(cc, config.Disk{Path: hot, PCIDevice: config.PCIDevice{PCIDeviceID: &takenSlot}})
 		expectRefused(ctx, err, http.StatusConflict, "taken")
-		_, err = c.AddNet(cc, config.Net{Tap: hpTap, MAC: "zz"})
+		_, err = c.AddNet(cc, config.Net{Tap: hpTap(), MAC: "zz"})
 		expectRefused(ctx, err, http.StatusBadRequest, "zz")
 		err = c.RemoveDevice(cc, "nothing")
 		expectRefused(ctx, err, http.StatusNotFound, `No device with id "nothing"`)
@@ -180,8 +181,8 @@ var _ = Describe("device hot plug", Label("devices", "hotplug"), func() {
 		Expect(sh(ctx, m, "dd if=/dev/vdb bs=512 skip="+strconv.Itoa(guestWriteSector)+" count=1 2>/dev/null | head -c "+strconv.Itoa(len(hpGuestMarker)))).
 			To(Equal(hpGuestMarker))
 		ifname = guestDevice(ctx, m, nic.BDF, "net")
-		sh(ctx, m, "ip addr add "+hpGuestIP+"/24 dev "+ifname+" && ip link set "+ifname+" up")
-		Expect(sh(ctx, m, "ping -c 3 -W 5 "+hpHostIP)).To(MatchRegexp(`[1-3] packets received`))
+		sh(ctx, m, "ip addr add "+hpGuestIP()+"/24 dev "+ifname+" && ip link set "+ifname+" up")
+		Expect(sh(ctx, m, "ping -c 3 -W 5 "+hpHostIP())).To(MatchRegexp(`[1-3] packets received`))
 
 		By("vm.remove-device: the guest lets both go, vm.info forgets them")
 		for _, d := range []*vm.PCIDeviceInfo{disk, nic} {

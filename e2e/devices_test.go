@@ -25,11 +25,30 @@ import (
 )
 
 // The virtio devices' host side in the KVM host: a tap the vmm creates,
-// with the host's address on a private /24, and the guest's address there.
+// with the host's address on a private /24, and the guest's address there;
+// each Ginkgo process has its own (procTap, procIP).
+func devTap() string     { return procTap("vmmtap0") }
+func devHostIP() string  { return procIP(249, 1) }
+func devGuestIP() string { return procIP(249, 2) }
+
+// procTap is tap base's name in this Ginkgo process: base itself in the
+// first, base + "p" + N in process N, so that specs running side by side
+// (e2erun -procs) never share a tap.
+func procTap(base string) string {
+	if p := GinkgoParallelProcess(); p > 1 {
+		return fmt.Sprintf("%sp%d", base, p)
+	}
+	return base
+}
+
+// procIP is address host of this Ginkgo process's /24 on the KVM host
+// numbered subnet: 192.168.subnet.0/24 in the first process, 8 subnets
+// lower in each next one (the suite's subnets are 249-252).
+func procIP(subnet, host int) string {
+	return fmt.Sprintf("192.168.%d.%d", subnet-8*(GinkgoParallelProcess()-1), host)
+}
+
 const (
-	devTap      = "vmmtap0"
-	devHostIP   = "192.168.249.1"
-	devGuestIP  = "192.168.249.2"
 	devMask     = "255.255.255.0"
 	diskMarker  = "vmm-disk-0123456789"
 	roMarker    = "vmm-readonly-disk"
@@ -50,13 +69,13 @@ func makeImage(path string, size int, marker string) []byte {
 }
 
 // devicesConfig is a small machine with a disk, a read-only disk, a net on
-// devTap (MAC generated) and an rng on /dev/urandom.
+// devTap() (MAC generated) and an rng on /dev/urandom.
 func devicesConfig(disk, ro string) config.VM {
 	cfg := config.Default()
 	cfg.CPUs = config.CPUs{BootVCPUs: 2, MaxVCPUs: 2}
 	cfg.Memory.Size = 512 << 20
 	cfg.Disks = []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}
-	cfg.Net = []config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask}}
+	cfg.Net = []config.Net{{Tap: devTap(), IP: devHostIP(), Mask: devMask}}
 	cfg.RNG = &config.RNG{}
 	return cfg
 }
@@ -65,9 +84,9 @@ func devicesConfig(disk, ro string) config.VM {
 // the tap.
 func upGuestNet(ctx SpecContext, m *guest.Machine) {
 	GinkgoHelper()
-	sh(ctx, m, "ip addr add "+devGuestIP+"/24 dev eth0 && ip link set eth0 up")
+	sh(ctx, m, "ip addr add "+devGuestIP()+"/24 dev eth0 && ip link set eth0 up")
 	// A reply proves the path; under emulation one of three may be late.
-	Expect(sh(ctx, m, "ping -c 3 -W 5 "+devHostIP)).To(MatchRegexp(`[1-3] packets received`))
+	Expect(sh(ctx, m, "ping -c 3 -W 5 "+devHostIP())).To(MatchRegexp(`[1-3] packets received`))
 }
 
 // tcpReceipt is what receiveTCP's connection delivered.
@@ -214,7 +233,7 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 			want := withDefaults(config.VM{Disks: []config.Disk{{Path: disk}, {Path: ro, Readonly: true}}, RNG: &config.RNG{Src: "/dev/urandom"}})
 			Expect(info.Config.Disks).To(Equal(want.Disks))
 			Expect(info.Config.Net).To(HaveLen(1))
-			Expect(info.Config.Net[0].Tap).To(Equal(devTap))
+			Expect(info.Config.Net[0].Tap).To(Equal(devTap()))
 			Expect(info.Config.Net[0].MAC).To(MatchRegexp(`^52:54:00(:[0-9a-f]{2}){3}$`), "generated MAC")
 			Expect(info.Config.RNG).To(Equal(want.RNG))
 
@@ -246,7 +265,7 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 			By("virtio-net: the guest has the MAC vm.info lists and pings the tap's host side")
 			Expect(sh(ctx, m, "cat /sys/class/net/eth0/address")).To(Equal(info.Config.Net[0].MAC))
 			upGuestNet(ctx, m)
-			hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP).CombinedOutput()
+			hostPing, err := exec.CommandContext(ctx, "ping", "-c", "2", "-W", "5", devGuestIP()).CombinedOutput()
 			Expect(err).NotTo(HaveOccurred(), "the KVM host pings the guest:\n%s", hostPing)
 		},
 		Entry("on PCI (the default)", "pci", SpecTimeout(bootTimeout+10*cmdTimeout)),
@@ -269,7 +288,7 @@ var _ = Describe("virtio devices", Label("devices"), func() {
 		Expect(sh(ctx, m, "head -c 64 /dev/hwrng | wc -c")).To(Equal("64"))
 		info, err := m.Info(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		want := withDefaults(config.VM{Net: []config.Net{{Tap: devTap, IP: devHostIP, Mask: devMask, MAC: mac}}})
+		want := withDefaults(config.VM{Net: []config.Net{{Tap: devTap(), IP: devHostIP(), Mask: devMask, MAC: mac}}})
 		Expect(info.Config.Net).To(Equal(want.Net))
 	}, SpecTimeout(2*bootTimeout+6*cmdTimeout))
 
@@ -312,7 +331,7 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 		// The guest sends mib/4 copies of a 4 MiB random file; the host
 		// reads exactly that many bytes and compares checksums.
 		copies, blob := mib/4, 4<<20
-		ln, err := net.Listen("tcp", net.JoinHostPort(devHostIP, strconv.Itoa(devTCPPort)))
+		ln, err := net.Listen("tcp", net.JoinHostPort(devHostIP(), strconv.Itoa(devTCPPort)))
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(ln.Close)
 		h := &countingWriter{w: md5.New()}
@@ -331,7 +350,7 @@ var _ = Describe("virtio-net under load", Label("devices"), func() {
 			fmt.Fprintln(GinkgoWriter, m.StateDump())
 			cancel()
 		})
-		out, status, err := m.Sh(c, "("+send+") | nc -w 30 "+devHostIP+" "+strconv.Itoa(devTCPPort)+"; true")
+		out, status, err := m.Sh(c, "("+send+") | nc -w 30 "+devHostIP()+" "+strconv.Itoa(devTCPPort)+"; true")
 		Expect(err).NotTo(HaveOccurred(), "send (stalled: %v, %d of %d bytes received); console:\n%s",
 			stalled.Load(), h.n.Load(), copies*blob, m.Console().Tail(20))
 		Expect(status).To(BeZero(), out)
@@ -361,7 +380,7 @@ var _ = Describe("virtio device backends", Label("devices"), func() {
 			Expect(stderr.String()).To(ContainSubstring(want))
 		},
 		Entry("a missing disk image", []string{"--disk", "path=/nonexistent.img"}, "disk /nonexistent.img: no such file"),
-		Entry("a bad MAC", []string{"--net", "tap=" + devTap + ",mac=zz"}, "mac=zz"),
+		Entry("a bad MAC", []string{"--net", "tap=" + devTap() + ",mac=zz"}, "mac=zz"),
 		Entry("a missing entropy source", []string{"--rng", "src=/nonexistent"}, "rng src /nonexistent"),
 	)
 })

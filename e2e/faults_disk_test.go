@@ -110,9 +110,9 @@ var _ = Describe("the disk under faults", Label("devices", "faults"), func() {
 	It("carries on when its tap is deleted under it: the guest's network fails, the rest runs", func(ctx SpecContext) {
 		m, _, _, _ := devicesGuest(ctx, "tap-deleted")
 		upGuestNet(ctx, m)
-		out, err := exec.CommandContext(ctx, "ip", "link", "del", devTap).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "ip", "link", "del", devTap()).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "delete the tap: %s", out)
-		_, status, err := m.Sh(ctx, "ping -c 2 -W 2 "+devHostIP)
+		_, status, err := m.Sh(ctx, "ping -c 2 -W 2 "+devHostIP())
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).NotTo(BeZero(), "the guest still reaches the deleted tap")
 		Eventually(m.VmmLog).WithTimeout(time.Minute).Should(MatchRegexp(`virtio-net: tap (read|write)`), "the tap's failure is logged")

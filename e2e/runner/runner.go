@@ -35,6 +35,13 @@ import (
 // Groups are the suite's groups in the order make test runs them.
 var Groups = []string{"core", "api", "devices", "memory", "cpu", "scenarios", "distro"}
 
+// Parallel are the groups whose specs share nothing in the KVM host: each
+// boots its own vmm with its own sockets, directories, taps and subnets
+// (a tap and a subnet per Ginkgo process), so they may run side by side
+// (Options.Procs). api's specs share one vmm (an Ordered container) and
+// distro is one spec.
+var Parallel = []string{"core", "devices", "memory", "cpu", "scenarios"}
+
 // Filter is the Ginkgo label filter of a group: "core" is every spec
 // without another group's label (benchmarks run in make bench), "devices"
 // the device specs but the memory ones, which are "memory", "cpu" the
@@ -72,6 +79,11 @@ type Options struct {
 	// GinkgoFlags are added to the suite's command line (a retry leaves
 	// out their -ginkgo.focus, which the retried specs replace).
 	GinkgoFlags []string
+	// Procs is how many Ginkgo processes run a group's specs side by side
+	// (1 when absent): a guest boot keeps about one of the KVM host's
+	// vCPUs busy, so two specs at once use the second. More than 1 runs
+	// the suite through the ginkgo command, bin/ginkgo in the payload.
+	Procs map[string]int
 	// Env is exported in the KVM host (the scenarios' knobs).
 	Env map[string]string
 	// GroupFiles and GroupEnv add payload files and variables to one
@@ -184,7 +196,15 @@ func runHost(ctx context.Context, opts Options, group, dir string, focus []strin
 		h.Env[k] = v
 	}
 	h.Files = append(append([]kvmhost.File(nil), opts.Host.Files...), opts.GroupFiles[group]...)
-	h.Command = []string{"./bin/e2e.test", "-test.v", "-ginkgo.v", "-ginkgo.no-color",
+	h.Command = command(opts, group, focus)
+	return kvmhost.Run(ctx, h)
+}
+
+// command is the suite's command line in the KVM host for a group: the
+// test binary itself, or the ginkgo command running it in Options.Procs
+// processes, which takes the same flags without their -ginkgo. prefix.
+func command(opts Options, group string, focus []string) []string {
+	flags := []string{"-ginkgo.v", "-ginkgo.no-color",
 		"-ginkgo.timeout=" + opts.SuiteTimeout.String(),
 		"-ginkgo.junit-report=$RESULTS/junit.xml", "-ginkgo.json-report=$RESULTS/report.json",
 		"-ginkgo.label-filter=" + Filter(group), "-ginkgo.flake-attempts=1"}
@@ -192,12 +212,26 @@ func runHost(ctx context.Context, opts Options, group, dir string, focus []strin
 		if len(focus) > 0 && strings.HasPrefix(f, "-ginkgo.focus") {
 			continue
 		}
-		h.Command = append(h.Command, f)
+		flags = append(flags, f)
 	}
 	if len(focus) > 0 {
-		h.Command = append(h.Command, "-ginkgo.focus="+strings.Join(focus, "|"))
+		flags = append(flags, "-ginkgo.focus="+strings.Join(focus, "|"))
 	}
-	return kvmhost.Run(ctx, h)
+	procs := opts.Procs[group]
+	if procs <= 1 {
+		return append([]string{"./bin/e2e.test", "-test.v"}, flags...)
+	}
+	cmd := []string{"./bin/ginkgo", "run", fmt.Sprintf("--procs=%d", procs)}
+	var testFlags []string
+	for _, f := range flags {
+		if rest, ok := strings.CutPrefix(f, "-ginkgo."); ok {
+			cmd = append(cmd, "--"+rest)
+		} else {
+			testFlags = append(testFlags, f)
+		}
+	}
+	cmd = append(cmd, "./bin/e2e.test", "--", "-test.v")
+	return append(cmd, testFlags...)
 }
 
 // verdict is a group run's outcome, read from its Ginkgo report.

@@ -90,3 +90,23 @@ func TestFilterGivesEachGroupItsLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandRunsTheBinaryAloneOrThroughGinkgoWithTheSameFlags(t *testing.T) {
+	opts := Options{GinkgoFlags: []string{"-ginkgo.focus=x", "-test.count=1"}, Procs: map[string]int{"scenarios": 2}}
+	serial := strings.Join(command(opts, "core", nil), " ")
+	for _, want := range []string{"./bin/e2e.test -test.v ", "-ginkgo.label-filter=" + Filter("core"), "-ginkgo.focus=x", "-test.count=1"} {
+		if !strings.Contains(serial, want) {
+			t.Errorf("serial command %q lacks %q", serial, want)
+		}
+	}
+	par := strings.Join(command(opts, "scenarios", []string{"a b"}), " ")
+	for _, want := range []string{"./bin/ginkgo run --procs=2 ", "--label-filter=" + Filter("scenarios"), "--json-report=$RESULTS/report.json",
+		"--focus=a b", " ./bin/e2e.test -- -test.v -test.count=1"} {
+		if !strings.Contains(par, want) {
+			t.Errorf("parallel command %q lacks %q", par, want)
+		}
+	}
+	if strings.Contains(par, "-ginkgo.") || strings.Contains(par, "--focus=x") {
+		t.Errorf("parallel command %q keeps a -ginkgo. flag or the focus a retry replaces", par)
+	}
+}

@@ -6,7 +6,8 @@
 //
 // Flags default to the environment variables make passes on (BUILD, CACHE,
 // KVMHOST_MODE, KVMHOST_QEMU, E2E_TIMEOUT, E2E_HOST_ATTEMPTS, E2E_HOST_CPUS,
-// E2E_HOST_APPEND, E2E_EMULATION_RETRIES, E2E_BUDGET_MIN, GINKGO_FLAGS).
+// E2E_HOST_APPEND, E2E_HOST_MEMORY_MIB, E2E_PROCS, E2E_EMULATION_RETRIES,
+// E2E_BUDGET_MIN, GINKGO_FLAGS).
 // The scenarios' knobs VMM_STRESS_CYCLES, VMM_STRESS_MAX, VMM_NET_MIB,
 // VMM_VSOCK_MIB, VMM_SCENARIO_AGENT, VMM_POKE_SECONDS and VMM_API_REQUESTS
 // are passed into the KVM host when set. Exit status: 0 when every group
@@ -62,6 +63,8 @@ func run(args []string) int {
 	timeout := fl.Duration("timeout", envDuration("E2E_TIMEOUT", 20*time.Minute), "hard limit for one KVM host")
 	attempts := fl.Int("host-attempts", envInt("E2E_HOST_ATTEMPTS", 3), "KVM host boots per run when they break")
 	cpus := fl.Int("host-cpus", envInt("E2E_HOST_CPUS", 2), "the KVM host's vCPUs")
+	memory := fl.Int("host-memory", envInt("E2E_HOST_MEMORY_MIB", 12288), "the KVM host's RAM in MiB (two specs' guests at once)")
+	procs := fl.Int("procs", envInt("E2E_PROCS", 2), "Ginkgo processes for the groups whose specs may run side by side ("+strings.Join(runner.Parallel, " ")+")")
 	appendArgs := fl.String("host-append", os.Getenv("E2E_HOST_APPEND"), "added to the KVM host kernel's command line")
 	retries := fl.Int("emulation-retries", envInt("E2E_EMULATION_RETRIES", 2), "runs again of a spec that failed with an emulation fault")
 	budget := fl.Int("budget-min", envInt("E2E_BUDGET_MIN", 50), "minutes after which no retry starts")
@@ -72,6 +75,10 @@ func run(args []string) int {
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if *procs < 1 || *memory < 1024 {
+		fmt.Fprintln(os.Stderr, "e2erun: -procs must be at least 1 and -host-memory at least 1024")
 		return 2
 	}
 	hostMode, err := kvmhost.ParseMode(*mode)
@@ -88,6 +95,7 @@ func run(args []string) int {
 		{Src: filepath.Join(B, "e2e.test"), Dst: "bin/e2e.test"},
 		{Src: filepath.Join(B, "vmm"), Dst: "bin/vmm"},
 		{Src: filepath.Join(B, "vmmctl"), Dst: "bin/vmmctl"},
+		{Src: filepath.Join(B, "ginkgo"), Dst: "bin/ginkgo"},
 		{Src: filepath.Join(C, "guest/bzImage"), Dst: "guest/bzImage"},
 		{Src: filepath.Join(C, "guest/initramfs.cpio.gz"), Dst: "guest/initramfs.cpio.gz"},
 		{Src: filepath.Join(C, "guest/rootfs.ext4.gz"), Dst: "guest/rootfs.ext4.gz"},
@@ -110,7 +118,7 @@ func run(args []string) int {
 		Build: B, Cache: C,
 		Host: kvmhost.Options{
 			Mode: hostMode, QEMU: *qemu, Timeout: *timeout, MaxAttempts: *attempts,
-			CPUs: *cpus, Append: *appendArgs, Files: files,
+			CPUs: *cpus, MemoryMiB: *memory, Append: *appendArgs, Files: files,
 			Kernel: filepath.Join(C, "kvmhost/bzImage"), Initramfs: filepath.Join(C, "kvmhost/initramfs.cpio"),
 			LockFile: kvmhost.DefaultLockFile(),
 			Env: map[string]string{
@@ -125,9 +133,13 @@ func run(args []string) int {
 		EmulationRetries: *retries,
 		Budget:           time.Duration(*budget) * time.Minute,
 		GinkgoFlags:      strings.Fields(*ginkgo),
+		Procs:            map[string]int{},
 		Env:              map[string]string{},
 		Out:              os.Stdout,
 		Logger:           slog.Default(),
+	}
+	for _, g := range runner.Parallel {
+		opts.Procs[g] = *procs
 	}
 	// Large images go only to the groups that boot them: each group's KVM
 	// host unpacks its whole payload before it starts.
