@@ -8,10 +8,14 @@ import (
 )
 
 // Reboot asks the API for vm.reboot. WaitReady then waits for the new boot.
+// The reset cuts the old boot's output where it was: the console forgets
+// a sequence left unfinished (Console.CutSequence), since the old
+// machine's last bytes are written before vm.reboot answers.
 func (m *Machine) Reboot(ctx context.Context) error {
 	if err := m.client.Reboot(ctx); err != nil {
 		return fmt.Errorf("%s: reboot: %w", m.name, err)
 	}
+	m.console.CutSequence()
 	m.addBoot()
 	return nil
 }

@@ -73,6 +73,18 @@ func (c *Console) notifyLocked() {
 	c.changed = make(chan struct{})
 }
 
+// CutSequence forgets an escape sequence the output left unfinished: a
+// reset of the guest cuts its output wherever it was (busybox's shell
+// follows each prompt with ESC [ 6 n, a byte at a time through the
+// UART), and the next boot's first bytes are text, not the rest of a
+// sequence: without this, "ESC" then "VMM-GUEST-READY" reads as the
+// sequence ESC V and "MM-GUEST-READY".
+func (c *Console) CutSequence() {
+	c.mu.Lock()
+	c.clean = cleaner{}
+	c.mu.Unlock()
+}
+
 // Bytes returns a copy of every byte written, unfiltered.
 func (c *Console) Bytes() []byte {
 	c.mu.Lock()

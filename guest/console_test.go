@@ -226,3 +226,22 @@ func TestFindModuleRootNeedsTheVmmModule(t *testing.T) {
 		t.Errorf("findModuleRoot(%s) = %q, want %q", sub, got, dir)
 	}
 }
+
+func TestConsoleCutSequenceKeepsTheNextBootsFirstByte(t *testing.T) {
+	// busybox's prompt is followed by ESC [ 6 n; a reset after its ESC
+	// leaves the sequence unfinished.
+	cut := "# \x1b"
+	c := NewConsole(nil)
+	_, _ = c.Write([]byte(cut))
+	_, _ = c.Write([]byte(ReadyMarker + "\n"))
+	if n := c.CountLinesEndingWith(ReadyMarker); n != 0 {
+		t.Fatalf("without the cut: %d markers, want 0 (ESC V is a sequence): the test no longer shows the problem", n)
+	}
+	c = NewConsole(nil)
+	_, _ = c.Write([]byte(cut))
+	c.CutSequence()
+	_, _ = c.Write([]byte(ReadyMarker + "\n"))
+	if n := c.CountLinesEndingWith(ReadyMarker); n != 1 {
+		t.Errorf("after CutSequence: %d markers, want 1; text %q", n, c.String())
+	}
+}
