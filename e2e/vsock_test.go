@@ -113,12 +113,19 @@ func agentRun(ctx context.Context, e vsockEnds, cmd string) (string, int) {
 }
 
 // agentAsync runs cmd through the agent in the background; the channel
-// gets its output, or what went wrong.
+// gets its output, or what went wrong. The agent's connection is dialled
+// again while it fails, for up to agentDialPatience, as agentRun does (a
+// handshake slowed by the other spec's guest beside this one, a listener
+// not up yet); the command itself runs once.
 func agentAsync(ctx context.Context, e vsockEnds, cmd string) <-chan string {
 	res := make(chan string, 1)
 	go func() {
 		defer GinkgoRecover()
 		conn, err := e.agent(ctx)
+		for deadline := time.Now().Add(agentDialPatience); err != nil && ctx.Err() == nil && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			conn, err = e.agent(ctx)
+		}
 		out, status := "", 0
 		if err == nil {
 			out, status, err = agent.RunOn(ctx, conn, cmd)
@@ -131,12 +138,22 @@ func agentAsync(ctx context.Context, e vsockEnds, cmd string) <-chan string {
 	return res
 }
 
+// agentDialPatience is how long agentAsync dials the agent again.
+const agentDialPatience = 30 * time.Second
+
 // dialGuest connects to a guest port, retrying while the guest's
-// listener is not up yet.
-func dialGuest(ctx context.Context, e vsockEnds, port uint32) halfConn {
+// listener is not up yet; the listener is the command whose agentAsync
+// channel is ended, and a command that ends first fails the spec at once
+// with its output, rather than a minute of refused connections.
+func dialGuest(ctx context.Context, e vsockEnds, port uint32, ended <-chan string) halfConn {
 	GinkgoHelper()
 	var c halfConn
 	Eventually(func() error {
+		select {
+		case out := <-ended:
+			return StopTrying(fmt.Sprintf("the guest's listener on port %d ended before it took the connection: %s", port, out))
+		default:
+		}
 		var err error
 		c, err = e.dial(ctx, port)
 		return err
@@ -177,7 +194,7 @@ func hostToGuest(ctx context.Context, e vsockEnds, conns int, size int64) (strin
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
 	for i := range conns {
-		c := dialGuest(ctx, e, vsockGuestPort)
+		c := dialGuest(ctx, e, vsockGuestPort, res)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
