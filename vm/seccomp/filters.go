@@ -123,9 +123,9 @@ func Filters() []Filter {
 				"reading and writing guest memory as the driver's descriptors say.",
 			Groups: []Group{
 				runtimeGroup(),
-				{Why: "the backends: disk images (positioned reads and writes, flushes), taps, vsock's host sockets, console output",
+				{Why: "the backends: disk images (positioned reads and writes, flushes), taps (a net's receive thread waits for the tap and its eventfd in ppoll), vsock's host sockets, console output",
 					Rules: allow("pread64 pwrite64 readv writev preadv pwritev preadv2 pwritev2 fsync fdatasync " +
-						"sendmsg sendto recvfrom recvmsg shutdown")},
+						"sendmsg sendto recvfrom recvmsg shutdown ppoll")},
 				{Why: "interrupts: an irqfd is written; an MSI-X vector whose message the driver changed is routed again first",
 					Rules: []Rule{{Name: "ioctl", Args: []Arg{{Index: 1, Value: kvmSetGSIRouting, Doc: "KVM_SET_GSI_ROUTING"}}}}},
 				landlockGroup(),

@@ -5,11 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,21 +79,24 @@ type NetConfig struct {
 }
 
 // Net is a virtio-net device backed by a tap. Transmitted frames are
-// written to the tap on the transmit queue's worker; a goroutine reads the
-// tap into the receive queue's buffers while the driver runs.
+// written to the tap on the transmit queue's worker; a receive thread
+// reads the tap into the receive queue's buffers while the driver runs,
+// sleeping in ppoll(2) on the tap and its wake-up eventfd, as the queue
+// workers sleep in read(2) on theirs: no Go poller between the tap and the
+// thread, so a frame costs no hand-off from the poller's thread to it.
 type Net struct {
 	tapName string
 	mac     net.HardwareAddr
 	fd      int      // the tap, nonblocking
-	file    *os.File // fd, for poller-backed reads with a deadline
-	rc      syscall.RawConn
+	file    *os.File // owns fd
 	config  [6]byte
 	dropped atomic.Uint64
-
-	// While the driver runs (activate to deactivate).
-	stop chan struct{}
-	kick chan struct{} // the driver added receive buffers
-	done chan struct{}
+	// wake is the receive thread's eventfd: the driver added receive
+	// buffers, or deactivate asks it to end (stopping).
+	wake     int
+	stopping atomic.Bool
+	done     chan struct{} // closed when the receive thread ends
+	log      *slog.Logger  // the transport's, from activate
 }
 
 // NewNet opens (or creates) the tap, configures its host side when IP and
@@ -120,12 +122,12 @@ func NewNet(cfg NetConfig) (*Net, error) {
 			return nil, fmt.Errorf("net: tap %s: %w", name, err)
 		}
 	}
-	rc, err := file.SyscallConn()
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		file.Close()
-		return nil, fmt.Errorf("net: tap %s: %w", name, err)
+		return nil, fmt.Errorf("net: tap %s: the receive thread's eventfd: %w", name, err)
 	}
-	n := &Net{tapName: name, mac: mac, fd: fd, file: file, rc: rc}
+	n := &Net{tapName: name, mac: mac, fd: fd, file: file, wake: wake}
 	copy(n.config[:], mac)
 	return n, nil
 }
@@ -216,7 +218,10 @@ func (n *Net) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), n.ma
 func (n *Net) Dropped() uint64 { return n.dropped.Load() }
 
 // Close closes the tap; a tap this device created goes away with it.
-func (n *Net) Close() error { return closeFile(n.file, "net: tap "+n.tapName) }
+func (n *Net) Close() error {
+	unix.Close(n.wake)
+	return closeFile(n.file, "net: tap "+n.tapName)
+}
 
 func (n *Net) deviceID() uint32 { return netDeviceID }
 func (n *Net) features() uint64 {
@@ -260,32 +265,32 @@ func (n *Net) activate(qs queues) {
 		// The tap then sends plain frames, which every driver takes.
 		qs.logger().Warn("virtio-net: the tap refused the receive offloads", "tap", n.tapName, "err", err)
 	}
-	n.stop = make(chan struct{})
-	n.kick = make(chan struct{}, 1)
+	n.stopping.Store(false)
 	n.done = make(chan struct{})
-	_ = n.file.SetReadDeadline(time.Time{})
-	mrg, stop, kick, done := features&netFMrgRxbuf != 0, n.stop, n.kick, n.done
-	if err := qs.goWorker("rx", func() { n.receive(qs, mrg, stop, kick, done) }); err != nil {
+	n.log = qs.logger()
+	mrg, done := features&netFMrgRxbuf != 0, n.done
+	if err := qs.goWorker("rx", func() { n.receive(qs, mrg, done) }); err != nil {
 		qs.logger().Error("virtio-net: no receive worker; the guest receives nothing", "tap", n.tapName, "err", err)
 		close(done)
 	}
 }
 
 func (n *Net) deactivate() {
-	close(n.stop)
-	_ = n.file.SetReadDeadline(time.Now()) // ends a pending tap read
+	n.stopping.Store(true)
+	if err := signalEventfd(n.wake); err != nil {
+		n.log.Error("virtio-net: waking the receive thread to stop it", "tap", n.tapName, "err", err)
+	}
 	<-n.done
 	// The next driver may take no offloads.
 	_ = unix.IoctlSetInt(n.fd, unix.TUNSETOFFLOAD, 0)
 }
 
 // process handles a queue notification: new receive buffers wake the
-// receive goroutine; transmit buffers go to the tap.
+// receive thread; transmit buffers go to the tap.
 func (n *Net) process(i int, q *vring) {
 	if i == netRXQueue {
-		select {
-		case n.kick <- struct{}{}:
-		default: // a wake-up is pending already
+		if err := signalEventfd(n.wake); err != nil {
+			q.log.Error("virtio-net: waking the receive thread", "tap", n.tapName, "err", err)
 		}
 		return
 	}
@@ -336,32 +341,31 @@ func (n *Net) transmit(bufs [][]byte) error {
 // queue, and so under one interrupt decision.
 const netRXBatch = 64
 
-// receive moves frames from the tap to the guest until stop closes. A
-// frame waits for receive buffers (the driver's notification kicks); one
-// too large for a buffer is dropped, unless mrg (mergeable buffers) lets
-// it span several. Frames already queued in the tap go along with the one
-// that woke it, up to netRXBatch, so that a burst costs the guest one
-// interrupt rather than one per frame.
-func (n *Net) receive(qs queues, mrg bool, stop, kick, done chan struct{}) {
+// receive moves frames from the tap to the guest until deactivate sets
+// stopping. A frame waits for receive buffers (the driver's notification
+// wakes it); one too large for a buffer is dropped, unless mrg (mergeable
+// buffers) lets it span several. Frames already queued in the tap go along
+// with the one that woke it, up to netRXBatch, so that a burst costs the
+// guest one interrupt rather than one per frame.
+func (n *Net) receive(qs queues, mrg bool, done chan struct{}) {
 	defer close(done)
 	buf := make([]byte, netHdrSize+netMaxFrame)
 	var chains []chain
 	var frame []byte // read from the tap, not delivered yet
-	for {
+	for !n.stopping.Load() {
 		if frame == nil {
 			size, err := n.readTap(buf)
+			if errors.Is(err, unix.EAGAIN) {
+				err = n.sleep(true)
+			}
 			if err != nil {
-				select {
-				case <-stop:
-				default:
-					qs.logger().Error("virtio-net: tap read failed; receiving stopped", "tap", n.tapName, "err", err)
-				}
+				qs.logger().Error("virtio-net: tap read failed; receiving stopped", "tap", n.tapName, "err", err)
 				return
 			}
-			if size < netHdrSize {
-				continue
+			if size >= netHdrSize {
+				frame = buf[:size]
 			}
-			frame = buf[:size]
+			continue
 		}
 		starved := false
 		live := qs.with(netRXQueue, func(q *vring) {
@@ -380,9 +384,9 @@ func (n *Net) receive(qs queues, mrg bool, stop, kick, done chan struct{}) {
 				if i == netRXBatch {
 					return
 				}
-				size, ok := n.tryReadTap(buf)
-				if !ok {
-					return
+				size, err := n.readTap(buf)
+				if err != nil || size < netHdrSize {
+					return // none now (EAGAIN), or a runt; a failed tap fails the next read
 				}
 				frame = buf[:size]
 			}
@@ -390,12 +394,44 @@ func (n *Net) receive(qs queues, mrg bool, stop, kick, done chan struct{}) {
 		if frame == nil || (live && !starved) {
 			continue
 		}
-		select {
-		case <-kick:
-		case <-stop:
+		// The driver has posted no buffer for this frame: wait for its
+		// notification, or for the end.
+		if err := n.sleep(false); err != nil {
+			qs.logger().Error("virtio-net: receiving stopped", "tap", n.tapName, "err", err)
 			return
 		}
 	}
+}
+
+// sleep waits in ppoll(2) until the receive thread's eventfd is signalled
+// (new receive buffers, or the end) or, with tap, until the tap has a
+// frame; it consumes the eventfd's count. A tap that reports an error or
+// a hang-up (deleted under vmm) is an error: its read would fail.
+func (n *Net) sleep(tap bool) error {
+	fds := []unix.PollFd{{Fd: int32(n.wake), Events: unix.POLLIN}, {Fd: int32(n.fd), Events: unix.POLLIN}}
+	if !tap {
+		fds = fds[:1]
+	}
+	for {
+		_, err := unix.Ppoll(fds, nil, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ppoll: %w", err)
+		}
+		break
+	}
+	if fds[0].Revents&unix.POLLIN != 0 {
+		var count [8]byte
+		if _, err := unix.Read(n.wake, count[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
+			return fmt.Errorf("the receive thread's eventfd: %w", err)
+		}
+	}
+	if tap && fds[1].Revents&unix.POLLIN == 0 && fds[1].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+		return fmt.Errorf("tap: poll events %#x", fds[1].Revents)
+	}
+	return nil
 }
 
 // deliver puts frame in the next receive buffer and reports whether it was
@@ -452,36 +488,14 @@ func (n *Net) deliverMerged(q *vring, frame []byte, chains *[]chain) bool {
 	return true
 }
 
-// tryReadTap reads one header+frame if the tap has one now, without
-// waiting; ok is false when it has none (or a runt, which is dropped).
-func (n *Net) tryReadTap(buf []byte) (size int, ok bool) {
-	var rerr error
-	err := n.rc.Read(func(fd uintptr) bool {
-		for {
-			size, rerr = unix.Read(int(fd), buf)
-			if !errors.Is(rerr, unix.EINTR) {
-				return true
-			}
-		}
-	})
-	return size, err == nil && rerr == nil && size >= netHdrSize
-}
-
-// readTap reads one header+frame, waiting for one in the poller.
+// readTap reads one header+frame if the tap has one now; EAGAIN when it
+// has none.
 func (n *Net) readTap(buf []byte) (int, error) {
 	for {
-		var size int
-		var rerr error
-		err := n.rc.Read(func(fd uintptr) bool {
-			size, rerr = unix.Read(int(fd), buf)
-			return !errors.Is(rerr, unix.EAGAIN)
-		})
-		if err != nil {
-			return 0, err
-		}
-		if errors.Is(rerr, unix.EINTR) {
+		size, err := unix.Read(n.fd, buf)
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		return size, rerr
+		return size, err
 	}
 }
