@@ -12,7 +12,7 @@ import (
 // through an irqfd. It implements vm/pci.MSIVector.
 type MSI struct {
 	r  *Router
-	fd *eventfd
+	fd *irqfd
 }
 
 // GSI is the interrupt's GSI.

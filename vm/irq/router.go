@@ -15,7 +15,6 @@
 package irq
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/kvm"
+	"github.com/vmmdev/vmm/vm/eventfd"
 	"github.com/vmmdev/vmm/vm/layout"
 )
 
@@ -47,7 +47,7 @@ type Router struct {
 	used   map[uint32]bool           // allocated MSI GSIs
 	next   uint32                    // the next never-used MSI GSI
 	free   []uint32                  // MSI GSIs given back, reused first
-	fds    []*eventfd                // every irqfd, for Close
+	fds    []*irqfd                  // every irqfd, for Close
 	closed bool
 }
 
@@ -111,7 +111,7 @@ func (r *Router) Line(gsi uint32) (*Line, error) {
 }
 
 // bind creates an eventfd and binds it to gsi. Called with r.mu held.
-func (r *Router) bind(gsi uint32) (*eventfd, error) {
+func (r *Router) bind(gsi uint32) (*irqfd, error) {
 	if r.closed {
 		return nil, ErrClosed
 	}
@@ -123,15 +123,15 @@ func (r *Router) bind(gsi uint32) (*eventfd, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	e := &eventfd{fd: fd, gsi: gsi}
+	e := &irqfd{fd: fd, gsi: gsi}
 	r.fds = append(r.fds, e)
 	return e, nil
 }
 
 // unbind removes e's irqfd and closes it. Called with r.mu held.
-func (r *Router) unbind(e *eventfd) error {
+func (r *Router) unbind(e *irqfd) error {
 	err := e.close(r.vm)
-	r.fds = slices.DeleteFunc(r.fds, func(x *eventfd) bool { return x == e })
+	r.fds = slices.DeleteFunc(r.fds, func(x *irqfd) bool { return x == e })
 	return err
 }
 
@@ -178,8 +178,8 @@ func (r *Router) Close() error {
 	return errors.Join(errs...)
 }
 
-// eventfd is an eventfd bound to a GSI with KVM_IRQFD.
-type eventfd struct {
+// irqfd is an eventfd bound to a GSI with KVM_IRQFD.
+type irqfd struct {
 	gsi uint32
 	// mu guards fd against close: a trigger must never write to a
 	// descriptor number the process reused.
@@ -189,19 +189,13 @@ type eventfd struct {
 }
 
 // signal writes the eventfd once: KVM raises the GSI.
-func (e *eventfd) signal() error {
+func (e *irqfd) signal() error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
 		return nil
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, err := unix.Write(e.fd, one[:])
-	if errors.Is(err, unix.EAGAIN) {
-		return nil // the counter is saturated: an interrupt is pending anyway
-	}
-	if err != nil {
+	if err := eventfd.Signal(e.fd); err != nil {
 		return fmt.Errorf("raise GSI %d: %w", e.gsi, err)
 	}
 	return nil
@@ -209,7 +203,7 @@ func (e *eventfd) signal() error {
 
 // close removes the irqfd and closes the eventfd, which releases the
 // irqfd in KVM even when its removal failed; that failure is returned.
-func (e *eventfd) close(vm VM) error {
+func (e *irqfd) close(vm VM) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -226,7 +220,7 @@ func (e *eventfd) close(vm VM) error {
 // Line is an edge-triggered IOAPIC GSI raised through an irqfd: one
 // eventfd write, no exit to KVM_IRQ_LINE.
 type Line struct {
-	fd *eventfd
+	fd *irqfd
 }
 
 // GSI is the line's GSI.

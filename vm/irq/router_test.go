@@ -67,7 +67,7 @@ func (f *fakeVM) ioapicRoutes() []kvm.IRQRoute {
 }
 
 // signalled reads and resets the eventfd's counter.
-func signalled(t *testing.T, e *eventfd) uint64 {
+func signalled(t *testing.T, e *irqfd) uint64 {
 	t.Helper()
 	var b [8]byte
 	n, err := unix.Read(e.fd, b[:])

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmmdev/vmm/vm/eventfd"
 )
 
 // virtio-net (virtio 1.2, 5.1 "Network Device").
@@ -277,7 +279,7 @@ func (n *Net) activate(qs queues) {
 
 func (n *Net) deactivate() {
 	n.stopping.Store(true)
-	if err := signalEventfd(n.wake); err != nil {
+	if err := eventfd.Signal(n.wake); err != nil {
 		n.log.Error("virtio-net: waking the receive thread to stop it", "tap", n.tapName, "err", err)
 	}
 	<-n.done
@@ -289,7 +291,7 @@ func (n *Net) deactivate() {
 // receive thread; transmit buffers go to the tap.
 func (n *Net) process(i int, q *vring) {
 	if i == netRXQueue {
-		if err := signalEventfd(n.wake); err != nil {
+		if err := eventfd.Signal(n.wake); err != nil {
 			q.log.Error("virtio-net: waking the receive thread", "tap", n.tapName, "err", err)
 		}
 		return
@@ -423,8 +425,7 @@ func (n *Net) sleep(tap bool) error {
 		break
 	}
 	if fds[0].Revents&unix.POLLIN != 0 {
-		var count [8]byte
-		if _, err := unix.Read(n.wake, count[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
+		if _, err := eventfd.Drain(n.wake); err != nil {
 			return fmt.Errorf("the receive thread's eventfd: %w", err)
 		}
 	}

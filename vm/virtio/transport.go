@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmmdev/vmm/vm/eventfd"
 )
 
 // transportFeatures are offered on every device.
@@ -137,7 +139,7 @@ func (t *transport) goWorker(what string, run func()) error {
 func (t *transport) stopWorkers() {
 	t.stopping.Store(true)
 	for _, s := range t.qs {
-		signalEventfd(s.efd)
+		eventfd.Signal(s.efd)
 	}
 	t.workers.Wait()
 }
@@ -280,7 +282,7 @@ func (t *transport) notify(i uint32) {
 	if t.fdClosed {
 		return
 	}
-	if err := signalEventfd(t.qs[i].efd); err != nil {
+	if err := eventfd.Signal(t.qs[i].efd); err != nil {
 		t.log.Error("virtio: queue notification", "queue", i, "err", err)
 	}
 }

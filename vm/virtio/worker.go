@@ -1,11 +1,7 @@
 package virtio
 
 import (
-	"encoding/binary"
-	"errors"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/vm/osthread"
 )
@@ -42,16 +38,4 @@ func goThread(name string, setup func() error, run func()) error {
 		run()
 	}()
 	return <-errc
-}
-
-// signalEventfd adds 1 to an eventfd's counter, as an ioeventfd does. EAGAIN
-// (a nonblocking eventfd's counter saturated) means a wake-up is pending
-// anyway.
-func signalEventfd(fd int) error {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	if _, err := unix.Write(fd, one[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
-		return err
-	}
-	return nil
 }
