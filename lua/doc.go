@@ -88,6 +88,9 @@
 //	vm:wait_cpus(n [, timeout [, interval]]) -> cpus
 //	                                   wait_for until n CPUs are present; returns
 //	                                   vm:cpus() of that moment
+//	vm:wait_block(bdf [, timeout [, interval]]) -> name
+//	                                   wait_for until the guest has a block device
+//	                                   at PCI address bdf; returns its name (vdb)
 //	vm:memory() -> {total = bytes}     MemTotal
 //	vm:wait_memory(bytes [, timeout [, interval]]) -> total
 //	                                   wait_for until MemTotal is at least bytes

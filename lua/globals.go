@@ -122,6 +122,7 @@ func (rn *run) install() {
 		"wait_ready":    rn.vmWaitReady,
 		"cpus":          rn.vmCPUs,
 		"wait_cpus":     rn.vmWaitCPUs,
+		"wait_block":    rn.vmWaitBlock,
 		"memory":        rn.vmMemory,
 		"wait_memory":   rn.vmWaitMemory,
 		"process":       rn.vmProcess,

@@ -201,6 +201,33 @@ func (rn *run) vmWaitCPUs(L *glua.LState) int {
 	return rn.poll(L, h, cond, d, interval)
 }
 
+// pciBDF is a PCI address as vm.add-disk returns it and sysfs names it.
+var pciBDF = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$`)
+
+// vm:wait_block(bdf [, timeout [, interval]]) -> name: wait_for until the
+// guest has bound a block device to the PCI function at bdf
+// ("0000:00:03.0"), a disk hot-added or found at boot; returns its name
+// ("vdb").
+func (rn *run) vmWaitBlock(L *glua.LState) int {
+	h := checkVM(L, 1)
+	bdf := L.CheckString(2)
+	if !pciBDF.MatchString(bdf) {
+		L.ArgError(2, fmt.Sprintf("%q: want a PCI address such as 0000:00:03.0", bdf))
+	}
+	d := optSeconds(L, L.Get(3), rn.t.WaitFor, "wait_block: timeout")
+	interval := optSeconds(L, L.Get(4), defaultPollInterval, "wait_block: interval")
+	cmd := "ls /sys/bus/pci/devices/" + bdf + "/virtio*/block 2>/dev/null; true"
+	cond := L.NewFunction(func(L *glua.LState) int {
+		if out, _ := rn.sh(L, h, cmd, rn.t.Command); out != "" {
+			L.Push(glua.LString(out))
+		} else {
+			L.Push(glua.LFalse)
+		}
+		return 1
+	})
+	return rn.poll(L, h, cond, d, interval)
+}
+
 // subset reports whether every id of a is in b.
 func subset(a, b []int) bool {
 	for _, id := range a {

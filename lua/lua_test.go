@@ -621,3 +621,34 @@ expect.match(vm:log(), "Landlock applied", "the vmm's log")
 		t.Fatal(res.Err)
 	}
 }
+
+func TestWaitBlockReturnsTheBoundDeviceAndRefusesABadAddressWithFakeVM(t *testing.T) {
+	const ls = "ls /sys/bus/pci/devices/0000:00:03.0/virtio*/block 2>/dev/null; true"
+	cases := []struct {
+		name, script, wantErr string
+		bound                 bool
+	}{
+		{"bound", `expect.eq(vmm.start{}:wait_block("0000:00:03.0"), "vdb")`, "", true},
+		{"never bound", `vmm.start{}:wait_block("0000:00:03.0", 0.3, 0.05)`, "condition still false", false},
+		{"not an address", `vmm.start{}:wait_block("0000:00:03.0; reboot")`, "want a PCI address", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := &fakeLauncher{prepare: func(vm *fakeVM) {
+				if c.bound {
+					vm.shOut[ls] = fakeSh{"vdb", 0}
+				}
+			}}
+			res := (&Runner{Launcher: l}).RunFile(context.Background(), writeScript(t, "b.lua", c.script+"\n"))
+			if c.wantErr == "" {
+				if res.Err != nil {
+					t.Fatalf("wait_block failed: %v", res.Err)
+				}
+				return
+			}
+			if se := scriptErr(t, res); !strings.Contains(se.Message, c.wantErr) {
+				t.Errorf("error %q, want %q", se.Message, c.wantErr)
+			}
+		})
+	}
+}

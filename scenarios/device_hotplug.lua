@@ -13,17 +13,6 @@ local vm = step("boot with one disk", function()
 end)
 local image = vmm.root_disk("hot")
 
--- block_at waits for the guest to bind a block device at bdf and returns
--- its name (vdb).
-local function block_at(bdf)
-  local name
-  vm:wait_for(function()
-    name = vm:run("ls /sys/bus/pci/devices/" .. bdf .. "/virtio*/block 2>/dev/null; true")
-    return name ~= ""
-  end, 60, 0.2)
-  return name
-end
-
 local function gone(bdf, id)
   vm:wait_for(function()
     return vm:run("ls -d /sys/bus/pci/devices/" .. bdf .. " 2>/dev/null; true") == ""
@@ -36,7 +25,7 @@ local dev = step("vm:add_disk: the guest gets vdb at the returned address", func
   expect.eq(err, nil, "add_disk error")
   expect.eq(status, 200)
   expect.match(d.bdf, "^0000:00:[0-9a-f]{2}\\.0$")
-  expect.eq(block_at(d.bdf), "vdb")
+  expect.eq(vm:wait_block(d.bdf, 60, 0.2), "vdb")
   say("hot-added", d.id, "at", d.bdf)
   return d
 end)
@@ -66,7 +55,7 @@ end)
 
 step("a reboot keeps the disk at its address", function()
   vm:reboot()
-  expect.eq(block_at(dev.bdf), "vdb")
+  expect.eq(vm:wait_block(dev.bdf, 60, 0.2), "vdb")
   expect.eq(vm:run("dd if=/dev/vdb bs=512 skip=4096 count=1 2>/dev/null | head -c " .. #marker), marker)
 end)
 
@@ -85,7 +74,7 @@ for i = 1, cycles do
     local status, d, err = vm:add_disk{path = image}
     expect.eq(err, nil)
     expect.eq(status, 200)
-    block_at(d.bdf)
+    vm:wait_block(d.bdf, 60, 0.2)
     status, err = vm:remove_device(d.id)
     expect.eq(status, 204, err)
     gone(d.bdf, d.id)

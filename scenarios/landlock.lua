@@ -17,11 +17,7 @@ end)
 -- reads its ext4 superblock's magic (0xEF53 at byte 1080): "53ef" for the
 -- copies of the guest's root file system this script uses as disks.
 local function ext4_magic(bdf)
-  local name
-  vm:wait_for(function()
-    name = vm:run("ls /sys/bus/pci/devices/" .. bdf .. "/virtio*/block 2>/dev/null; true")
-    return name ~= ""
-  end, 60, 0.2)
+  local name = vm:wait_block(bdf, 60, 0.2)
   return vm:run("dd if=/dev/" .. name .. " bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' '")
 end
 
