@@ -251,3 +251,27 @@ func TestParseMode(t *testing.T) {
 		t.Error("ParseMode(errno): no error")
 	}
 }
+
+// A thread's own filter stacks on the process filter: the kernel runs both
+// and the stricter verdict wins, so a call a thread's filter allows is
+// allowed only if the process filter allows it too.
+func TestEveryCallOfAThreadFilterIsInTheProcessFilter(t *testing.T) {
+	process := map[string]bool{}
+	var threads []Filter
+	for _, f := range Filters() {
+		if f.Kind == Process {
+			for _, r := range f.rules(true) {
+				process[r.Name] = true
+			}
+			continue
+		}
+		threads = append(threads, f)
+	}
+	for _, f := range threads {
+		for _, r := range f.rules(true) {
+			if !process[r.Name] {
+				t.Errorf("the %s filter allows %s, which the process filter, stacked under it, denies", f.Kind, r.Name)
+			}
+		}
+	}
+}

@@ -85,8 +85,8 @@ func Filters() []Filter {
 				{Why: "the Go runtime's threads and timers",
 					Rules: append([]Rule{{Name: "clone", Args: []Arg{{Index: 0, Mask: cloneThread, Value: cloneThread, Doc: "threads (CLONE_THREAD), not processes"}}}},
 						allow("sched_getaffinity setitimer timer_create timer_settime timer_delete epoll_create1 pipe2 eventfd2 kill prlimit64 uname")...)},
-				{Why: "files: payload, disks, consoles, logs, /proc and /sys reads, guest memory (memfd)",
-					Rules: allow("openat newfstatat fstat statx statfs fstatfs lseek getdents64 readlinkat faccessat faccessat2 " +
+				{Why: "files: payload, disks, consoles, logs, /proc and /sys reads, guest memory (memfd); a net's receive thread waits for its tap (ppoll)",
+					Rules: allow("ppoll openat newfstatat fstat statx statfs fstatfs lseek getdents64 readlinkat faccessat faccessat2 " +
 						"pread64 pwrite64 readv writev preadv pwritev preadv2 pwritev2 fsync fdatasync ftruncate fallocate flock " +
 						"dup dup3 linkat unlinkat mkdirat fchmod fchmodat renameat memfd_create mremap")},
 				{Why: "unix sockets (API, vsock, serial socket); an AF_INET socket configures a tap",
