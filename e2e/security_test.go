@@ -3,8 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -18,41 +16,11 @@ import (
 	"github.com/vmmdev/vmm/vm/virtio"
 )
 
-// threadSeccomp is one thread's seccomp state from /proc/PID/task/TID/status.
-type threadSeccomp struct {
-	tid     int
-	comm    string
-	mode    string // Seccomp: 0 none, 2 filter
-	filters int    // Seccomp_filters: how many filters are stacked
-}
-
-// seccompThreads reads every thread of process pid.
-func seccompThreads(pid int) []threadSeccomp {
+// seccompThreads reads every thread of process pid (guest.Threads).
+func seccompThreads(pid int) []guest.Thread {
 	GinkgoHelper()
-	dirs, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	out, err := guest.Threads(pid)
 	Expect(err).NotTo(HaveOccurred())
-	var out []threadSeccomp
-	for _, d := range dirs {
-		status, err := os.ReadFile(filepath.Join(d, "status"))
-		if err != nil {
-			continue // the thread ended
-		}
-		t := threadSeccomp{mode: "?", filters: -1}
-		t.tid, _ = strconv.Atoi(filepath.Base(d))
-		for _, line := range strings.Split(string(status), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			v = strings.TrimSpace(v)
-			switch k {
-			case "Name":
-				t.comm = v
-			case "Seccomp":
-				t.mode = v
-			case "Seccomp_filters":
-				t.filters, _ = strconv.Atoi(v)
-			}
-		}
-		out = append(out, t)
-	}
 	Expect(out).NotTo(BeEmpty(), "no threads for pid %d", pid)
 	return out
 }
@@ -64,21 +32,21 @@ func expectFiltered(pid int) {
 	GinkgoHelper()
 	var vcpus, workers int
 	for _, t := range seccompThreads(pid) {
-		Expect(t.mode).To(Equal("2"), "Seccomp of thread %d (%s)", t.tid, t.comm)
+		Expect(t.Seccomp).To(Equal(2), "Seccomp of thread %d (%s)", t.TID, t.Name)
 		want := 1
 		switch {
-		case vm.IsVCPUThread(t.comm):
+		case vm.IsVCPUThread(t.Name):
 			vcpus++
 			want = 2
-		case virtio.IsWorkerThread(t.comm):
+		case virtio.IsWorkerThread(t.Name):
 			workers++
 			want = 2
-		case strings.HasSuffix(t.comm, "-parked"): // an unplugged vCPU's
+		case strings.HasSuffix(t.Name, "-parked"): // an unplugged vCPU's
 			want = 2
-		case t.tid == pid:
+		case t.TID == pid:
 			want = 2
 		}
-		Expect(t.filters).To(Equal(want), "Seccomp_filters of thread %d (%s)", t.tid, t.comm)
+		Expect(t.SeccompFilters).To(Equal(want), "Seccomp_filters of thread %d (%s)", t.TID, t.Name)
 	}
 	Expect(vcpus).To(BeNumerically(">", 0), "no vCPU threads")
 	Expect(workers).To(BeNumerically(">", 0), "no virtio worker threads")
@@ -174,7 +142,7 @@ var _ = Describe("seccomp", Label("boot", "security"), func() {
 		m := startGuest(ctx, "seccomp-off", bootConfig(), "--seccomp", "false")
 		Expect(m.WaitReady(ctx)).To(Succeed())
 		for _, t := range seccompThreads(m.Pid()) {
-			Expect(t.mode).To(Equal("0"), "Seccomp of thread %d (%s)", t.tid, t.comm)
+			Expect(t.Seccomp).To(Equal(0), "Seccomp of thread %d (%s)", t.TID, t.Name)
 		}
 	}, SpecTimeout(bootTimeout+cmdTimeout))
 })

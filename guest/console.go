@@ -124,6 +124,15 @@ func (c *Console) CountLinesEndingWith(suffix string) int {
 	return lc.count(c.text)
 }
 
+// CountLinesEndingWith counts the complete lines of text (a last line
+// without its newline yet does not count) that end with suffix, blanks
+// aside, as Console.CountLinesEndingWith counts its text's: ending with,
+// since a boot's first line may follow the previous shell's prompt.
+func CountLinesEndingWith(text, suffix string) int {
+	lc := lineCounter{suffix: []byte(suffix)}
+	return lc.count([]byte(text))
+}
+
 // WaitFor waits until the text view from offset from on matches re. It
 // returns the match and the offset just past it.
 func (c *Console) WaitFor(ctx context.Context, from int, re *regexp.Regexp) (string, int, error) {

@@ -245,3 +245,20 @@ func TestConsoleCutSequenceKeepsTheNextBootsFirstByte(t *testing.T) {
 		t.Errorf("after CutSequence: %d markers, want 1; text %q", n, c.String())
 	}
 }
+
+func TestCountLinesEndingWith(t *testing.T) {
+	for _, c := range []struct {
+		name, text string
+		want       int
+	}{
+		{"none", "boot\n# ", 0},
+		{"one", "boot\nVMM-GUEST-READY\n# ", 1},
+		{"after a prompt, with blanks", "VMM-GUEST-READY\n# reboot -f\n# [    0.0] x\n#  VMM-GUEST-READY \r\n", 2},
+		{"a last line without its newline", "VMM-GUEST-READY\nVMM-GUEST-READY", 1},
+		{"inside a line", "echo VMM-GUEST-READY > /dev/null\n", 0},
+	} {
+		if got := CountLinesEndingWith(c.text, "VMM-GUEST-READY"); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -325,19 +325,19 @@ func (rn *run) vmConsole(L *glua.LState) int {
 // (each -1 when the kernel shows none), for the confinement checks.
 func (rn *run) vmThreads(L *glua.LState) int {
 	h := checkVM(L, 1)
-	threads, err := readThreads(procRoot, h.vm.Pid())
+	threads, err := guest.Threads(h.vm.Pid())
 	if err != nil {
 		raise(L, fmt.Errorf("%s: %w", h.name, err))
 	}
 	modes := map[int]int{}
 	list := L.NewTable()
 	for _, ts := range threads {
-		modes[ts.seccomp]++
+		modes[ts.Seccomp]++
 		t := L.NewTable()
-		L.SetField(t, "tid", glua.LNumber(ts.tid))
-		L.SetField(t, "name", glua.LString(ts.name))
-		L.SetField(t, "seccomp", glua.LNumber(ts.seccomp))
-		L.SetField(t, "seccomp_filters", glua.LNumber(ts.seccompFilters))
+		L.SetField(t, "tid", glua.LNumber(ts.TID))
+		L.SetField(t, "name", glua.LString(ts.Name))
+		L.SetField(t, "seccomp", glua.LNumber(ts.Seccomp))
+		L.SetField(t, "seccomp_filters", glua.LNumber(ts.SeccompFilters))
 		list.Append(t)
 	}
 	var counts []string
@@ -354,24 +354,10 @@ func (rn *run) vmThreads(L *glua.LState) int {
 // as vm:wait_ready counts them.
 func (rn *run) vmReadyMarkers(L *glua.LState) int {
 	h := checkVM(L, 1)
-	n := countLinesEndingWith(h.vm.ConsoleText(), guest.ReadyMarker)
+	n := guest.CountLinesEndingWith(h.vm.ConsoleText(), guest.ReadyMarker)
 	rn.note(NoteGuest, h.name, fmt.Sprintf("%d ready markers on the console", n))
 	L.Push(glua.LNumber(n))
 	return 1
-}
-
-// countLinesEndingWith counts the complete lines of text (a last line
-// without its newline yet does not count) that end with suffix, blanks
-// aside, as guest.Console.CountLinesEndingWith does: ending with, since a
-// boot's first line may follow the previous shell's prompt.
-func countLinesEndingWith(text, suffix string) int {
-	n := 0
-	for line := range strings.Lines(text) {
-		if strings.HasSuffix(line, "\n") && strings.HasSuffix(strings.TrimSpace(line), suffix) {
-			n++
-		}
-	}
-	return n
 }
 
 // vm:log() -> the vmm's own log (its standard error) so far, as much of
