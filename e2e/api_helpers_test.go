@@ -108,6 +108,23 @@ func (v *apiVMM) logs() string {
 	return fmt.Sprintf("\nvmm log:\n%s\nconsole:\n%s", v.stderr.String(), v.console.Tail(30))
 }
 
+// failure is what a failure message says after err, a wait on the guest
+// that failed: as guest.Machine's, the vmm's state dump when the wait ran
+// out of time (a guest that stopped answering), its log and console, and
+// the emulation fault they show in the emulated KVM host (which the e2e
+// runner retries).
+func (v *apiVMM) failure(err error) string {
+	dump := ""
+	if errors.Is(err, context.DeadlineExceeded) && !v.exited() {
+		dump = "\nvmm" + guest.DumpState(v.cmd.Process, v.stderr.String, 3)
+	}
+	note := ""
+	if why := guest.LoadEmulationSignatures().Match(v.stderr.String()); why != "" {
+		note = "\n" + guest.EmulationFaultMarker + why
+	}
+	return v.logs() + dump + note
+}
+
 // waitAPI waits until vmm.ping answers 200.
 func (v *apiVMM) waitAPI() {
 	GinkgoHelper()
@@ -125,7 +142,9 @@ func (v *apiVMM) waitConsole(ctx context.Context, from int, re string, timeout t
 	c, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, _, err := v.console.WaitFor(c, from, regexp.MustCompile(re))
-	Expect(err).NotTo(HaveOccurred(), v.logs())
+	if err != nil {
+		Fail(fmt.Sprintf("waiting for %s on the console: %v%s", re, err, v.failure(err)))
+	}
 }
 
 // sh runs cmd in the guest's shell and expects status 0.
@@ -134,7 +153,9 @@ func (v *apiVMM) sh(ctx context.Context, cmd string) string {
 	c, cancel := context.WithTimeout(ctx, apiCmdTimeout)
 	defer cancel()
 	out, err := v.shell.Check(c, cmd)
-	Expect(err).NotTo(HaveOccurred(), v.logs())
+	if err != nil {
+		Fail(fmt.Sprintf("%s: %v%s", cmd, err, v.failure(err)))
+	}
 	return out
 }
 

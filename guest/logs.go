@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,9 +18,12 @@ const stderrKeep = 64 << 10
 
 // StateDumpLines returns the lines of the vmm's state dumps (vm.DumpState,
 // logged on SIGUSR1) in the part of its log kept so far, oldest first.
-func (m *Machine) StateDumpLines() []string {
+func (m *Machine) StateDumpLines() []string { return stateDumpLines(m.stderr.String()) }
+
+// stateDumpLines returns the state dump lines in a vmm's log.
+func stateDumpLines(vmmLog string) []string {
 	var lines []string
-	for _, l := range strings.Split(m.stderr.String(), "\n") {
+	for _, l := range strings.Split(vmmLog, "\n") {
 		if strings.Contains(l, `msg="state dump"`) {
 			lines = append(lines, l)
 		}
@@ -27,29 +31,40 @@ func (m *Machine) StateDumpLines() []string {
 	return lines
 }
 
-// stateDumpWait is how long stateDump gives the vmm to log its dump.
+// stateDumpWait is how long a state dump is given to reach the vmm's log.
 const stateDumpWait = 3 * time.Second
 
 // StateDump asks the vmm for its state dump (SIGUSR1) and returns the dump's
 // lines from its log: for a guest that stopped answering, where its vCPUs
 // are and what its interrupt controllers and virtio queues hold.
 func (m *Machine) StateDump() string {
-	before := len(m.StateDumpLines())
-	if m.exited() || m.cmd.Process.Signal(syscall.SIGUSR1) != nil {
+	if m.exited() {
 		return ""
+	}
+	return fmt.Sprintf("\n%s%s", m.name, DumpState(m.cmd.Process, m.stderr.String, 2+m.cfg.CPUs.BootVCPUs))
+}
+
+// DumpState asks the vmm process p for its state dump (SIGUSR1) and waits
+// until log, the vmm's log as kept so far, holds want more dump lines (the
+// serial port, the I/O APIC and each vCPU), stateDumpWait at most. It
+// returns the new lines under a heading, or a line saying none came.
+func DumpState(p *os.Process, log func() string, want int) string {
+	before := len(stateDumpLines(log()))
+	if p.Signal(syscall.SIGUSR1) != nil {
+		return ": no state dump from the vmm (it could not be signalled)"
 	}
 	var lines []string
 	for deadline := time.Now().Add(stateDumpWait); time.Now().Before(deadline); {
 		time.Sleep(200 * time.Millisecond)
-		lines = m.StateDumpLines()
-		if len(lines)-before >= 2+m.cfg.CPUs.BootVCPUs {
+		lines = stateDumpLines(log())
+		if len(lines)-before >= want {
 			break
 		}
 	}
 	if len(lines) <= before {
-		return fmt.Sprintf("\n%s: no state dump from the vmm", m.name)
+		return ": no state dump from the vmm"
 	}
-	return fmt.Sprintf("\n%s vmm state dump:\n%s", m.name, strings.Join(lines[before:], "\n"))
+	return " vmm state dump:\n" + strings.Join(lines[before:], "\n")
 }
 
 // dumpIfTimedOut is StateDump when err is a deadline that passed, which

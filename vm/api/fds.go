@@ -57,13 +57,16 @@ type fdConn struct {
 	closed    bool
 }
 
-// Read reads data and keeps the descriptors that came with it.
+// Read reads data and keeps the descriptors that came with it. A failed
+// read reports 0 bytes: ReadMsgUnix passes recvmsg's -1 on (a reset peer,
+// a deadline that passed while it waited), which io.Reader forbids and
+// bufio, under net/http, panics on.
 func (c *fdConn) Read(b []byte) (int, error) {
 	n, oobn, flags, _, err := c.ReadMsgUnix(b, c.oob)
 	if oobn > 0 || flags&syscall.MSG_CTRUNC != 0 {
-		c.keep(c.oob[:oobn], flags&syscall.MSG_CTRUNC != 0)
+		c.keep(c.oob[:max(oobn, 0)], flags&syscall.MSG_CTRUNC != 0)
 	}
-	return n, err
+	return max(n, 0), err
 }
 
 // keep parses the control messages in oob and keeps their descriptors

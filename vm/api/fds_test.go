@@ -63,7 +63,10 @@ func pipeFiles(t *testing.T) (r, w *os.File) {
 	return r, w
 }
 
-func TestFDConnOnASocketpairKeepsPassedDescriptorsUntilTakenOrClosed(t *testing.T) {
+// unixPair returns both ends of a connected unix stream socketpair, the
+// server's as an fdConn; the client's end is closed when the test ends.
+func unixPair(t *testing.T) (client *net.UnixConn, server *fdConn) {
+	t.Helper()
 	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -77,12 +80,16 @@ func TestFDConnOnASocketpairKeepsPassedDescriptorsUntilTakenOrClosed(t *testing.
 		}
 		return c.(*net.UnixConn)
 	}
-	client, server := conn(pair[0]), conn(pair[1])
-	defer client.Close()
+	client = conn(pair[0])
+	t.Cleanup(func() { client.Close() })
+	return client, &fdConn{UnixConn: conn(pair[1]), oob: make([]byte, syscall.CmsgSpace(4*maxPassedFDs))}
+}
+
+func TestFDConnOnASocketpairKeepsPassedDescriptorsUntilTakenOrClosed(t *testing.T) {
+	client, fc := unixPair(t)
 	r, w := pipeFiles(t)
 	base := openFDs(t)
 
-	fc := &fdConn{UnixConn: server, oob: make([]byte, syscall.CmsgSpace(4*maxPassedFDs))}
 	if _, _, err := client.WriteMsgUnix([]byte("first"), syscall.UnixRights(int(r.Fd()), int(w.Fd())), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -212,5 +219,37 @@ func TestAddNetWithFakeBackendTakesEachRequestsDescriptorsOnOneConnection(t *tes
 	fb.mu.Unlock()
 	if len(got) != 3 || len(got[0]) != 1 || got[0][0] != inode(t, r) || len(got[1]) != 1 || got[1][0] != inode(t, w) || len(got[2]) != 0 {
 		t.Errorf("the nets got inodes %v, want [[%d] [%d] []]", got, inode(t, r), inode(t, w))
+	}
+}
+
+// A failed read must report 0 bytes (io.Reader): recvmsg's -1 made bufio,
+// under net/http, panic in a handler reading the body of a client that
+// went away.
+func TestFDConnReadThatFailsReportsNoBytes(t *testing.T) {
+	cases := []struct {
+		name string
+		fail func(t *testing.T, client *net.UnixConn, server *fdConn)
+	}{
+		{"the peer reset the connection", func(t *testing.T, client *net.UnixConn, server *fdConn) {
+			// A unix socket closed with unread data resets its peer.
+			if _, err := server.Write([]byte("unread")); err != nil {
+				t.Fatal(err)
+			}
+			client.Close()
+		}},
+		{"a deadline passed while the read waited", func(t *testing.T, _ *net.UnixConn, server *fdConn) {
+			time.AfterFunc(50*time.Millisecond, func() { server.SetReadDeadline(time.Now()) })
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			client, server := unixPair(t)
+			defer server.Close()
+			c.fail(t, client, server)
+			n, err := server.Read(make([]byte, 64))
+			if err == nil || n != 0 {
+				t.Errorf("Read = %d, %v; want 0 and an error", n, err)
+			}
+		})
 	}
 }
