@@ -1,6 +1,9 @@
 package virtio
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Interrupt raises a device's interrupt line in the guest: one edge on its
 // GSI. The machine implements it with an irqfd (an eventfd write); the
@@ -58,6 +61,17 @@ func (queueOnly) writeConfig(uint64, []byte) {}
 func (queueOnly) activate(queues) {}
 
 func (queueOnly) deactivate() {}
+
+// gatherer is a device whose queue's buffers may gather for a moment after
+// the notification that woke the queue's worker, before it serves them:
+// the driver does not notify again until the worker has caught up
+// (VIRTIO_F_EVENT_IDX), so what it adds meanwhile joins the same pass, one
+// used-ring update and at most one interrupt for the burst.
+type gatherer interface {
+	// gather is how long queue i's worker waits before this pass; now is
+	// when the notification woke it.
+	gather(i int, now time.Time) time.Duration
+}
 
 // queues is how a device's own goroutines reach its live queues.
 type queues interface {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -401,5 +402,37 @@ func TestNetRefusesADescriptorThatIsNoTap(t *testing.T) {
 	// The caller's descriptor stays open.
 	if _, err := w.Write([]byte("x")); err != nil {
 		t.Errorf("the pipe after NewNet: %v", err)
+	}
+}
+
+func TestNetGathersTransmittedFramesOnlyInABulkFlow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	cases := []struct {
+		name  string
+		large bool // the last pass sent a large frame
+		gap   time.Duration
+		want  time.Duration
+	}{
+		{"acks or requests, notified often", false, 300 * time.Microsecond, 0},
+		{"bulk under emulation: half the gap", true, 300 * time.Microsecond, 150 * time.Microsecond},
+		{"bulk under emulation: at most netTXGather", true, time.Millisecond, netTXGather},
+		{"bulk on a real host: a short window", true, 20 * time.Microsecond, 10 * time.Microsecond},
+		{"a large frame after a pause: served at once", true, 10 * time.Millisecond, 0},
+	}
+	for _, c := range cases {
+		n := &Net{txWoke: t0, txLarge: c.large}
+		if got := n.gather(netTXQueue, t0.Add(c.gap)); got != c.want {
+			t.Errorf("%s: gather(tx) = %v, want %v", c.name, got, c.want)
+		}
+		if !n.txWoke.Equal(t0.Add(c.gap)) {
+			t.Errorf("%s: the notification's time was not kept", c.name)
+		}
+		n = &Net{txWoke: t0, txLarge: c.large}
+		if got := n.gather(netRXQueue, t0.Add(c.gap)); got != 0 {
+			t.Errorf("%s: gather(rx) = %v, want 0", c.name, got)
+		}
+	}
+	if got := (&Net{txLarge: true}).gather(netTXQueue, t0); got != 0 {
+		t.Errorf("the first notification: gather(tx) = %v, want 0", got)
 	}
 }

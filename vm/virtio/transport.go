@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -207,6 +208,12 @@ func (t *transport) worker(i int) {
 		if err != nil {
 			t.log.Error("virtio: queue notification eventfd failed; queue stopped", "queue", i, "err", err)
 			return
+		}
+		if g, ok := t.dev.(gatherer); ok {
+			if d := g.gather(i, time.Now()); d > 0 {
+				ts := unix.NsecToTimespec(d.Nanoseconds())
+				_ = unix.Nanosleep(&ts, nil) // EINTR: a shorter wait
+			}
 		}
 		t.with(i, func(q *vring) { t.dev.process(i, q) })
 	}
