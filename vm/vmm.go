@@ -220,6 +220,15 @@ func (v *VMM) Create(cfg config.VM) error {
 	return nil
 }
 
+// Check reports whether Create would refuse cfg for what it says (its
+// fields, this host, this VMM's features), without creating anything: the
+// command line's VM is checked before the API socket opens, so no client
+// sees a vmm that is about to exit on its own command line.
+func (v *VMM) Check(cfg config.VM) error {
+	c := cfg.Clone()
+	return v.check(&c)
+}
+
 // check fills in cfg's defaults and validates it for this host and this
 // VMM's features.
 func (v *VMM) check(cfg *config.VM) error {

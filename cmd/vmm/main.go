@@ -488,6 +488,13 @@ func run(args []string, start time.Time, stdin io.Reader, stdout, stderr io.Writ
 
 	// The API socket comes before the VM: --landlock confines the process
 	// from the VM's creation on, and the socket's directory is not the VM's.
+	// The command line's VM is checked first: a vmm that exits on it never
+	// answers on its socket.
+	if hasPayload(cfg) {
+		if err := v.Check(cfg); err != nil {
+			return fail(fmt.Errorf("create: %w", err))
+		}
+	}
 	var srv *api.Server
 	if o.apiSocket != "" || o.apiSocketFD >= 0 {
 		aopts := api.Options{Logger: log, ShutdownVMM: func() { _ = v.Stop() }}
