@@ -127,6 +127,7 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		{"no kernel", func(c *config.VM) { c.Payload.Kernel = "" }, "no kernel"},
 		{"missing kernel", func(c *config.VM) { c.Payload.Kernel = garbage + ".nope" }, "no such file"},
 		{"garbage kernel", func(c *config.VM) { c.Payload.Kernel = garbage }, "not a bzImage"},
+		{"a directory as kernel", func(c *config.VM) { c.Payload.Kernel = filepath.Dir(garbage) }, "not a regular file"},
 		{"a kernel and a firmware", func(c *config.VM) { c.Payload.Firmware = kernel }, "not both"},
 		{"a bzImage as firmware", func(c *config.VM) { c.Payload.Kernel, c.Payload.Firmware = "", kernel }, "a bzImage, not a PVH ELF firmware"},
 		{"missing initramfs", func(c *config.VM) { c.Payload.Initramfs = garbage + ".nope" }, "initramfs"},
