@@ -76,7 +76,7 @@ func TestParseBzImageRejectsWhatItCannotBoot(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"empty": nil, "garbage": garbage, "protocol 2.04": oldProto,
 		"no 64-bit entry": no64, "no payload": noPayload,
-		"cut inside its setup header": fakeBzImage(10)[:hdrInitSize+5 : hdrInitSize+5],
+		"cut inside its setup header": fakeBzImage(10)[: hdrInitSize+5 : hdrInitSize+5],
 	} {
 		if _, err := ParseBzImage(FromBytes(data)); !errors.Is(err, ErrNotBzImage) {
 			t.Errorf("%s: err = %v, want ErrNotBzImage", name, err)
