@@ -142,7 +142,14 @@ func openPayload(cfg config.VM) (_ boot.Payload, closeFiles func(), err error) {
 			closeAll()
 		}
 	}()
+	// The type is checked before the open, which would wait for a writer
+	// on a named pipe.
 	open := func(what, path string) (*io.SectionReader, error) {
+		if st, err := os.Stat(path); err != nil {
+			return nil, invalidf("%s: %w", what, err)
+		} else if !st.Mode().IsRegular() {
+			return nil, invalidf("%s %s: not a regular file (%s)", what, path, st.Mode().Type())
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, invalidf("%s: %w", what, err)
@@ -151,9 +158,6 @@ func openPayload(cfg config.VM) (_ boot.Payload, closeFiles func(), err error) {
 		st, err := f.Stat()
 		if err != nil {
 			return nil, invalidf("%s: %w", what, err)
-		}
-		if !st.Mode().IsRegular() {
-			return nil, invalidf("%s %s: not a regular file", what, path)
 		}
 		return io.NewSectionReader(f, 0, st.Size()), nil
 	}

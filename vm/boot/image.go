@@ -83,10 +83,10 @@ func readAt(src *io.SectionReader, off, n int64) ([]byte, error) {
 	return b, nil
 }
 
-// copyIn reads all of src into guest memory at gpa, straight into the
-// guest's pages.
+// copyIn reads all of src (nothing for a nil one) into guest memory at
+// gpa, straight into the guest's pages.
 func copyIn(mem Memory, src *io.SectionReader, gpa uint64) error {
-	n := uint64(src.Size())
+	n := sizeOf(src)
 	if n == 0 {
 		return nil
 	}
