@@ -38,7 +38,7 @@ bench_host "$B/bench-io" 'benchmark && io'
 # Every metric of the report must have samples from both VMMs, except vmm's
 # own time to its first KVM_RUN, which QEMU reports only when traced.
 req="boot: process start to ready marker,boot: process start to first KVM_RUN"
-req+=",boot: process start to ready marker (vmlinux; PVH)"
+req+=",boot: process start to ready marker (vmlinux; PVH),boot: process start to first KVM_RUN (vmlinux; PVH)@vmm"
 req+=",CPU hot add (4): request to present,CPU hot add (4): request to online,CPU hot remove (4): request to gone"
 req+=",memory hot add 128M: request to MemTotal grown,memory hot add 2G: request to MemTotal grown"
 # virtio-mem: vmm's device beside QEMU's virtio-mem-pci, both with 2 MiB blocks.

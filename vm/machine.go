@@ -120,45 +120,78 @@ type machine struct {
 	holdMu sync.Mutex
 }
 
-// loadPayload reads the kernel (a bzImage or a PVH ELF) and initramfs, or
-// the firmware (a PVH ELF), named by cfg and checks that they fit its boot
-// RAM.
-func loadPayload(cfg config.VM) (boot.Payload, error) {
+// openPayload opens the kernel (a bzImage or a PVH ELF) and initramfs, or
+// the firmware (a PVH ELF), named by cfg, parses the image's headers and
+// checks that they fit its boot RAM. The files are read when boot.Load
+// places them, straight into guest memory; closeFiles closes them, and is nil
+// on error.
+func openPayload(cfg config.VM) (_ boot.Payload, closeFiles func(), err error) {
 	p := cfg.Payload
 	what, path := "kernel", p.Kernel
 	if p.Firmware != "" {
 		what, path = "firmware", p.Firmware
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return boot.Payload{}, invalidf("%s: %w", what, err)
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
 	}
-	img, err := boot.ParseImage(data)
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	// The type is checked before the open, which would wait for a writer
+	// on a named pipe.
+	open := func(what, path string) (*io.SectionReader, error) {
+		if st, err := os.Stat(path); err != nil {
+			return nil, invalidf("%s: %w", what, err)
+		} else if !st.Mode().IsRegular() {
+			return nil, invalidf("%s %s: not a regular file (%s)", what, path, st.Mode().Type())
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, invalidf("%s: %w", what, err)
+		}
+		files = append(files, f)
+		st, err := f.Stat()
+		if err != nil {
+			return nil, invalidf("%s: %w", what, err)
+		}
+		return io.NewSectionReader(f, 0, st.Size()), nil
+	}
+	src, err := open(what, path)
 	if err != nil {
-		return boot.Payload{}, invalidf("%s %s: %w", what, path, err)
+		return boot.Payload{}, nil, err
+	}
+	img, err := boot.ParseImage(src)
+	if err != nil {
+		return boot.Payload{}, nil, invalidf("%s %s: %w", what, path, err)
 	}
 	if p.Firmware != "" && img.ELF == nil {
-		return boot.Payload{}, invalidf("firmware %s: a %s, not a PVH ELF firmware (a kernel goes with --kernel)", path, img.Kind())
+		return boot.Payload{}, nil, invalidf("firmware %s: a %s, not a PVH ELF firmware (a kernel goes with --kernel)", path, img.Kind())
 	}
 	bp := boot.Payload{Image: img, Cmdline: p.Cmdline, RAM: memory.BootRAM(cfg.Memory.Size), RSDPAddr: layout.ACPIStart}
 	if p.Initramfs != "" {
-		if bp.Initramfs, err = os.ReadFile(p.Initramfs); err != nil {
-			return boot.Payload{}, invalidf("initramfs: %w", err)
+		if bp.Initramfs, err = open("initramfs", p.Initramfs); err != nil {
+			return boot.Payload{}, nil, err
 		}
 	}
 	if err := boot.Check(bp); err != nil {
-		return boot.Payload{}, invalidf("%s %s: %w", what, path, err)
+		return boot.Payload{}, nil, invalidf("%s %s: %w", what, path, err)
 	}
-	return bp, nil
+	return bp, closeAll, nil
 }
 
 // newMachine builds a VM from cfg and leaves it ready to run: nothing runs
 // until start. On error nothing is left behind.
 func newMachine(cfg config.VM, deps machineDeps) (_ *machine, err error) {
-	payload, err := loadPayload(cfg)
+	payload, closePayload, err := openPayload(cfg)
 	if err != nil {
 		return nil, err
 	}
+	defer closePayload()
 	m := &machine{cfg: cfg, deps: deps, log: deps.log}
 	defer func() {
 		if err != nil {

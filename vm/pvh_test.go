@@ -39,7 +39,7 @@ func TestPVHBootVCPUStartsIn32BitProtectedModeOnKVM(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	img, err := boot.ParseImage(boottest.PVHELF(layout.KernelStart, pvhProbe))
+	img, err := boot.ParseImage(boot.FromBytes(boottest.PVHELF(layout.KernelStart, pvhProbe)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -251,9 +251,11 @@ func (v *VMM) check(cfg *config.VM) error {
 	if err := checkVirtio(cfg, v.opts.VirtioTransport); err != nil {
 		return err
 	}
-	if _, err := loadPayload(*cfg); err != nil {
+	_, closePayload, err := openPayload(*cfg)
+	if err != nil {
 		return err
 	}
+	closePayload()
 	return nil
 }
 
@@ -355,10 +357,10 @@ func (v *VMM) bootLocked() error {
 	v.m = m
 	v.bootRAM = m.cfg.Memory.Size
 	v.state = StateRunning
-	// The kernel and initramfs were read into the heap (twice: once to
-	// check the configuration) and copied into guest RAM; the Go runtime
-	// would keep their pages for minutes. Give them back now, off the
-	// caller's path.
+	// Building the machine allocated what it no longer needs (the kernel
+	// and initramfs are read straight into guest RAM, but the tables and
+	// devices' set-up are not); the Go runtime would keep those pages for
+	// minutes. Give them back now, off the caller's path.
 	go debug.FreeOSMemory()
 	v.log.Info("VM running", "vcpus", v.cfg.CPUs.BootVCPUs, "max_vcpus", v.cfg.CPUs.MaxVCPUs, "memory_mib", v.cfg.Memory.Size>>20)
 	return nil

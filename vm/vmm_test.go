@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/vmmdev/vmm/vm/config"
+	"golang.org/x/sys/unix"
 )
 
 // cachedGuest returns the harness's cached guest kernel and initramfs.
@@ -117,6 +118,11 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 	if err := os.WriteFile(garbage, make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Opened, a named pipe without a writer would block the check.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	base := config.Default()
 	base.Payload.Kernel = kernel
 	for _, c := range []struct {
@@ -127,6 +133,8 @@ func TestVMMCreateRefusesWhatItCannotBuild(t *testing.T) {
 		{"no kernel", func(c *config.VM) { c.Payload.Kernel = "" }, "no kernel"},
 		{"missing kernel", func(c *config.VM) { c.Payload.Kernel = garbage + ".nope" }, "no such file"},
 		{"garbage kernel", func(c *config.VM) { c.Payload.Kernel = garbage }, "not a bzImage"},
+		{"a directory as kernel", func(c *config.VM) { c.Payload.Kernel = filepath.Dir(garbage) }, "not a regular file"},
+		{"a named pipe as initramfs", func(c *config.VM) { c.Payload.Initramfs = fifo }, "not a regular file"},
 		{"a kernel and a firmware", func(c *config.VM) { c.Payload.Firmware = kernel }, "not both"},
 		{"a bzImage as firmware", func(c *config.VM) { c.Payload.Kernel, c.Payload.Firmware = "", kernel }, "a bzImage, not a PVH ELF firmware"},
 		{"missing initramfs", func(c *config.VM) { c.Payload.Initramfs = garbage + ".nope" }, "initramfs"},

@@ -3,6 +3,7 @@ package boot
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,12 +35,28 @@ func fakeBzImage(payload int) []byte {
 	return b
 }
 
+// firstByte reads a part of a file's first byte.
+func firstByte(src *io.SectionReader) byte {
+	b := []byte{0}
+	_, _ = src.ReadAt(b, 0)
+	return b[0]
+}
+
+// zeros is a file of zeros as long as its reader's section: an initramfs
+// too large to hold in a test's memory.
+type zeros struct{}
+
+func (zeros) ReadAt(p []byte, _ int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 func TestParseBzImageReadsTheSetupHeader(t *testing.T) {
-	k, err := ParseBzImage(fakeBzImage(1000))
+	k, err := ParseBzImage(FromBytes(fakeBzImage(1000)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Version != 0x020f || len(k.Payload) != 1000 || k.Payload[0] != 0xcc ||
+	if k.Version != 0x020f || k.Payload.Size() != 1000 || firstByte(k.Payload) != 0xcc ||
 		k.CmdlineSize != 2047 || k.InitrdAddrMax != 0x7fffffff || !k.Relocatable ||
 		k.PrefAddress != 0x1000000 || k.InitSize != 0x2000000 || len(k.SetupHeader) != 0x268-0x1f1 {
 		t.Errorf("parsed %+v", *k)
@@ -59,8 +76,9 @@ func TestParseBzImageRejectsWhatItCannotBoot(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"empty": nil, "garbage": garbage, "protocol 2.04": oldProto,
 		"no 64-bit entry": no64, "no payload": noPayload,
+		"cut inside its setup header": fakeBzImage(10)[: hdrInitSize+5 : hdrInitSize+5],
 	} {
-		if _, err := ParseBzImage(data); !errors.Is(err, ErrNotBzImage) {
+		if _, err := ParseBzImage(FromBytes(data)); !errors.Is(err, ErrNotBzImage) {
 			t.Errorf("%s: err = %v, want ErrNotBzImage", name, err)
 		}
 	}
@@ -74,12 +92,12 @@ func TestParseBzImageAcceptsDebiansKernel(t *testing.T) {
 	if err != nil {
 		t.Skipf("no cached guest kernel: %v", err)
 	}
-	k, err := ParseBzImage(data)
+	k, err := ParseBzImage(FromBytes(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("protocol %#x, payload %d bytes, init_size %#x, cmdline_size %d, initrd_addr_max %#x",
-		k.Version, len(k.Payload), k.InitSize, k.CmdlineSize, k.InitrdAddrMax)
+		k.Version, k.Payload.Size(), k.InitSize, k.CmdlineSize, k.InitrdAddrMax)
 }
 
 func TestE820MapReservesTheLegacyHoleACPITablesAndECAM(t *testing.T) {
@@ -102,7 +120,7 @@ func TestE820MapReservesTheLegacyHoleACPITablesAndECAM(t *testing.T) {
 }
 
 func TestZeroPageCarriesLoaderFields(t *testing.T) {
-	k, _ := ParseBzImage(fakeBzImage(10))
+	k, _ := ParseBzImage(FromBytes(fakeBzImage(10)))
 	zp, err := ZeroPage{Kernel: k, CmdlineAddr: layout.CmdlineStart, InitrdAddr: 0x3000_0000, InitrdSize: 0x1234,
 		RSDPAddr: layout.ACPIStart, E820: E820Map(memory.BootRAM(layout.GiB))}.Bytes()
 	if err != nil {
@@ -177,10 +195,10 @@ func TestLoadPlacesInitramfsHighAndRefusesTooLongCmdline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	k, _ := ParseBzImage(fakeBzImage(4096))
+	k, _ := ParseBzImage(FromBytes(fakeBzImage(4096)))
 	initrd := make([]byte, 3*layout.MiB+5)
 	initrd[0] = 0x42
-	p := Payload{Image: Image{BzImage: k}, Initramfs: initrd, Cmdline: "console=ttyS0", RAM: memory.BootRAM(256 * layout.MiB)}
+	p := Payload{Image: Image{BzImage: k}, Initramfs: FromBytes(initrd), Cmdline: "console=ttyS0", RAM: memory.BootRAM(256 * layout.MiB)}
 	entry, err := Load(g, p)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +226,7 @@ func TestLoadPlacesInitramfsHighAndRefusesTooLongCmdline(t *testing.T) {
 		t.Error("a 3000-byte command line was accepted")
 	}
 	p.Cmdline = ""
-	p.Initramfs = make([]byte, 240*layout.MiB)
+	p.Initramfs = io.NewSectionReader(zeros{}, 0, 240*layout.MiB)
 	if _, err := Load(g, p); err == nil || Check(p) == nil {
 		t.Error("an initramfs overlapping the unpacking kernel was accepted")
 	}

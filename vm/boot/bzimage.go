@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // ErrNotBzImage means the kernel file is not a bzImage this loader can boot.
@@ -61,8 +62,9 @@ type BzImage struct {
 	// SetupHeader is the setup header as in the file, from 0x1f1 to its end;
 	// it is copied into the zero page.
 	SetupHeader []byte
-	// Payload is the protected-mode kernel, loaded at layout.KernelStart.
-	Payload []byte
+	// Payload is the protected-mode kernel, loaded at layout.KernelStart: a
+	// part of the file, read as it is loaded.
+	Payload *io.SectionReader
 	// InitrdAddrMax is the highest address the initramfs may occupy.
 	InitrdAddrMax uint32
 	// CmdlineSize is the longest command line, without its NUL.
@@ -75,11 +77,15 @@ type BzImage struct {
 	InitSize    uint32
 }
 
-// ParseBzImage checks that data is a bzImage with the 64-bit entry point and
-// reads its setup header.
-func ParseBzImage(data []byte) (*BzImage, error) {
-	if len(data) < hdrInitSize+4 {
-		return nil, fmt.Errorf("%w: %d bytes is too short for a kernel", ErrNotBzImage, len(data))
+// ParseBzImage checks that src is a bzImage with the 64-bit entry point and
+// reads its setup header; the protected-mode kernel stays in src.
+func ParseBzImage(src *io.SectionReader) (*BzImage, error) {
+	if src.Size() < hdrInitSize+4 {
+		return nil, fmt.Errorf("%w: %d bytes is too short for a kernel", ErrNotBzImage, src.Size())
+	}
+	data, err := readHead(src, hdrLimit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotBzImage, err)
 	}
 	le := binary.LittleEndian
 	if le.Uint16(data[hdrBootFlag:]) != bootFlag || le.Uint32(data[hdrMagic:]) != magicHdrS {
@@ -93,19 +99,19 @@ func ParseBzImage(data []byte) (*BzImage, error) {
 		return nil, fmt.Errorf("%w: the kernel has no 64-bit entry point (XLF_KERNEL_64)", ErrNotBzImage)
 	}
 	end := hdrMagic + int(data[hdrJump+1])
-	if data[hdrJump] != 0xeb || end > hdrLimit || end < hdrInitSize+4 {
+	if data[hdrJump] != 0xeb || end > len(data) || end < hdrInitSize+4 {
 		return nil, fmt.Errorf("%w: setup header of unexpected length", ErrNotBzImage)
 	}
 	k.SetupHeader = data[hdrSetupSects:end]
-	setupSects := int(data[hdrSetupSects])
+	setupSects := int64(data[hdrSetupSects])
 	if setupSects == 0 {
 		setupSects = 4
 	}
 	off := (setupSects + 1) * 512
-	if off >= len(data) {
-		return nil, fmt.Errorf("%w: %d setup sectors but only %d bytes", ErrNotBzImage, setupSects, len(data))
+	if off >= src.Size() {
+		return nil, fmt.Errorf("%w: %d setup sectors but only %d bytes", ErrNotBzImage, setupSects, src.Size())
 	}
-	k.Payload = data[off:]
+	k.Payload = io.NewSectionReader(src, off, src.Size()-off)
 	k.InitrdAddrMax = le.Uint32(data[hdrInitrdAddrMax:])
 	k.CmdlineSize = le.Uint32(data[hdrCmdlineSize:])
 	if k.CmdlineSize == 0 {

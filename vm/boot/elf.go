@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Errors of ParseELF.
@@ -64,8 +65,9 @@ type Segment struct {
 	Index int
 	// Paddr is the segment's guest physical address (p_paddr).
 	Paddr uint64
-	// Data is the segment's bytes in the file (p_filesz of them).
-	Data []byte
+	// Data is the segment's bytes in the file (p_filesz of them), read as
+	// the segment is loaded.
+	Data *io.SectionReader
 	// MemSize is the segment's size in memory (p_memsz); the bytes after
 	// Data are zero.
 	MemSize uint64
@@ -88,26 +90,35 @@ type elfPhdr struct {
 	filesz, memsz, palign uint64
 }
 
-// ParseELF checks that data is an ELF64 x86-64 executable with a PVH entry
-// note and reads its loadable segments. The segments' Data alias data.
-// It never panics: anything out of bounds is an error wrapping ErrBadELF.
-func ParseELF(data []byte) (*ELF, error) {
-	h, err := parseELFHeader(data)
+// ParseELF checks that src is an ELF64 x86-64 executable with a PVH entry
+// note and reads its loadable segments. It reads the headers and notes;
+// the segments' Data are parts of src, read as they are loaded. It never
+// panics: anything out of bounds is an error wrapping ErrBadELF.
+func ParseELF(src *io.SectionReader) (*ELF, error) {
+	head, err := readHead(src, elf64HeaderSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadELF, err)
+	}
+	fileSize := uint64(src.Size())
+	h, err := parseELFHeader(head, fileSize)
 	if err != nil {
 		return nil, err
+	}
+	phdrs, err := readAt(src, int64(h.phoff), int64(h.phnum)*elf64PhdrSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: program headers: %w", ErrBadELF, err)
 	}
 	e := &ELF{}
 	entry, found := uint64(0), false
 	for i := range int(h.phnum) {
-		ph := readPhdr(data[h.phoff+uint64(i)*elf64PhdrSize:])
+		ph := readPhdr(phdrs[i*elf64PhdrSize:])
 		if ph.typ != ptLoad && ph.typ != ptNote {
 			continue
 		}
-		if ph.offset > uint64(len(data)) || ph.filesz > uint64(len(data))-ph.offset {
+		if ph.offset > fileSize || ph.filesz > fileSize-ph.offset {
 			return nil, fmt.Errorf("%w: truncated: segment %d's %d bytes at file offset %#x end past the file's %d bytes",
-				ErrBadELF, i, ph.filesz, ph.offset, len(data))
+				ErrBadELF, i, ph.filesz, ph.offset, fileSize)
 		}
-		body := data[ph.offset : ph.offset+ph.filesz]
 		switch ph.typ {
 		case ptLoad:
 			if ph.filesz > ph.memsz {
@@ -117,11 +128,16 @@ func ParseELF(data []byte) (*ELF, error) {
 				return nil, fmt.Errorf("%w: segment %d at %#x of %#x bytes wraps around the address space", ErrBadELF, i, ph.paddr, ph.memsz)
 			}
 			if ph.memsz > 0 {
-				e.Segments = append(e.Segments, Segment{Index: i, Paddr: ph.paddr, Data: body, MemSize: ph.memsz})
+				data := io.NewSectionReader(src, int64(ph.offset), int64(ph.filesz))
+				e.Segments = append(e.Segments, Segment{Index: i, Paddr: ph.paddr, Data: data, MemSize: ph.memsz})
 			}
 		case ptNote:
 			if found {
 				continue
+			}
+			body, err := readAt(src, int64(ph.offset), int64(ph.filesz))
+			if err != nil {
+				return nil, fmt.Errorf("%w: segment %d: %w", ErrBadELF, i, err)
 			}
 			if entry, found, err = findPVHEntry(body, ph.palign); err != nil {
 				return nil, fmt.Errorf("%w: segment %d: %w", ErrBadELF, i, err)
@@ -148,16 +164,16 @@ func ParseELF(data []byte) (*ELF, error) {
 // loaded reports whether addr is in the file bytes of a segment.
 func (e *ELF) loaded(addr uint64) bool {
 	for _, s := range e.Segments {
-		if addr >= s.Paddr && addr-s.Paddr < uint64(len(s.Data)) {
+		if addr >= s.Paddr && addr-s.Paddr < sizeOf(s.Data) {
 			return true
 		}
 	}
 	return false
 }
 
-// parseELFHeader checks the ELF header and that the program header table
-// lies in data.
-func parseELFHeader(data []byte) (elfHeader, error) {
+// parseELFHeader checks the ELF header, the first bytes of a file of
+// fileSize bytes, and that the program header table lies in the file.
+func parseELFHeader(data []byte, fileSize uint64) (elfHeader, error) {
 	var h elfHeader
 	if len(data) < len(elfMagic) || string(data[:len(elfMagic)]) != elfMagic {
 		return h, fmt.Errorf("%w: no ELF magic", ErrBadELF)
@@ -192,9 +208,9 @@ func parseELFHeader(data []byte) (elfHeader, error) {
 		return h, fmt.Errorf("%w: more program headers than e_phnum holds (PN_XNUM)", ErrBadELF)
 	case h.phentsize != elf64PhdrSize:
 		return h, fmt.Errorf("%w: program header size %d, want %d", ErrBadELF, h.phentsize, elf64PhdrSize)
-	case h.phoff > uint64(len(data)) || uint64(h.phnum)*elf64PhdrSize > uint64(len(data))-h.phoff:
+	case h.phoff > fileSize || uint64(h.phnum)*elf64PhdrSize > fileSize-h.phoff:
 		return h, fmt.Errorf("%w: truncated: %d program headers at file offset %#x end past the file's %d bytes",
-			ErrBadELF, h.phnum, h.phoff, len(data))
+			ErrBadELF, h.phnum, h.phoff, fileSize)
 	}
 	return h, nil
 }

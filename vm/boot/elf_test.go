@@ -46,7 +46,7 @@ func testELF() []byte {
 }
 
 func TestParseELFReadsSegmentsAndThePVHEntry(t *testing.T) {
-	e, err := ParseELF(testELF())
+	e, err := ParseELF(FromBytes(testELF()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,11 +57,11 @@ func TestParseELFReadsSegmentsAndThePVHEntry(t *testing.T) {
 		t.Fatalf("segments %+v", e.Segments)
 	}
 	s0, s1 := e.Segments[0], e.Segments[1]
-	if s0.Paddr != testKernelAt || len(s0.Data) != 0x1000 || s0.MemSize != 0x1000 || s0.Data[0] != 0x90 {
-		t.Errorf("segment 0: at %#x, %d bytes, memsz %#x", s0.Paddr, len(s0.Data), s0.MemSize)
+	if s0.Paddr != testKernelAt || s0.Data.Size() != 0x1000 || s0.MemSize != 0x1000 || firstByte(s0.Data) != 0x90 {
+		t.Errorf("segment 0: at %#x, %d bytes, memsz %#x", s0.Paddr, s0.Data.Size(), s0.MemSize)
 	}
-	if s1.Paddr != testKernelAt+0x20_0000 || len(s1.Data) != 0x800 || s1.MemSize != 0x3000 || s1.End() != testKernelAt+0x20_3000 {
-		t.Errorf("segment 1: at %#x, %d bytes, memsz %#x", s1.Paddr, len(s1.Data), s1.MemSize)
+	if s1.Paddr != testKernelAt+0x20_0000 || s1.Data.Size() != 0x800 || s1.MemSize != 0x3000 || s1.End() != testKernelAt+0x20_3000 {
+		t.Errorf("segment 1: at %#x, %d bytes, memsz %#x", s1.Paddr, s1.Data.Size(), s1.MemSize)
 	}
 }
 
@@ -81,7 +81,7 @@ func TestParseELFReadsThePVHNoteInEveryForm(t *testing.T) {
 		{"the first of two", []boottest.Segment{{Type: ptNote, Data: append(boottest.Note("Xen", 18, u32(testEntry), 4),
 			boottest.Note("Xen", 18, u32(testKernelAt), 4)...), Align: 4}}},
 	} {
-		e, err := ParseELF(boottest.ELF(append([]boottest.Segment{text}, c.notes...)...))
+		e, err := ParseELF(FromBytes(boottest.ELF(append([]boottest.Segment{text}, c.notes...)...)))
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -139,7 +139,7 @@ func TestParseELFRejectsWhatItCannotBoot(t *testing.T) {
 		{"entry in the bss", boottest.ELF(boottest.Segment{Type: ptLoad, Paddr: testKernelAt, Data: make([]byte, 0x10), MemSize: 0x1000},
 			boottest.Segment{Type: ptNote, Data: boottest.Note("Xen", 18, u32(testEntry), 4), Align: 4}), ErrBadELF, "not in the file bytes"},
 	} {
-		_, err := ParseELF(c.data)
+		_, err := ParseELF(FromBytes(c.data))
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%s: err = %v, want %v saying %q", c.name, err, c.want, c.says)
 		}
@@ -165,7 +165,7 @@ func TestParseImageTellsTheKindFromTheBytes(t *testing.T) {
 		{"empty", nil, "", ErrUnknownImage},
 		{"three bytes of ELF magic", []byte("\x7fEL"), "", ErrUnknownImage},
 	} {
-		img, err := ParseImage(c.data)
+		img, err := ParseImage(FromBytes(c.data))
 		if !errors.Is(err, c.err) || (err == nil) != (c.err == nil) {
 			t.Errorf("%s: err = %v, want %v", c.name, err, c.err)
 			continue
@@ -174,7 +174,7 @@ func TestParseImageTellsTheKindFromTheBytes(t *testing.T) {
 			t.Errorf("%s: kind %q, want %q", c.name, img.Kind(), c.kind)
 		}
 	}
-	if _, err := ParseImage(nil); !strings.Contains(err.Error(), "not a bzImage") {
+	if _, err := ParseImage(FromBytes(nil)); !strings.Contains(err.Error(), "not a bzImage") {
 		t.Errorf("the unknown image's message %q no longer says \"not a bzImage\", which users and tests look for", err)
 	}
 }
@@ -202,14 +202,14 @@ func TestParseELFAcceptsDebiansVmlinux(t *testing.T) {
 	} else {
 		data = cachedImage(t, "vmlinux")
 	}
-	e, err := ParseELF(data)
+	e, err := ParseELF(FromBytes(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.PVHEntry < testKernelAt {
 		t.Errorf("PVH entry %#x below the kernel's 16 MiB", e.PVHEntry)
 	}
-	p := Payload{Image: Image{ELF: e}, Initramfs: make([]byte, 2<<20), Cmdline: "console=ttyS0", RAM: memory.BootRAM(1 << 30)}
+	p := Payload{Image: Image{ELF: e}, Initramfs: FromBytes(make([]byte, 2<<20)), Cmdline: "console=ttyS0", RAM: memory.BootRAM(1 << 30)}
 	g, err := memory.Map(p.RAM)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestParseELFAcceptsDebiansVmlinux(t *testing.T) {
 	_ = g.ReadAt(code, uint64(e.PVHEntry))
 	t.Logf("%v entry at %#x, code there %x", entry.Protocol, entry.Addr, code)
 	for _, s := range e.Segments {
-		t.Logf("segment at %#x-%#x (%d bytes in the file)", s.Paddr, s.End(), len(s.Data))
+		t.Logf("segment at %#x-%#x (%d bytes in the file)", s.Paddr, s.End(), s.Data.Size())
 	}
 	t.Logf("PVH entry %#x", e.PVHEntry)
 }
@@ -240,8 +240,8 @@ func FuzzParseELF(f *testing.F) {
 	f.Add(boottest.ELF(boottest.Segment{Type: ptNote, Data: []byte{0xff, 0xff, 0xff, 0xff, 4, 0, 0, 0, 18, 0, 0, 0}, Align: 4}))
 	f.Add(fakeBzImage(64))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := ParseELF(data)
-		_, _ = ParseImage(data)
+		e, err := ParseELF(FromBytes(data))
+		_, _ = ParseImage(FromBytes(data))
 		if err != nil {
 			if !errors.Is(err, ErrBadELF) && !errors.Is(err, ErrNoPVH) {
 				t.Fatalf("error of no known kind: %v", err)
@@ -252,8 +252,8 @@ func FuzzParseELF(f *testing.F) {
 			t.Fatalf("accepted %d segments with the entry %#x outside them", len(e.Segments), e.PVHEntry)
 		}
 		for _, s := range e.Segments {
-			if uint64(len(s.Data)) > s.MemSize || s.End() < s.Paddr {
-				t.Fatalf("segment at %#x: %d bytes in the file, %d in memory", s.Paddr, len(s.Data), s.MemSize)
+			if uint64(s.Data.Size()) > s.MemSize || s.End() < s.Paddr {
+				t.Fatalf("segment at %#x: %d bytes in the file, %d in memory", s.Paddr, s.Data.Size(), s.MemSize)
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package boot
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/vmmdev/vmm/vm/layout"
 	"github.com/vmmdev/vmm/vm/memory"
@@ -11,13 +12,18 @@ import (
 // Memory is guest RAM as the loader writes it.
 type Memory interface {
 	WriteAt(p []byte, gpa uint64) error
+	// Slice is the host bytes behind guest physical [gpa, gpa+n): files
+	// are read straight into them.
+	Slice(gpa, n uint64) ([]byte, error)
 }
 
-// Payload is what to boot.
+// Payload is what to boot. Its files are read as Load places them: they
+// must stay open until then.
 type Payload struct {
 	// Image is the kernel or firmware.
-	Image     Image
-	Initramfs []byte // may be empty
+	Image Image
+	// Initramfs is the initramfs file, or nil for none.
+	Initramfs *io.SectionReader
 	Cmdline   string
 	// RAM is the boot RAM, for the e820 map and the initramfs placement.
 	RAM []memory.Range
@@ -66,14 +72,14 @@ func planBzImage(p Payload) (uint64, error) {
 		return 0, fmt.Errorf("boot RAM %v does not reach above 1 MiB", p.RAM)
 	}
 	lowEnd := p.RAM[0].End()
-	kernelEnd := uint64(layout.KernelStart) + uint64(len(k.Payload))
+	kernelEnd := uint64(layout.KernelStart) + sizeOf(k.Payload)
 	if kernelEnd > lowEnd {
-		return 0, fmt.Errorf("kernel of %d MiB does not fit in %d MiB of RAM", len(k.Payload)>>20, lowEnd>>20)
+		return 0, fmt.Errorf("kernel of %d MiB does not fit in %d MiB of RAM", sizeOf(k.Payload)>>20, lowEnd>>20)
 	}
-	if len(p.Initramfs) == 0 {
+	if sizeOf(p.Initramfs) == 0 {
 		return 0, nil
 	}
-	return initrdAddr(k, lowEnd, uint64(len(p.Initramfs)))
+	return initrdAddr(k, lowEnd, sizeOf(p.Initramfs))
 }
 
 // loadBzImage writes p's bzImage, initramfs, command line, zero page, page
@@ -84,15 +90,15 @@ func loadBzImage(mem Memory, p Payload) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := mem.WriteAt(k.Payload, layout.KernelStart); err != nil {
+	if err := copyIn(mem, k.Payload, layout.KernelStart); err != nil {
 		return Entry{}, fmt.Errorf("load kernel: %w", err)
 	}
 	zp := ZeroPage{Kernel: k, CmdlineAddr: layout.CmdlineStart, RSDPAddr: p.RSDPAddr, E820: E820Map(p.RAM)}
-	if len(p.Initramfs) > 0 {
-		if err := mem.WriteAt(p.Initramfs, initrd); err != nil {
+	if n := sizeOf(p.Initramfs); n > 0 {
+		if err := copyIn(mem, p.Initramfs, initrd); err != nil {
 			return Entry{}, fmt.Errorf("load initramfs: %w", err)
 		}
-		zp.InitrdAddr, zp.InitrdSize = initrd, uint64(len(p.Initramfs))
+		zp.InitrdAddr, zp.InitrdSize = initrd, n
 	}
 	zpBytes, err := zp.Bytes()
 	if err != nil {
@@ -125,7 +131,7 @@ func initrdAddr(k *BzImage, lowEnd, size uint64) (uint64, error) {
 		return 0, fmt.Errorf("initramfs of %d MiB does not fit below %#x", size>>20, top)
 	}
 	addr := (top - size) &^ (layout.PageSize - 1)
-	floor := uint64(layout.KernelStart) + max(uint64(len(k.Payload)), uint64(k.InitSize))
+	floor := uint64(layout.KernelStart) + max(sizeOf(k.Payload), uint64(k.InitSize))
 	if k.Relocatable && k.PrefAddress > layout.KernelStart {
 		floor = max(floor, k.PrefAddress+uint64(k.InitSize))
 	}

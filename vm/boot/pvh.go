@@ -113,7 +113,7 @@ func planPVH(p Payload) (pvhPlan, error) {
 	if p.Cmdline != "" {
 		info.CmdlineAddr = layout.CmdlineStart
 	}
-	if size := uint64(len(p.Initramfs)); size > 0 {
+	if size := sizeOf(p.Initramfs); size > 0 {
 		// As high as low RAM goes, below 4 GiB (Linux keeps the initrd's
 		// address in 32 bits) and clear of every segment.
 		lowEnd := min(p.RAM[0].End(), 1<<32)
@@ -144,15 +144,15 @@ func loadPVH(mem Memory, p Payload) (Entry, error) {
 	}
 	e := p.Image.ELF
 	for _, s := range e.Segments {
-		if err := mem.WriteAt(s.Data, s.Paddr); err != nil {
+		if err := copyIn(mem, s.Data, s.Paddr); err != nil {
 			return Entry{}, fmt.Errorf("load ELF segment %d: %w", s.Index, err)
 		}
-		if err := zero(mem, s.Paddr+uint64(len(s.Data)), s.MemSize-uint64(len(s.Data))); err != nil {
+		if err := zero(mem, s.Paddr+sizeOf(s.Data), s.MemSize-sizeOf(s.Data)); err != nil {
 			return Entry{}, fmt.Errorf("clear ELF segment %d's memory: %w", s.Index, err)
 		}
 	}
-	if len(p.Initramfs) > 0 {
-		if err := mem.WriteAt(p.Initramfs, plan.initrdAddr); err != nil {
+	if sizeOf(p.Initramfs) > 0 {
+		if err := copyIn(mem, p.Initramfs, plan.initrdAddr); err != nil {
 			return Entry{}, fmt.Errorf("load initramfs: %w", err)
 		}
 	}

@@ -133,12 +133,12 @@ func TestLoadPVHWritesSegmentsStartInfoAndInitramfs(t *testing.T) {
 	if err := g.WriteAt(bytes.Repeat([]byte{0xee}, 0x3000), testKernelAt+0x20_0000); err != nil {
 		t.Fatal(err)
 	}
-	img, err := ParseImage(testELF())
+	img, err := ParseImage(FromBytes(testELF()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	initrd := bytes.Repeat([]byte{0x42}, 3*layout.MiB+5)
-	entry, err := Load(g, Payload{Image: img, Initramfs: initrd, Cmdline: "console=ttyS0",
+	entry, err := Load(g, Payload{Image: img, Initramfs: FromBytes(initrd), Cmdline: "console=ttyS0",
 		RAM: memory.BootRAM(ram), RSDPAddr: layout.ACPIStart})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestPVHWithoutCommandLineOrInitramfsSaysNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	img, _ := ParseImage(testELF())
+	img, _ := ParseImage(FromBytes(testELF()))
 	if _, err := Load(g, Payload{Image: img, RAM: memory.BootRAM(64 * layout.MiB)}); err != nil {
 		t.Fatal(err)
 	}
@@ -234,19 +234,19 @@ func TestCheckPVHRefusesWhatDoesNotFit(t *testing.T) {
 		{"a command line of 64 KiB", testELF(), ram, 0, layout.CmdlineMax, "command line: 65536 bytes, at most 65535"},
 		{"no RAM", testELF(), nil, 0, 0, "does not reach above 1 MiB"},
 	} {
-		img, err := ParseImage(c.image)
+		img, err := ParseImage(FromBytes(c.image))
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		p := Payload{Image: img, RAM: c.ram, Initramfs: make([]byte, c.initramfs), Cmdline: strings.Repeat("x", c.cmdline)}
+		p := Payload{Image: img, RAM: c.ram, Initramfs: FromBytes(make([]byte, c.initramfs)), Cmdline: strings.Repeat("x", c.cmdline)}
 		err = Check(p)
 		if err == nil || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.says)
 		}
 	}
 	// The segment in RAM above 4 GiB and the initramfs below both fit.
-	img, _ := ParseImage(seg(layout.HighRAMStart, layout.MiB))
-	if err := Check(Payload{Image: img, RAM: big, Initramfs: make([]byte, layout.MiB)}); err != nil {
+	img, _ := ParseImage(FromBytes(seg(layout.HighRAMStart, layout.MiB)))
+	if err := Check(Payload{Image: img, RAM: big, Initramfs: FromBytes(make([]byte, layout.MiB))}); err != nil {
 		t.Errorf("a segment in high RAM: %v", err)
 	}
 	if err := Check(Payload{}); err == nil {
