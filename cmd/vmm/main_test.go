@@ -98,7 +98,7 @@ func TestRunExitsTwoWithOneLineOnMisuse(t *testing.T) {
 		{"truncated ELF kernel", []string{"--kernel", cut}, "kernel " + cut + ": not a bootable ELF image: truncated"},
 		{"garbage firmware", []string{"--firmware", garbage}, "firmware " + garbage + ": not a bzImage or an ELF vmlinux"},
 		{"ELF firmware without PVH", []string{"--firmware", noPVH, "--serial", "off"}, "firmware " + noPVH + ": no PVH entry point"},
-		{"missing firmware", []string{"--firmware", filepath.Join(dir, "nope")}, "firmware: stat"},
+		{"missing firmware", []string{"--firmware", filepath.Join(dir, "nope")}, "firmware: open"},
 		{"ELF segment outside RAM", []string{"--kernel", high, "--memory", "size=512M"},
 			"kernel " + high + ": ELF segment 0 at 0x80000000-0x80000010 is outside guest RAM (0x0-0x20000000)"},
 		{"ELF segment on the zero page", []string{"--firmware", low}, "firmware " + low + ": ELF segment 0 at 0x7000-0x7010 overlaps the first MiB"},
