@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/api/http1"
 )
 
 // The VM methods that go through the vmm's API: resize, add_disk,
@@ -73,7 +73,7 @@ func (rn *run) vmAddDevice(what, route string) glua.LGFunction {
 		if err != nil {
 			L.ArgError(2, err.Error())
 		}
-		status, reply := rn.send(L, h, http.MethodPut, route, body)
+		status, reply := rn.send(L, h, http1.MethodPut, route, body)
 		msg := ""
 		if !api.Succeeded(status) {
 			msg = api.ReplyError(status, reply).Message()
@@ -115,7 +115,7 @@ func (rn *run) vmRemoveDevice(L *glua.LState) int {
 // else the server's message chain joined with ": ". Only a failure to get
 // a reply fails the script.
 func (rn *run) put(L *glua.LState, h *vmHandle, route string, body []byte, what string) int {
-	status, reply := rn.send(L, h, http.MethodPut, route, body)
+	status, reply := rn.send(L, h, http1.MethodPut, route, body)
 	ok, msg := api.Succeeded(status), ""
 	if !ok {
 		msg = api.ReplyError(status, reply).Message()
@@ -172,7 +172,7 @@ func (rn *run) vmAPI(L *glua.LState) int {
 // getJSON sends a GET and returns the reply as a Lua value; an error status
 // fails the script.
 func (rn *run) getJSON(L *glua.LState, h *vmHandle, route string) glua.LValue {
-	status, reply := rn.send(L, h, http.MethodGet, route, nil)
+	status, reply := rn.send(L, h, http1.MethodGet, route, nil)
 	if !api.Succeeded(status) {
 		raise(L, fmt.Errorf("%s: %s: %d %s", h.name, route, status, api.ReplyError(status, reply).Message()))
 	}

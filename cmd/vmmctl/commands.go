@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"strconv"
 
 	"github.com/vmmdev/vmm/vm"
 	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -51,7 +51,7 @@ func (e *env) printJSON(v any) error {
 func cmdPing(ctx context.Context, e *env, _ []string) error {
 	if e.json {
 		var raw json.RawMessage
-		if err := e.client().Call(ctx, http.MethodGet, api.RoutePing, nil, &raw); err != nil {
+		if err := e.client().Call(ctx, http1.MethodGet, api.RoutePing, nil, &raw); err != nil {
 			return err
 		}
 		return e.printJSON(raw)
@@ -67,7 +67,7 @@ func cmdPing(ctx context.Context, e *env, _ []string) error {
 // cmdInfo is `vmmctl info`.
 func cmdInfo(ctx context.Context, e *env, _ []string) error {
 	var raw json.RawMessage
-	if err := e.client().Call(ctx, http.MethodGet, api.RouteInfo, nil, &raw); err != nil {
+	if err := e.client().Call(ctx, http1.MethodGet, api.RouteInfo, nil, &raw); err != nil {
 		return err
 	}
 	if e.json {
@@ -124,7 +124,7 @@ func cmdResize(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := e.withTimeout(ctx)
 	defer cancel()
-	return e.client().Call(ctx, http.MethodPut, api.RouteResize, body, nil)
+	return e.client().Call(ctx, http1.MethodPut, api.RouteResize, body, nil)
 }
 
 // resizeBody is req with every field present, null when not asked for:
@@ -191,14 +191,14 @@ func cmdCreate(ctx context.Context, e *env, args []string) error {
 	defer cancel()
 	// The file goes as is, so the server's checks (unknown fields, types)
 	// apply to what the user wrote.
-	return e.client().Call(ctx, http.MethodPut, api.RouteCreate, data, nil)
+	return e.client().Call(ctx, http1.MethodPut, api.RouteCreate, data, nil)
 }
 
 // put is a command that sends one body-less PUT to route and prints nothing
 // on success.
 func put(route string) func(ctx context.Context, e *env, args []string) error {
 	return func(ctx context.Context, e *env, _ []string) error {
-		return e.client().Call(ctx, http.MethodPut, route, nil, nil)
+		return e.client().Call(ctx, http1.MethodPut, route, nil, nil)
 	}
 }
 
@@ -215,7 +215,7 @@ func addDevice[T any](route string, parse func(string) (T, error)) func(ctx cont
 			return misuse("%v", err)
 		}
 		var raw json.RawMessage
-		if err := e.client().Call(ctx, http.MethodPut, route, dev, &raw); err != nil {
+		if err := e.client().Call(ctx, http1.MethodPut, route, dev, &raw); err != nil {
 			return err
 		}
 		if len(raw) == 0 {

@@ -23,7 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vmmdev/vmm/vm/api"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -210,7 +210,7 @@ func fail(e *env, err error) int {
 			}{ae.Status, append([]string{}, ae.Messages...)})
 			fmt.Fprintf(e.stderr, "%s\n", out)
 		} else {
-			fmt.Fprintf(e.stderr, "%s: %s (HTTP %d %s)\n", programName, ae.Message(), ae.Status, http.StatusText(ae.Status))
+			fmt.Fprintf(e.stderr, "%s: %s (HTTP %d %s)\n", programName, ae.Message(), ae.Status, http1.StatusText(ae.Status))
 		}
 		return exitFailed
 	}

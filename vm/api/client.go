@@ -4,49 +4,32 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"github.com/vmmdev/vmm/vm/config"
 )
-
-// maxReplyBytes bounds how much of a reply the client reads; replies are a
-// few KiB (vm.info is the largest).
-const maxReplyBytes = 4 << 20
 
 // Client talks to a vmm (or Cloud Hypervisor) API server on a unix socket.
 // It is safe for concurrent use; idle connections are kept and reused.
 type Client struct {
 	socketPath string
-	hc         *http.Client
+	pool       connPool
 }
 
 // NewClient returns a client for the API socket at socketPath. Nothing is
 // dialled until the first request. Deadlines come from each call's context.
 func NewClient(socketPath string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socketPath)
-		},
-		MaxIdleConns:        64,
-		MaxIdleConnsPerHost: 64,
-		DisableCompression:  true,
-	}
-	return &Client{socketPath: socketPath, hc: &http.Client{Transport: tr}}
+	return &Client{socketPath: socketPath}
 }
 
 // SocketPath is the API socket the client dials.
 func (c *Client) SocketPath() string { return c.socketPath }
 
 // CloseIdleConnections closes the connections the client keeps for reuse.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.pool.closeIdle() }
 
 // PingResponse is the body of GET vmm.ping, as Cloud Hypervisor's.
 type PingResponse struct {
@@ -75,21 +58,21 @@ func (p PingResponse) Summary() string {
 // Ping asks the VMM for its version; it works with or without a VM.
 func (c *Client) Ping(ctx context.Context) (PingResponse, error) {
 	var p PingResponse
-	err := c.Call(ctx, http.MethodGet, RoutePing, nil, &p)
+	err := c.Call(ctx, http1.MethodGet, RoutePing, nil, &p)
 	return p, err
 }
 
 // Info returns the VM's configuration and state.
 func (c *Client) Info(ctx context.Context) (vm.Info, error) {
 	var info vm.Info
-	err := c.Call(ctx, http.MethodGet, RouteInfo, nil, &info)
+	err := c.Call(ctx, http1.MethodGet, RouteInfo, nil, &info)
 	return info, err
 }
 
 // Resize asks for a new vCPU count and/or RAM size; absent fields are left
 // alone.
 func (c *Client) Resize(ctx context.Context, req vm.ResizeRequest) error {
-	return c.Call(ctx, http.MethodPut, RouteResize, req, nil)
+	return c.Call(ctx, http1.MethodPut, RouteResize, req, nil)
 }
 
 // AddDisk adds a disk (vm.add-disk). On a running VM it answers the
@@ -112,7 +95,7 @@ func (c *Client) AddVsock(ctx context.Context, v config.Vsock) (*vm.PCIDeviceInf
 // addDevice sends a device add and decodes its reply: nil for a 204.
 func (c *Client) addDevice(ctx context.Context, route string, dev any) (*vm.PCIDeviceInfo, error) {
 	var info vm.PCIDeviceInfo
-	if err := c.Call(ctx, http.MethodPut, route, dev, &info); err != nil {
+	if err := c.Call(ctx, http1.MethodPut, route, dev, &info); err != nil {
 		return nil, err
 	}
 	if info.ID == "" {
@@ -123,13 +106,13 @@ func (c *Client) addDevice(ctx context.Context, route string, dev any) (*vm.PCID
 
 // RemoveDevice removes device id (vm.remove-device).
 func (c *Client) RemoveDevice(ctx context.Context, id string) error {
-	return c.Call(ctx, http.MethodPut, RouteRemoveDevice, RemoveDeviceRequest{ID: id}, nil)
+	return c.Call(ctx, http1.MethodPut, RouteRemoveDevice, RemoveDeviceRequest{ID: id}, nil)
 }
 
 // Create creates (but does not boot) a VM from cfg. Every field of cfg is
 // sent, so start from config.Default rather than a zero VmConfig.
 func (c *Client) Create(ctx context.Context, cfg config.VM) error {
-	return c.Call(ctx, http.MethodPut, RouteCreate, cfg, nil)
+	return c.Call(ctx, http1.MethodPut, RouteCreate, cfg, nil)
 }
 
 // Boot boots the created VM.
@@ -158,7 +141,7 @@ func (c *Client) ShutdownVMM(ctx context.Context) error { return c.put(ctx, Rout
 
 // put sends a body-less PUT to route, the request of every VM action.
 func (c *Client) put(ctx context.Context, route string) error {
-	return c.Call(ctx, http.MethodPut, route, nil, nil)
+	return c.Call(ctx, http1.MethodPut, route, nil, nil)
 }
 
 // Call sends one request to /api/v1/<route> and decodes a 2xx reply's body
@@ -200,36 +183,36 @@ func (c *Client) Call(ctx context.Context, method, route string, body, out any) 
 // typed methods cannot make, such as malformed ones; ReplyError reads an
 // error reply.
 func (c *Client) Do(ctx context.Context, method, route string, body []byte) (status int, reply []byte, err error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+Prefix+route, rd)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", route, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // drop the made-up URL; the socket path says more
+	wire := requestBytes(method, route, body)
+	for {
+		cc, reused, err := c.pool.get(ctx, c.socketPath)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
+		}
+		rep, replied, err := cc.roundTrip(ctx, wire, method)
+		if err == nil {
+			c.pool.put(cc, rep.Close)
+			return rep.Status, rep.Body, nil
+		}
+		cc.Close()
+		// A kept connection that the server closed while it sat idle
+		// ends before any reply: the request never reached a handler,
+		// and goes again on a new connection, as net/http does.
+		if reused && !replied && ctx.Err() == nil {
+			continue
 		}
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
-	return readReply(route, resp)
 }
 
-// readReply reads a reply's status and body (up to maxReplyBytes) and
-// closes it.
-func readReply(route string, resp *http.Response) (int, []byte, error) {
-	defer resp.Body.Close()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
-	if err != nil {
-		return resp.StatusCode, reply, fmt.Errorf("%s: read reply: %w", route, err)
+// requestBytes is the request method to /api/v1/<route> with body, as
+// sent: a PUT without a body says so with a zero Content-Length.
+func requestBytes(method, route string, body []byte) []byte {
+	fields := []http1.Field{{Name: "Host", Value: "localhost"}, {Name: "Accept", Value: "application/json"}}
+	if body != nil {
+		fields = append(fields, http1.Field{Name: "Content-Type", Value: "application/json"})
+	} else if method != http1.MethodGet {
+		body = []byte{}
 	}
-	return resp.StatusCode, reply, nil
+	return http1.AppendRequest(nil, method, Prefix+route, fields, body)
 }

@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
@@ -27,7 +25,7 @@ func (c *Client) AddNetFDs(ctx context.Context, n config.Net, taps ...*os.File) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode request: %w", RouteAddNet, err)
 	}
-	status, reply, err := c.DoWithFiles(ctx, http.MethodPut, RouteAddNet, body, taps...)
+	status, reply, err := c.DoWithFiles(ctx, http1.MethodPut, RouteAddNet, body, taps...)
 	if err != nil {
 		return nil, err
 	}
@@ -48,20 +46,8 @@ func (c *Client) AddNetFDs(ctx context.Context, n config.Net, taps ...*os.File) 
 // SCM_RIGHTS along with the request: the whole request goes in one
 // sendmsg, as Kata Containers sends it.
 func (c *Client) DoWithFiles(ctx context.Context, method, route string, body []byte, files ...*os.File) (status int, reply []byte, err error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+Prefix+route, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", route, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", "application/json")
-	// DumpRequest writes the headers as they are: the length must be one.
-	req.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	wire, err := httputil.DumpRequest(req, true)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", route, err)
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socketPath)
+	wire := requestBytes(method, route, body)
+	conn, err := dial(ctx, c.socketPath)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
@@ -82,9 +68,9 @@ func (c *Client) DoWithFiles(ctx context.Context, method, route string, body []b
 	if n != len(wire) || (len(fds) > 0 && oobn == 0) {
 		return 0, nil, fmt.Errorf("%s %s via %s: sent %d of %d bytes", method, route, c.socketPath, n, len(wire))
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	rep, err := http1.ReadReply(bufio.NewReader(conn), method, maxReplyBytes)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
-	return readReply(route, resp)
+	return rep.Status, rep.Body, nil
 }

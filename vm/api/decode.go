@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
@@ -20,6 +20,9 @@ type requestError struct {
 	status int
 	head   string
 	msg    string
+	// close ends the connection after the reply: the rest of the request
+	// was not read.
+	close bool
 }
 
 func (e *requestError) Error() string { return e.msg }
@@ -29,18 +32,18 @@ func (e *requestError) heading() string {
 	if e.head != "" {
 		return e.head
 	}
-	return http.StatusText(e.status)
+	return http1.StatusText(e.status)
 }
 
 // badRequest returns a 400 requestError.
 func badRequest(format string, args ...any) error {
-	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+	return &requestError{status: http1.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
 // undecodable is the 400 requestError of a body that does not decode, with
 // Cloud Hypervisor's head for it.
 func undecodable(format string, args ...any) error {
-	return &requestError{status: http.StatusBadRequest, head: "Failed to deserialize JSON", msg: fmt.Sprintf(format, args...)}
+	return &requestError{status: http1.StatusBadRequest, head: "Failed to deserialize JSON", msg: fmt.Sprintf(format, args...)}
 }
 
 // decodeStrict decodes body, which must hold exactly one JSON object, into

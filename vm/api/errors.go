@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
@@ -36,7 +36,7 @@ type APIError struct {
 
 // Error renders the status and the message chain on one line.
 func (e *APIError) Error() string {
-	s := fmt.Sprintf("API error %d %s", e.Status, http.StatusText(e.Status))
+	s := fmt.Sprintf("API error %d %s", e.Status, http1.StatusText(e.Status))
 	if len(e.Messages) > 0 {
 		s += ": " + strings.Join(e.Messages, ": ")
 	}
@@ -52,7 +52,7 @@ func (e *APIError) Message() string {
 		msgs = msgs[1:]
 	}
 	if len(msgs) == 0 {
-		return http.StatusText(e.Status)
+		return http1.StatusText(e.Status)
 	}
 	return strings.Join(msgs, ": ")
 }
@@ -60,13 +60,13 @@ func (e *APIError) Message() string {
 // Unwrap maps the status to the vmm error kind it stands for, if any.
 func (e *APIError) Unwrap() error {
 	switch e.Status {
-	case http.StatusBadRequest:
+	case http1.StatusBadRequest:
 		return vm.ErrInvalid
-	case http.StatusNotFound:
+	case http1.StatusNotFound:
 		return vm.ErrNoVM
-	case http.StatusConflict:
+	case http1.StatusConflict:
 		return vm.ErrConflict
-	case http.StatusTooManyRequests:
+	case http1.StatusTooManyRequests:
 		return vm.ErrBusy
 	}
 	return nil
@@ -111,8 +111,8 @@ func errorBody(rt route, status int, err error) []string {
 	switch {
 	case errors.As(err, &re):
 		return []string{re.heading(), re.msg}
-	case status == http.StatusTooManyRequests:
-		return append([]string{http.StatusText(status)}, errorChain(err)...)
+	case status == http1.StatusTooManyRequests:
+		return append([]string{http1.StatusText(status)}, errorChain(err)...)
 	}
 	return append([]string{errorFromAPI, rt.failure}, errorChain(err)...)
 }
@@ -124,17 +124,17 @@ func statusOf(err error) int {
 	case errors.As(err, &re):
 		return re.status
 	case errors.Is(err, vm.ErrInvalid):
-		return http.StatusBadRequest
+		return http1.StatusBadRequest
 	case errors.Is(err, vm.ErrConflict):
-		return http.StatusConflict
+		return http1.StatusConflict
 	case errors.Is(err, vm.ErrNoVM), errors.Is(err, vm.ErrNotFound):
-		return http.StatusNotFound
+		return http1.StatusNotFound
 	case errors.Is(err, vm.ErrBusy):
-		return http.StatusTooManyRequests
+		return http1.StatusTooManyRequests
 	}
 	// vm.ErrState and everything else: Cloud Hypervisor answers an
 	// operation the VM's state does not allow with 500.
-	return http.StatusInternalServerError
+	return http1.StatusInternalServerError
 }
 
 // errorChain lists err's messages from outermost to root cause. A wrapping
@@ -167,7 +167,7 @@ func errorChain(err error) []string {
 
 // writeError sends an error reply: the status and the messages as a JSON
 // array of strings.
-func writeError(w http.ResponseWriter, status int, msgs []string) {
+func writeError(w *response, status int, msgs []string) {
 	if msgs == nil {
 		msgs = []string{}
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +14,7 @@ import (
 // ancillary data along with it; vm.add-net gives them to the net (its
 // "fds"), and Kata Containers passes its taps that way: one sendmsg per
 // request, the whole request as data and the taps as SCM_RIGHTS, then it
-// reads the reply before the next request. Go's net/http reads through
+// reads the reply before the next request. The server reads through
 // net.Conn.Read, which drops ancillary data, so the listener hands out
 // fdConns, which read with recvmsg and keep the descriptors received until
 // a request takes them. Every request takes what its connection received
@@ -49,7 +48,7 @@ func (l fdListener) Accept() (net.Conn, error) {
 // fdConn is a unix connection that keeps the descriptors it receives.
 type fdConn struct {
 	*net.UnixConn
-	oob []byte // used by Read only: net/http reads from one goroutine at a time
+	oob []byte // used by Read only: the server reads from one goroutine at a time
 
 	mu        sync.Mutex
 	files     []*os.File
@@ -60,7 +59,7 @@ type fdConn struct {
 // Read reads data and keeps the descriptors that came with it. A failed
 // read reports 0 bytes: ReadMsgUnix passes recvmsg's -1 on (a reset peer,
 // a deadline that passed while it waited), which io.Reader forbids and
-// bufio, under net/http, panics on.
+// bufio panics on.
 func (c *fdConn) Read(b []byte) (int, error) {
 	n, oobn, flags, _, err := c.ReadMsgUnix(b, c.oob)
 	if oobn > 0 || flags&syscall.MSG_CTRUNC != 0 {
@@ -126,26 +125,17 @@ func closeFiles(files []*os.File) {
 	}
 }
 
-// connKey is the context key of a request's connection.
-type connKey struct{}
-
-// withConn is the server's ConnContext: requests on c find it in their
-// context (the connection under the listener's slot accounting).
-func withConn(ctx context.Context, c net.Conn) context.Context {
+// passedFiles takes the descriptors c received up to now (none for a
+// connection that is not an fdConn).
+func passedFiles(c net.Conn) ([]*os.File, error) {
 	if lc, ok := c.(*limitConn); ok {
 		c = lc.Conn
 	}
-	return context.WithValue(ctx, connKey{}, c)
-}
-
-// passedFiles takes the descriptors the request's connection received up
-// to now (none for a connection that is not an fdConn).
-func passedFiles(ctx context.Context) ([]*os.File, error) {
-	c, ok := ctx.Value(connKey{}).(*fdConn)
+	fc, ok := c.(*fdConn)
 	if !ok {
 		return nil, nil
 	}
-	return c.take()
+	return fc.take()
 }
 
 // errFDsInBody refuses descriptor numbers in a request body with no

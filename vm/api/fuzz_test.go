@@ -1,11 +1,13 @@
 package api
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
+	"net"
 	"testing"
+	"time"
+
+	"github.com/vmmdev/vmm/vm/api/http1"
 )
 
 // FuzzDecodeBody sends arbitrary bodies to the routes that decode one
@@ -37,26 +39,24 @@ func FuzzDecodeBody(f *testing.F) {
 		s := newServer(fb, Options{Logger: discardLogger()})
 		defer s.cancel()
 		name := []string{RouteResize, RouteCreate, RoutePause}[int(which)%3]
-		req := httptest.NewRequest(http.MethodPut, Prefix+name, bytes.NewReader(body))
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
-		switch rec.Code {
-		case http.StatusNoContent:
-			if rec.Body.Len() != 0 {
-				t.Fatalf("204 with a body %q", rec.Body.Bytes())
+		rec := pipeRoundTrip(t, s, http1.AppendRequest(nil, http1.MethodPut, Prefix+name, nil, body))
+		switch rec.Status {
+		case http1.StatusNoContent:
+			if len(rec.Body) != 0 {
+				t.Fatalf("204 with a body %q", rec.Body)
 			}
-		case http.StatusBadRequest:
+		case http1.StatusBadRequest:
 			var msgs []string
-			if err := json.Unmarshal(rec.Body.Bytes(), &msgs); err != nil || len(msgs) == 0 {
-				t.Fatalf("400 body %q is not a non-empty JSON array of strings: %v", rec.Body.Bytes(), err)
+			if err := json.Unmarshal(rec.Body, &msgs); err != nil || len(msgs) == 0 {
+				t.Fatalf("400 body %q is not a non-empty JSON array of strings: %v", rec.Body, err)
 			}
 			if len(fb.called()) != 0 {
 				t.Fatalf("backend called for a refused body %q", body)
 			}
 		default:
-			t.Fatalf("status %d for %s body %q", rec.Code, name, body)
+			t.Fatalf("status %d for %s body %q", rec.Status, name, body)
 		}
-		if name == RouteResize && rec.Code == http.StatusNoContent {
+		if name == RouteResize && rec.Status == http1.StatusNoContent {
 			r := fb.resized
 			if r == nil {
 				t.Fatal("accepted resize did not reach the backend")
@@ -66,4 +66,23 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// pipeRoundTrip sends raw, one request, to s over an in-memory connection
+// served as an accepted one, and reads the reply.
+func pipeRoundTrip(t *testing.T, s *Server, raw []byte) http1.Reply {
+	t.Helper()
+	client, server := net.Pipe()
+	defer client.Close()
+	if !s.conns.add(server) {
+		t.Fatal("server closing")
+	}
+	go s.serveConn(server)
+	client.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a pipe takes deadlines
+	go client.Write(raw)                                 //nolint:errcheck // the reply tells
+	rep, err := http1.ReadReply(bufio.NewReader(client), http1.MethodPut, 1<<20)
+	if err != nil {
+		t.Fatalf("reply to %q: %v", raw, err)
+	}
+	return rep
 }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"os"
 
 	"github.com/vmmdev/vmm/vm"
@@ -59,7 +59,7 @@ type route struct {
 	method  string
 	body    bodyRule
 	failure string
-	handle  func(s *Server, w http.ResponseWriter, in input) error
+	handle  func(s *Server, w *response, in input) error
 }
 
 // input is what a request brings a route: its body, and the descriptors
@@ -75,23 +75,23 @@ type input struct {
 // compares with openapi.yaml.
 func routes() []route {
 	return []route{
-		{RoutePing, http.MethodGet, bodyIgnored, "The VMM could not be pinged", (*Server).handlePing},
-		{RouteShutdownVMM, http.MethodPut, bodyNone, "The VMM could not shutdown", (*Server).handleShutdownVMM},
-		{RouteInfo, http.MethodGet, bodyIgnored, "The VM info is not available", (*Server).handleInfo},
-		{RouteCreate, http.MethodPut, bodyJSON, "The VM could not be created", withBody(decodeCreate, (*Server).create)},
-		{RouteBoot, http.MethodPut, bodyNone, "The VM could not boot", action(Backend.Boot)},
-		{RouteDelete, http.MethodPut, bodyNone, "The VM could not be deleted", action(Backend.Delete)},
-		{RouteShutdown, http.MethodPut, bodyNone, "The VM could not shutdown", action(Backend.Shutdown)},
-		{RouteReboot, http.MethodPut, bodyNone, "The VM could not reboot", action(Backend.Reboot)},
-		{RoutePause, http.MethodPut, bodyNone, "The VM could not be paused", action(Backend.Pause)},
-		{RouteResume, http.MethodPut, bodyNone, "The VM could not resume", action(Backend.Resume)},
-		{RoutePowerButton, http.MethodPut, bodyNone, "Error triggering power button", action(Backend.PowerButton)},
-		{RouteResize, http.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
-		{RouteResizeZone, http.MethodPut, bodyJSON, "The memory zone could not be resized", withBody(decodeResizeZone, (*Server).resizeZone)},
-		{RouteAddDisk, http.MethodPut, bodyJSON, "The disk could not be added to the VM", addDevice(Backend.AddDisk)},
-		{RouteAddNet, http.MethodPut, bodyJSON, "The network device could not be added to the VM", addNet},
-		{RouteAddVsock, http.MethodPut, bodyJSON, "The vsock device could not be added to the VM", addDevice(Backend.AddVsock)},
-		{RouteRemoveDevice, http.MethodPut, bodyJSON, "The device could not be removed from the VM", withBody(decodeRemoveDevice, (*Server).removeDevice)},
+		{RoutePing, http1.MethodGet, bodyIgnored, "The VMM could not be pinged", (*Server).handlePing},
+		{RouteShutdownVMM, http1.MethodPut, bodyNone, "The VMM could not shutdown", (*Server).handleShutdownVMM},
+		{RouteInfo, http1.MethodGet, bodyIgnored, "The VM info is not available", (*Server).handleInfo},
+		{RouteCreate, http1.MethodPut, bodyJSON, "The VM could not be created", withBody(decodeCreate, (*Server).create)},
+		{RouteBoot, http1.MethodPut, bodyNone, "The VM could not boot", action(Backend.Boot)},
+		{RouteDelete, http1.MethodPut, bodyNone, "The VM could not be deleted", action(Backend.Delete)},
+		{RouteShutdown, http1.MethodPut, bodyNone, "The VM could not shutdown", action(Backend.Shutdown)},
+		{RouteReboot, http1.MethodPut, bodyNone, "The VM could not reboot", action(Backend.Reboot)},
+		{RoutePause, http1.MethodPut, bodyNone, "The VM could not be paused", action(Backend.Pause)},
+		{RouteResume, http1.MethodPut, bodyNone, "The VM could not resume", action(Backend.Resume)},
+		{RoutePowerButton, http1.MethodPut, bodyNone, "Error triggering power button", action(Backend.PowerButton)},
+		{RouteResize, http1.MethodPut, bodyJSON, "The VM could not be resized", withBody(decodeResize, (*Server).resize)},
+		{RouteResizeZone, http1.MethodPut, bodyJSON, "The memory zone could not be resized", withBody(decodeResizeZone, (*Server).resizeZone)},
+		{RouteAddDisk, http1.MethodPut, bodyJSON, "The disk could not be added to the VM", addDevice(Backend.AddDisk)},
+		{RouteAddNet, http1.MethodPut, bodyJSON, "The network device could not be added to the VM", addNet},
+		{RouteAddVsock, http1.MethodPut, bodyJSON, "The vsock device could not be added to the VM", addDevice(Backend.AddVsock)},
+		{RouteRemoveDevice, http1.MethodPut, bodyJSON, "The device could not be removed from the VM", withBody(decodeRemoveDevice, (*Server).removeDevice)},
 	}
 }
 
@@ -106,36 +106,31 @@ func RouteNames() []string {
 }
 
 // writeJSON sends a 200 reply with v as its JSON body.
-func writeJSON(w http.ResponseWriter, v any) error {
+func writeJSON(w *response, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}
-	writeBody(w, http.StatusOK, data)
+	writeBody(w, http1.StatusOK, data)
 	return nil
 }
 
-// writeBody sends a reply with a JSON body.
-func writeBody(w http.ResponseWriter, status int, data []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", fmt.Sprint(len(data)))
-	w.WriteHeader(status)
-	w.Write(data) //nolint:errcheck // the client may be gone; nothing to do.
+// writeBody answers with status and a JSON body.
+func writeBody(w *response, status int, data []byte) {
+	w.status, w.body = status, data
 }
 
-// writeNoContent sends a 204 reply: no body, and a Content-Type all the
-// same, as every reply of this server has one.
-func writeNoContent(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNoContent)
+// writeNoContent answers 204: no body, and a Content-Type all the same,
+// as every reply of this server has one.
+func writeNoContent(w *response) {
+	w.status, w.body = http1.StatusNoContent, nil
 }
 
-func (s *Server) handlePing(w http.ResponseWriter, _ input) error {
+func (s *Server) handlePing(w *response, _ input) error {
 	return writeJSON(w, s.ping)
 }
 
-func (s *Server) handleInfo(w http.ResponseWriter, _ input) error {
+func (s *Server) handleInfo(w *response, _ input) error {
 	info, err := s.backend.Info()
 	if err != nil {
 		return err
@@ -165,8 +160,8 @@ func (s *Server) removeDevice(req RemoveDeviceRequest) error { return s.backend.
 // configuration, as Cloud Hypervisor's; the reply is 200 with the device's
 // id and PCI address when it was hot-added to a running VM, 204 when only
 // the configuration changed (no VM running).
-func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Server, http.ResponseWriter, input) error {
-	return func(s *Server, w http.ResponseWriter, in input) error {
+func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Server, *response, input) error {
+	return func(s *Server, w *response, in input) error {
 		dev, err := decodeDevice[T](in.body)
 		if err != nil {
 			return err
@@ -179,7 +174,7 @@ func addDevice[T any](add func(Backend, T) (*vm.PCIDeviceInfo, error)) func(*Ser
 // descriptors passed with the request, as Cloud Hypervisor takes them
 // (numbers in the body, which mean nothing in vmm's process, are replaced
 // by them; with no descriptor passed they are refused).
-func addNet(s *Server, w http.ResponseWriter, in input) error {
+func addNet(s *Server, w *response, in input) error {
 	n, err := decodeDevice[config.Net](in.body)
 	if err != nil {
 		return err
@@ -215,7 +210,7 @@ func decodeDevice[T any](body []byte) (T, error) {
 
 // added answers a device added: 200 with its id and address, 204 when
 // only the configuration changed.
-func (s *Server) added(w http.ResponseWriter) func(*vm.PCIDeviceInfo, error) error {
+func (s *Server) added(w *response) func(*vm.PCIDeviceInfo, error) error {
 	return func(info *vm.PCIDeviceInfo, err error) error {
 		if err != nil {
 			return err
@@ -230,29 +225,26 @@ func (s *Server) added(w http.ResponseWriter) func(*vm.PCIDeviceInfo, error) err
 
 // handleShutdownVMM answers 200 with an empty body, as Cloud Hypervisor's
 // server does (its document says 204), then asks the process to exit.
-func (s *Server) handleShutdownVMM(w http.ResponseWriter, _ input) error {
+func (s *Server) handleShutdownVMM(w *response, _ input) error {
 	if s.opts.ShutdownVMM == nil {
 		return errors.New("this server was started without a way to stop the VMM")
 	}
-	writeBody(w, http.StatusOK, nil)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	s.shutdownVMMOnce.Do(func() { go s.opts.ShutdownVMM() })
+	writeBody(w, http1.StatusOK, nil)
+	w.after = func() { s.shutdownVMMOnce.Do(func() { go s.opts.ShutdownVMM() }) }
 	return nil
 }
 
 // action adapts a Backend method without arguments to a route handler
 // answering 204.
-func action(f func(Backend) error) func(*Server, http.ResponseWriter, input) error {
+func action(f func(Backend) error) func(*Server, *response, input) error {
 	return withBody(func([]byte) (struct{}, error) { return struct{}{}, nil },
 		func(s *Server, _ struct{}) error { return f(s.backend) })
 }
 
 // withBody adapts a backend call that takes the request body, as decode
 // reads it, to a route handler answering 204.
-func withBody[T any](decode func([]byte) (T, error), call func(*Server, T) error) func(*Server, http.ResponseWriter, input) error {
-	return func(s *Server, w http.ResponseWriter, in input) error {
+func withBody[T any](decode func([]byte) (T, error), call func(*Server, T) error) func(*Server, *response, input) error {
+	return func(s *Server, w *response, in input) error {
 		v, err := decode(in.body)
 		if err != nil {
 			return err

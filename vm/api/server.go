@@ -15,13 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -104,8 +100,9 @@ type Server struct {
 	ping    PingResponse
 	routes  map[string]route
 
-	sock *unixSocket
-	hs   *http.Server
+	sock  *unixSocket
+	ln    *limitListener
+	conns conns
 	// ctx lives as long as the server; backend calls that take a context
 	// get it, so a client that hangs up does not cut a resize in half.
 	ctx    context.Context
@@ -148,19 +145,10 @@ func listenAndServe(listen func() (*unixSocket, error), name string, b Backend, 
 func serveOn(sock *unixSocket, socketPath string, b Backend, opts Options) *Server {
 	s := newServer(b, opts)
 	s.sock = sock
-	s.hs = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
-		ReadTimeout:       s.opts.ReadTimeout,
-		IdleTimeout:       s.opts.IdleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return s.ctx },
-		ConnContext:       withConn,
-	}
+	s.ln = newLimitListener(fdListener{sock}, s.opts.MaxConns)
 	go func() {
 		defer close(s.done)
-		if err := s.hs.Serve(newLimitListener(fdListener{sock}, s.opts.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.accept(s.ln); err != nil {
 			s.serveErr = fmt.Errorf("api server on %s: %w", socketPath, err)
 		}
 	}()
@@ -259,14 +247,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutOnce.Do(func() {
 		s.cancel()
-		err = s.hs.Shutdown(ctx)
-		if err != nil {
-			s.hs.Close()
-		}
-		if cerr := s.sock.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
+		err = s.ln.Close() // and the socket, removing its file
 		<-s.done
+		s.conns.close(false)
+		if werr := s.conns.wait(ctx); werr != nil {
+			s.conns.close(true)
+			s.conns.wait(context.Background()) //nolint:errcheck // cannot fail
+			err = werr
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("api server shutdown: %w", err)
@@ -279,85 +267,6 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.Shutdown(ctx)
-}
-
-// ServeHTTP routes one request: 404 for an unknown path, 405 with Allow for
-// a wrong method, 413 for a body over the limit, then the route's handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Descriptors that came with a request no route read them for (an
-	// unknown path, a wrong method) are closed too, never left for the
-	// connection's next request.
-	defer func() {
-		files, _ := passedFiles(r.Context())
-		closeFiles(files)
-	}()
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.Error("api: handler panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			writeError(w, http.StatusInternalServerError, []string{"Internal Server Error", fmt.Sprint(v)})
-		}
-	}()
-	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
-	rt, found := s.routes[name]
-	if !ok || !found {
-		writeError(w, http.StatusNotFound, []string{"Not Found", fmt.Sprintf("no API endpoint %s", r.URL.Path)})
-		return
-	}
-	if r.Method != rt.method {
-		w.Header().Set("Allow", rt.method)
-		writeError(w, http.StatusMethodNotAllowed, []string{"Method Not Allowed", fmt.Sprintf("%s takes %s, not %s", rt.name, rt.method, r.Method)})
-		return
-	}
-	body, err := s.readBody(w, r)
-	// The descriptors passed with the request came with it, up to the end
-	// of its body; whatever the route does with them, they are closed here.
-	files, ferr := passedFiles(r.Context())
-	defer closeFiles(files)
-	if err == nil {
-		err = ferr
-	}
-	if err == nil {
-		err = checkBody(rt, body)
-	}
-	if err == nil {
-		err = rt.handle(s, w, input{body: body, files: files})
-	}
-	if err != nil {
-		status := statusOf(err)
-		msgs := errorBody(rt, status, err)
-		s.log.Info("api: request failed", "route", rt.name, "status", status, "error", strings.Join(msgs, ": "))
-		writeError(w, status, msgs)
-	}
-}
-
-// readBody reads the request body up to the limit. Over the limit it
-// answers 413; it first discards what the client still sends (up to
-// maxDrainBytes, within the read timeout), because many clients, Go's
-// among them, report a write error instead of the reply when the server
-// closes a connection they are still writing to. A client that sent
-// "Expect: 100-continue" gets the 413 without sending its body.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	limit := s.opts.MaxBodyBytes
-	tooLarge := func() error {
-		if !strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
-			io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainBytes)) //nolint:errcheck // best effort
-		}
-		w.Header().Set("Connection", "close")
-		return &requestError{status: http.StatusRequestEntityTooLarge,
-			msg: fmt.Sprintf("request body is over the limit of %d bytes", limit)}
-	}
-	if r.ContentLength > limit {
-		return nil, tooLarge()
-	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return nil, tooLarge()
-	case err != nil:
-		return nil, badRequest("read request body: %v", err)
-	}
-	return data, nil
 }
 
 // checkBody applies the route's body rule.

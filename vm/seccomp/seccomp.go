@@ -10,7 +10,7 @@
 // filter, which is installed on every thread at once
 // (SECCOMP_FILTER_FLAG_TSYNC) and is inherited by every thread created
 // later: the Go runtime's own threads, the host side of vsock connections
-// and the HTTP API, whose connections net/http serves on goroutines of
+// and the HTTP API, whose connections vm/api serves on goroutines of
 // their own (a thread per connection would cost the API its latency, and
 // what the API does, hot plug included, is what the process filter
 // allows). The kinds' filters stack on top of it: a call must pass both.

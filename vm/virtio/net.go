@@ -1,7 +1,6 @@
 package virtio
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -199,8 +198,10 @@ func openNetTap(cfg NetConfig) (int, string, error) {
 // parseMAC reads a unicast MAC address, or generates one for "".
 func parseMAC(s string) (net.HardwareAddr, error) {
 	if s == "" {
+		// getrandom(2) itself: crypto/rand would link its DRBG into vmm
+		// for three bytes.
 		mac := net.HardwareAddr{0x52, 0x54, 0x00, 0, 0, 0}
-		if _, err := rand.Read(mac[3:]); err != nil {
+		if _, err := unix.Getrandom(mac[3:], 0); err != nil {
 			return nil, fmt.Errorf("generate a MAC address: %w", err)
 		}
 		return mac, nil
