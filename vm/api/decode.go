@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vmmdev/vmm/vm/api/http1"
 	"io"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"github.com/vmmdev/vmm/vm/config"
 )
 

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vmmdev/vmm/vm/api/http1"
 	"strings"
 
 	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api/http1"
 )
 
 // How errors cross the API, both ways. The server turns a backend's error

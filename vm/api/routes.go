@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vmmdev/vmm/vm/api/http1"
 	"os"
 
 	"github.com/vmmdev/vmm/vm"
+	"github.com/vmmdev/vmm/vm/api/http1"
 	"github.com/vmmdev/vmm/vm/config"
 )
 
