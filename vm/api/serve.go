@@ -269,7 +269,7 @@ func (s *Server) serveRequest(c net.Conn, r *bufio.Reader, req *http1.Request) (
 // readBody reads the request body up to the limit, first telling a client
 // that waits for it to go on ("100 Continue"). Over the limit it answers
 // 413 and closes the connection; it first discards what the client still
-// sends (up to maxDrainBytes, within the read timeout), because many
+// sends (up to http1.MaxDiscard, within the read timeout), because many
 // clients, Go's among them, report a write error instead of the reply when
 // the server closes a connection they are still writing to. A client that
 // sent "Expect: 100-continue" gets the 413 without sending its body.
@@ -279,7 +279,7 @@ func (s *Server) readBody(c net.Conn, r *bufio.Reader, req *http1.Request) ([]by
 		msg: fmt.Sprintf("request body is over the limit of %d bytes", limit), close: true}
 	if req.ContentLength > limit {
 		if !req.ExpectContinue {
-			drain(r, min(req.ContentLength, maxDrainBytes))
+			drain(r, min(req.ContentLength, http1.MaxDiscard))
 		}
 		return nil, tooLarge
 	}

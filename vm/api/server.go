@@ -67,9 +67,6 @@ const (
 	DefaultMaxConns = 128
 	// maxHeaderBytes bounds the request line and headers.
 	maxHeaderBytes = 64 << 10
-	// maxDrainBytes is how much of an oversized body the server reads and
-	// discards so that the client gets to read its 413.
-	maxDrainBytes = 16 << 20
 )
 
 // Options configure a Server. The zero value is usable.

@@ -293,8 +293,9 @@ func readBody(r *bufio.Reader, n, limit int64) ([]byte, error) {
 // maxChunkLine bounds a chunk's size line and a trailer field.
 const maxChunkLine = 4 << 10
 
-// MaxDiscard is how much of a chunked body over its limit ReadBody reads
-// and drops.
+// MaxDiscard is how much of a body over its limit is read and dropped
+// (by ReadBody for a chunked one, by the server for one of known length)
+// so that a client still sending it gets to read the refusal.
 const MaxDiscard = 16 << 20
 
 // readChunked reads a chunked body (RFC 9112, 7.1), trailers discarded.
