@@ -189,7 +189,10 @@ func (c *Client) Do(ctx context.Context, method, route string, body []byte) (sta
 		if err != nil {
 			return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 		}
-		rep, replied, err := cc.roundTrip(ctx, wire, method)
+		rep, replied, err := cc.roundTrip(ctx, method, func() error {
+			_, err := cc.Write(wire)
+			return err
+		})
 		if err == nil {
 			c.pool.put(cc, rep.Close)
 			return rep.Status, rep.Body, nil

@@ -25,9 +25,10 @@ type clientConn struct {
 	r *bufio.Reader
 }
 
-// roundTrip writes a request and reads its reply, within ctx; replied
-// says whether any of a reply came.
-func (cc *clientConn) roundTrip(ctx context.Context, wire []byte, method string) (rep http1.Reply, replied bool, err error) {
+// roundTrip sends a request with send and reads its reply, within ctx
+// (its deadline, and its end cutting the connection's reads and writes
+// short); replied says whether any of a reply came.
+func (cc *clientConn) roundTrip(ctx context.Context, method string, send func() error) (rep http1.Reply, replied bool, err error) {
 	dl, _ := ctx.Deadline()                                                    // none: the zero time
 	cc.SetDeadline(dl)                                                         //nolint:errcheck // a unix conn takes deadlines
 	stop := context.AfterFunc(ctx, func() { cc.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck
@@ -47,7 +48,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, wire []byte, method string)
 		}
 		return e
 	}
-	if _, err := cc.Write(wire); err != nil {
+	if err := send(); err != nil {
 		return rep, false, done(err)
 	}
 	if _, err := cc.r.Peek(1); err != nil {

@@ -47,28 +47,28 @@ func (c *Client) AddNetFDs(ctx context.Context, n config.Net, taps ...*os.File) 
 // sendmsg, as Kata Containers sends it.
 func (c *Client) DoWithFiles(ctx context.Context, method, route string, body []byte, files ...*os.File) (status int, reply []byte, err error) {
 	wire := requestBytes(method, route, body)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
 	conn, err := dial(ctx, c.socketPath)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl) //nolint:errcheck // a unix conn takes deadlines
-	} else {
-		conn.SetDeadline(time.Now().Add(time.Minute)) //nolint:errcheck
-	}
 	fds := make([]int, len(files))
 	for i, f := range files {
 		fds[i] = int(f.Fd())
 	}
-	n, oobn, err := conn.(*net.UnixConn).WriteMsgUnix(wire, syscall.UnixRights(fds...), nil)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
-	}
-	if n != len(wire) || (len(fds) > 0 && oobn == 0) {
-		return 0, nil, fmt.Errorf("%s %s via %s: sent %d of %d bytes", method, route, c.socketPath, n, len(wire))
-	}
-	rep, err := http1.ReadReply(bufio.NewReader(conn), method, maxReplyBytes)
+	cc := &clientConn{Conn: conn, r: bufio.NewReader(conn)}
+	rep, _, err := cc.roundTrip(ctx, method, func() error {
+		n, oobn, err := conn.(*net.UnixConn).WriteMsgUnix(wire, syscall.UnixRights(fds...), nil)
+		if err == nil && (n != len(wire) || (len(fds) > 0 && oobn == 0)) {
+			err = fmt.Errorf("sent %d of %d bytes", n, len(wire))
+		}
+		return err
+	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s via %s: %w", method, route, c.socketPath, err)
 	}
