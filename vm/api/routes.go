@@ -127,7 +127,8 @@ func writeNoContent(w *response) {
 }
 
 func (s *Server) handlePing(w *response, _ input) error {
-	return writeJSON(w, s.ping)
+	writeBody(w, http1.StatusOK, s.ping)
+	return nil
 }
 
 func (s *Server) handleInfo(w *response, _ input) error {

@@ -275,13 +275,15 @@ func (s *Server) serveRequest(c net.Conn, r *bufio.Reader, req *http1.Request) (
 // sent "Expect: 100-continue" gets the 413 without sending its body.
 func (s *Server) readBody(c net.Conn, r *bufio.Reader, req *http1.Request) ([]byte, error) {
 	limit := s.opts.MaxBodyBytes
-	tooLarge := &requestError{status: http1.StatusRequestEntityTooLarge,
-		msg: fmt.Sprintf("request body is over the limit of %d bytes", limit), close: true}
+	tooLarge := func() error {
+		return &requestError{status: http1.StatusRequestEntityTooLarge,
+			msg: fmt.Sprintf("request body is over the limit of %d bytes", limit), close: true}
+	}
 	if req.ContentLength > limit {
 		if !req.ExpectContinue {
 			drain(r, min(req.ContentLength, http1.MaxDiscard))
 		}
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	if err := continueIfAsked(c, req); err != nil {
 		return nil, err
@@ -289,7 +291,7 @@ func (s *Server) readBody(c net.Conn, r *bufio.Reader, req *http1.Request) ([]by
 	data, err := req.ReadBody(r, limit)
 	switch {
 	case errors.Is(err, http1.ErrBodyTooLarge): // chunked: ReadBody drained it
-		return nil, tooLarge
+		return nil, tooLarge()
 	case err != nil:
 		return nil, &requestError{status: http1.StatusBadRequest, msg: fmt.Sprintf("read request body: %v", err), close: true}
 	}

@@ -16,6 +16,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,7 +98,7 @@ type Server struct {
 	backend Backend
 	opts    Options
 	log     *slog.Logger
-	ping    PingResponse
+	ping    []byte // vm.ping's reply, the same for the server's life
 	routes  map[string]route
 
 	sock  *unixSocket
@@ -183,21 +184,23 @@ func newServer(b Backend, opts Options) *Server {
 	if opts.BuildVersion != "" {
 		build = opts.BuildVersion
 	}
+	// Strings, a number and a list of strings: encoding cannot fail.
+	ping, _ := json.Marshal(PingResponse{
+		BuildVersion: build,
+		Version:      version,
+		Pid:          int64(os.Getpid()),
+		Features:     opts.Features,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
+		ping:    ping,
 		backend: b,
 		opts:    opts,
 		log:     log,
-		ping: PingResponse{
-			BuildVersion: build,
-			Version:      version,
-			Pid:          int64(os.Getpid()),
-			Features:     append([]string{}, opts.Features...),
-		},
-		routes: map[string]route{},
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		routes:  map[string]route{},
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
 	}
 	for _, r := range routes() {
 		s.routes[r.name] = r

@@ -249,7 +249,9 @@ func (req *Request) framing() error {
 // times must have said the same each time.
 func contentLength(v string) (int64, error) {
 	var n int64 = -1
-	for _, part := range strings.Split(v, ",") {
+	for rest, more := v, true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
 		part = strings.TrimSpace(part)
 		m, err := strconv.ParseInt(part, 10, 64)
 		if err != nil || m < 0 || part[0] == '+' {
@@ -405,12 +407,52 @@ func readHeader(r *bufio.Reader, budget *int) (Header, error) {
 		if !ok || !isToken(name) {
 			return nil, refuse(StatusBadRequest, "malformed header field %q", clip(line))
 		}
-		name, value = strings.ToLower(name), strings.Trim(value, " \t")
+		name, value = lowerName(name), strings.Trim(value, " \t")
 		if old, ok := h[name]; ok {
 			value = old + ", " + value
 		}
 		h[name] = value
 	}
+}
+
+// lowerName is a field name in lower case; the names this package looks
+// at, and the ones clients send most, come without an allocation.
+func lowerName(name string) string {
+	var buf [24]byte
+	if len(name) > len(buf) {
+		return strings.ToLower(name)
+	}
+	b := buf[:len(name)]
+	for i := range len(name) {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	switch string(b) {
+	case "host":
+		return "host"
+	case "content-length":
+		return "content-length"
+	case "content-type":
+		return "content-type"
+	case "transfer-encoding":
+		return "transfer-encoding"
+	case "connection":
+		return "connection"
+	case "expect":
+		return "expect"
+	case "accept":
+		return "accept"
+	case "user-agent":
+		return "user-agent"
+	case "date":
+		return "date"
+	case "server":
+		return "server"
+	}
+	return string(b)
 }
 
 // readLine reads one line, without its CRLF or LF, taking its length from
@@ -423,7 +465,11 @@ func readLine(r *bufio.Reader, budget *int) (string, error) {
 		if *budget < 0 {
 			return "", refuse(StatusHeaderFieldsTooLarge, "request line and header fields are over the limit")
 		}
-		line = append(line, frag...)
+		if line == nil && err == nil {
+			line = frag // the whole line in one piece: no copy before the string
+		} else {
+			line = append(line, frag...)
+		}
 		switch {
 		case err == nil:
 			line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
@@ -465,7 +511,9 @@ func isToken(s string) bool {
 
 // hasToken reports whether the comma-separated list v holds tok.
 func hasToken(v, tok string) bool {
-	for _, t := range strings.Split(v, ",") {
+	for more := true; more; {
+		var t string
+		t, v, more = strings.Cut(v, ",")
 		if strings.TrimSpace(t) == tok {
 			return true
 		}
