@@ -151,6 +151,10 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 			stats = kvmStats(g.pid())
 		}
 		var requested time.Duration
+		var exits *exitTracer
+		if benchProfiling() {
+			exits = traceExits()
+		}
 		took := timeToGuest(ctx, g, memTotalAtLeast(before+uint64(size)*9/10), func() {
 			t0 := time.Now()
 			g.addRAM(ctx, size)
@@ -158,6 +162,7 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 		})
 		emitDuration(fmt.Sprintf("memory hot add %s: request to MemTotal grown", config.FormatSize(uint64(size))), who, took)
 		if benchProfiling() {
+			exits.report(who, "memory hot add "+config.FormatSize(uint64(size)))
 			profileStep(fmt.Sprintf("memory hot add %s (the request took %v)", config.FormatSize(uint64(size)), requested), who, g.pid(), stats)
 		}
 	}

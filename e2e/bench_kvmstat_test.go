@@ -49,7 +49,61 @@ func kvmStats(pid int) map[string]uint64 {
 			}
 		}
 	}
+	hostStats(pid, stats)
 	return stats
+}
+
+// hostStats adds the KVM host's side to stats: its memory counters
+// (/proc/vmstat, as vm.NAME), the CPU time of its CPUs (/proc/stat, in
+// clock ticks, as cpu.FIELD) and the VMM process's page faults and CPU
+// time (/proc/PID/stat, as proc.FIELD).
+func hostStats(pid int, stats map[string]uint64) {
+	if b, err := os.ReadFile("/proc/vmstat"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+					stats["vm."+f[0]] = n
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		for i, name := range []string{"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"} {
+			if i+1 < len(f) {
+				n, _ := strconv.ParseUint(f[i+1], 10, 64)
+				stats["cpu."+name] = n
+			}
+		}
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		comm := s[strings.IndexByte(s, '(')+1 : strings.LastIndexByte(s, ')')]
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseUint(f[11], 10, 64)
+			k, _ := strconv.ParseUint(f[12], 10, 64)
+			stats["task."+comm+".utime"] += u
+			stats["task."+comm+".stime"] += k
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		// Fields from the state on: minflt is the 8th, majflt the 10th,
+		// utime and stime the 12th and 13th (proc(5), counted from pid).
+		for name, i := range map[string]int{"minflt": 7, "majflt": 9, "utime": 11, "stime": 12} {
+			if i < len(f) {
+				n, _ := strconv.ParseUint(f[i], 10, 64)
+				stats["proc."+name] = n
+			}
+		}
+	}
 }
 
 // profileStep prints, when profiling, the counters that changed between

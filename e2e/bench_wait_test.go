@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/vmmdev/vmm/guest"
+	"golang.org/x/sys/unix"
 )
 
 // consoleGuest is a guest whose serial console shell a benchmark can wait
@@ -24,7 +25,9 @@ type consoleGuest interface {
 // timeToGuest measures how long the guest takes to see cond (a shell
 // condition) after request: a loop in the guest tests cond every 10 ms;
 // once the guest's console shows that the loop runs, request is made, and
-// the time is taken when the console shows that cond held. Polling from the
+// the time is taken when the console shows that cond held; when profiling,
+// the guest's own count of its polls and its uptime at both ends are
+// printed beside it. Polling from the
 // host instead would add a serial command's round trip per poll (some
 // 170 ms emulated), and its processes would compete with the guest's work.
 func timeToGuest(ctx context.Context, g consoleGuest, cond string, request func()) time.Duration {
@@ -33,7 +36,7 @@ func timeToGuest(ctx context.Context, g consoleGuest, cond string, request func(
 	id := fmt.Sprintf("%d", time.Now().UnixNano())
 	// The marker as typed ("VMMW""S<id>") is not the marker as printed.
 	started, held := regexp.MustCompile("VMMWS"+id), regexp.MustCompile("VMMWH"+id)
-	cmd := fmt.Sprintf(`echo VMMW""S%s; until %s; do usleep 10000; done; echo VMMW""H%s`, id, cond, id)
+	cmd := fmt.Sprintf(`read -r u0 _ </proc/uptime; n=0; echo VMMW""S%s; until %s; do usleep 10000; n=$((n+1)); done; read -r u1 _ </proc/uptime; echo VMMW""H%s polls=$n uptime=$u0-$u1`, id, cond, id)
 	from := c.Len()
 	done := make(chan error, 1)
 	go func() {
@@ -41,6 +44,9 @@ func timeToGuest(ctx context.Context, g consoleGuest, cond string, request func(
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		out, status, err := g.run(wctx, cmd)
+		if benchProfiling() {
+			GinkgoWriter.Printf("PROFILE %s guest wait for %q: %q\n", g.name(), cond, out)
+		}
 		if err == nil && status != 0 {
 			err = fmt.Errorf("guest wait for %q: status %d: %s", cond, status, out)
 		}
@@ -72,7 +78,8 @@ type benchGuest interface {
 }
 
 // takeTurns takes runs rounds of measurements, each on a fresh guest from
-// every starter in turn, and returns how many guests gave theirs. A run
+// every starter in turn, each turn after freshenHostMemory, and returns how
+// many guests gave theirs. A run
 // that fails (under emulation a guest sometimes dies, whatever its VMM)
 // is reported and left out; cmd/benchreport fails the report when a
 // metric got no sample at all.
@@ -80,6 +87,7 @@ func takeTurns[G benchGuest](ctx context.Context, what string, runs int, starter
 	ok := 0
 	for i := range runs {
 		for _, start := range starters {
+			freshenHostMemory()
 			var g G
 			started := false
 			err := InterceptGomegaFailure(func() {
@@ -101,4 +109,34 @@ func takeTurns[G benchGuest](ctx context.Context, what string, runs int, starter
 		}
 	}
 	return ok
+}
+
+// freshenBytes is how much memory freshenHostMemory writes: more than a
+// benchmark's VM leaves behind (some 200-300 MiB of RSS).
+const freshenBytes = 1 << 30
+
+// freshenHostMemory writes freshenBytes of new memory in the KVM host, in
+// transparent huge pages, and frees it again, so that the next VM's memory
+// does not come straight from what the last one freed. In the emulated KVM
+// host the first write to pages that QEMU's process had freed cost vmm's
+// guest 100-850 ms per 2 MiB page fault where it took 7-12 ms (the memory
+// hot add +2G took 2-3 s instead of 0.3); a VM after vmm's, or vmm after
+// vmm, did not pay it, and neither did vmm once the KVM host had written
+// its free memory (docs/performance.md). Every turn gets the same, so no
+// VMM is measured on what the other left behind.
+func freshenHostMemory() {
+	t0 := time.Now()
+	mem, err := unix.Mmap(-1, 0, freshenBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		GinkgoWriter.Printf("BENCH freshen the KVM host's memory: %v\n", err)
+		return
+	}
+	defer func() { _ = unix.Munmap(mem) }()
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+	for i := 0; i < len(mem); i += 4096 {
+		mem[i] = 1
+	}
+	if benchProfiling() {
+		GinkgoWriter.Printf("PROFILE freshened %d MiB of the KVM host's memory in %v\n", freshenBytes>>20, time.Since(t0).Round(time.Millisecond))
+	}
 }
