@@ -55,8 +55,9 @@ func kvmStats(pid int) map[string]uint64 {
 
 // hostStats adds the KVM host's side to stats: its memory counters
 // (/proc/vmstat, as vm.NAME), the CPU time of its CPUs (/proc/stat, in
-// clock ticks, as cpu.FIELD) and the VMM process's page faults and CPU
-// time (/proc/PID/stat, as proc.FIELD).
+// clock ticks, as cpu.FIELD), the VMM process's page faults and CPU time
+// (as proc.FIELD) and each of its threads' CPU time, summed by thread name
+// (as task.NAME.utime and .stime).
 func hostStats(pid int, stats map[string]uint64) {
 	if b, err := os.ReadFile("/proc/vmstat"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -78,32 +79,47 @@ func hostStats(pid int, stats map[string]uint64) {
 	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
 	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		comm := s[strings.IndexByte(s, '(')+1 : strings.LastIndexByte(s, ')')]
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) > 12 {
-			u, _ := strconv.ParseUint(f[11], 10, 64)
-			k, _ := strconv.ParseUint(f[12], 10, 64)
-			stats["task."+comm+".utime"] += u
-			stats["task."+comm+".stime"] += k
+		if comm, f, ok := procStat(t); ok {
+			stats["task."+comm+".utime"] += f[statUtime]
+			stats["task."+comm+".stime"] += f[statStime]
 		}
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		// Fields from the state on: minflt is the 8th, majflt the 10th,
-		// utime and stime the 12th and 13th (proc(5), counted from pid).
-		for name, i := range map[string]int{"minflt": 7, "majflt": 9, "utime": 11, "stime": 12} {
-			if i < len(f) {
-				n, _ := strconv.ParseUint(f[i], 10, 64)
-				stats["proc."+name] = n
-			}
+	if _, f, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid)); ok {
+		for name, i := range map[string]int{"minflt": statMinflt, "majflt": statMajflt, "utime": statUtime, "stime": statStime} {
+			stats["proc."+name] = f[i]
 		}
 	}
+}
+
+// Fields of /proc/PID/stat counted from the state (proc(5)'s third).
+const (
+	statMinflt = 7
+	statMajflt = 9
+	statUtime  = 11
+	statStime  = 12
+)
+
+// procStat reads a /proc/PID/stat or /proc/PID/task/TID/stat: the command
+// name and the numbers from the state on (the state itself reads as 0).
+func procStat(path string) (comm string, fields []uint64, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, false
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open || end+2 > len(s) {
+		return "", nil, false
+	}
+	f := strings.Fields(s[end+2:])
+	if len(f) <= statStime {
+		return "", nil, false
+	}
+	fields = make([]uint64, len(f))
+	for i, v := range f {
+		fields[i], _ = strconv.ParseUint(v, 10, 64)
+	}
+	return s[open+1 : end], fields, true
 }
 
 // profileStep prints, when profiling, the counters that changed between

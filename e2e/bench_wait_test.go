@@ -25,11 +25,11 @@ type consoleGuest interface {
 // timeToGuest measures how long the guest takes to see cond (a shell
 // condition) after request: a loop in the guest tests cond every 10 ms;
 // once the guest's console shows that the loop runs, request is made, and
-// the time is taken when the console shows that cond held; when profiling,
-// the guest's own count of its polls and its uptime at both ends are
-// printed beside it. Polling from the
-// host instead would add a serial command's round trip per poll (some
+// the time is taken when the console shows that cond held. Polling from
+// the host instead would add a serial command's round trip per poll (some
 // 170 ms emulated), and its processes would compete with the guest's work.
+// When profiling, the guest's own count of its polls and its uptime at
+// both ends are printed beside the time.
 func timeToGuest(ctx context.Context, g consoleGuest, cond string, request func()) time.Duration {
 	GinkgoHelper()
 	c := g.console()
@@ -78,11 +78,10 @@ type benchGuest interface {
 }
 
 // takeTurns takes runs rounds of measurements, each on a fresh guest from
-// every starter in turn, each turn after freshenHostMemory, and returns how
-// many guests gave theirs. A run
-// that fails (under emulation a guest sometimes dies, whatever its VMM)
-// is reported and left out; cmd/benchreport fails the report when a
-// metric got no sample at all.
+// every starter in turn, each turn after freshenHostMemory, and returns
+// how many guests gave theirs. A run that fails (under emulation a guest
+// sometimes dies, whatever its VMM) is reported and left out;
+// cmd/benchreport fails the report when a metric got no sample at all.
 func takeTurns[G benchGuest](ctx context.Context, what string, runs int, starters []func(context.Context) G, measure func(context.Context, G)) int {
 	ok := 0
 	for i := range runs {
@@ -117,11 +116,11 @@ const freshenBytes = 1 << 30
 
 // freshenHostMemory writes freshenBytes of new memory in the KVM host, in
 // transparent huge pages, and frees it again, so that the next VM's memory
-// does not come straight from what the last one freed. In the emulated KVM
-// host the first write to pages that QEMU's process had freed cost vmm's
-// guest 100-850 ms per 2 MiB page fault where it took 7-12 ms (the memory
-// hot add +2G took 2-3 s instead of 0.3); a VM after vmm's, or vmm after
-// vmm, did not pay it, and neither did vmm once the KVM host had written
+// does not come straight from what the last one freed. Right after a QEMU
+// run, vmm's guest paid the emulated KVM host 100-850 ms per first touch
+// of a 2 MiB page where it takes 7-12 ms (the memory hot add +2G took 2-3
+// s instead of 0.3); QEMU after vmm, vmm after vmm and QEMU after QEMU did
+// not pay it, and neither did vmm after QEMU once the KVM host had written
 // its free memory (docs/performance.md). Every turn gets the same, so no
 // VMM is measured on what the other left behind.
 func freshenHostMemory() {
