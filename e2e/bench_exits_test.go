@@ -19,8 +19,11 @@ import (
 // goes to user space), summed by exit reason. Nested page faults are listed
 // one by one when they take over a millisecond: where a step waits on the
 // KVM host's memory. Only tracepoints are used, in a trace instance of
-// their own: function tracing patches the KVM host's code, which the
-// emulated KVM host does not survive with a guest running.
+// their own, enabled once before the benchmark's first guest and left on:
+// enabling and disabling them patches the KVM host's code, as function
+// tracing does, and the emulated KVM host does not reliably survive that
+// with a guest running (a soft lockup, a guest's triple fault). A step
+// only clears the buffer and turns recording on and off.
 
 // exitsInstance is the trace instance the events are recorded in.
 const exitsInstance = "/sys/kernel/tracing/instances/vmm-exits"
@@ -31,21 +34,33 @@ const slowNPF = 1e-3 // seconds
 // exitTracer records one step's exits; nil when tracing could not start.
 type exitTracer struct{}
 
-// traceExits starts recording the KVM host's exits and entries; nil
-// (reported) when tracefs or the kvm events are missing.
-func traceExits() *exitTracer {
+// enableExitTracing enables the kvm_exit and kvm_entry tracepoints in
+// their trace instance, recording off; call it, when profiling, before
+// any guest runs. An error (no tracefs, no kvm events) is reported and
+// leaves traceExits returning nil.
+func enableExitTracing() {
 	if _, err := os.Stat("/sys/kernel/tracing/instances"); err != nil {
 		_ = unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, "")
 	}
 	if err := os.Mkdir(exitsInstance, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		GinkgoWriter.Printf("PROFILE trace exits: %v\n", err)
+		return
+	}
+	err := errors.Join(writeTrace("tracing_on", "0"), writeTrace("buffer_size_kb", "16384"),
+		writeTrace("events/kvm/kvm_exit/enable", "1"), writeTrace("events/kvm/kvm_entry/enable", "1"))
+	if err != nil {
+		GinkgoWriter.Printf("PROFILE trace exits: %v\n", err)
+	}
+}
+
+// traceExits starts recording the KVM host's exits; nil when
+// enableExitTracing did not enable them.
+func traceExits() *exitTracer {
+	on, err := os.ReadFile(filepath.Join(exitsInstance, "events/kvm/kvm_entry/enable"))
+	if err != nil || strings.TrimSpace(string(on)) != "1" {
 		return nil
 	}
-	err := errors.Join(
-		writeTrace("tracing_on", "0"), writeTrace("buffer_size_kb", "16384"), writeTrace("trace", ""),
-		writeTrace("events/kvm/kvm_exit/enable", "1"), writeTrace("events/kvm/kvm_entry/enable", "1"),
-		writeTrace("tracing_on", "1"))
-	if err != nil {
+	if err := errors.Join(writeTrace("trace", ""), writeTrace("tracing_on", "1")); err != nil {
 		GinkgoWriter.Printf("PROFILE trace exits: %v\n", err)
 		return nil
 	}
@@ -69,7 +84,6 @@ func (t *exitTracer) report(who, step string) {
 		return
 	}
 	_ = writeTrace("tracing_on", "0")
-	defer func() { _ = writeTrace("events/kvm/enable", "0") }()
 	b, err := os.ReadFile(filepath.Join(exitsInstance, "trace"))
 	if err != nil {
 		GinkgoWriter.Printf("PROFILE trace exits: %v\n", err)

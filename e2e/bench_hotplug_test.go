@@ -86,6 +86,9 @@ func emitDuration(metric, who string, d time.Duration) {
 var _ = Describe("hot plug beside QEMU", Label("benchmark"), Serial, func() {
 	It("reports CPU and memory hot plug latency, VMM overhead and API round trips", func(ctx SpecContext) {
 		runs := benchRuns(5)
+		if benchProfiling() {
+			enableExitTracing()
+		}
 		qemu := os.Getenv("VMM_QEMU")
 		starters := []func(context.Context) hotplugGuest{startVmmBench}
 		if qemu != "" {
