@@ -144,6 +144,9 @@ func sumExits(trace string) (times []exitTime, npfs []string, span float64) {
 					o.info += " " + f[k] + "=" + f[k+1]
 				}
 			}
+			if o.reason == "io" {
+				o.reason = "io " + ioPort(o.info)
+			}
 			pending[vcpu] = o
 		case "kvm_entry:":
 			o, ok := pending[vcpu]
@@ -170,4 +173,17 @@ func sumExits(trace string) (times []exitTime, npfs []string, span float64) {
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i].total > times[j].total })
 	return times, npfs, span
+}
+
+// ioPort is the port of an SVM IOIO exit, bits 31:16 of its info1 (AMD
+// APM vol. 2, 15.10.2), from sumExits' " info1=0x... info2=0x...".
+func ioPort(info string) string {
+	for _, f := range strings.Fields(info) {
+		if v, ok := strings.CutPrefix(f, "info1="); ok {
+			if n, err := strconv.ParseUint(strings.TrimPrefix(v, "0x"), 16, 64); err == nil {
+				return fmt.Sprintf("%#x", n>>16&0xffff)
+			}
+		}
+	}
+	return "?"
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmmdev/vmm/bench"
 	"github.com/vmmdev/vmm/guest"
@@ -75,6 +78,9 @@ func transportName(transport string) string {
 
 var _ = Describe("disk and network throughput beside QEMU", Label("benchmark", "io"), Serial, func() {
 	It("reports virtio-blk read and write and virtio-net TCP throughput", func(ctx SpecContext) {
+		if benchProfiling() {
+			enableExitTracing()
+		}
 		qemu := os.Getenv("VMM_QEMU")
 		ok := 0
 		transports := ioBenchTransports(benchRuns(3))
@@ -142,18 +148,29 @@ func measureIO(ctx context.Context, g ioGuest, on string) {
 	if benchProfiling() {
 		stats = kvmStats(g.pid())
 	}
+	exits := traceExits()
 	got := receiveTCP(ln, ioBenchNetMiB<<20, io.Discard)
 	g.sh(ctx, fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc -w 5 %s %d; true", ioBenchNetMiB, ioBenchHostIP, ioBenchPort))
 	var res tcpReceipt
 	Eventually(got).WithTimeout(time.Minute).Should(Receive(&res), "%s: the host received nothing", who)
 	Expect(res.err).NotTo(HaveOccurred(), "%s: TCP receive", who)
 	emit("network TCP guest to host on "+on, "MiB/s", who, float64(ioBenchNetMiB)/res.took.Seconds())
+	exits.report(who, "TCP guest to host on "+on)
+	profileThreads(who, g.pid())
 	profileStep("TCP guest to host on "+on, who, g.pid(), stats)
+	if benchProfiling() {
+		GinkgoWriter.Printf("PROFILE %s eth0 after guest to host: %s\n", who, g.sh(ctx, "grep eth0 /proc/net/dev"))
+	}
 	if benchProfiling() {
 		stats = kvmStats(g.pid())
 	}
+	exits = traceExits()
 	emit("network TCP host to guest on "+on, "MiB/s", who, float64(ioBenchNetMiB)/sendTCP(ctx, g).Seconds())
+	exits.report(who, "TCP host to guest on "+on)
 	profileStep("TCP host to guest on "+on, who, g.pid(), stats)
+	if benchProfiling() {
+		GinkgoWriter.Printf("PROFILE %s eth0 after host to guest: %s\n", who, g.sh(ctx, "grep eth0 /proc/net/dev"))
+	}
 	if benchProfiling() {
 		GinkgoWriter.Printf("PROFILE %s guest interrupts:\n%s\n", who, g.sh(ctx, "dmesg | grep -i -m 3 x2apic; grep -i -e virtio -e LOC -e TLB /proc/interrupts"))
 	}
@@ -184,6 +201,9 @@ func sendTCP(ctx context.Context, g ioGuest) time.Duration {
 	Expect(c.(*net.TCPConn).CloseWrite()).To(Succeed())
 	_, err := io.Copy(io.Discard, c)
 	took := time.Since(t0)
+	if benchProfiling() {
+		GinkgoWriter.Printf("PROFILE %s host sender's TCP_INFO: %s\n", g.name(), tcpInfo(c))
+	}
 	Expect(err).NotTo(HaveOccurred(), "%s: wait for the guest to close", g.name())
 	return took
 }
@@ -243,3 +263,22 @@ func startQEMUIOBench(ctx context.Context, qemu, transport, disk string) ioGuest
 }
 
 func (q qemuIOBench) stop() { q.kill() }
+
+// tcpInfo summarises a connection's TCP_INFO for the profile: its round
+// trip times, window, pacing and where it was limited.
+func tcpInfo(c net.Conn) string {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err.Error()
+	}
+	var ti *unix.TCPInfo
+	cerr := raw.Control(func(fd uintptr) {
+		ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if err = errors.Join(cerr, err); err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("rtt=%dus rttvar=%dus min_rtt=%dus cwnd=%d ssthresh=%d mss=%d pacing=%dB/s delivery=%dB/s segs_out=%d data_segs_out=%d segs_in=%d retrans=%d busy=%dus rwnd_limited=%dus sndbuf_limited=%dus",
+		ti.Rtt, ti.Rttvar, ti.Min_rtt, ti.Snd_cwnd, ti.Snd_ssthresh, ti.Snd_mss, ti.Pacing_rate, ti.Delivery_rate,
+		ti.Segs_out, ti.Data_segs_out, ti.Segs_in, ti.Total_retrans, ti.Busy_time, ti.Rwnd_limited, ti.Sndbuf_limited)
+}

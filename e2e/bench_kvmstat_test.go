@@ -82,11 +82,36 @@ func hostStats(pid int, stats map[string]uint64) {
 		if comm, f, ok := procStat(t); ok {
 			stats["task."+comm+".utime"] += f[statUtime]
 			stats["task."+comm+".stime"] += f[statStime]
+			addSwitches(stats, "task."+comm+".", strings.TrimSuffix(t, "stat")+"status")
 		}
 	}
 	if _, f, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid)); ok {
 		for name, i := range map[string]int{"minflt": statMinflt, "majflt": statMajflt, "utime": statUtime, "stime": statStime} {
 			stats["proc."+name] = f[i]
+		}
+	}
+}
+
+// addSwitches adds a /proc/PID/task/TID/status's context switches to
+// stats, as PREFIXcsw (voluntary: the thread slept) and PREFIXicsw (it was
+// preempted).
+func addSwitches(stats map[string]uint64, prefix, status string) {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		switch {
+		case err != nil:
+		case name == "voluntary_ctxt_switches":
+			stats[prefix+"csw"] += n
+		case name == "nonvoluntary_ctxt_switches":
+			stats[prefix+"icsw"] += n
 		}
 	}
 }
@@ -177,4 +202,23 @@ func profileRSS(who string, pid int) {
 		fmt.Fprintf(&out, "  %6d kB %s\n", m.kb, m.head)
 	}
 	GinkgoWriter.Printf("PROFILE %s largest mappings:\n%s", who, out.String())
+}
+
+// profileThreads prints, when profiling, each of pid's threads: its name,
+// context switches since it started (voluntary/involuntary) and where it
+// sleeps (wchan).
+func profileThreads(who string, pid int) {
+	if !benchProfiling() {
+		return
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	var b strings.Builder
+	for _, t := range tasks {
+		st := map[string]uint64{}
+		addSwitches(st, "", filepath.Join(t, "status"))
+		comm, _ := os.ReadFile(filepath.Join(t, "comm"))
+		wchan, _ := os.ReadFile(filepath.Join(t, "wchan"))
+		fmt.Fprintf(&b, " %s/%s=%d/%d@%s", filepath.Base(t), strings.TrimSpace(string(comm)), st["csw"], st["icsw"], wchan)
+	}
+	GinkgoWriter.Printf("PROFILE %s threads:%s\n", who, b.String())
 }

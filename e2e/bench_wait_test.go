@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"time"
 
@@ -123,7 +124,11 @@ const freshenBytes = 1 << 30
 // not pay it, and neither did vmm after QEMU once the KVM host had written
 // its free memory (docs/performance.md). Every turn gets the same, so no
 // VMM is measured on what the other left behind.
+// VMM_BENCH_FRESHEN=0 leaves it out, to see the effect it is there for.
 func freshenHostMemory() {
+	if os.Getenv("VMM_BENCH_FRESHEN") == "0" {
+		return
+	}
 	t0 := time.Now()
 	mem, err := unix.Mmap(-1, 0, freshenBytes, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {

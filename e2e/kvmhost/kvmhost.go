@@ -366,6 +366,9 @@ func runNested(ctx context.Context, opts Options) (attempt, error) {
 	qemu := opts.QEMU
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
+		// Its races kill and hang guests under load, whatever the VMM
+		// (docs/testing.md): a run on it says nothing about vmm.
+		opts.Logger.Warn("kvmhost: the emulator is the distribution's stock QEMU, whose TCG SVM races triple-fault and hang guests under load; make emulator builds the patched one (KVMHOST_QEMU=$(cat .build/emulator))")
 	}
 	tcgThread := opts.TCGThread
 	if tcgThread == "" {
