@@ -8,6 +8,12 @@ GO    ?= go
 # Static binaries: they run inside the KVM host, which has no C library.
 export CGO_ENABLED := 0
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The Go heap without transparent huge pages (the runtime's GODEBUG
+# disablethp=1, made the binaries' default): where THP is "always" (Debian's
+# kernels) each touched 2 MiB of heap is resident whole, 2-5 MiB of an idle
+# vmm's overhead (docs/performance.md). Guest RAM keeps its huge pages (vmm
+# asks for them with madvise). A GODEBUG in the environment still wins.
+GO_LDFLAGS := -X=runtime.godebugDefault=disablethp=1
 # The e2e package needs KVM; the unit pass runs everything else.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 # Where the kvmhost harness runs things: auto, direct or nested.
@@ -27,7 +33,7 @@ images: deps
 
 build: deps
 	@mkdir -p $(BUILD)
-	$(GO) build -o $(BUILD)/ ./cmd/...
+	$(GO) build -ldflags='$(GO_LDFLAGS)' -o $(BUILD)/ ./cmd/...
 	$(GO) build -o $(BUILD)/kvmhost ./e2e/cmd/kvmhost
 	$(GO) build -o $(BUILD)/e2erun ./e2e/cmd/e2erun
 	$(GO) test -c -o $(BUILD)/e2e.test ./e2e
