@@ -160,8 +160,6 @@ func measureIO(ctx context.Context, g ioGuest, on string) {
 	profileStep("TCP guest to host on "+on, who, g.pid(), stats)
 	if benchProfiling() {
 		GinkgoWriter.Printf("PROFILE %s eth0 after guest to host: %s\n", who, g.sh(ctx, "grep eth0 /proc/net/dev"))
-	}
-	if benchProfiling() {
 		stats = kvmStats(g.pid())
 	}
 	exits = traceExits()
@@ -170,8 +168,6 @@ func measureIO(ctx context.Context, g ioGuest, on string) {
 	profileStep("TCP host to guest on "+on, who, g.pid(), stats)
 	if benchProfiling() {
 		GinkgoWriter.Printf("PROFILE %s eth0 after host to guest: %s\n", who, g.sh(ctx, "grep eth0 /proc/net/dev"))
-	}
-	if benchProfiling() {
 		GinkgoWriter.Printf("PROFILE %s guest interrupts:\n%s\n", who, g.sh(ctx, "dmesg | grep -i -m 3 x2apic; grep -i -e virtio -e LOC -e TLB /proc/interrupts"))
 	}
 }
