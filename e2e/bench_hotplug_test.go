@@ -45,8 +45,9 @@ const (
 	// benchGuestMapping is the size from which a mapping of the VMM
 	// process counts as guest memory when its overhead is measured.
 	benchGuestMapping = 128 << 20
-	// benchPings is how many API round trips are timed per run.
-	benchPings = 200
+	// benchPings is how many API round trips are timed per run: the p99
+	// is the tenth slowest.
+	benchPings = 1000
 )
 
 // hotplugGuest is what the benchmark needs from a VMM running a guest.
@@ -112,11 +113,21 @@ func measureHotplug(ctx context.Context, g hotplugGuest) {
 	Expect(err).NotTo(HaveOccurred())
 	emit("VMM overhead: RSS minus guest memory; idle", "MiB", who, float64(total-guestMem)/(1<<20))
 
+	var stats map[string]uint64
+	if benchProfiling() {
+		stats = kvmStats(g.pid())
+	}
+	g.ping(ctx) // untimed: vmm's first one also opens the connection
 	pings := make([]time.Duration, 0, benchPings)
+	start := time.Now()
 	for range benchPings {
 		t0 := time.Now()
 		g.ping(ctx)
 		pings = append(pings, time.Since(t0))
+	}
+	if benchProfiling() {
+		profileStep(fmt.Sprintf("%d API round trips in %v", benchPings, time.Since(start).Round(time.Millisecond)), who, g.pid(), stats)
+		profilePings(who, pings)
 	}
 	sort.Slice(pings, func(i, j int) bool { return pings[i] < pings[j] })
 	emit("API round trip p50 (vmm.ping; QMP query-status)", "us", who, float64(pings[len(pings)/2].Nanoseconds())/1e3)
@@ -507,4 +518,27 @@ func (p *pingClient) do() error {
 		return fmt.Errorf("vmm.ping: status %d: %v", resp.StatusCode, err)
 	}
 	return nil
+}
+
+// profilePings prints the slowest round trips of a run in the order they
+// were sent, each with its place in the run and the time since the first.
+func profilePings(who string, pings []time.Duration) {
+	idx := make([]int, len(pings))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return pings[idx[a]] > pings[idx[b]] })
+	slow := idx[:min(len(idx), 12)]
+	sort.Ints(slow)
+	var at time.Duration
+	next := 0
+	var b strings.Builder
+	for i, d := range pings {
+		if next < len(slow) && slow[next] == i {
+			fmt.Fprintf(&b, " #%d@%v=%v", i, at.Round(time.Millisecond), d.Round(10*time.Microsecond))
+			next++
+		}
+		at += d
+	}
+	GinkgoWriter.Printf("profile %s: slowest API round trips:%s\n", who, b.String())
 }
