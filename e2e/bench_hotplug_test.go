@@ -306,6 +306,8 @@ func startQEMU(ctx context.Context, qemu string, args ...string) *qemuGuest {
 	p := guest.ResolvePaths()
 	cmd := exec.Command(qemu, append(args,
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio",
+		// Thread names ("CPU 0/KVM") for the profile's switch counts.
+		"-name", "qemu,debug-threads=on",
 		"-kernel", p.Kernel, "-initrd", p.Initramfs, "-append", guest.DefaultCmdline)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	console := guest.NewConsole(nil)

@@ -116,8 +116,15 @@ type Net struct {
 // a flow is not bulk. Under emulation a notification costs the guest
 // hundreds of microseconds and the window reaches netTXGather; a real
 // host's bulk flow notifies microseconds apart, and its window is as short.
+// The wait also sets the guest's frame size: its TCP holds data back while
+// its last frames are not completed (autocorking, small queues), so the
+// later the completion, the larger the next frame. Guest to host on PCI
+// in the emulated KVM host, 3 runs each: 200 us at most, 2.2-2.5 MiB/s
+// in 4800-6400 frames for 16 MiB; 500 us, 3.5-3.9 in 3800-4100; 1 ms,
+// 3.9-5.2 in 2650-3300; 2 ms, 4.1-6.1 in 1900-2700. A paced flow of large
+// frames waits at most 1 ms, and never more than half its own gap.
 const (
-	netTXGather = 200 * time.Microsecond
+	netTXGather = 1000 * time.Microsecond
 	netTXPause  = 5 * time.Millisecond
 	// netTXLarge is the frame size, header excluded, from which a frame
 	// counts as bulk: an MSS-sized segment is; an ack or a request is not.
@@ -383,16 +390,18 @@ func (n *Net) transmit(bufs [][]byte) error {
 	}
 }
 
-// netRXBatch bounds the frames delivered under one lock of the receive
-// queue, and so under one interrupt decision.
-const netRXBatch = 64
-
 // receive moves frames from the tap to the guest until deactivate sets
 // stopping. A frame waits for receive buffers (the driver's notification
 // wakes it); one too large for a buffer is dropped, unless mrg (mergeable
-// buffers) lets it span several. Frames already queued in the tap go along
-// with the one that woke it, up to netRXBatch, so that a burst costs the
-// guest one interrupt rather than one per frame.
+// buffers) lets it span several. Each frame is published, and the
+// interrupt decided, as it lands, as QEMU does: the guest starts on the
+// first frames of a burst while the rest arrive, and its interrupt
+// suppression (event index, or the no-interrupt flag while its poll
+// runs) keeps the burst to one interrupt. It replaced a decision per
+// batch of up to 64 frames, which could hold the guest back until the
+// batch or its ring was full; host to guest did not measurably change
+// (PCI in the emulated KVM host: median 33.2 MiB/s in 15 runs, 32.4 in
+// 13 before), and the code is simpler.
 func (n *Net) receive(qs queues, mrg bool, done chan struct{}) {
 	defer close(done)
 	buf := make([]byte, netHdrSize+netMaxFrame)
@@ -413,35 +422,20 @@ func (n *Net) receive(qs queues, mrg bool, done chan struct{}) {
 			}
 			continue
 		}
-		starved := false
-		live := qs.with(netRXQueue, func(q *vring) {
-			for i := 1; ; i++ {
-				delivered := false
-				if mrg {
-					delivered = n.deliverMerged(q, frame, &chains)
-				} else {
-					delivered = n.deliver(q, frame, &chains)
-				}
-				if !delivered {
-					starved = true
-					return
-				}
-				frame = nil
-				if i == netRXBatch {
-					return
-				}
-				size, err := n.readTap(buf)
-				if err != nil || size < netHdrSize {
-					return // none now (EAGAIN), or a runt; a failed tap fails the next read
-				}
-				frame = buf[:size]
+		delivered := false
+		qs.with(netRXQueue, func(q *vring) {
+			if mrg {
+				delivered = n.deliverMerged(q, frame, &chains)
+			} else {
+				delivered = n.deliver(q, frame, &chains)
 			}
 		})
-		if frame == nil || (live && !starved) {
+		if delivered {
+			frame = nil
 			continue
 		}
-		// The driver has posted no buffer for this frame: wait for its
-		// notification, or for the end.
+		// The driver has posted no buffer for this frame, or the queue is
+		// not live: wait for its notification, or for the end.
 		if err := n.sleep(false); err != nil {
 			qs.logger().Error("virtio-net: receiving stopped", "tap", n.tapName, "err", err)
 			return

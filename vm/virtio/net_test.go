@@ -415,7 +415,7 @@ func TestNetGathersTransmittedFramesOnlyInABulkFlow(t *testing.T) {
 	}{
 		{"acks or requests, notified often", false, 300 * time.Microsecond, 0},
 		{"bulk under emulation: half the gap", true, 300 * time.Microsecond, 150 * time.Microsecond},
-		{"bulk under emulation: at most netTXGather", true, time.Millisecond, netTXGather},
+		{"bulk under emulation: at most netTXGather", true, 4 * time.Millisecond, netTXGather},
 		{"bulk on a real host: a short window", true, 20 * time.Microsecond, 10 * time.Microsecond},
 		{"a large frame after a pause: served at once", true, 10 * time.Millisecond, 0},
 	}
